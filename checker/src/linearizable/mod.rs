@@ -1,0 +1,196 @@
+//! The linearizability checker: is there a total order of the operations, consistent
+//! with real time, in which every operation does what a sequential object would do?
+//!
+//! Operations on different keys are checked separately (P-compositionality), on all
+//! cores. Failed operations did not happen. Crashed (`info`) operations may take effect
+//! at any time after their invocation, or never. Verdicts are exact: `unknown` (with the
+//! reason) when the time limit or memory ceiling stops the search, never a guess.
+
+mod explain;
+mod model;
+mod precheck;
+mod prepare;
+mod search;
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+pub use model::{Action, FifoQueue, Model, Mutex, Register, Set, ValueId};
+pub use prepare::{Entry, KeyProblem, ModelKind, NEVER, prepare};
+pub use search::{Failure, GaveUp, Limits, Outcome, SearchReport, search};
+
+use crate::history::{History, InputError};
+use crate::results::{Validity, Verdict};
+
+/// How to check.
+#[derive(Debug, Clone)]
+pub struct LinearizableOptions {
+    /// The model; `None` picks one from the operations (see [`ModelKind::infer`]).
+    pub model: Option<ModelKind>,
+    /// Give up (answer `unknown`) after this long. Default 300 s.
+    pub time_limit: Duration,
+    /// Give up when the searches' memo tables together exceed this many bytes.
+    /// Default 4 GiB.
+    pub memory_limit_bytes: usize,
+    /// Run the register precheck, which refutes reads no write could have served without
+    /// searching. Default on; turning it off only serves to measure the search.
+    pub precheck: bool,
+}
+
+impl Default for LinearizableOptions {
+    fn default() -> Self {
+        LinearizableOptions {
+            model: None,
+            time_limit: Duration::from_secs(300),
+            memory_limit_bytes: 4 << 30,
+            precheck: true,
+        }
+    }
+}
+
+/// One key's answer.
+#[derive(Debug, Clone)]
+pub struct KeyResult {
+    /// The key's operations.
+    pub problem: KeyProblem,
+    /// The search's answer.
+    pub report: SearchReport,
+}
+
+/// Checks every key of `history` and returns the merged verdict.
+pub fn check(history: &History, options: &LinearizableOptions) -> Result<Verdict, InputError> {
+    let model = match options.model {
+        Some(model) => model,
+        None => ModelKind::infer(history)?,
+    };
+    let started = Instant::now();
+    let results = check_keys(prepare(history, model)?, model, options);
+    Ok(explain::verdict(
+        history,
+        model,
+        &results,
+        started.elapsed(),
+    ))
+}
+
+/// Searches each problem, in parallel, under shared limits.
+pub fn check_keys(
+    problems: Vec<KeyProblem>,
+    model: ModelKind,
+    options: &LinearizableOptions,
+) -> Vec<KeyResult> {
+    let limits = Limits {
+        deadline: Instant::now() + options.time_limit,
+        memory_bytes: options.memory_limit_bytes,
+        memory_used: AtomicUsize::new(0),
+    };
+    // Largest first, so the long searches start early.
+    let mut problems = problems;
+    problems.sort_by_key(|p| std::cmp::Reverse(p.completed.len() + p.crashed.len()));
+    let mut results: Vec<KeyResult> = problems
+        .into_par_iter()
+        .map(|problem| {
+            let report = match model {
+                ModelKind::Register | ModelKind::CasRegister
+                    if let Some(failure) = options.precheck.then(|| refute(&problem)).flatten() =>
+                {
+                    SearchReport {
+                        outcome: Outcome::NotLinearizable(failure),
+                        configurations: 0,
+                    }
+                }
+                ModelKind::Register => refine(&Register { cas: false }, &problem, &limits),
+                ModelKind::CasRegister => refine(&Register { cas: true }, &problem, &limits),
+                ModelKind::Mutex => refine(&Mutex, &problem, &limits),
+                ModelKind::Set => refine(&Set, &problem, &limits),
+                // Repeating a crashed enqueue grows the queue without end: no relaxation.
+                ModelKind::FifoQueue => search(
+                    &FifoQueue {
+                        unique_elements: problem.dequeue_windows.is_some(),
+                    },
+                    &problem,
+                    &limits,
+                    false,
+                ),
+            };
+            KeyResult { problem, report }
+        })
+        .collect();
+    results.sort_by(|a, b| a.problem.key.cmp(&b.problem.key));
+    results
+}
+
+/// The register precheck's refutation as a failure, if it finds one.
+fn refute(problem: &KeyProblem) -> Option<Failure> {
+    let refutation = precheck::refute_register(problem)?;
+    let observer = &problem.completed[refutation.observer];
+    let concurrent = problem
+        .completed
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| {
+            *i != refutation.observer && e.call < observer.ret && e.ret > observer.call
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let value = problem.show(refutation.value);
+    let reason = match refutation.overwritten_by {
+        None => format!("no operation invoked before it returned writes {value}"),
+        Some(_) => format!(
+            "every write of {value} invoked before it returned was overwritten before it began (see the overwriting operation)"
+        ),
+    };
+    Some(Failure {
+        linearized_prefix: problem
+            .completed
+            .iter()
+            .filter(|e| e.ret < observer.call)
+            .count(),
+        blocking: refutation.observer,
+        concurrent,
+        states: Vec::new(),
+        reason: Some(reason),
+        overwritten_by: refutation.overwritten_by,
+    })
+}
+
+/// Decides one key: first the relaxation in which crashed operations never run out
+/// (small, and exact when it finds no linearization), then, only if that finds one and
+/// crashed operations could matter, the exact search.
+fn refine<M: Model>(model: &M, problem: &KeyProblem, limits: &Limits) -> SearchReport {
+    if problem.crashed.is_empty() {
+        return search(model, problem, limits, false);
+    }
+    let relaxed = search(model, problem, limits, true);
+    match relaxed.outcome {
+        Outcome::Linearizable => {
+            let mut exact = search(model, problem, limits, false);
+            exact.configurations += relaxed.configurations;
+            exact
+        }
+        _ => relaxed,
+    }
+}
+
+/// The merged validity of per-key results.
+pub fn validity(results: &[KeyResult]) -> Validity {
+    results.iter().fold(Validity::Valid, |acc, r| {
+        acc.merge(match r.report.outcome {
+            Outcome::Linearizable => Validity::Valid,
+            Outcome::NotLinearizable(_) => Validity::Invalid,
+            Outcome::Unknown(_) => Validity::Unknown,
+        })
+    })
+}
+
+pub(crate) fn object(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}

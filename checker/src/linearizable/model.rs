@@ -1,0 +1,399 @@
+//! Sequential specifications: what each operation does to an object's state.
+//!
+//! Values are interned per key to small integers before the search ([`Value`] id 0 is
+//! always JSON `null`), so states are cheap to copy, hash and compare.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::Hash;
+
+/// An interned value; 0 is `null`.
+pub type ValueId = u32;
+
+/// The interned id of JSON `null`.
+pub const NULL: ValueId = 0;
+
+/// Stands for every written value that no operation ever observes: all such values
+/// behave alike (no read or compare accepts them), so they are merged into one.
+pub const UNOBSERVED: ValueId = ValueId::MAX;
+
+/// One operation as the model sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// A register read that returned the value.
+    Read(ValueId),
+    /// A register write.
+    Write(ValueId),
+    /// A compare-and-set from the first value to the second.
+    Cas(ValueId, ValueId),
+    /// A mutex acquire.
+    Acquire,
+    /// A mutex release.
+    Release,
+    /// A set add.
+    Add(ValueId),
+    /// A read of the whole set: its elements, sorted and without duplicates.
+    ReadSet(Box<[ValueId]>),
+    /// A queue enqueue.
+    Enqueue(ValueId),
+    /// A dequeue that returned the element (or `NULL`: the queue was empty).
+    Dequeue(ValueId),
+    /// A dequeue whose result is unknown (it crashed): removes the head, if any.
+    DequeueUnknown,
+}
+
+/// A sequential specification: an initial state and a step function.
+pub trait Model: Sync {
+    /// The object's state.
+    type State: Clone + Eq + Hash + Send + Sync + fmt::Debug;
+
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+
+    /// The state after `action`, or `None` if `action` cannot happen in `state`
+    /// (e.g. a read that returned a value other than the current one).
+    fn step(&self, state: &Self::State, action: &Action) -> Option<Self::State>;
+
+    /// True when linearizing `action` right now, in `state` (where it fits), can never
+    /// rule out a linearization that exists: a read, which changes nothing, or a write of
+    /// an unobserved value over an unobserved value (which must be overwritten before
+    /// anything looks). The search takes such operations at once. `false` (the default)
+    /// is always safe.
+    fn absorbs(&self, _state: &Self::State, _action: &Action) -> bool {
+        false
+    }
+
+    /// True when `action` sets the whole state regardless of what it was, and fits every
+    /// state (a register write). A crashed operation followed by such an operation before
+    /// anything observes the state might as well not have happened, so the search never
+    /// places one there. `false` (the default) is always safe.
+    fn overwrites(&self, _action: &Action) -> bool {
+        false
+    }
+
+    /// A necessary condition: can `target` fit after the current `state` is changed by
+    /// some of `candidates` (each at most once, in some order)? `false` only when it
+    /// certainly cannot; the default never rules anything out.
+    fn could_fit(
+        &self,
+        _state: &Self::State,
+        _target: &Action,
+        _candidates: &mut dyn Iterator<Item = &Action>,
+    ) -> bool {
+        true
+    }
+
+    /// The state in words, with interned values shown through `show`.
+    fn describe(&self, state: &Self::State, show: &dyn Fn(ValueId) -> String) -> String;
+}
+
+/// A register: `read` and `write`, and `cas` when `cas` is set (the cas-register).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Register {
+    /// Whether compare-and-set is an operation of this register.
+    pub cas: bool,
+}
+
+fn register_step(state: &ValueId, action: &Action) -> Option<ValueId> {
+    match action {
+        Action::Read(v) => (v == state).then_some(*state),
+        Action::Write(v) => Some(*v),
+        Action::Cas(old, new) => (old == state).then_some(*new),
+        _ => None,
+    }
+}
+
+/// A register read or cas needs its expected value, which must be current already or be
+/// written by some candidate.
+fn register_could_fit(
+    state: &ValueId,
+    target: &Action,
+    candidates: &mut dyn Iterator<Item = &Action>,
+) -> bool {
+    let needed = match target {
+        Action::Read(v) | Action::Cas(v, _) => *v,
+        _ => return true,
+    };
+    if needed == *state {
+        return true;
+    }
+    for candidate in candidates {
+        if let Action::Write(v) | Action::Cas(_, v) = candidate
+            && *v == needed
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn register_absorbs(state: &ValueId, action: &Action) -> bool {
+    match action {
+        Action::Read(_) => true,
+        Action::Cas(old, new) => old == new,
+        Action::Write(UNOBSERVED) => *state == UNOBSERVED,
+        _ => false,
+    }
+}
+
+impl Model for Register {
+    type State = ValueId;
+    fn init(&self) -> ValueId {
+        NULL
+    }
+    fn step(&self, state: &ValueId, action: &Action) -> Option<ValueId> {
+        match action {
+            Action::Cas(..) if !self.cas => None,
+            _ => register_step(state, action),
+        }
+    }
+    fn absorbs(&self, state: &ValueId, action: &Action) -> bool {
+        register_absorbs(state, action)
+    }
+    fn overwrites(&self, action: &Action) -> bool {
+        matches!(action, Action::Write(_))
+    }
+    fn could_fit(
+        &self,
+        state: &ValueId,
+        target: &Action,
+        candidates: &mut dyn Iterator<Item = &Action>,
+    ) -> bool {
+        register_could_fit(state, target, candidates)
+    }
+    fn describe(&self, state: &ValueId, show: &dyn Fn(ValueId) -> String) -> String {
+        format!("register = {}", show(*state))
+    }
+}
+
+/// A mutual-exclusion lock: acquire succeeds only when free, release only when held.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mutex;
+
+impl Model for Mutex {
+    type State = bool;
+    fn init(&self) -> bool {
+        false
+    }
+    fn step(&self, locked: &bool, action: &Action) -> Option<bool> {
+        match action {
+            Action::Acquire => (!*locked).then_some(true),
+            Action::Release => (*locked).then_some(false),
+            _ => None,
+        }
+    }
+    fn could_fit(
+        &self,
+        locked: &bool,
+        target: &Action,
+        candidates: &mut dyn Iterator<Item = &Action>,
+    ) -> bool {
+        // An acquire needs the lock free; a release needs it held.
+        let (fits, toggles) = match target {
+            Action::Acquire => (!*locked, Action::Release),
+            Action::Release => (*locked, Action::Acquire),
+            _ => return true,
+        };
+        if fits {
+            return true;
+        }
+        for candidate in candidates {
+            if *candidate == toggles {
+                return true;
+            }
+        }
+        false
+    }
+    fn describe(&self, locked: &bool, _show: &dyn Fn(ValueId) -> String) -> String {
+        if *locked { "lock held" } else { "lock free" }.to_string()
+    }
+}
+
+/// A grow-only set whose reads return every element.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Set;
+
+impl Model for Set {
+    type State = Vec<ValueId>;
+    fn init(&self) -> Vec<ValueId> {
+        Vec::new()
+    }
+    fn step(&self, state: &Vec<ValueId>, action: &Action) -> Option<Vec<ValueId>> {
+        match action {
+            Action::Add(e) => match state.binary_search(e) {
+                Ok(_) => Some(state.clone()),
+                Err(at) => {
+                    let mut next = state.clone();
+                    next.insert(at, *e);
+                    Some(next)
+                }
+            },
+            Action::ReadSet(elements) => (state.as_slice() == &elements[..]).then(|| state.clone()),
+            _ => None,
+        }
+    }
+    fn absorbs(&self, _state: &Vec<ValueId>, action: &Action) -> bool {
+        matches!(action, Action::ReadSet(_))
+    }
+    fn could_fit(
+        &self,
+        state: &Vec<ValueId>,
+        target: &Action,
+        candidates: &mut dyn Iterator<Item = &Action>,
+    ) -> bool {
+        // A set only grows: a read must contain the state, and what it has beyond the
+        // state must be added by candidates.
+        let Action::ReadSet(read) = target else {
+            return true;
+        };
+        if state.iter().any(|e| read.binary_search(e).is_err()) {
+            return false;
+        }
+        let mut missing: Vec<ValueId> = read
+            .iter()
+            .filter(|e| state.binary_search(e).is_err())
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        for candidate in candidates {
+            if let Action::Add(e) = candidate {
+                missing.retain(|m| m != e);
+                if missing.is_empty() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    fn describe(&self, state: &Vec<ValueId>, show: &dyn Fn(ValueId) -> String) -> String {
+        let items: Vec<String> = state.iter().map(|&e| show(e)).collect();
+        format!("set = [{}]", items.join(", "))
+    }
+}
+
+/// A first-in first-out queue; a dequeue on an empty queue returns `null`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FifoQueue {
+    /// Every element is enqueued at most once and dequeued at most once: then a dequeue
+    /// of the element at the head can be linearized at once (nothing else can remove it,
+    /// and only enqueues, which go behind it, can come in between).
+    pub unique_elements: bool,
+}
+
+impl Model for FifoQueue {
+    type State = VecDeque<ValueId>;
+    fn init(&self) -> VecDeque<ValueId> {
+        VecDeque::new()
+    }
+    fn step(&self, state: &VecDeque<ValueId>, action: &Action) -> Option<VecDeque<ValueId>> {
+        match action {
+            Action::Enqueue(e) => {
+                let mut next = state.clone();
+                next.push_back(*e);
+                Some(next)
+            }
+            Action::Dequeue(NULL) => state.is_empty().then(|| state.clone()),
+            Action::Dequeue(e) => (state.front() == Some(e)).then(|| {
+                let mut next = state.clone();
+                next.pop_front();
+                next
+            }),
+            Action::DequeueUnknown => {
+                let mut next = state.clone();
+                next.pop_front();
+                Some(next)
+            }
+            _ => None,
+        }
+    }
+    fn absorbs(&self, state: &VecDeque<ValueId>, action: &Action) -> bool {
+        match action {
+            Action::Dequeue(NULL) => true,
+            Action::Dequeue(e) => self.unique_elements && state.front() == Some(e),
+            _ => false,
+        }
+    }
+    fn could_fit(
+        &self,
+        state: &VecDeque<ValueId>,
+        target: &Action,
+        candidates: &mut dyn Iterator<Item = &Action>,
+    ) -> bool {
+        // A dequeue of e needs e queued (or enqueued by a candidate) and everything ahead
+        // of it removed by candidate dequeues; an empty dequeue needs everything removed.
+        let Action::Dequeue(wanted) = target else {
+            return true;
+        };
+        let mut dequeued: Vec<ValueId> = Vec::new();
+        let mut unknown_dequeues = 0usize;
+        let mut enqueued_wanted = false;
+        for candidate in candidates {
+            match candidate {
+                Action::Dequeue(e) if *e != NULL => dequeued.push(*e),
+                Action::DequeueUnknown => unknown_dequeues += 1,
+                Action::Enqueue(e) if e == wanted => enqueued_wanted = true,
+                _ => {}
+            }
+        }
+        let ahead: &mut dyn Iterator<Item = &ValueId> =
+            &mut match state.iter().position(|e| e == wanted) {
+                Some(at) if *wanted != NULL => state.iter().take(at),
+                _ if *wanted == NULL || enqueued_wanted => state.iter().take(state.len()),
+                _ => return false,
+            };
+        let stuck = ahead.filter(|e| !dequeued.contains(e)).count();
+        stuck <= unknown_dequeues
+    }
+    fn describe(&self, state: &VecDeque<ValueId>, show: &dyn Fn(ValueId) -> String) -> String {
+        let items: Vec<String> = state.iter().map(|&e| show(e)).collect();
+        format!("queue = [{}] (head first)", items.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cas_register_steps() {
+        let m = Register { cas: true };
+        assert_eq!(m.step(&NULL, &Action::Write(3)), Some(3));
+        assert_eq!(m.step(&3, &Action::Cas(3, 4)), Some(4));
+        assert_eq!(m.step(&3, &Action::Cas(2, 4)), None);
+        assert_eq!(m.step(&3, &Action::Read(3)), Some(3));
+        assert_eq!(m.step(&3, &Action::Read(1)), None);
+        assert_eq!(Register { cas: false }.step(&3, &Action::Cas(3, 4)), None);
+    }
+
+    #[test]
+    fn mutex_excludes() {
+        assert_eq!(Mutex.step(&false, &Action::Acquire), Some(true));
+        assert_eq!(Mutex.step(&true, &Action::Acquire), None);
+        assert_eq!(Mutex.step(&false, &Action::Release), None);
+    }
+
+    #[test]
+    fn set_and_queue() {
+        let s = Set.step(&vec![], &Action::Add(2)).unwrap();
+        let s = Set.step(&s, &Action::Add(1)).unwrap();
+        assert_eq!(s, vec![1, 2]);
+        assert!(Set.step(&s, &Action::ReadSet(vec![1, 2].into())).is_some());
+        assert!(Set.step(&s, &Action::ReadSet(vec![1].into())).is_none());
+        let q = FifoQueue::default()
+            .step(&VecDeque::new(), &Action::Enqueue(5))
+            .unwrap();
+        assert!(
+            FifoQueue::default()
+                .step(&q, &Action::Dequeue(NULL))
+                .is_none()
+        );
+        assert!(
+            FifoQueue::default()
+                .step(&q, &Action::Dequeue(5))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,669 @@
+//! The exact search for a linearization of one key's operations.
+//!
+//! This is Wing & Gong's search with Lowe's just-in-time refinement: a configuration is
+//! the set of completed operations linearized so far, the model state, and how many of
+//! each kind of crashed operation have been used. An operation may be linearized next
+//! when it was invoked before the earliest return among the completed operations not yet
+//! linearized. Because every completed operation returning before that point is already
+//! linearized, the set is (k, mask): k, the first unlinearized operation in return order,
+//! and a bit mask over the few operations spanning its return.
+//!
+//! Reductions, each exact:
+//! - Operations the model says it absorbs (reads that fit the current state, writes of an
+//!   unobserved value over an unobserved value) are linearized at once: moving them
+//!   earlier never invalidates a linearization.
+//! - Completed operations with the same action are linearized in the order they
+//!   returned: swapping two of them changes no state and breaks no real-time order. For
+//!   the same reason a completed operation goes before a crashed one with its action.
+//! - Crashed operations with the same action are interchangeable once invoked (none has
+//!   a deadline), so only how many of each were used matters.
+//! - A crashed operation is never followed by an overwriting one (a register write)
+//!   before some operation observes the state: such a linearization stays valid with the
+//!   crashed operations removed. The search carries this as a "debt" after each crashed
+//!   move until something observes the state.
+//! - The earliest-returning operation still to linearize must fit after some of the
+//!   current candidates (no other operation can become a candidate before it is placed);
+//!   when the model says it cannot, the configuration is dead.
+//! - Queues with unique elements: an element may be enqueued only if no element still to
+//!   be enqueued was dequeued (returned) before this element's dequeue was invoked —
+//!   FIFO would put it behind, so its dequeue would have to come later.
+//! - Queues without crashed dequeues: an element no dequeue returns is enqueued only
+//!   after every element some dequeue returns, since nothing could remove it to let
+//!   later elements out.
+//! - Memoisation with dominance: a configuration that failed also fails with more crashed
+//!   operations used, since using one is always optional.
+//!
+//! With `crashed_reusable` the search is a relaxation: each crashed operation, once
+//! invoked, may take effect any number of times. It allows more than the history does,
+//! so "not linearizable" from it is exact, and it needs no counts, which keeps it small
+//! where many crashed operations would multiply the exact search's configurations.
+//!
+//! The search stops with "unknown" when its deadline passes or the shared memory budget
+//! is spent; it never guesses.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::model::{Action, Model, UNOBSERVED};
+use super::prepare::KeyProblem;
+
+/// Shared limits for all the searches of one check.
+#[derive(Debug)]
+pub struct Limits {
+    /// Give up after this instant.
+    pub deadline: Instant,
+    /// Give up when the searches together hold more than this many bytes of memo.
+    pub memory_bytes: usize,
+    /// Memo bytes currently held by all searches.
+    pub memory_used: AtomicUsize,
+}
+
+/// Why a search did not decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GaveUp {
+    /// The time limit passed.
+    Time,
+    /// The memory ceiling was reached.
+    Memory,
+}
+
+/// Where the search got furthest before every path failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Completed operations (indices into `KeyProblem::completed`) that every path
+    /// linearized: all those returning before the blocking operation returned.
+    pub linearized_prefix: usize,
+    /// The completed operation that no path could linearize in time.
+    pub blocking: usize,
+    /// Other completed operations that could still be linearized at that point.
+    pub concurrent: Vec<usize>,
+    /// The states (described by the model) the longest prefixes can end in.
+    pub states: Vec<String>,
+    /// A direct reason, when the failure was found without a search.
+    pub reason: Option<String>,
+    /// For a direct reason: the completed operation that overwrote the value needed.
+    pub overwritten_by: Option<usize>,
+}
+
+/// The result of one search.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A linearization exists.
+    Linearizable,
+    /// None exists; the failure says where paths end.
+    NotLinearizable(Failure),
+    /// The search stopped before deciding.
+    Unknown(GaveUp),
+}
+
+/// The result with the work it took.
+#[derive(Debug, Clone)]
+pub struct SearchReport {
+    /// The answer.
+    pub outcome: Outcome,
+    /// Configurations visited.
+    pub configurations: u64,
+}
+
+const MAX_STATES_REPORTED: usize = 8;
+
+#[derive(Clone, Copy, Debug)]
+enum Move {
+    Completed(u32),
+    Crashed(u16),
+}
+
+struct Undo<S> {
+    linearized: Vec<u32>,
+    k: usize,
+    state: S,
+    class: Option<u16>,
+    debt: bool,
+}
+
+struct Frame<S> {
+    moves: Vec<Move>,
+    next: usize,
+    undo: Option<Undo<S>>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct MemoKey<S> {
+    k: u32,
+    debt: bool,
+    mask: Box<[u64]>,
+    state: S,
+}
+
+struct Search<'p, M: Model> {
+    model: &'p M,
+    problem: &'p KeyProblem,
+    /// Completed operation ids in return order.
+    ret_order: Vec<u32>,
+    /// For each k, the completed operations invoked before and returning at or after
+    /// the return of `ret_order[k]`, in return order.
+    span: Vec<Box<[u32]>>,
+    /// Crashed operation classes: one action each, and the sorted invocation positions.
+    class_actions: Vec<Action>,
+    class_calls: Vec<Vec<u64>>,
+    /// Each completed operation's action, as a small number.
+    completed_action: Vec<u32>,
+    /// For each crashed class, the completed operations' action number with its action.
+    crashed_twin: Vec<Option<u32>>,
+    /// Scratch: the generation in which each action number was last offered as a move.
+    offered: Vec<u64>,
+    generation: u64,
+    // The current configuration.
+    linearized: Vec<bool>,
+    k: usize,
+    state: M::State,
+    used: Vec<u16>,
+    /// A crashed operation was just linearized and nothing has observed its effect yet.
+    debt: bool,
+    /// The relaxation: crashed operations never run out.
+    crashed_reusable: bool,
+    /// Queues without crashed dequeues: enqueues of dequeued elements not yet linearized.
+    /// `None` when the rule does not apply.
+    observed_enqueues_left: Option<usize>,
+    // Memo: failed (or in-progress) configurations, with the crashed-use vectors seen.
+    seen: FxHashSet<MemoKey<M::State>>,
+    seen_with_crashed: FxHashMap<MemoKey<M::State>, Vec<Box<[u16]>>>,
+    memory_local: usize,
+    memory_reported: usize,
+    deepest_k: usize,
+    deepest_states: Vec<M::State>,
+}
+
+/// Searches for a linearization of `problem` under `model`. With `crashed_reusable`,
+/// searches the relaxation in which crashed operations may take effect repeatedly: its
+/// `NotLinearizable` is exact, its `Linearizable` is not.
+pub fn search<M: Model>(
+    model: &M,
+    problem: &KeyProblem,
+    limits: &Limits,
+    crashed_reusable: bool,
+) -> SearchReport {
+    let mut search = Search::new(model, problem);
+    search.crashed_reusable = crashed_reusable;
+    let outcome = search.run(limits);
+    limits
+        .memory_used
+        .fetch_sub(search.memory_reported, Ordering::Relaxed);
+    SearchReport {
+        outcome,
+        configurations: (search.seen.len()
+            + search
+                .seen_with_crashed
+                .values()
+                .map(Vec::len)
+                .sum::<usize>()) as u64,
+    }
+}
+
+impl<'p, M: Model> Search<'p, M> {
+    fn new(model: &'p M, problem: &'p KeyProblem) -> Self {
+        let completed = &problem.completed;
+        let n = completed.len();
+        let mut ret_order: Vec<u32> = (0..n as u32).collect();
+        ret_order.sort_by_key(|&i| completed[i as usize].ret);
+        // Sweep in return order, keeping the operations invoked so far and not yet returned.
+        let mut span = Vec::with_capacity(n);
+        let mut active: Vec<u32> = Vec::new();
+        let mut next_call = 0usize; // completed is in invocation order
+        for &d in &ret_order {
+            let deadline = completed[d as usize].ret;
+            while next_call < n && completed[next_call].call < deadline {
+                active.push(next_call as u32);
+                next_call += 1;
+            }
+            active.retain(|&i| completed[i as usize].ret >= deadline);
+            let mut ops = active.clone();
+            ops.sort_by_key(|&i| completed[i as usize].ret);
+            span.push(ops.into_boxed_slice());
+        }
+        let mut class_of: FxHashMap<&Action, usize> = FxHashMap::default();
+        let mut class_actions = Vec::new();
+        let mut class_calls: Vec<Vec<u64>> = Vec::new();
+        for entry in &problem.crashed {
+            let class = *class_of.entry(&entry.action).or_insert_with(|| {
+                class_actions.push(entry.action.clone());
+                class_calls.push(Vec::new());
+                class_actions.len() - 1
+            });
+            class_calls[class].push(entry.call);
+        }
+        let mut action_number: FxHashMap<&Action, u32> = FxHashMap::default();
+        let completed_action: Vec<u32> = completed
+            .iter()
+            .map(|e| {
+                let next = action_number.len() as u32;
+                *action_number.entry(&e.action).or_insert(next)
+            })
+            .collect();
+        let crashed_twin = class_actions
+            .iter()
+            .map(|a| action_number.get(a).copied())
+            .collect();
+        let offered = vec![0; action_number.len()];
+        let is_observed_enqueue = |a: &Action| matches!(a, Action::Enqueue(v) if *v != UNOBSERVED);
+        let queue_rule = completed
+            .iter()
+            .any(|e| matches!(e.action, Action::Enqueue(_)))
+            && !problem
+                .crashed
+                .iter()
+                .any(|e| e.action == Action::DequeueUnknown);
+        let observed_enqueues_left = queue_rule.then(|| {
+            completed
+                .iter()
+                .chain(problem.crashed.iter())
+                .filter(|e| is_observed_enqueue(&e.action))
+                .count()
+        });
+        let classes = class_actions.len();
+        let init = model.init();
+        Search {
+            model,
+            problem,
+            ret_order,
+            span,
+            class_actions,
+            class_calls,
+            completed_action,
+            crashed_twin,
+            offered,
+            generation: 0,
+            observed_enqueues_left,
+            linearized: vec![false; n],
+            k: 0,
+            state: init.clone(),
+            used: vec![0; classes],
+            debt: false,
+            crashed_reusable: false,
+            seen: FxHashSet::default(),
+            seen_with_crashed: FxHashMap::default(),
+            memory_local: 0,
+            memory_reported: 0,
+            deepest_k: 0,
+            deepest_states: vec![init],
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.k >= self.ret_order.len()
+    }
+
+    /// Keeps the queue rule's count in step with an action taking effect (+1: undone).
+    fn count_enqueue(&mut self, action_of: Option<&Action>, undone: bool) {
+        if let (Some(left), Some(Action::Enqueue(v))) =
+            (self.observed_enqueues_left.as_mut(), action_of)
+            && *v != UNOBSERVED
+        {
+            *left = if undone {
+                *left + 1
+            } else {
+                left.saturating_sub(1)
+            };
+        }
+    }
+
+    /// Linearizes completed operation `x` (already checked to fit) into the current
+    /// configuration, advancing k past everything linearized.
+    fn linearize(&mut self, x: u32, undo: &mut Undo<M::State>) {
+        let problem = self.problem;
+        self.count_enqueue(Some(&problem.completed[x as usize].action), false);
+        self.linearized[x as usize] = true;
+        undo.linearized.push(x);
+        while self.k < self.ret_order.len() && self.linearized[self.ret_order[self.k] as usize] {
+            self.k += 1;
+        }
+    }
+
+    /// Linearizes every operation the model absorbs in the current state, until none
+    /// fits. Anything absorbed observes the state, which pays a crashed move's debt.
+    fn close_over_reads(&mut self, undo: &mut Undo<M::State>) {
+        let before = undo.linearized.len();
+        self.absorb(undo);
+        if undo.linearized.len() > before {
+            self.debt = false;
+        }
+    }
+
+    fn absorb(&mut self, undo: &mut Undo<M::State>) {
+        'again: while !self.done() {
+            let span = &self.span[self.k];
+            for &x in span.iter() {
+                if self.linearized[x as usize] {
+                    continue;
+                }
+                let action = &self.problem.completed[x as usize].action;
+                if !self.model.absorbs(&self.state, action) {
+                    continue;
+                }
+                // Absorbed operations may change the state (a queue's dequeue of its
+                // head); the undo record restores the state from before the move.
+                if let Some(next) = self.model.step(&self.state, action) {
+                    self.state = next;
+                    self.linearize(x, undo);
+                    continue 'again;
+                }
+            }
+            break;
+        }
+    }
+
+    fn deadline_position(&self) -> u64 {
+        self.problem.completed[self.ret_order[self.k] as usize].ret
+    }
+
+    /// The model's necessary condition for the deadline operation to fit, given every
+    /// operation that can be linearized before it.
+    fn deadline_could_fit(&self) -> bool {
+        let deadline_op = &self.problem.completed[self.ret_order[self.k] as usize].action;
+        let deadline = self.deadline_position();
+        let completed = self.span[self.k]
+            .iter()
+            .filter(|&&x| !self.linearized[x as usize])
+            .map(|&x| &self.problem.completed[x as usize].action);
+        let crashed = self
+            .class_calls
+            .iter()
+            .enumerate()
+            .filter(|(class, calls)| {
+                let invoked = calls.partition_point(|&c| c < deadline);
+                invoked > 0 && (self.crashed_reusable || invoked > self.used[*class] as usize)
+            })
+            .map(|(class, _)| &self.class_actions[class]);
+        self.model
+            .could_fit(&self.state, deadline_op, &mut completed.chain(crashed))
+    }
+
+    /// Queues: may element `a` be enqueued now? Not if another element still to be
+    /// enqueued now (a candidate) must be dequeued before `a`'s dequeue begins.
+    fn enqueue_in_order(&self, action: &Action) -> bool {
+        if *action == Action::Enqueue(UNOBSERVED)
+            && self.observed_enqueues_left.is_some_and(|left| left > 0)
+        {
+            return false;
+        }
+        let (Some(windows), Action::Enqueue(a)) = (&self.problem.dequeue_windows, action) else {
+            return true;
+        };
+        let Some(&(a_call, _)) = windows.get(a) else {
+            return true;
+        };
+        let dequeued_before_a = |other: &Action| match other {
+            Action::Enqueue(b) if b != a => {
+                windows.get(b).is_some_and(|&(_, b_ret)| b_ret < a_call)
+            }
+            _ => false,
+        };
+        let completed = self.span[self.k]
+            .iter()
+            .filter(|&&x| !self.linearized[x as usize])
+            .any(|&x| dequeued_before_a(&self.problem.completed[x as usize].action));
+        let deadline = self.deadline_position();
+        let crashed = self.class_calls.iter().enumerate().any(|(class, calls)| {
+            let invoked = calls.partition_point(|&c| c < deadline);
+            invoked > self.used[class] as usize && dequeued_before_a(&self.class_actions[class])
+        });
+        !(completed || crashed)
+    }
+
+    fn moves(&mut self) -> Vec<Move> {
+        if !self.deadline_could_fit() {
+            return Vec::new();
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let mut moves = Vec::new();
+        // In return order, so the first candidate of each action is the one to offer.
+        for &x in self.span[self.k].iter() {
+            if self.linearized[x as usize] {
+                continue;
+            }
+            let action = self.completed_action[x as usize] as usize;
+            if self.debt
+                && self
+                    .model
+                    .overwrites(&self.problem.completed[x as usize].action)
+            {
+                continue;
+            }
+            if self.offered[action] != generation {
+                self.offered[action] = generation;
+                moves.push(Move::Completed(x));
+            }
+        }
+        let deadline = self.deadline_position();
+        for (class, calls) in self.class_calls.iter().enumerate() {
+            if let Some(twin) = self.crashed_twin[class]
+                && self.offered[twin as usize] == generation
+            {
+                continue;
+            }
+            let candidate = &self.class_actions[class];
+            if (self.debt && self.model.overwrites(candidate)) || !self.enqueue_in_order(candidate)
+            {
+                continue;
+            }
+            let invoked = calls.partition_point(|&c| c < deadline);
+            let available = if self.crashed_reusable {
+                invoked > 0
+            } else {
+                invoked > self.used[class] as usize
+            };
+            if available {
+                moves.push(Move::Crashed(class as u16));
+            }
+        }
+        moves
+    }
+
+    fn memo_key(&self) -> MemoKey<M::State> {
+        let span = &self.span[self.k];
+        let mut mask = vec![0u64; span.len().div_ceil(64)].into_boxed_slice();
+        for (bit, &x) in span.iter().enumerate() {
+            if self.linearized[x as usize] {
+                mask[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+        MemoKey {
+            k: self.k as u32,
+            debt: self.debt,
+            mask,
+            state: self.state.clone(),
+        }
+    }
+
+    /// Records the current configuration; false if it (or one it dominates) was seen.
+    fn remember(&mut self) -> bool {
+        let key = self.memo_key();
+        let entry_bytes = 64 + key.mask.len() * 8 + std::mem::size_of::<M::State>();
+        if self.used.is_empty() || self.crashed_reusable {
+            if !self.seen.insert(key) {
+                return false;
+            }
+            self.memory_local += entry_bytes;
+            return true;
+        }
+        let used = &self.used;
+        let seen = self.seen_with_crashed.entry(key).or_default();
+        if seen
+            .iter()
+            .any(|s| s.iter().zip(used.iter()).all(|(a, b)| a <= b))
+        {
+            return false;
+        }
+        seen.retain(|s| !s.iter().zip(used.iter()).all(|(a, b)| b <= a));
+        seen.push(used.clone().into_boxed_slice());
+        self.memory_local += entry_bytes + used.len() * 2 + 16;
+        true
+    }
+
+    fn note_depth(&mut self) {
+        if self.k > self.deepest_k {
+            self.deepest_k = self.k;
+            self.deepest_states.clear();
+        }
+        if self.k == self.deepest_k
+            && self.deepest_states.len() < MAX_STATES_REPORTED
+            && !self.deepest_states.contains(&self.state)
+        {
+            self.deepest_states.push(self.state.clone());
+        }
+    }
+
+    fn undo(&mut self, undo: Undo<M::State>) {
+        let problem = self.problem;
+        for x in undo.linearized {
+            self.linearized[x as usize] = false;
+            self.count_enqueue(Some(&problem.completed[x as usize].action), true);
+        }
+        if let Some(class) = undo.class {
+            let action = self.class_actions[class as usize].clone();
+            self.count_enqueue(Some(&action), true);
+        }
+        self.k = undo.k;
+        self.state = undo.state;
+        self.debt = undo.debt;
+        if let Some(class) = undo.class
+            && !self.crashed_reusable
+        {
+            self.used[class as usize] -= 1;
+        }
+    }
+
+    fn new_undo(&self, class: Option<u16>) -> Undo<M::State> {
+        Undo {
+            linearized: Vec::new(),
+            k: self.k,
+            state: self.state.clone(),
+            class,
+            debt: self.debt,
+        }
+    }
+
+    fn run(&mut self, limits: &Limits) -> Outcome {
+        let mut root = self.new_undo(None);
+        self.close_over_reads(&mut root);
+        if self.done() {
+            return Outcome::Linearizable;
+        }
+        self.note_depth();
+        self.remember();
+        let mut stack = vec![Frame {
+            moves: self.moves(),
+            next: 0,
+            undo: None,
+        }];
+        let mut steps = 0u64;
+        while let Some(top) = stack.last_mut() {
+            steps += 1;
+            if steps.is_multiple_of(1024) {
+                limits
+                    .memory_used
+                    .fetch_add(self.memory_local - self.memory_reported, Ordering::Relaxed);
+                self.memory_reported = self.memory_local;
+                if let Some(reason) = gave_up(limits) {
+                    return Outcome::Unknown(reason);
+                }
+            }
+            let Some(&next) = top.moves.get(top.next) else {
+                if let Some(frame) = stack.pop()
+                    && let Some(undo) = frame.undo
+                {
+                    self.undo(undo);
+                }
+                continue;
+            };
+            top.next += 1;
+            let mut undo = match next {
+                Move::Completed(x) => {
+                    let Some(state) = self
+                        .model
+                        .step(&self.state, &self.problem.completed[x as usize].action)
+                    else {
+                        continue;
+                    };
+                    let mut undo = self.new_undo(None);
+                    self.state = state;
+                    self.debt = false;
+                    self.linearize(x, &mut undo);
+                    undo
+                }
+                Move::Crashed(class) => {
+                    let Some(state) = self
+                        .model
+                        .step(&self.state, &self.class_actions[class as usize])
+                    else {
+                        continue;
+                    };
+                    if state == self.state {
+                        continue; // changes nothing: never needed
+                    }
+                    let undo = self.new_undo(Some(class));
+                    let action = self.class_actions[class as usize].clone();
+                    self.count_enqueue(Some(&action), false);
+                    self.state = state;
+                    if !self.crashed_reusable {
+                        self.used[class as usize] += 1;
+                    }
+                    self.debt = true;
+                    undo
+                }
+            };
+            self.close_over_reads(&mut undo);
+            if self.done() {
+                return Outcome::Linearizable;
+            }
+            self.note_depth();
+            if !self.remember() {
+                self.undo(undo);
+                continue;
+            }
+            let moves = self.moves();
+            stack.push(Frame {
+                moves,
+                next: 0,
+                undo: Some(undo),
+            });
+        }
+        Outcome::NotLinearizable(self.failure())
+    }
+
+    fn failure(&self) -> Failure {
+        let k = self.deepest_k.min(self.ret_order.len().saturating_sub(1));
+        let blocking = self.ret_order[k] as usize;
+        let concurrent = self.span[k]
+            .iter()
+            .map(|&x| x as usize)
+            .filter(|&x| x != blocking)
+            .collect();
+        let show = |id| self.problem.show(id);
+        Failure {
+            linearized_prefix: k,
+            blocking,
+            concurrent,
+            states: self
+                .deepest_states
+                .iter()
+                .map(|s| self.model.describe(s, &show))
+                .collect(),
+            reason: None,
+            overwritten_by: None,
+        }
+    }
+}
+
+fn gave_up(limits: &Limits) -> Option<GaveUp> {
+    if Instant::now() >= limits.deadline {
+        Some(GaveUp::Time)
+    } else if limits.memory_used.load(Ordering::Relaxed) > limits.memory_bytes {
+        Some(GaveUp::Memory)
+    } else {
+        None
+    }
+}

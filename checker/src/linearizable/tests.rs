@@ -1,0 +1,337 @@
+//! The search against the brute-force oracle, and hand-written cases.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::prepare::prepare_with;
+use super::*;
+use crate::history::{History, Key, Op, OpType, Process};
+use crate::synth::{Object, SynthConfig, perturb_read, simulate};
+
+fn history(ops: Vec<Op>) -> History {
+    History::from_ops("test", ops).expect("valid test history")
+}
+
+/// Builds a history from (process, type, f, value) rows.
+fn rows(rows: &[(u64, &str, &str, Value)]) -> History {
+    history(
+        rows.iter()
+            .enumerate()
+            .map(|(i, (p, t, f, v))| {
+                Op::new(
+                    i as u64,
+                    i as i64,
+                    Process::Client(*p),
+                    OpType::parse(t).unwrap(),
+                    f,
+                    v.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn verdict(h: &History, model: ModelKind) -> Validity {
+    check(
+        h,
+        &LinearizableOptions {
+            model: Some(model),
+            ..LinearizableOptions::default()
+        },
+    )
+    .unwrap()
+    .valid
+}
+
+fn oracle_verdict(h: &History, model: ModelKind) -> Validity {
+    let problems = prepare_with(h, model, false).unwrap();
+    let all = problems.iter().all(|p| match model {
+        ModelKind::Register => oracle::linearizable(&Register { cas: false }, p),
+        ModelKind::CasRegister => oracle::linearizable(&Register { cas: true }, p),
+        ModelKind::Mutex => oracle::linearizable(&Mutex, p),
+        ModelKind::Set => oracle::linearizable(&Set, p),
+        ModelKind::FifoQueue => oracle::linearizable(&FifoQueue::default(), p),
+    });
+    if all {
+        Validity::Valid
+    } else {
+        Validity::Invalid
+    }
+}
+
+#[test]
+fn sequential_register_is_linearizable() {
+    let h = rows(&[
+        (0, "invoke", "write", json!(1)),
+        (0, "ok", "write", json!(1)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(1)),
+    ]);
+    assert_eq!(verdict(&h, ModelKind::CasRegister), Validity::Valid);
+}
+
+#[test]
+fn stale_read_after_write_completed_is_not_linearizable() {
+    let h = rows(&[
+        (0, "invoke", "write", json!(1)),
+        (0, "ok", "write", json!(1)),
+        (0, "invoke", "write", json!(2)),
+        (0, "ok", "write", json!(2)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(1)),
+    ]);
+    let result = check(&h, &LinearizableOptions::default()).unwrap();
+    assert_eq!(result.valid, Validity::Invalid);
+    let failure = &result.details["failures"][0];
+    assert_eq!(failure["op"]["f"], json!("read"));
+    assert_eq!(failure["op"]["result"], json!(1));
+    let reason = failure["reason"].as_str().unwrap();
+    assert!(reason.contains("every write of 1"), "{reason}");
+    assert!(
+        result.explanation[0].contains("not linearizable"),
+        "{:?}",
+        result.explanation
+    );
+    assert!(
+        result.explanation[1].contains("overwritten by: process 0 write 2"),
+        "{:?}",
+        result.explanation
+    );
+}
+
+#[test]
+fn reads_that_disagree_on_write_order_need_the_search() {
+    // Writes of 1 and 2 are concurrent with everything; one reader sees 1 then 2, the
+    // other 2 then 1. Each read alone has a producer, so only the search refutes it.
+    let h = rows(&[
+        (0, "invoke", "write", json!(1)),
+        (1, "invoke", "write", json!(2)),
+        (2, "invoke", "read", Value::Null),
+        (2, "ok", "read", json!(1)),
+        (3, "invoke", "read", Value::Null),
+        (3, "ok", "read", json!(2)),
+        (2, "invoke", "read", Value::Null),
+        (2, "ok", "read", json!(2)),
+        (3, "invoke", "read", Value::Null),
+        (3, "ok", "read", json!(1)),
+        (0, "ok", "write", json!(1)),
+        (1, "ok", "write", json!(2)),
+    ]);
+    let result = check(&h, &LinearizableOptions::default()).unwrap();
+    assert_eq!(result.valid, Validity::Invalid);
+    let failure = &result.details["failures"][0];
+    assert_eq!(failure["reason"], Value::Null);
+    assert!(!failure["final_states"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn concurrent_read_may_see_either_value() {
+    let h = rows(&[
+        (0, "invoke", "write", json!(1)),
+        (0, "ok", "write", json!(1)),
+        (0, "invoke", "write", json!(2)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(1)),
+        (0, "ok", "write", json!(2)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(2)),
+    ]);
+    assert_eq!(verdict(&h, ModelKind::CasRegister), Validity::Valid);
+}
+
+#[test]
+fn crashed_write_may_take_effect_late_or_never() {
+    // The crashed write of 3 is observed long after it was invoked.
+    let late = rows(&[
+        (0, "invoke", "write", json!(3)),
+        (0, "info", "write", json!(3)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", Value::Null),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(3)),
+    ]);
+    assert_eq!(verdict(&late, ModelKind::CasRegister), Validity::Valid);
+    // But it cannot be observed before it was invoked.
+    let early = rows(&[
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(3)),
+        (0, "invoke", "write", json!(3)),
+        (0, "info", "write", json!(3)),
+    ]);
+    assert_eq!(verdict(&early, ModelKind::CasRegister), Validity::Invalid);
+}
+
+#[test]
+fn crashed_write_takes_effect_at_most_once() {
+    // 3 is written once (crashed); 4 overwrites it; reading 3 again is impossible.
+    let h = rows(&[
+        (0, "invoke", "write", json!(3)),
+        (0, "info", "write", json!(3)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(3)),
+        (1, "invoke", "write", json!(4)),
+        (1, "ok", "write", json!(4)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(3)),
+    ]);
+    assert_eq!(verdict(&h, ModelKind::CasRegister), Validity::Invalid);
+    assert_eq!(
+        oracle_verdict(&h, ModelKind::CasRegister),
+        Validity::Invalid
+    );
+}
+
+#[test]
+fn failed_operations_did_not_happen() {
+    let h = rows(&[
+        (0, "invoke", "write", json!(3)),
+        (0, "fail", "write", json!(3)),
+        (1, "invoke", "read", Value::Null),
+        (1, "ok", "read", json!(3)),
+    ]);
+    assert_eq!(verdict(&h, ModelKind::CasRegister), Validity::Invalid);
+}
+
+#[test]
+fn queue_dequeues_taken_greedily_change_the_state() {
+    // Regression: a dequeue of the head is linearized at once, and must also remove the
+    // head (3 is never dequeued, so it is merged as unobserved).
+    let h = rows(&[
+        (0, "invoke", "enqueue", json!(1)),
+        (0, "ok", "enqueue", json!(1)),
+        (0, "invoke", "dequeue", Value::Null),
+        (0, "ok", "dequeue", json!(1)),
+        (0, "invoke", "enqueue", json!(2)),
+        (0, "ok", "enqueue", json!(2)),
+        (0, "invoke", "enqueue", json!(3)),
+        (0, "ok", "enqueue", json!(3)),
+        (0, "invoke", "dequeue", Value::Null),
+        (0, "ok", "dequeue", json!(2)),
+    ]);
+    assert_eq!(verdict(&h, ModelKind::FifoQueue), Validity::Valid);
+    assert_eq!(oracle_verdict(&h, ModelKind::FifoQueue), Validity::Valid);
+}
+
+#[test]
+fn mutex_detects_double_acquire() {
+    let h = rows(&[
+        (0, "invoke", "acquire", Value::Null),
+        (0, "ok", "acquire", Value::Null),
+        (1, "invoke", "acquire", Value::Null),
+        (1, "ok", "acquire", Value::Null),
+    ]);
+    assert_eq!(verdict(&h, ModelKind::Mutex), Validity::Invalid);
+}
+
+#[test]
+fn keys_are_checked_independently() {
+    let mut ops = Vec::new();
+    let mut push = |p: u64, t: OpType, f: &str, k: i64, v: Value| {
+        let i = ops.len() as u64;
+        ops.push(Op::new(i, i as i64, Process::Client(p), t, f, v).with_key(Key::Int(k)));
+    };
+    push(0, OpType::Invoke, "write", 1, json!(1));
+    push(0, OpType::Ok, "write", 1, json!(1));
+    push(1, OpType::Invoke, "read", 2, Value::Null);
+    push(1, OpType::Ok, "read", 2, json!(1)); // key 2 never had 1 written
+    let result = check(&history(ops), &LinearizableOptions::default()).unwrap();
+    assert_eq!(result.valid, Validity::Invalid);
+    assert_eq!(result.details["invalid_keys"], json!([2]));
+    assert_eq!(result.details["keys"], json!(2));
+}
+
+#[test]
+fn unknown_when_time_runs_out() {
+    let ops = simulate(&SynthConfig {
+        seed: 7,
+        ops: 4000,
+        processes: 40,
+        crash_rate: 0.08,
+        value_domain: Some(3),
+        ..SynthConfig::default()
+    });
+    let corrupted = crate::synth::corrupt_with_unwritten_read(&ops, 1).unwrap();
+    let result = check(
+        &history(corrupted),
+        &LinearizableOptions {
+            time_limit: std::time::Duration::ZERO,
+            memory_limit_bytes: 1 << 30,
+            model: None,
+            precheck: false,
+        },
+    )
+    .unwrap();
+    // With no time at all it must not claim an answer it did not prove... unless the
+    // search finished before its first limit check, in which case it must be invalid.
+    assert_ne!(result.valid, Validity::Valid);
+}
+
+#[test]
+fn bad_cas_value_names_the_line() {
+    let h = rows(&[(0, "invoke", "cas", json!(5)), (0, "ok", "cas", json!(5))]);
+    let error = check(&h, &LinearizableOptions::default()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "test:1: a cas value must be [old, new], got 5"
+    );
+}
+
+#[test]
+fn unknown_operation_for_model_is_an_input_error() {
+    let h = rows(&[(0, "invoke", "frob", json!(5)), (0, "ok", "frob", json!(5))]);
+    let error = check(&h, &LinearizableOptions::default()).unwrap_err();
+    assert!(error.to_string().contains("cannot pick a model"), "{error}");
+    let error = check(
+        &h,
+        &LinearizableOptions {
+            model: Some(ModelKind::Mutex),
+            ..LinearizableOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("test:1: the mutex model has no operation `frob`"),
+        "{error}"
+    );
+}
+
+fn object_and_model() -> impl Strategy<Value = (Object, ModelKind)> {
+    prop_oneof![
+        4 => Just((Object::CasRegister, ModelKind::CasRegister)),
+        1 => Just((Object::Mutex, ModelKind::Mutex)),
+        1 => Just((Object::Set, ModelKind::Set)),
+        1 => Just((Object::FifoQueue, ModelKind::FifoQueue)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// The search agrees with brute force on small random histories, valid and invalid,
+    /// with crashed and failed operations and up to two keys.
+    #[test]
+    fn search_agrees_with_brute_force(
+        seed in any::<u64>(),
+        (object, model) in object_and_model(),
+        ops in 1usize..10,
+        processes in 1usize..5,
+        keys in 0usize..3,
+        crash_rate in prop_oneof![Just(0.0), Just(0.2), Just(0.5)],
+        domain in 1u64..4,
+        perturb in any::<bool>(),
+    ) {
+        let mut generated = simulate(&SynthConfig {
+            seed, object, ops, processes, keys, crash_rate, value_domain: Some(domain),
+        });
+        if perturb {
+            generated = perturb_read(&generated, seed ^ 0x5eed, domain);
+        }
+        let h = history(generated);
+        let expected = oracle_verdict(&h, model);
+        prop_assert_eq!(verdict(&h, model), expected);
+        let search_only = check(&h, &LinearizableOptions { model: Some(model), precheck: false, ..LinearizableOptions::default() }).unwrap();
+        prop_assert_eq!(search_only.valid, expected);
+    }
+}

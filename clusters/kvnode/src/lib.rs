@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod kv;
+pub mod protocol;
+pub mod raft;
+pub mod server;
+pub mod storage;

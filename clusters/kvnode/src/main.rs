@@ -1,0 +1,167 @@
+//! `faultline-kv`: one node of the bundled Raft key-value store. See the crate docs
+//! (`cargo doc -p faultline-kv`) or `clusters/kvnode/README.md`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use faultline_kv::server::{Bug, Peer, ServerConfig, run};
+
+/// One node of faultline-kv, a Raft key-value store with planted bugs.
+#[derive(Debug, Parser)]
+#[command(name = "faultline-kv", version)]
+struct Args {
+    /// This node's id (a positive integer, unique in the cluster).
+    #[arg(long)]
+    id: u64,
+    /// Another member: `ID=RAFT_ADDR` or `ID=RAFT_ADDR/CLIENT_ADDR` (repeat per peer).
+    #[arg(long = "peer", value_name = "ID=ADDR[/CLIENT_ADDR]")]
+    peers: Vec<String>,
+    /// Address to listen on for peers.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen_peer: String,
+    /// Address to listen on for clients.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen_client: String,
+    /// Data directory (write-ahead log and snapshot); created if missing.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Length of one Raft tick, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    tick_ms: u64,
+    /// Election timeout in ticks (each node draws from [N, 2N)).
+    #[arg(long, default_value_t = 30)]
+    election_ticks: u32,
+    /// Heartbeat interval in ticks.
+    #[arg(long, default_value_t = 5)]
+    heartbeat_ticks: u32,
+    /// How long a request may wait for its outcome before `info`/`timeout`, in ms.
+    #[arg(long, default_value_t = 5_000)]
+    request_timeout_ms: u64,
+    /// Take a snapshot and compact the log every this many applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_entries: u64,
+    /// Serve reads from a leader lease instead of confirming leadership with a quorum
+    /// (faster; relies on bounded clock drift).
+    #[arg(long)]
+    lease_read: bool,
+    /// Enable a planted bug (repeatable). Off by default.
+    #[arg(long = "bug", value_enum)]
+    bugs: Vec<Bug>,
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or `faultline_kv=debug`.
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+fn parse_peer(text: &str) -> anyhow::Result<(u64, Peer)> {
+    let (id, addrs) = text
+        .split_once('=')
+        .with_context(|| format!("--peer {text:?}: expected ID=RAFT_ADDR[/CLIENT_ADDR]"))?;
+    let id: u64 = id
+        .parse()
+        .with_context(|| format!("--peer {text:?}: bad id {id:?}"))?;
+    let (raft_addr, client_addr) = match addrs.split_once('/') {
+        Some((r, c)) => (r.to_string(), Some(c.to_string())),
+        None => (addrs.to_string(), None),
+    };
+    Ok((
+        id,
+        Peer {
+            raft_addr,
+            client_addr,
+        },
+    ))
+}
+
+fn config(args: Args) -> anyhow::Result<ServerConfig> {
+    if args.id == 0 {
+        bail!("--id must be positive");
+    }
+    let mut peers = BTreeMap::new();
+    for text in &args.peers {
+        let (id, peer) = parse_peer(text)?;
+        if id == args.id {
+            bail!("--peer {text:?} names this node itself (--id {})", args.id);
+        }
+        if peers.insert(id, peer).is_some() {
+            bail!("--peer {id} given twice");
+        }
+    }
+    if args.election_ticks <= args.heartbeat_ticks || args.heartbeat_ticks == 0 {
+        bail!("--election-ticks must exceed --heartbeat-ticks, which must be positive");
+    }
+    Ok(ServerConfig {
+        id: args.id,
+        peers,
+        listen_peer: args.listen_peer,
+        listen_client: args.listen_client,
+        data_dir: args.data_dir,
+        tick: Duration::from_millis(args.tick_ms.max(1)),
+        election_ticks: args.election_ticks,
+        heartbeat_ticks: args.heartbeat_ticks,
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        snapshot_entries: args.snapshot_entries,
+        lease_read: args.lease_read,
+        bugs: args.bugs,
+    })
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let cfg = match config(args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("faultline-kv: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("faultline-kv: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let id = cfg.id;
+    match runtime.block_on(run(cfg, terminated())) {
+        Ok(()) => {
+            tracing::info!(id, "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(id, error = %e, "node stopped");
+            eprintln!("faultline-kv: node {id}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

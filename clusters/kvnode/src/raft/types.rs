@@ -1,0 +1,302 @@
+//! The values the consensus core consumes and emits: entries, hard state, snapshots,
+//! messages, configuration and the [`Ready`] batch.
+
+use std::fmt;
+
+/// A node's identity in the cluster. `0` is reserved for "nobody".
+pub type NodeId = u64;
+
+/// One log entry. An entry with empty `data` is a no-op (a new leader appends one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Position in the log, from 1.
+    pub index: u64,
+    /// The leader's term when the entry was created.
+    pub term: u64,
+    /// The application's command; empty for a no-op.
+    pub data: Vec<u8>,
+}
+
+/// What must be durable before a node answers a vote or acknowledges entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: u64,
+    /// Whom it voted for in `term`, if anyone.
+    pub vote: Option<NodeId>,
+    /// The highest index known committed (may lag; it is only a hint on restart).
+    pub commit: u64,
+}
+
+/// A snapshot's position and the cluster it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SnapshotMeta {
+    /// The last log index the snapshot covers.
+    pub index: u64,
+    /// The term of that entry.
+    pub term: u64,
+    /// The voters at that point.
+    pub voters: Vec<NodeId>,
+}
+
+/// A state-machine snapshot: the application's bytes and where in the log they stand.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    /// Position of the snapshot.
+    pub meta: SnapshotMeta,
+    /// The application's serialized state.
+    pub data: Vec<u8>,
+}
+
+/// The body of a message between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageBody {
+    /// Would you vote for me in `Message::term` (which the sender has not entered)?
+    PreVote {
+        /// The candidate's last log index.
+        last_index: u64,
+        /// The candidate's last log term.
+        last_term: u64,
+    },
+    /// Answer to a pre-vote.
+    PreVoteResponse {
+        /// Whether the pre-vote is granted.
+        granted: bool,
+    },
+    /// Vote for me in `Message::term`.
+    Vote {
+        /// The candidate's last log index.
+        last_index: u64,
+        /// The candidate's last log term.
+        last_term: u64,
+    },
+    /// Answer to a vote request.
+    VoteResponse {
+        /// Whether the vote is granted.
+        granted: bool,
+    },
+    /// Append `entries` after `prev_index`, whose term must be `prev_term`.
+    Append {
+        /// Index of the entry before `entries`.
+        prev_index: u64,
+        /// Term of that entry.
+        prev_term: u64,
+        /// The entries, consecutive from `prev_index + 1`.
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        commit: u64,
+        /// The leader's read round at sending time, echoed in the response.
+        read_seq: u64,
+    },
+    /// Answer to `Append` or `InstallSnapshot`.
+    AppendResponse {
+        /// True when the log check failed.
+        reject: bool,
+        /// On success the highest index known to match; on rejection the rejected `prev_index`.
+        index: u64,
+        /// On rejection, where the leader should probe next (fast back-off).
+        hint_index: u64,
+        /// On rejection, the follower's term at `hint_index` (0 when unknown).
+        hint_term: u64,
+        /// The read round echoed from the request.
+        read_seq: u64,
+    },
+    /// Leader liveness; carries a commit index safe for the follower to adopt.
+    Heartbeat {
+        /// `min(leader commit, follower's match index)`.
+        commit: u64,
+        /// The leader's read round.
+        read_seq: u64,
+    },
+    /// Answer to a heartbeat.
+    HeartbeatResponse {
+        /// The read round echoed from the heartbeat.
+        read_seq: u64,
+    },
+    /// Replace your log with this snapshot (you are too far behind).
+    InstallSnapshot {
+        /// The snapshot.
+        snapshot: Snapshot,
+        /// The leader's read round.
+        read_seq: u64,
+    },
+}
+
+/// A message between two nodes. The sender's `term` drives the term rules of Raft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Sender.
+    pub from: NodeId,
+    /// Recipient.
+    pub to: NodeId,
+    /// The sender's term (for `PreVote`, the term it would campaign in).
+    pub term: u64,
+    /// What the message says.
+    pub body: MessageBody,
+}
+
+impl Message {
+    /// A short name for the message's kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self.body {
+            MessageBody::PreVote { .. } => "pre-vote",
+            MessageBody::PreVoteResponse { .. } => "pre-vote-response",
+            MessageBody::Vote { .. } => "vote",
+            MessageBody::VoteResponse { .. } => "vote-response",
+            MessageBody::Append { .. } => "append",
+            MessageBody::AppendResponse { .. } => "append-response",
+            MessageBody::Heartbeat { .. } => "heartbeat",
+            MessageBody::HeartbeatResponse { .. } => "heartbeat-response",
+            MessageBody::InstallSnapshot { .. } => "install-snapshot",
+        }
+    }
+}
+
+/// A node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asking for pre-votes before starting an election.
+    PreCandidate,
+    /// Asking for votes in its own term.
+    Candidate,
+    /// Leads the current term.
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        })
+    }
+}
+
+/// Planted consensus bugs, each a small deviation from Raft. All off by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CoreBugs {
+    /// Any node answers reads at its own commit index, without asking a quorum.
+    pub stale_read: bool,
+    /// A leader commits entries of earlier terms by counting replicas (Raft figure 8).
+    pub old_term_commit: bool,
+    /// The vote is never put in the hard state to persist.
+    pub forget_vote: bool,
+}
+
+/// How a node behaves. Times are in ticks; the application decides how long a tick is.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// Every voter, including this node (used only when there is no snapshot).
+    pub voters: Vec<NodeId>,
+    /// Minimum election timeout; the actual one is drawn from `[election_tick, 2 * election_tick)`.
+    pub election_tick: u32,
+    /// A leader sends heartbeats every `heartbeat_tick` ticks.
+    pub heartbeat_tick: u32,
+    /// Most entries in one `Append` message.
+    pub max_append_entries: usize,
+    /// Most entries sent but not yet acknowledged to one follower.
+    pub max_inflight_entries: u64,
+    /// Serve reads from a leader lease (quorum heard from within the last election
+    /// timeout) without a confirmation round. Only safe with bounded clock drift.
+    pub lease_read: bool,
+    /// Seed for the randomized election timeouts.
+    pub seed: u64,
+    /// Planted bugs.
+    pub bugs: CoreBugs,
+}
+
+impl Config {
+    /// A configuration with the usual values: election 10 ticks, heartbeat 2 ticks.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            voters,
+            election_tick: 10,
+            heartbeat_tick: 2,
+            max_append_entries: 256,
+            max_inflight_entries: 8192,
+            lease_read: false,
+            seed: id,
+            bugs: CoreBugs::default(),
+        }
+    }
+}
+
+/// Why a configuration or restored state cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration is inconsistent.
+    #[error("invalid raft configuration: {0}")]
+    Invalid(String),
+    /// The durable state does not form a valid log.
+    #[error("invalid restored raft state: {0}")]
+    BadState(String),
+}
+
+/// This node cannot serve the request because it is not the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader (leader hint: {leader:?})")]
+pub struct NotLeader {
+    /// The leader this node believes in, if any.
+    pub leader: Option<NodeId>,
+}
+
+/// A read that may be served once the state machine has applied `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    /// The application's context given to [`crate::raft::Raft::read_index`].
+    pub ctx: u64,
+    /// Serve the read once applied up to here.
+    pub index: u64,
+}
+
+/// What the application must do, in this order: persist `snapshot`, `entries` and
+/// `hard_state` (durably, before anything else), then send `messages`, then apply
+/// `snapshot` and `committed_entries` to the state machine, serve `read_states` once
+/// applied far enough, fail `failed_reads`; then call [`crate::raft::Raft::advance`].
+#[derive(Debug, Clone, Default)]
+pub struct Ready {
+    /// A snapshot received from the leader, to persist and install.
+    pub snapshot: Option<Snapshot>,
+    /// Entries to persist; storage drops any entries at or after the first one's index.
+    pub entries: Vec<Entry>,
+    /// Changed term/vote/commit, to persist.
+    pub hard_state: Option<HardState>,
+    /// Messages to send after persisting.
+    pub messages: Vec<Message>,
+    /// Entries to apply to the state machine, in order.
+    pub committed_entries: Vec<Entry>,
+    /// Reads that may now be served.
+    pub read_states: Vec<ReadState>,
+    /// Contexts of reads that will never be confirmed (leadership lost): definitely not served.
+    pub failed_reads: Vec<u64>,
+}
+
+/// A summary of a node's state, for clients, logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// This node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: u64,
+    /// The leader it believes in.
+    pub leader: Option<NodeId>,
+    /// Its vote in `term`.
+    pub vote: Option<NodeId>,
+    /// Its commit index.
+    pub commit: u64,
+    /// The highest index handed out for applying.
+    pub applied: u64,
+    /// Its last log index.
+    pub last_index: u64,
+    /// The index its latest snapshot covers.
+    pub snapshot_index: u64,
+}

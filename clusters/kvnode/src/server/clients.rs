@@ -1,0 +1,69 @@
+//! Client connections: newline-delimited JSON requests in, responses out (possibly
+//! out of order when a client pipelines; match them by `id`).
+
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::unbounded_channel;
+
+use crate::protocol::{Response, parse_request};
+
+use super::driver::Event;
+
+/// Accepts client connections.
+pub async fn serve_clients(listener: TcpListener, events: Sender<Event>, node: u64) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "client accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let events = events.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_one(stream, events, node).await {
+                tracing::debug!(%from, error = %e, "client connection closed");
+            }
+        });
+    }
+}
+
+async fn serve_one(stream: TcpStream, events: Sender<Event>, node: u64) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let (tx, mut rx) = unbounded_channel::<Response>();
+    let writer = tokio::spawn(async move {
+        let mut out = BufWriter::new(write);
+        while let Some(response) = rx.recv().await {
+            let mut line = response.to_line();
+            line.push('\n');
+            out.write_all(line.as_bytes()).await?;
+            if rx.is_empty() {
+                out.flush().await?;
+            }
+        }
+        out.flush().await
+    });
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_request(&line, node) {
+            Ok(request) => {
+                if events.send(Event::Client(request, tx.clone())).is_err() {
+                    break;
+                }
+            }
+            Err(response) => {
+                let _ = tx.send(*response);
+            }
+        }
+    }
+    drop(tx);
+    writer.await.map_err(std::io::Error::other)?
+}

@@ -1,0 +1,388 @@
+//! The node loop: one thread owns the Raft core, the storage and the state machine.
+//! It batches every event that arrived while it was busy (so one fsync covers many
+//! requests: group commit), ticks the core, and handles each `Ready` in order:
+//! persist and fsync, send, apply, answer clients, advance.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::kv::{MicroOp, Store, TxnOutcome, parse_txn, txn_to_json};
+use crate::protocol::{Body, Request, Response, status_json};
+use crate::raft::{Entry, Message, NodeId, Raft, Ready, Role};
+use crate::storage::Storage;
+
+use super::ServerError;
+use super::transport::Transport;
+
+/// What the node loop reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// A message from a peer.
+    Peer(Message),
+    /// A client request and where to send its response.
+    Client(Request, UnboundedSender<Response>),
+    /// Stop (SIGTERM).
+    Shutdown,
+}
+
+/// A client waiting for its transaction.
+#[derive(Debug)]
+struct Waiter {
+    id: Value,
+    reply: UnboundedSender<Response>,
+    /// For writes: the term of the proposed entry.
+    term: u64,
+    txn: Vec<MicroOp>,
+    deadline: Instant,
+}
+
+/// Settings of the node loop.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// How long one Raft tick is.
+    pub tick: Duration,
+    /// Answer `info`/`timeout` (writes) or `fail`/`timeout` (reads) after this long.
+    pub request_timeout: Duration,
+    /// Snapshot and compact the log every this many applied entries.
+    pub snapshot_entries: u64,
+    /// Each peer's client address, for `not-leader` hints.
+    pub client_addrs: BTreeMap<NodeId, String>,
+}
+
+/// The node loop's state.
+pub struct Driver {
+    raft: Raft,
+    storage: Storage,
+    store: Store,
+    transport: Transport,
+    cfg: DriverConfig,
+    id: NodeId,
+    writes: HashMap<u64, Waiter>,
+    reads: HashMap<u64, Waiter>,
+    /// (ctx, index) of confirmed reads waiting for the state machine to catch up.
+    ready_reads: Vec<(u64, u64)>,
+    next_ctx: u64,
+}
+
+impl Driver {
+    /// A loop around a restored core, its storage and state machine.
+    pub fn new(
+        raft: Raft,
+        storage: Storage,
+        store: Store,
+        transport: Transport,
+        cfg: DriverConfig,
+    ) -> Driver {
+        Driver {
+            id: raft.id(),
+            raft,
+            storage,
+            store,
+            transport,
+            cfg,
+            writes: HashMap::new(),
+            reads: HashMap::new(),
+            ready_reads: Vec::new(),
+            next_ctx: 1,
+        }
+    }
+
+    /// Runs until shutdown or a storage failure.
+    pub fn run(mut self, events: Receiver<Event>) -> Result<(), ServerError> {
+        let mut next_tick = Instant::now() + self.cfg.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let mut stop = false;
+            match events.recv_timeout(wait) {
+                Ok(event) => stop |= self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stop = true,
+            }
+            // Take everything that queued up meanwhile: one batch, one fsync.
+            for _ in 0..16_384 {
+                match events.try_recv() {
+                    Ok(event) => stop |= self.handle(event),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raft.tick();
+                next_tick += self.cfg.tick;
+                if next_tick < now {
+                    next_tick = now + self.cfg.tick;
+                }
+                self.expire(now);
+            }
+            while self.raft.has_ready() {
+                self.process_ready()?;
+            }
+            if stop {
+                self.stop();
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles one event; returns true to stop.
+    fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Peer(m) => self.raft.step(m),
+            Event::Client(request, reply) => self.handle_client(request, reply),
+            Event::Shutdown => return true,
+        }
+        false
+    }
+
+    fn handle_client(&mut self, request: Request, reply: UnboundedSender<Response>) {
+        let Request { id, body } = request;
+        let txn = match body {
+            Body::Status => {
+                let _ = reply.send(Response::ok_status(
+                    id,
+                    self.id,
+                    status_json(&self.raft.status()),
+                ));
+                return;
+            }
+            Body::Txn(txn) => txn,
+        };
+        let deadline = Instant::now() + self.cfg.request_timeout;
+        if txn.iter().all(MicroOp::is_read) {
+            let ctx = self.next_ctx;
+            self.next_ctx += 1;
+            match self.raft.read_index(ctx) {
+                Ok(()) => {
+                    let waiter = Waiter {
+                        id,
+                        reply,
+                        term: 0,
+                        txn,
+                        deadline,
+                    };
+                    self.reads.insert(ctx, waiter);
+                }
+                Err(not_leader) => self.reply_not_leader(id, &reply, not_leader.leader),
+            }
+            return;
+        }
+        let data = serde_json::to_vec(&txn_to_json(&txn)).unwrap_or_default();
+        match self.raft.propose(data) {
+            Ok((index, term)) => {
+                let waiter = Waiter {
+                    id,
+                    reply,
+                    term,
+                    txn,
+                    deadline,
+                };
+                if let Some(old) = self.writes.insert(index, waiter) {
+                    let message =
+                        "a newer leader reused this log index; the write did not take effect";
+                    let _ =
+                        old.reply
+                            .send(Response::fail(old.id, self.id, "entry-replaced", message));
+                }
+            }
+            Err(not_leader) => self.reply_not_leader(id, &reply, not_leader.leader),
+        }
+    }
+
+    fn reply_not_leader(
+        &self,
+        id: Value,
+        reply: &UnboundedSender<Response>,
+        leader: Option<NodeId>,
+    ) {
+        let addr = leader.and_then(|l| self.cfg.client_addrs.get(&l).cloned());
+        let _ = reply.send(Response::not_leader(id, self.id, leader, addr));
+    }
+
+    fn process_ready(&mut self) -> Result<(), ServerError> {
+        let ready: Ready = self.raft.ready();
+        // A leader may replicate before its own write is durable: it counts itself
+        // toward a commit only after `advance` (Raft thesis §10.2.1). Everyone else
+        // sends only after persisting (votes and acknowledgements depend on it).
+        let leader = self.raft.status().role == Role::Leader;
+        if leader {
+            for m in &ready.messages {
+                self.transport.send(m);
+            }
+        }
+        self.storage.persist(&ready)?;
+        if !leader {
+            for m in &ready.messages {
+                self.transport.send(m);
+            }
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            self.store = Store::from_bytes(&snapshot.data)
+                .map_err(|e| ServerError::Snapshot(e.to_string()))?;
+            let index = snapshot.meta.index;
+            tracing::info!(
+                index,
+                term = snapshot.meta.term,
+                "installed snapshot from leader"
+            );
+            let covered: Vec<u64> = self
+                .writes
+                .keys()
+                .copied()
+                .filter(|i| *i <= index)
+                .collect();
+            for i in covered {
+                if let Some(w) = self.writes.remove(&i) {
+                    let message =
+                        "a snapshot replaced the log before this write's outcome was seen";
+                    let _ =
+                        w.reply
+                            .send(Response::info(w.id, self.id, "snapshot-installed", message));
+                }
+            }
+        }
+        for entry in &ready.committed_entries {
+            self.apply(entry);
+        }
+        for rs in &ready.read_states {
+            self.ready_reads.push((rs.ctx, rs.index));
+        }
+        for ctx in &ready.failed_reads {
+            if let Some(w) = self.reads.remove(ctx) {
+                let message = "leadership was lost before the read was confirmed";
+                let _ = w
+                    .reply
+                    .send(Response::fail(w.id, self.id, "leadership-lost", message));
+            }
+        }
+        self.raft.advance(&ready);
+        self.serve_reads();
+        self.maybe_compact()
+    }
+
+    fn apply(&mut self, entry: &Entry) {
+        let outcome = if entry.data.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice::<Value>(&entry.data).map(|v| parse_txn(&v)) {
+                Ok(Ok(txn)) => Some(self.store.apply(&txn)),
+                Ok(Err(e)) => {
+                    tracing::error!(index = entry.index, error = %e, "skipping undecodable entry");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(index = entry.index, error = %e, "skipping undecodable entry");
+                    None
+                }
+            }
+        };
+        let Some(w) = self.writes.remove(&entry.index) else {
+            return;
+        };
+        let response = match outcome {
+            _ if entry.term != w.term => Response::fail(
+                w.id,
+                self.id,
+                "entry-replaced",
+                "leadership changed before the write committed; it did not take effect",
+            ),
+            Some(TxnOutcome::Committed(results)) => Response::ok_txn(w.id, self.id, results),
+            Some(TxnOutcome::Aborted { code, message }) => {
+                Response::fail(w.id, self.id, code, message)
+            }
+            None => Response::info(w.id, self.id, "internal", "the entry could not be applied"),
+        };
+        let _ = w.reply.send(response);
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.raft.status().applied;
+        let mut waiting = Vec::new();
+        for (ctx, index) in std::mem::take(&mut self.ready_reads) {
+            if index > applied {
+                waiting.push((ctx, index));
+                continue;
+            }
+            if let Some(w) = self.reads.remove(&ctx) {
+                let response = match self.store.apply(&w.txn) {
+                    TxnOutcome::Committed(results) => Response::ok_txn(w.id, self.id, results),
+                    TxnOutcome::Aborted { code, message } => {
+                        Response::fail(w.id, self.id, code, message)
+                    }
+                };
+                let _ = w.reply.send(response);
+            }
+        }
+        self.ready_reads = waiting;
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), ServerError> {
+        let st = self.raft.status();
+        if st.applied < st.snapshot_index + self.cfg.snapshot_entries {
+            return Ok(());
+        }
+        let data = self.store.to_bytes();
+        self.raft
+            .compact(st.applied, data)
+            .map_err(|e| ServerError::Snapshot(e.to_string()))?;
+        if let Some(snapshot) = self.raft.snapshot().cloned() {
+            let entries = self.raft.entries_from(st.applied + 1);
+            self.storage.compact(&snapshot, entries)?;
+            tracing::info!(index = st.applied, "snapshot taken; log compacted");
+        }
+        Ok(())
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .writes
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in expired {
+            if let Some(w) = self.writes.remove(&index) {
+                let message =
+                    "no outcome within the request timeout; the write may still take effect";
+                let _ = w
+                    .reply
+                    .send(Response::info(w.id, self.id, "timeout", message));
+            }
+        }
+        let expired: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for ctx in expired {
+            if let Some(w) = self.reads.remove(&ctx) {
+                let message =
+                    "the read was not confirmed within the request timeout (reads have no effect)";
+                let _ = w
+                    .reply
+                    .send(Response::fail(w.id, self.id, "timeout", message));
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        for (_, w) in self.writes.drain() {
+            let message = "the node is shutting down; the write may still take effect";
+            let _ = w
+                .reply
+                .send(Response::info(w.id, self.id, "node-stopping", message));
+        }
+        for (_, w) in self.reads.drain() {
+            let _ = w.reply.send(Response::fail(
+                w.id,
+                self.id,
+                "node-stopping",
+                "the node is shutting down",
+            ));
+        }
+    }
+}

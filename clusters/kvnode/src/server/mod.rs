@@ -1,0 +1,202 @@
+//! The server: storage recovery, peer and client listeners (tokio), and the node loop
+//! on its own thread. Thin by design: all consensus logic is in [`crate::raft`].
+
+mod clients;
+pub mod driver;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::kv::Store;
+use crate::raft::{Config, CoreBugs, NodeId, Raft};
+use crate::storage::{Storage, StorageError};
+
+use driver::{Driver, DriverConfig, Event};
+use transport::Transport;
+
+/// A planted bug (all off by default). See the crate docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bug {
+    /// Any node answers reads from its local state, without confirming leadership.
+    StaleRead,
+    /// Acknowledge before the log is durable: the write-ahead log is never fsynced.
+    NoFsync,
+    /// Commit entries of earlier terms by counting replicas (Raft figure 8).
+    OldTermCommit,
+    /// The vote is not persisted, so a restarted node can vote twice in a term.
+    ForgetVote,
+}
+
+/// Another member of the cluster.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its Raft (peer) address, `host:port`.
+    pub raft_addr: String,
+    /// Its client address, for `not-leader` hints.
+    pub client_addr: Option<String>,
+}
+
+/// Everything the server needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// This node's id (> 0).
+    pub id: NodeId,
+    /// The other members.
+    pub peers: BTreeMap<NodeId, Peer>,
+    /// Where to listen for peers.
+    pub listen_peer: String,
+    /// Where to listen for clients.
+    pub listen_client: String,
+    /// The data directory (write-ahead log and snapshot).
+    pub data_dir: PathBuf,
+    /// Length of one Raft tick.
+    pub tick: Duration,
+    /// Election timeout, in ticks (randomized up to twice this).
+    pub election_ticks: u32,
+    /// Heartbeat interval, in ticks.
+    pub heartbeat_ticks: u32,
+    /// How long a client request may wait for its outcome.
+    pub request_timeout: Duration,
+    /// Snapshot every this many applied entries.
+    pub snapshot_entries: u64,
+    /// Serve reads from a leader lease instead of a ReadIndex round.
+    pub lease_read: bool,
+    /// Planted bugs.
+    pub bugs: Vec<Bug>,
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be read or written.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The durable state or configuration is not usable.
+    #[error("raft: {0}")]
+    Raft(#[from] crate::raft::ConfigError),
+    /// A snapshot could not be made or restored.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    /// A listener could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The node loop thread failed.
+    #[error("node loop: {0}")]
+    Thread(String),
+}
+
+fn core_bugs(bugs: &[Bug]) -> CoreBugs {
+    CoreBugs {
+        stale_read: bugs.contains(&Bug::StaleRead),
+        old_term_commit: bugs.contains(&Bug::OldTermCommit),
+        forget_vote: bugs.contains(&Bug::ForgetVote),
+    }
+}
+
+/// Runs a node until `shutdown` resolves (then stops cleanly) or a fatal error.
+pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    if !cfg.bugs.is_empty() {
+        tracing::warn!(bugs = ?cfg.bugs, "PLANTED BUGS ENABLED: this node is deliberately unsafe");
+    }
+    let fsync = !cfg.bugs.contains(&Bug::NoFsync);
+    let (storage, restored) = Storage::open(&cfg.data_dir, fsync)?;
+    if restored.torn_bytes > 0 {
+        tracing::warn!(
+            bytes = restored.torn_bytes,
+            "truncated a torn tail of the write-ahead log"
+        );
+    }
+    let store = match &restored.snapshot {
+        Some(s) => Store::from_bytes(&s.data).map_err(|e| ServerError::Snapshot(e.to_string()))?,
+        None => Store::new(),
+    };
+    let mut voters: Vec<NodeId> = cfg.peers.keys().copied().collect();
+    voters.push(cfg.id);
+    voters.sort_unstable();
+    let mut raft_cfg = Config::new(cfg.id, voters);
+    raft_cfg.election_tick = cfg.election_ticks;
+    raft_cfg.heartbeat_tick = cfg.heartbeat_ticks;
+    raft_cfg.lease_read = cfg.lease_read;
+    raft_cfg.bugs = core_bugs(&cfg.bugs);
+    raft_cfg.seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(cfg.id, |d| d.as_nanos() as u64 ^ cfg.id);
+    tracing::info!(
+        id = cfg.id,
+        term = restored.hard.term,
+        entries = restored.entries.len(),
+        snapshot = restored.snapshot.as_ref().map_or(0, |s| s.meta.index),
+        "recovered durable state"
+    );
+    let raft = Raft::new(raft_cfg, restored.hard, restored.snapshot, restored.entries)?;
+
+    let bind = |addr: String| async move {
+        TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let peer_listener = bind(cfg.listen_peer.clone()).await?;
+    let client_listener = bind(cfg.listen_client.clone()).await?;
+
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let peer_addrs = cfg
+        .peers
+        .iter()
+        .map(|(id, p)| (*id, p.raft_addr.clone()))
+        .collect();
+    let transport = Transport::start(&peer_addrs, &tokio::runtime::Handle::current());
+    let mut client_addrs: BTreeMap<NodeId, String> = cfg
+        .peers
+        .iter()
+        .filter_map(|(id, p)| p.client_addr.clone().map(|a| (*id, a)))
+        .collect();
+    client_addrs.insert(cfg.id, cfg.listen_client.clone());
+    let driver_cfg = DriverConfig {
+        tick: cfg.tick,
+        request_timeout: cfg.request_timeout,
+        snapshot_entries: cfg.snapshot_entries.max(1),
+        client_addrs,
+    };
+    let driver = Driver::new(raft, storage, store, transport, driver_cfg);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("raft-{}", cfg.id))
+        .spawn(move || {
+            let _ = done_tx.send(driver.run(rx));
+        })
+        .map_err(|e| ServerError::Thread(e.to_string()))?;
+
+    let peers_task = tokio::spawn(transport::serve_peers(peer_listener, tx.clone()));
+    let clients_task = tokio::spawn(clients::serve_clients(client_listener, tx.clone(), cfg.id));
+    tracing::info!(peer = %cfg.listen_peer, client = %cfg.listen_client, "listening");
+
+    tokio::pin!(done_rx);
+    let result = tokio::select! {
+        result = &mut done_rx => result,
+        () = shutdown => {
+            tracing::info!("shutting down");
+            let _ = tx.send(Event::Shutdown);
+            done_rx.await
+        }
+    };
+    peers_task.abort();
+    clients_task.abort();
+    // Let connection tasks flush the last responses.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match result {
+        Ok(result) => result,
+        Err(_) => Err(ServerError::Thread(
+            "the node loop ended without a result".into(),
+        )),
+    }
+}

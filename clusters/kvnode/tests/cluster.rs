@@ -1,0 +1,314 @@
+//! End to end: a 3-node cluster of real `faultline-kv` processes on 127.0.0.1.
+//! Writes, reads, SIGKILL of the leader, a new leader, restart and catch-up,
+//! and a clean SIGTERM shutdown.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Node {
+    id: u64,
+    peer: String,
+    client: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        Cluster::with_args(n, "plain", &[])
+    }
+
+    fn with_args(n: u64, name: &str, extra: &[&str]) -> Cluster {
+        let base =
+            std::env::temp_dir().join(format!("faultline-kv-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let nodes = (1..=n)
+            .map(|id| Node {
+                id,
+                peer: format!("127.0.0.1:{}", free_port()),
+                client: format!("127.0.0.1:{}", free_port()),
+                dir: base.join(format!("n{id}")),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Cluster {
+            nodes,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=n {
+            cluster.start(id);
+        }
+        cluster
+    }
+
+    fn start(&mut self, id: u64) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.id != id)
+            .map(|n| format!("{}={}/{}", n.id, n.peer, n.client))
+            .collect();
+        let node = &mut self.nodes[(id - 1) as usize];
+        std::fs::create_dir_all(node.dir.parent().unwrap()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.with_extension("log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline-kv"));
+        cmd.args([
+            "--id",
+            &id.to_string(),
+            "--listen-peer",
+            &node.peer,
+            "--listen-client",
+            &node.client,
+        ])
+        .arg("--data-dir")
+        .arg(&node.dir)
+        .args([
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "15",
+            "--heartbeat-ticks",
+            "3",
+        ])
+        .args(["--snapshot-entries", "50", "--log", "info"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+        for p in &peers {
+            cmd.args(["--peer", p]);
+        }
+        cmd.args(&self.extra_args);
+        node.child = Some(cmd.spawn().expect("spawn faultline-kv"));
+    }
+
+    fn kill(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        if let Some(mut child) = node.child.take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.nodes[(id - 1) as usize].dir.with_extension("log"))
+            .unwrap_or_default()
+    }
+
+    fn client_addr(&self, id: u64) -> String {
+        self.nodes[(id - 1) as usize].client.clone()
+    }
+
+    /// Waits for a node (other than `not`) to report itself leader.
+    fn leader(&self, not: Option<u64>) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            for n in &self.nodes {
+                if Some(n.id) == not || n.child.is_none() {
+                    continue;
+                }
+                if let Some(r) = call(&n.client, json!({"id": 0, "type": "status"}))
+                    && r["status"]["role"] == "leader"
+                {
+                    return n.id;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no leader elected");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut child) = n.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if let Some(n) = self.nodes.first()
+            && let Some(base) = n.dir.parent()
+        {
+            let _ = std::fs::remove_dir_all(base);
+        }
+    }
+}
+
+/// One request on a fresh connection; `None` if the node cannot be reached.
+fn call(addr: &str, request: Value) -> Option<Value> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream.set_nodelay(true).ok()?;
+    stream.write_all(format!("{request}\n").as_bytes()).ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+/// Runs a transaction at the leader, following `not-leader` hints and retrying
+/// other definite failures caused by leadership changes (safe: no effect happened).
+fn txn(cluster: &Cluster, leader: u64, ops: Value) -> Value {
+    let mut target = cluster.client_addr(leader);
+    for _ in 0..100 {
+        if let Some(r) = call(&target, json!({"id": 1, "txn": ops})) {
+            match r["error"].as_str() {
+                Some("not-leader") => {
+                    if let Some(addr) = r["leader_addr"].as_str() {
+                        target = addr.to_string();
+                    }
+                }
+                Some("entry-replaced" | "leadership-lost") => {}
+                _ => return r,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("transaction {ops} never reached a leader");
+}
+
+#[test]
+fn three_nodes_survive_a_leader_kill() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.leader(None);
+
+    for i in 0..30 {
+        let r = txn(
+            &cluster,
+            leader,
+            json!([["w", format!("k{i}"), i], ["append", "log", i]]),
+        );
+        assert_eq!(r["type"], "ok", "{r}");
+    }
+    let r = txn(
+        &cluster,
+        leader,
+        json!([["r", "k7", null], ["r", "log", null]]),
+    );
+    assert_eq!(r["txn"][0], json!(["r", "k7", 7]));
+    assert_eq!(r["txn"][1][2].as_array().unwrap().len(), 30);
+
+    // A follower refuses with a hint; a failed cas is a definite failure.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let r = call(
+        &cluster.client_addr(follower),
+        json!({"id": 5, "txn": [["r", "k1", null]]}),
+    )
+    .unwrap();
+    assert_eq!(
+        (r["id"].clone(), r["type"].clone(), r["error"].clone()),
+        (json!(5), json!("fail"), json!("not-leader"))
+    );
+    assert_eq!(r["leader"], leader);
+    let r = txn(&cluster, leader, json!([["cas", "k1", [99, 100]]]));
+    assert_eq!(
+        (r["type"].clone(), r["error"].clone()),
+        (json!("fail"), json!("cas-mismatch"))
+    );
+
+    // SIGKILL the leader: the others elect a new one that has every acknowledged write.
+    cluster.kill(leader);
+    let new_leader = cluster.leader(Some(leader));
+    let r = txn(
+        &cluster,
+        new_leader,
+        json!([["r", "k29", null], ["r", "log", null]]),
+    );
+    assert_eq!(r["txn"][0][2], 29, "{r}");
+    assert_eq!(r["txn"][1][2].as_array().unwrap().len(), 30);
+    for i in 30..60 {
+        let r = txn(&cluster, new_leader, json!([["append", "log", i]]));
+        assert_eq!(r["type"], "ok", "{r}");
+    }
+
+    // The old leader restarts from its data directory and catches up (by snapshot).
+    cluster.start(leader);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = call(
+            &cluster.client_addr(leader),
+            json!({"id": 0, "type": "status"}),
+        );
+        let caught_up = status.as_ref().is_some_and(|s| {
+            s["status"]["leader"] == new_leader
+                && s["status"]["applied"].as_u64().unwrap_or(0) >= 60
+        });
+        if caught_up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted node did not catch up: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = txn(&cluster, new_leader, json!([["r", "log", null]]));
+    assert_eq!(r["txn"][0][2].as_array().unwrap().len(), 60);
+    let log = cluster.log(leader);
+    assert!(log.contains("recovered durable state"), "{log}");
+    assert!(
+        log.contains("installed snapshot from leader"),
+        "caught up without a snapshot:\n{log}"
+    );
+
+    // SIGTERM stops a node cleanly (exit status 0).
+    let node = &mut cluster.nodes[(follower - 1) as usize];
+    let child = node.child.as_mut().unwrap();
+    // The shell's builtin `kill`: no libc dependency, no reliance on procps.
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "node ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    node.child = None;
+}
+
+#[test]
+fn planted_bug_flag_reaches_the_node() {
+    let cluster = Cluster::with_args(3, "stale-read", &["--bug", "stale-read"]);
+    let leader = cluster.leader(None);
+    let r = txn(&cluster, leader, json!([["w", "x", 1]]));
+    assert_eq!(r["type"], "ok", "{r}");
+    // With --bug stale-read a follower serves reads from its own state.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let r = call(
+        &cluster.client_addr(follower),
+        json!({"id": 9, "txn": [["r", "x", null]]}),
+    )
+    .unwrap();
+    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(r["node"], follower);
+}

@@ -1,0 +1,202 @@
+//! Deterministic simulation of the Raft core with the real key-value state machine.
+//!
+//! Each seed draws a cluster (3 or 5 nodes), a lossy, duplicating, reordering network,
+//! partitions, crashes (one node or all) with restarts from durable state, snapshots
+//! and client traffic. Election safety, log matching, leader completeness and
+//! state-machine safety are checked after every step; the client history is checked
+//! with Faultline's linearizability checker; and after the faults stop the cluster must
+//! make progress again. Each planted bug must be caught within a bounded number of seeds.
+//!
+//! `FAULTLINE_SIM_SEEDS=N` changes how many seeds the main tests run (default 2,000);
+//! `FAULTLINE_SIM_SEED=S` runs one seed and prints its history.
+
+mod client;
+mod invariants;
+mod node;
+mod world;
+
+use std::time::Duration;
+
+use faultline_checker::linearizable::{LinearizableOptions, check};
+use faultline_checker::{History, Validity};
+use faultline_kv::raft::CoreBugs;
+
+use world::{SimConfig, Stats, World};
+
+/// Runs one seed: invariants, liveness, then linearizability of the history.
+fn run_seed(cfg: SimConfig) -> Result<Stats, String> {
+    let seed = cfg.seed;
+    let mut world = World::new(cfg);
+    let stats = world.run().map_err(|e| format!("seed {seed}: {e}"))?;
+    let history = History::from_ops(&format!("sim-seed-{seed}"), world.history.clone())
+        .map_err(|e| format!("seed {seed}: malformed history: {e}"))?;
+    let options = LinearizableOptions {
+        time_limit: Duration::from_secs(30),
+        ..LinearizableOptions::default()
+    };
+    let verdict =
+        check(&history, &options).map_err(|e| format!("seed {seed}: checker input: {e}"))?;
+    match verdict.valid {
+        Validity::Valid => Ok(stats),
+        Validity::Invalid => Err(format!(
+            "seed {seed}: history not linearizable: {}",
+            verdict.explanation.join("\n")
+        )),
+        Validity::Unknown => Err(format!(
+            "seed {seed}: linearizability unknown: {:?}",
+            verdict.explanation
+        )),
+    }
+}
+
+fn seed_count() -> u64 {
+    std::env::var("FAULTLINE_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000)
+}
+
+/// Runs `seeds` (a slice of the total), asserting every one passes.
+fn run_range(part: u64, parts: u64) -> Stats {
+    let total = seed_count();
+    let mut stats = Stats::default();
+    for seed in (part * total / parts)..((part + 1) * total / parts) {
+        match run_seed(SimConfig::random(seed)) {
+            Ok(s) => stats += s,
+            Err(e) => panic!("{e}\nreplay with FAULTLINE_SIM_SEED={seed}"),
+        }
+    }
+    stats
+}
+
+fn assert_coverage(stats: Stats) {
+    eprintln!("{stats:?}");
+    assert!(stats.leader_terms > 0 && stats.crashes > 0 && stats.partitions > 0);
+    assert!(
+        stats.snapshots_installed > 0,
+        "no snapshot was ever installed: {stats:?}"
+    );
+    assert!(
+        stats.ok > 0 && stats.fail > 0 && stats.info > 0,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn seeds_part_1_of_2() {
+    assert_coverage(run_range(0, 2));
+}
+
+#[test]
+fn seeds_part_2_of_2() {
+    assert_coverage(run_range(1, 2));
+}
+
+#[test]
+fn one_seed_from_env() {
+    let Some(seed) = std::env::var("FAULTLINE_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    else {
+        return;
+    };
+    let mut cfg = SimConfig::random(seed);
+    if let Ok(bug) = std::env::var("FAULTLINE_SIM_BUG") {
+        apply_bug(&mut cfg, &bug);
+    }
+    eprintln!("{cfg:?}");
+    let mut world = World::new(cfg.clone());
+    let result = world.run();
+    for op in &world.history {
+        eprintln!("{}", serde_json::to_string(op).unwrap());
+    }
+    eprintln!("{result:?}");
+    if let Err(e) = run_seed(cfg) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn same_seed_same_history() {
+    let run = |seed| {
+        let mut world = World::new(SimConfig::random(seed));
+        world.run().unwrap();
+        serde_json::to_string(&world.history).unwrap()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+fn apply_bug(cfg: &mut SimConfig, bug: &str) {
+    match bug {
+        "stale-read" => cfg.bugs.stale_read = true,
+        "old-term-commit" => cfg.bugs.old_term_commit = true,
+        "forget-vote" => cfg.bugs.forget_vote = true,
+        "no-fsync" => cfg.no_fsync = true,
+        other => panic!("unknown bug {other}"),
+    }
+}
+
+/// The first seed below `bound` at which the simulation catches `bug`.
+fn first_catch(bug: &str, bound: u64) -> Option<(u64, String)> {
+    (0..bound).find_map(|seed| {
+        let mut cfg = SimConfig::random(seed);
+        apply_bug(&mut cfg, bug);
+        run_seed(cfg).err().map(|e| (seed, e))
+    })
+}
+
+fn assert_caught(bug: &str, bound: u64) {
+    match first_catch(bug, bound) {
+        Some((seed, e)) => eprintln!(
+            "{bug}: caught at seed {seed}: {}",
+            e.lines().next().unwrap_or("")
+        ),
+        None => panic!("the simulation did not catch --bug {bug} within {bound} seeds"),
+    }
+}
+
+#[test]
+fn catches_stale_read() {
+    assert_caught("stale-read", 20);
+}
+
+#[test]
+fn catches_no_fsync() {
+    assert_caught("no-fsync", 100);
+}
+
+#[test]
+fn catches_old_term_commit() {
+    assert_caught("old-term-commit", 800);
+}
+
+#[test]
+fn catches_forget_vote() {
+    assert_caught("forget-vote", 800);
+}
+
+#[test]
+fn bugs_are_off_by_default() {
+    assert_eq!(SimConfig::random(1).bugs, CoreBugs::default());
+}
+
+/// Tuning aid: how many of the first N seeds catch each bug (`--ignored`).
+#[test]
+#[ignore]
+fn count_catches() {
+    let n = seed_count();
+    for bug in std::env::var("BUGS")
+        .unwrap_or("stale-read,no-fsync,old-term-commit,forget-vote".into())
+        .split(',')
+    {
+        let caught = (0..n)
+            .filter(|seed| {
+                let mut cfg = SimConfig::random(*seed);
+                apply_bug(&mut cfg, bug);
+                run_seed(cfg).is_err()
+            })
+            .count();
+        eprintln!("{bug}: {caught} of {n} seeds");
+    }
+}

@@ -1,0 +1,153 @@
+//! The bundled database, `faultline-kv` (see `clusters/kvnode/README.md`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Db, Node, Pause, Primaries, request_line, wait_until};
+use crate::error::ClusterError;
+use crate::remote::{Cmd, DaemonSpec};
+
+/// `faultline-kv` on every node: Raft on port 7001, clients on port 8001 (newline-
+/// delimited JSON), data in the node's `data/`.
+#[derive(Debug, Clone)]
+pub struct KvDb {
+    binary: PathBuf,
+    nodes: Vec<Node>,
+    upload: bool,
+    args: Vec<String>,
+}
+
+impl KvDb {
+    /// The port for Raft traffic.
+    pub const PEER_PORT: u16 = 7001;
+    /// The port for clients.
+    pub const CLIENT_PORT: u16 = 8001;
+
+    /// `faultline-kv` built at `binary` (on the controller), for the cluster `nodes`.
+    /// By default the binary is uploaded to each node's directory.
+    pub fn new(binary: impl Into<PathBuf>, nodes: &[Node]) -> KvDb {
+        KvDb {
+            binary: binary.into(),
+            nodes: nodes.to_vec(),
+            upload: true,
+            args: Vec::new(),
+        }
+    }
+
+    /// Whether to upload the binary (`true`, the default), or run it where it is (for
+    /// hosts that share the controller's filesystem, e.g. local namespaces).
+    pub fn upload(mut self, upload: bool) -> KvDb {
+        self.upload = upload;
+        self
+    }
+
+    /// Extra flags for every node (e.g. `--bug stale-read`, `--tick-ms 5`).
+    pub fn args<I, S>(mut self, args: I) -> KvDb
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    fn binary_on(&self, node: &Node) -> PathBuf {
+        if self.upload {
+            node.dir.join("faultline-kv")
+        } else {
+            self.binary.clone()
+        }
+    }
+
+    fn command(&self, node: &Node) -> Cmd {
+        let mut cmd = Cmd::new(self.binary_on(node).to_string_lossy())
+            .args(["--id", &node.id.to_string()])
+            .args([
+                "--listen-peer",
+                &format!("{}:{}", node.addr, Self::PEER_PORT),
+            ])
+            .args(["--listen-client", &self.client_addr(node)])
+            .args(["--data-dir", &node.data_dir().to_string_lossy()]);
+        for peer in self.nodes.iter().filter(|p| p.id != node.id) {
+            cmd = cmd.args([
+                "--peer".to_string(),
+                format!(
+                    "{}={}:{}/{}:{}",
+                    peer.id,
+                    peer.addr,
+                    Self::PEER_PORT,
+                    peer.addr,
+                    Self::CLIENT_PORT
+                ),
+            ]);
+        }
+        cmd.args(self.args.iter().cloned())
+    }
+
+    /// Asks `node` for its status; the `status` object of the response.
+    pub fn status(&self, node: &Node) -> Result<Value, String> {
+        let line = request_line(
+            &self.client_addr(node),
+            r#"{"id":0,"type":"status"}"#,
+            Duration::from_secs(2),
+        )?;
+        let response: Value =
+            serde_json::from_str(&line).map_err(|e| format!("bad response {line:?}: {e}"))?;
+        match response.get("status") {
+            Some(status) if response["type"] == "ok" => Ok(status.clone()),
+            _ => Err(format!("unexpected response {line}")),
+        }
+    }
+}
+
+impl Db for KvDb {
+    fn name(&self) -> &str {
+        "faultline-kv"
+    }
+
+    fn setup(&self, node: &Node) -> Result<(), ClusterError> {
+        if self.upload {
+            node.remote.upload(&self.binary, &self.binary_on(node))?;
+        }
+        self.start(node)
+    }
+
+    fn start(&self, node: &Node) -> Result<(), ClusterError> {
+        let spec = DaemonSpec::new(self.command(node), node.pid_file(), node.log_file());
+        node.remote.start_daemon(&spec)?;
+        Ok(())
+    }
+
+    fn await_ready(&self, node: &Node, timeout: Duration) -> Result<(), ClusterError> {
+        let addr = self.client_addr(node);
+        wait_until(self.name(), node, &addr, timeout, || {
+            self.status(node).map(drop)
+        })
+    }
+
+    fn client_addr(&self, node: &Node) -> String {
+        format!("{}:{}", node.addr, Self::CLIENT_PORT)
+    }
+
+    fn pause(&self) -> Option<&dyn Pause> {
+        Some(self)
+    }
+
+    fn primaries(&self) -> Option<&dyn Primaries> {
+        Some(self)
+    }
+}
+
+impl Pause for KvDb {}
+
+impl Primaries for KvDb {
+    fn primaries(&self, nodes: &[Node]) -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| self.status(n).is_ok_and(|s| s["role"] == "leader"))
+            .map(|n| n.name.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,327 @@
+//! `faultline check`: read a history, choose a checker, run it, and report the verdict
+//! as a human summary, as `results.json` on stdout (`--json`), and in `--out DIR`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use faultline_checker::elle::{self, Artifact, ConsistencyModel, ElleOptions, ElleWorkload};
+use faultline_checker::history::Format;
+use faultline_checker::linearizable::{self, LinearizableOptions, ModelKind};
+use faultline_checker::{History, InputError, OpType, Results, Validity, Verdict};
+use serde_json::{Map, Value};
+
+use crate::error::UsageError;
+use crate::summary;
+
+/// Arguments of `faultline check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The history: Faultline JSONL, or Jepsen EDN (`.edn`, or with `--format edn`).
+    pub history: PathBuf,
+    /// The checker; by default chosen from the operations (`txn` → elle).
+    #[arg(long, value_enum)]
+    pub checker: Option<CheckerName>,
+    /// The linearizability model: register, cas-register, mutex, set, fifo-queue.
+    /// By default inferred from the operations.
+    #[arg(long, value_parser = parse_model)]
+    pub model: Option<ModelKind>,
+    /// The file format; by default from the extension (`.edn` is EDN, else JSONL).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatName>,
+    /// Linearizable: give up with "unknown" after this many seconds. (Elle bounds its
+    /// cycle search by steps instead.)
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_seconds)]
+    pub time_limit: Duration,
+    /// Linearizable: give up with "unknown" when the search's memory exceeds this many
+    /// MiB (default 4096).
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit: Option<u64>,
+    /// Write `results.json` (and any drawings) into this directory, creating it.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the `results.json` document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Elle only: the transactions' workload, list-append or rw-register.
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Elle only: the consistency model that must hold (default strict-serializable).
+    #[arg(long, value_name = "M")]
+    pub consistency_model: Option<String>,
+}
+
+/// The checkers `check` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckerName {
+    /// Linearizability of single-object operations, per key.
+    Linearizable,
+    /// Elle: transactional anomalies (list-append, rw-register).
+    Elle,
+}
+
+/// History file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatName {
+    /// Faultline JSON Lines.
+    Jsonl,
+    /// Jepsen's `history.edn`.
+    Edn,
+}
+
+impl From<FormatName> for Format {
+    fn from(name: FormatName) -> Format {
+        match name {
+            FormatName::Jsonl => Format::Jsonl,
+            FormatName::Edn => Format::Edn,
+        }
+    }
+}
+
+fn parse_model(text: &str) -> Result<ModelKind, String> {
+    ModelKind::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds >= 0"))
+}
+
+/// The checker chosen for a history, with what it needs to know.
+#[derive(Debug, Clone)]
+enum Choice {
+    Linearizable(ModelKind),
+    Elle(ElleOptions),
+}
+
+impl Choice {
+    fn name(&self) -> &'static str {
+        match self {
+            Choice::Linearizable(_) => "linearizable",
+            Choice::Elle(_) => "elle",
+        }
+    }
+}
+
+/// What a checker produced.
+struct Checked {
+    verdict: Verdict,
+    artifacts: Vec<Artifact>,
+}
+
+/// Runs `faultline check` and returns the overall verdict.
+pub fn run(args: &CheckArgs) -> Result<Validity> {
+    let started = Instant::now();
+    let format = args.format.map(Format::from);
+    let history = History::read(&args.history, format)?;
+    let choice = choose_checker(&history, args)?;
+    let checked = run_checker(&history, &choice, args)?;
+    let elapsed = started.elapsed();
+
+    let mut results = Results::default();
+    results.extra.insert(
+        "history".into(),
+        Value::from(args.history.display().to_string()),
+    );
+    results
+        .extra
+        .insert("checker".into(), checker_info(&choice, args, format));
+    results
+        .checkers
+        .insert(choice.name().to_string(), checked.verdict);
+    if let Some(dir) = &args.out {
+        write_out(dir, &results, &checked.artifacts)?;
+    }
+    let text = if args.json {
+        serde_json::to_string_pretty(&results.to_json()).context("cannot serialize results.json")?
+            + "\n"
+    } else {
+        summary::render(&args.history, choice.name(), &results, elapsed)
+    };
+    print_stdout(&text)?;
+    Ok(results.valid())
+}
+
+/// Prints to stdout. A closed pipe (`faultline check … | head`) is not an error: the
+/// verdict still decides the exit code.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Selects the checker: `--checker`, else `--model` (linearizable) or the elle flags,
+/// else from the operations: `txn` → elle, anything else → linearizable with the model
+/// [`ModelKind::infer`] picks.
+fn choose_checker(history: &History, args: &CheckArgs) -> Result<Choice, InputError> {
+    let elle_flag = args.workload.is_some() || args.consistency_model.is_some();
+    let checker = match args.checker {
+        Some(checker) => checker,
+        None if args.model.is_some() => CheckerName::Linearizable,
+        None if elle_flag || has_transactions(history) => CheckerName::Elle,
+        None => CheckerName::Linearizable,
+    };
+    match checker {
+        CheckerName::Linearizable => {
+            if elle_flag {
+                return Err(InputError::Unsupported(
+                    "--workload and --consistency-model apply only to --checker elle".into(),
+                ));
+            }
+            let model = match args.model {
+                Some(model) => model,
+                None => ModelKind::infer(history)?,
+            };
+            Ok(Choice::Linearizable(model))
+        }
+        // ---- elle branch ----------------------------------------------------------
+        // The transactional checker (checker/src/elle/, `faultline_checker::elle`).
+        CheckerName::Elle => {
+            if args.model.is_some() {
+                return Err(InputError::Unsupported(
+                    "--model applies only to --checker linearizable; for elle use --workload and --consistency-model".into(),
+                ));
+            }
+            let workload = match &args.workload {
+                Some(name) => name.parse().map_err(InputError::Unsupported)?,
+                None => infer_workload(history),
+            };
+            let mut options = ElleOptions::new(workload);
+            if let Some(name) = &args.consistency_model {
+                let model: ConsistencyModel = name.parse().map_err(InputError::Unsupported)?;
+                options = options.with_model(model);
+            }
+            Ok(Choice::Elle(options))
+        } // ---- end of elle branch -------------------------------------------------
+    }
+}
+
+/// True when any client operation is a transaction.
+fn has_transactions(history: &History) -> bool {
+    history
+        .ops()
+        .iter()
+        .any(|op| op.is_client() && op.f == "txn")
+}
+
+/// Elle's workload from the micro-ops: any `append` → list-append, else any `w` →
+/// rw-register, else (reads only) list-append.
+fn infer_workload(history: &History) -> ElleWorkload {
+    let mut writes = false;
+    for op in history.ops() {
+        if !op.is_client() || op.f != "txn" || op.op_type != OpType::Invoke {
+            continue;
+        }
+        let Value::Array(mops) = &op.value else {
+            continue;
+        };
+        for mop in mops {
+            match mop.get(0).and_then(Value::as_str) {
+                Some("append") => return ElleWorkload::ListAppend,
+                Some("w") => writes = true,
+                _ => {}
+            }
+        }
+    }
+    if writes {
+        ElleWorkload::RwRegister
+    } else {
+        ElleWorkload::ListAppend
+    }
+}
+
+fn run_checker(history: &History, choice: &Choice, args: &CheckArgs) -> Result<Checked> {
+    match choice {
+        Choice::Linearizable(model) => {
+            let mut options = LinearizableOptions {
+                model: Some(*model),
+                time_limit: args.time_limit,
+                ..LinearizableOptions::default()
+            };
+            if let Some(mib) = args.memory_limit {
+                options.memory_limit_bytes =
+                    usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+            }
+            let verdict = linearizable::check(history, &options)?;
+            Ok(Checked {
+                verdict,
+                artifacts: Vec::new(),
+            })
+        }
+        // Drawings cost time; make them only when there is somewhere to put them.
+        Choice::Elle(options) if args.out.is_some() => {
+            let analysis = elle::analyze(history, options)?;
+            Ok(Checked {
+                verdict: analysis.verdict,
+                artifacts: analysis.artifacts,
+            })
+        }
+        Choice::Elle(options) => Ok(Checked {
+            verdict: elle::check(history, options)?,
+            artifacts: Vec::new(),
+        }),
+    }
+}
+
+/// The top-level `checker` field of `results.json`: what was run, and how.
+fn checker_info(choice: &Choice, args: &CheckArgs, format: Option<Format>) -> Value {
+    let mut info = Map::new();
+    info.insert("name".into(), Value::from(choice.name()));
+    match choice {
+        Choice::Linearizable(model) => {
+            info.insert("model".into(), Value::from(model.name()));
+            info.insert(
+                "time_limit_seconds".into(),
+                Value::from(args.time_limit.as_secs_f64()),
+            );
+            if let Some(mib) = args.memory_limit {
+                info.insert("memory_limit_mib".into(), Value::from(mib));
+            }
+        }
+        Choice::Elle(options) => {
+            info.insert("workload".into(), Value::from(options.workload.name()));
+            info.insert(
+                "consistency_model".into(),
+                Value::from(options.consistency_model.name()),
+            );
+        }
+    }
+    let format = format.unwrap_or_else(|| Format::from_path(&args.history));
+    info.insert("format".into(), Value::from(format.to_string()));
+    Value::Object(info)
+}
+
+/// Creates `dir` and writes `results.json` and the artifacts (`elle/NAME.dot`, `.svg`).
+fn write_out(dir: &Path, results: &Results, artifacts: &[Artifact]) -> Result<()> {
+    let unusable = |path: &Path, e: std::io::Error| {
+        UsageError(format!("--out: cannot write {}: {e}", path.display()))
+    };
+    fs::create_dir_all(dir).map_err(|e| unusable(dir, e))?;
+    let text = serde_json::to_string_pretty(&results.to_json())
+        .context("cannot serialize results.json")?;
+    let path = dir.join("results.json");
+    fs::write(&path, text + "\n").map_err(|e| unusable(&path, e))?;
+    if !artifacts.is_empty() {
+        let drawings = dir.join("elle");
+        fs::create_dir_all(&drawings).map_err(|e| unusable(&drawings, e))?;
+        for artifact in artifacts {
+            for (extension, text) in [("dot", &artifact.dot), ("svg", &artifact.svg)] {
+                let path = drawings.join(format!("{}.{extension}", artifact.name));
+                fs::write(&path, text).map_err(|e| unusable(&path, e))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `faultline`: the command line. This file only parses arguments and maps outcomes to
+//! Jepsen's exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments or input,
+//! 255 the harness itself crashed.
+
+mod check;
+mod clean;
+mod error;
+mod generate;
+mod hosts;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use faultline_checker::InputError;
+
+use error::UsageError;
+
+/// Exit code for bad arguments or unusable input.
+const EXIT_BAD_INPUT: u8 = 254;
+/// Exit code for a crash of the harness itself.
+const EXIT_CRASH: u8 = 255;
+
+/// Faultline: fault-injection testing for distributed databases.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a history (JSONL, or Jepsen EDN) and print the verdict.
+    Check(check::CheckArgs),
+    /// Write a seeded synthetic history, e.g. for benchmarks.
+    Gen(generate::GenArgs),
+    /// Remove what crashed or killed runs left (namespaces, links, nft tables, processes).
+    Clean(clean::CleanArgs),
+    /// Preflight: check that the hosts of a backend (local, docker, ssh) can be used.
+    Hosts(hosts::HostsArgs),
+    /// Panic on purpose, to test that a crash exits 255.
+    #[command(hide = true)]
+    InternalPanic,
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("faultline: internal error (this is a bug in faultline): {info}");
+        std::process::exit(i32::from(EXIT_CRASH));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout and succeed; usage errors must not exit 2,
+            // which means "unknown".
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_BAD_INPUT)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let outcome = match &cli.command {
+        Command::Check(args) => check::run(args).map(|v| v.exit_code()),
+        Command::Gen(args) => generate::run(args).map(|()| 0),
+        Command::Clean(args) => clean::run(args).map(|()| 0),
+        Command::Hosts(args) => hosts::run(args).map(|()| 0),
+        Command::InternalPanic => panic!("deliberate panic (internal-panic)"),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_CRASH)),
+        Err(error) => report(&error),
+    }
+}
+
+/// Prints an error and picks its exit code: 254 for the user's input, 255 otherwise.
+fn report(error: &anyhow::Error) -> ExitCode {
+    let input = error.chain().find_map(|e| e.downcast_ref::<InputError>());
+    match input {
+        // Already `FILE:LINE: message` lines, like a compiler's.
+        Some(input @ InputError::Invalid { .. }) => eprintln!("{input}"),
+        _ => eprintln!("faultline: {error:#}"),
+    }
+    let bad_input = input.is_some() || error.chain().any(|e| e.is::<UsageError>());
+    ExitCode::from(if bad_input {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_CRASH
+    })
+}

@@ -1,0 +1,208 @@
+//! End-to-end tests of `faultline check --checker elle`: exit codes (0 valid, 1 an
+//! anomaly, 254 a malformed transaction naming FILE:LINE), the consistency model,
+//! the workload flag, and the drawings written by `--out`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn faultline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    format!("checker/tests/fixtures/elle/{name}")
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn valid_list_append_exits_0() {
+    let output = faultline(&[
+        "check",
+        &fixture("list-append-valid.jsonl"),
+        "--checker",
+        "elle",
+        "--workload",
+        "list-append",
+        "--json",
+    ]);
+    assert_exit(&output, 0);
+    let results = json(&output);
+    assert_eq!(results["valid"], Value::Bool(true));
+    assert_eq!(
+        results["checkers"]["elle"]["anomaly_types"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn an_anomaly_exits_1_with_the_spec_fields() {
+    let output = faultline(&[
+        "check",
+        &fixture("list-append-g-single.jsonl"),
+        "--checker",
+        "elle",
+        "--workload",
+        "list-append",
+        "--consistency-model",
+        "serializable",
+        "--json",
+    ]);
+    assert_exit(&output, 1);
+    let elle = &json(&output)["checkers"]["elle"];
+    assert_eq!(elle["valid"], Value::Bool(false));
+    assert_eq!(elle["anomaly_types"], serde_json::json!(["G-single"]));
+    assert_eq!(elle["not"], serde_json::json!(["consistent-view"]));
+    assert!(
+        elle["also_not"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("snapshot-isolation"))
+    );
+    let g = &elle["anomalies"]["G-single"][0];
+    assert!(
+        g["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("a contradiction!")
+    );
+    assert_eq!(g["steps"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_weaker_model_allows_it() {
+    let output = faultline(&[
+        "check",
+        &fixture("list-append-g-single.jsonl"),
+        "--checker",
+        "elle",
+        "--consistency-model",
+        "read-committed",
+    ]);
+    assert_exit(&output, 0);
+    let output = faultline(&[
+        "check",
+        &fixture("list-append-g2-item.jsonl"),
+        "--consistency-model",
+        "snapshot-isolation",
+    ]);
+    assert_exit(&output, 0);
+    let output = faultline(&[
+        "check",
+        &fixture("list-append-g2-item.jsonl"),
+        "--consistency-model",
+        "repeatable-read",
+    ]);
+    assert_exit(&output, 1);
+}
+
+#[test]
+fn rw_register_workload() {
+    let output = faultline(&[
+        "check",
+        &fixture("rw-register-g1c.jsonl"),
+        "--checker",
+        "elle",
+        "--workload",
+        "rw-register",
+    ]);
+    assert_exit(&output, 1);
+    let output = faultline(&[
+        "check",
+        &fixture("rw-register-valid.jsonl"),
+        "--checker",
+        "elle",
+        "--workload",
+        "rw-register",
+    ]);
+    assert_exit(&output, 0);
+}
+
+#[test]
+fn malformed_transaction_exits_254_naming_the_line() {
+    let path = fixture("list-append-malformed.jsonl");
+    let output = faultline(&[
+        "check",
+        &path,
+        "--checker",
+        "elle",
+        "--workload",
+        "list-append",
+    ]);
+    assert_exit(&output, 254);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("{path}:4:")), "{stderr}");
+    // A value appended twice is malformed too.
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("dup.jsonl");
+    fs::write(
+        &file,
+        concat!(
+            "{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+            "{\"index\":1,\"time\":1,\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+            "{\"index\":2,\"time\":2,\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let output = faultline(&[
+        "check",
+        &file,
+        "--checker",
+        "elle",
+        "--workload",
+        "list-append",
+    ]);
+    assert_exit(&output, 254);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("{file}:3:")), "{stderr}");
+}
+
+#[test]
+fn out_writes_dot_and_svg_per_cycle() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("out");
+    let output = faultline(&[
+        "check",
+        &fixture("list-append-g2-item.jsonl"),
+        "--checker",
+        "elle",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_exit(&output, 1);
+    let dot = fs::read_to_string(out.join("elle/G2-item-0.dot")).unwrap();
+    assert!(dot.starts_with("digraph"), "{dot}");
+    let svg = fs::read_to_string(out.join("elle/G2-item-0.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("T2"));
+    let results: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["valid"], Value::Bool(false));
+}
