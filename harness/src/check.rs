@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use faultline_checker::bank::{self, BankOptions};
+use faultline_checker::counter::{self, CounterOptions};
 use faultline_checker::elle::{self, Artifact, ConsistencyModel, ElleOptions, ElleWorkload};
 use faultline_checker::history::Format;
 use faultline_checker::linearizable::{self, LinearizableOptions, ModelKind};
+use faultline_checker::set::{self, SetOptions};
 use faultline_checker::{History, InputError, OpType, Results, Validity, Verdict};
 use serde_json::{Map, Value};
 
@@ -22,7 +25,9 @@ use crate::summary;
 pub struct CheckArgs {
     /// The history: Faultline JSONL, or Jepsen EDN (`.edn`, or with `--format edn`).
     pub history: PathBuf,
-    /// The checker; by default chosen from the operations (`txn` → elle).
+    /// The checker; by default chosen from the operations: `txn` → elle, `transfer` →
+    /// bank, `add`/`read` with list reads → set, with integer reads → counter, anything
+    /// else → linearizable.
     #[arg(long, value_enum)]
     pub checker: Option<CheckerName>,
     /// The linearizability model: register, cas-register, mutex, set, fifo-queue.
@@ -52,6 +57,20 @@ pub struct CheckArgs {
     /// Elle only: the consistency model that must hold (default strict-serializable).
     #[arg(long, value_name = "M")]
     pub consistency_model: Option<String>,
+    /// Bank only (and required by it): the sum every read of the balances must have.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub bank_total: Option<i64>,
+    /// Bank only: the accounts every read must name exactly, comma-separated. By
+    /// default any account names are accepted.
+    #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
+    pub bank_accounts: Option<Vec<String>>,
+    /// Bank only: allow negative balances.
+    #[arg(long)]
+    pub bank_negative_allowed: bool,
+    /// Set only: the set must be linearizable, so stale elements (missed by a read that
+    /// began after they were known) are invalid.
+    #[arg(long)]
+    pub set_linearizable: bool,
 }
 
 /// The checkers `check` can run.
@@ -61,6 +80,12 @@ pub enum CheckerName {
     Linearizable,
     /// Elle: transactional anomalies (list-append, rw-register).
     Elle,
+    /// Bank: every read of the balances sums to `--bank-total`.
+    Bank,
+    /// Set (Jepsen's set-full): lost, stale, unexpected and duplicated elements.
+    Set,
+    /// Counter: every read lies between the totals the adds could have produced.
+    Counter,
 }
 
 /// History file formats.
@@ -97,6 +122,9 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 enum Choice {
     Linearizable(ModelKind),
     Elle(ElleOptions),
+    Bank(BankOptions),
+    Set(SetOptions),
+    Counter(CounterOptions),
 }
 
 impl Choice {
@@ -104,6 +132,9 @@ impl Choice {
         match self {
             Choice::Linearizable(_) => "linearizable",
             Choice::Elle(_) => "elle",
+            Choice::Bank(_) => "bank",
+            Choice::Set(_) => "set",
+            Choice::Counter(_) => "counter",
         }
     }
 }
@@ -162,18 +193,62 @@ fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
-/// Selects the checker: `--checker`, else `--model` (linearizable) or the elle flags,
-/// else from the operations: `txn` → elle, anything else → linearizable with the model
-/// [`ModelKind::infer`] picks.
+/// Selects the checker: `--checker`, else `--model` (linearizable), the elle, bank or
+/// set flags, else from the operations: `txn` → elle, `transfer` → bank, `add`/`read`
+/// → set or counter (see [`infer_add_read`]), anything else → linearizable with the
+/// model [`ModelKind::infer`] picks.
 fn choose_checker(history: &History, args: &CheckArgs) -> Result<Choice, InputError> {
     let elle_flag = args.workload.is_some() || args.consistency_model.is_some();
+    let bank_flag =
+        args.bank_total.is_some() || args.bank_accounts.is_some() || args.bank_negative_allowed;
     let checker = match args.checker {
         Some(checker) => checker,
         None if args.model.is_some() => CheckerName::Linearizable,
         None if elle_flag || has_transactions(history) => CheckerName::Elle,
-        None => CheckerName::Linearizable,
+        None if bank_flag || has_f(history, "transfer") => CheckerName::Bank,
+        None if args.set_linearizable => CheckerName::Set,
+        None => infer_add_read(history)?.unwrap_or(CheckerName::Linearizable),
     };
+    let misplaced = |flag: &str, checker: &str| {
+        Err(InputError::Unsupported(format!(
+            "{flag} applies only to --checker {checker}"
+        )))
+    };
+    if bank_flag && checker != CheckerName::Bank {
+        return misplaced(
+            "--bank-total, --bank-accounts and --bank-negative-allowed",
+            "bank",
+        );
+    }
+    if args.set_linearizable && checker != CheckerName::Set {
+        return misplaced("--set-linearizable", "set");
+    }
+    if !matches!(checker, CheckerName::Linearizable | CheckerName::Elle) {
+        if args.model.is_some() {
+            return misplaced("--model", "linearizable");
+        }
+        if elle_flag {
+            return misplaced("--workload and --consistency-model", "elle");
+        }
+    }
     match checker {
+        CheckerName::Bank => {
+            let Some(total) = args.bank_total else {
+                return Err(InputError::Unsupported(
+                    "the bank checker needs the total every read must sum to: pass --bank-total N"
+                        .into(),
+                ));
+            };
+            Ok(Choice::Bank(BankOptions {
+                total,
+                accounts: args.bank_accounts.clone(),
+                negative_allowed: args.bank_negative_allowed,
+            }))
+        }
+        CheckerName::Set => Ok(Choice::Set(SetOptions {
+            linearizable: args.set_linearizable,
+        })),
+        CheckerName::Counter => Ok(Choice::Counter(CounterOptions::default())),
         CheckerName::Linearizable => {
             if elle_flag {
                 return Err(InputError::Unsupported(
@@ -210,10 +285,32 @@ fn choose_checker(history: &History, args: &CheckArgs) -> Result<Choice, InputEr
 
 /// True when any client operation is a transaction.
 fn has_transactions(history: &History) -> bool {
-    history
-        .ops()
-        .iter()
-        .any(|op| op.is_client() && op.f == "txn")
+    has_f(history, "txn")
+}
+
+/// True when any client operation has function `f`.
+fn has_f(history: &History, f: &str) -> bool {
+    history.ops().iter().any(|op| op.is_client() && op.f == f)
+}
+
+/// For histories of only `add` and `read`: the set checker when every ok read returned
+/// a list, the counter checker when every one returned an integer; an error asking for
+/// `--checker` when that does not decide. `None` for other histories.
+fn infer_add_read(history: &History) -> Result<Option<CheckerName>, InputError> {
+    let client = || history.ops().iter().filter(|op| op.is_client());
+    if !client().any(|op| op.f == "add") || !client().all(|op| op.f == "add" || op.f == "read") {
+        return Ok(None);
+    }
+    let reads = || client().filter(|op| op.f == "read" && op.op_type == OpType::Ok);
+    if reads().next().is_some() && reads().all(|op| op.value.is_array()) {
+        Ok(Some(CheckerName::Set))
+    } else if reads().next().is_some() && reads().all(|op| op.value.is_i64()) {
+        Ok(Some(CheckerName::Counter))
+    } else {
+        Err(InputError::Unsupported(
+            "cannot tell a set from a counter by the reads of this add/read history: pass --checker set, --checker counter, or --checker linearizable --model set".into(),
+        ))
+    }
 }
 
 /// Elle's workload from the micro-ops: any `append` → list-append, else any `w` →
@@ -272,6 +369,18 @@ fn run_checker(history: &History, choice: &Choice, args: &CheckArgs) -> Result<C
             verdict: elle::check(history, options)?,
             artifacts: Vec::new(),
         }),
+        Choice::Bank(options) => Ok(Checked {
+            verdict: bank::check(history, options)?,
+            artifacts: Vec::new(),
+        }),
+        Choice::Set(options) => Ok(Checked {
+            verdict: set::check(history, options)?,
+            artifacts: Vec::new(),
+        }),
+        Choice::Counter(options) => Ok(Checked {
+            verdict: counter::check(history, options)?,
+            artifacts: Vec::new(),
+        }),
     }
 }
 
@@ -297,6 +406,20 @@ fn checker_info(choice: &Choice, args: &CheckArgs, format: Option<Format>) -> Va
                 Value::from(options.consistency_model.name()),
             );
         }
+        Choice::Bank(options) => {
+            info.insert("total".into(), Value::from(options.total));
+            info.insert(
+                "negative_allowed".into(),
+                Value::from(options.negative_allowed),
+            );
+            if let Some(accounts) = &options.accounts {
+                info.insert("accounts".into(), Value::from(accounts.clone()));
+            }
+        }
+        Choice::Set(options) => {
+            info.insert("linearizable".into(), Value::from(options.linearizable));
+        }
+        Choice::Counter(_) => {}
     }
     let format = format.unwrap_or_else(|| Format::from_path(&args.history));
     info.insert("format".into(), Value::from(format.to_string()));

@@ -7,6 +7,7 @@ mod clean;
 mod error;
 mod generate;
 mod hosts;
+mod run;
 mod summary;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a test: deploy a cluster, run a workload under faults, check the history.
+    Run(Box<run::RunArgs>),
     /// Check a history (JSONL, or Jepsen EDN) and print the verdict.
     Check(check::CheckArgs),
     /// Write a seeded synthetic history, e.g. for benchmarks.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match &cli.command {
+        Command::Run(args) => run::run(args).map(|v| v.exit_code()),
         Command::Check(args) => check::run(args).map(|v| v.exit_code()),
         Command::Gen(args) => generate::run(args).map(|()| 0),
         Command::Clean(args) => clean::run(args).map(|()| 0),

@@ -1,12 +1,19 @@
-//! Faultline's nemesis: the faults a test injects. For now, the network partition
-//! topologies of Jepsen's `nemesis` namespace as pure functions over node names:
-//! [`halves`], [`random_halves`], [`isolate`], [`majorities_ring`], [`bridge`],
-//! [`one_way`], built on [`Grudge`] and [`complete_grudge`].
+//! Faultline's nemesis: the faults a test injects.
 //!
-//! A topology is a [`Partition`]: a [`Grudge`] (for each node, the nodes it drops traffic
-//! from, which is what gets applied with nft on each host) and the JSON value the
-//! nemesis records in the history, e.g. `{"isolated":[["n1","n2"],["n3","n4","n5"]]}`.
-//! Nothing here does I/O; applying a grudge is the hosts layer's job.
+//! - **Topologies** (pure): the network partitions of Jepsen's `nemesis` namespace as
+//!   functions over node names: [`halves`], [`random_halves`], [`isolate`],
+//!   [`majorities_ring`], [`bridge`], [`one_way`], built on [`Grudge`] and
+//!   [`complete_grudge`]. A topology is a [`Partition`]: a grudge (for each node, the
+//!   nodes it drops traffic from) and the JSON value the nemesis records in the history,
+//!   e.g. `{"isolated":[["n1","n2"],["n3","n4","n5"]]}`.
+//! - **Networks** ([`net`]): the [`Net`] trait applies a grudge for real, one nft table
+//!   per node, on local namespaces ([`NetnsNet`]), containers ([`DockerNet`]) or SSH
+//!   machines ([`SshNet`]), and heals.
+//! - **Nemeses**: the [`Nemesis`] protocol (`fs`, `invoke`, `heal`) with
+//!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], the no-op [`Noop`] and
+//!   [`Compose`]. Each draws its random choices from its own seeded RNG.
+//! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
+//!   process's operations (start a random enabled fault, stop it, …) for the run loop.
 //!
 //! ```
 //! use faultline_nemesis::{halves, majorities_ring};
@@ -19,13 +26,51 @@
 //! let ring = majorities_ring(&nodes).unwrap();
 //! assert!(nodes.iter().all(|n| ring.grudge.view(n).len() >= 3));
 //! ```
+//!
+//! Driving real faults (needs root; see `tests/netns_faults.rs`):
+//!
+//! ```no_run
+//! # use std::{path::Path, sync::Arc, time::Duration};
+//! use faultline_clusters::{KvDb, NetnsCluster, db::setup_all};
+//! use faultline_nemesis::{Compose, KillNemesis, Nemesis, NetnsNet, PartitionNemesis};
+//! use serde_json::json;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = NetnsCluster::create(Path::new("/tmp/run"), 5)?;
+//! let nodes = cluster.nodes();
+//! let db = Arc::new(KvDb::new("target/release/faultline-kv", &nodes).upload(false));
+//! setup_all(&*db, &nodes, Duration::from_secs(10))?;
+//! let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+//! let mut nemesis = Compose::new(vec![
+//!     Box::new(PartitionNemesis::new(Arc::new(NetnsNet::new(&cluster)), &names, 42)),
+//!     Box::new(KillNemesis::new(db, nodes, 42)),
+//! ])?;
+//! let info = nemesis.invoke("start-partition", &json!("majority"))?;
+//! nemesis.invoke("kill", &json!("one"))?;
+//! nemesis.heal()?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod error;
 mod grudge;
+#[allow(clippy::module_inception)]
+mod nemesis;
+pub mod net;
 mod partition;
+mod partitioner;
+mod process;
+pub mod schedule;
 
+pub use error::NemesisError;
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
+pub use nemesis::{Compose, Nemesis, Noop};
+pub use net::{DockerNet, Net, NetnsNet, SshNet};
 pub use partition::{
     Partition, TopologyError, bridge, halves, isolate, majorities_ring, one_way, random_halves,
     shuffled,
 };
+pub use partitioner::{PartitionNemesis, START_PARTITION, STOP_PARTITION, TOPOLOGIES};
+pub use process::{
+    DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
+};
+pub use schedule::{DEFAULT_INTERVAL, Fault, Schedule, final_heal, schedule};

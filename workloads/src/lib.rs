@@ -55,7 +55,9 @@ mod independent;
 mod limit;
 mod route;
 pub mod sim;
+pub mod store;
 mod timing;
+pub mod workload;
 
 pub use basic::{
     Cycle, FromFn, Map, Once, Repeat, Seq, Sleep, cycle, from_fn, map, once, repeat, seq, sleep,

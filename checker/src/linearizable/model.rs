@@ -72,13 +72,14 @@ pub trait Model: Sync {
     }
 
     /// A necessary condition: can `target` fit after the current `state` is changed by
-    /// some of `candidates` (each at most once, in some order)? `false` only when it
+    /// some of `candidates` (each action at most as many times as its count, in some
+    /// order)? `false` only when it
     /// certainly cannot; the default never rules anything out.
     fn could_fit(
         &self,
         _state: &Self::State,
         _target: &Action,
-        _candidates: &mut dyn Iterator<Item = &Action>,
+        _candidates: &mut dyn Iterator<Item = (&Action, usize)>,
     ) -> bool {
         true
     }
@@ -108,7 +109,7 @@ fn register_step(state: &ValueId, action: &Action) -> Option<ValueId> {
 fn register_could_fit(
     state: &ValueId,
     target: &Action,
-    candidates: &mut dyn Iterator<Item = &Action>,
+    candidates: &mut dyn Iterator<Item = (&Action, usize)>,
 ) -> bool {
     let needed = match target {
         Action::Read(v) | Action::Cas(v, _) => *v,
@@ -117,7 +118,7 @@ fn register_could_fit(
     if needed == *state {
         return true;
     }
-    for candidate in candidates {
+    for (candidate, _) in candidates {
         if let Action::Write(v) | Action::Cas(_, v) = candidate
             && *v == needed
         {
@@ -157,7 +158,7 @@ impl Model for Register {
         &self,
         state: &ValueId,
         target: &Action,
-        candidates: &mut dyn Iterator<Item = &Action>,
+        candidates: &mut dyn Iterator<Item = (&Action, usize)>,
     ) -> bool {
         register_could_fit(state, target, candidates)
     }
@@ -186,7 +187,7 @@ impl Model for Mutex {
         &self,
         locked: &bool,
         target: &Action,
-        candidates: &mut dyn Iterator<Item = &Action>,
+        candidates: &mut dyn Iterator<Item = (&Action, usize)>,
     ) -> bool {
         // An acquire needs the lock free; a release needs it held.
         let (fits, toggles) = match target {
@@ -197,7 +198,7 @@ impl Model for Mutex {
         if fits {
             return true;
         }
-        for candidate in candidates {
+        for (candidate, _) in candidates {
             if *candidate == toggles {
                 return true;
             }
@@ -239,7 +240,7 @@ impl Model for Set {
         &self,
         state: &Vec<ValueId>,
         target: &Action,
-        candidates: &mut dyn Iterator<Item = &Action>,
+        candidates: &mut dyn Iterator<Item = (&Action, usize)>,
     ) -> bool {
         // A set only grows: a read must contain the state, and what it has beyond the
         // state must be added by candidates.
@@ -257,7 +258,7 @@ impl Model for Set {
         if missing.is_empty() {
             return true;
         }
-        for candidate in candidates {
+        for (candidate, _) in candidates {
             if let Action::Add(e) = candidate {
                 missing.retain(|m| m != e);
                 if missing.is_empty() {
@@ -319,7 +320,7 @@ impl Model for FifoQueue {
         &self,
         state: &VecDeque<ValueId>,
         target: &Action,
-        candidates: &mut dyn Iterator<Item = &Action>,
+        candidates: &mut dyn Iterator<Item = (&Action, usize)>,
     ) -> bool {
         // A dequeue of e needs e queued (or enqueued by a candidate) and everything ahead
         // of it removed by candidate dequeues; an empty dequeue needs everything removed.
@@ -329,10 +330,10 @@ impl Model for FifoQueue {
         let mut dequeued: Vec<ValueId> = Vec::new();
         let mut unknown_dequeues = 0usize;
         let mut enqueued_wanted = false;
-        for candidate in candidates {
+        for (candidate, times) in candidates {
             match candidate {
                 Action::Dequeue(e) if *e != NULL => dequeued.push(*e),
-                Action::DequeueUnknown => unknown_dequeues += 1,
+                Action::DequeueUnknown => unknown_dequeues = unknown_dequeues.saturating_add(times),
                 Action::Enqueue(e) if e == wanted => enqueued_wanted = true,
                 _ => {}
             }

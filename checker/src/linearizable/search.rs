@@ -366,16 +366,22 @@ impl<'p, M: Model> Search<'p, M> {
         let completed = self.span[self.k]
             .iter()
             .filter(|&&x| !self.linearized[x as usize])
-            .map(|&x| &self.problem.completed[x as usize].action);
+            .map(|&x| (&self.problem.completed[x as usize].action, 1));
+        // A crashed class offers each of its invoked, unused operations (all of them, as
+        // often as wanted, when crashed operations are reusable).
         let crashed = self
             .class_calls
             .iter()
             .enumerate()
-            .filter(|(class, calls)| {
+            .filter_map(|(class, calls)| {
                 let invoked = calls.partition_point(|&c| c < deadline);
-                invoked > 0 && (self.crashed_reusable || invoked > self.used[*class] as usize)
-            })
-            .map(|(class, _)| &self.class_actions[class]);
+                let available = if self.crashed_reusable && invoked > 0 {
+                    usize::MAX
+                } else {
+                    invoked.saturating_sub(self.used[class] as usize)
+                };
+                (available > 0).then(|| (&self.class_actions[class], available))
+            });
         self.model
             .could_fit(&self.state, deadline_op, &mut completed.chain(crashed))
     }

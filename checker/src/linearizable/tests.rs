@@ -335,3 +335,36 @@ proptest! {
         prop_assert_eq!(search_only.valid, expected);
     }
 }
+
+/// Found by the property test in CI: two crashed dequeues form one class, and the
+/// "could the deadline op still fit" prune counted the class as one dequeue — so an empty
+/// dequeue after two unobserved enqueues and two crashed dequeues was called invalid.
+#[test]
+fn crashed_dequeues_of_one_class_each_remove_an_element() {
+    let h = rows(&[
+        (1, "invoke", "enqueue", json!(2)),
+        (1, "ok", "enqueue", json!(2)),
+        (1, "invoke", "enqueue", json!(3)),
+        (1, "ok", "enqueue", json!(3)),
+        (1, "invoke", "dequeue", json!(null)),
+        (1, "info", "dequeue", json!(null)),
+        (2, "invoke", "dequeue", json!(null)),
+        (2, "info", "dequeue", json!(null)),
+        (3, "invoke", "dequeue", json!(null)),
+        (3, "ok", "dequeue", json!(null)),
+    ]);
+    assert_eq!(oracle_verdict(&h, ModelKind::FifoQueue), Validity::Valid);
+    assert_eq!(verdict(&h, ModelKind::FifoQueue), Validity::Valid);
+    // With one crashed dequeue only, one element stays queued: the empty dequeue fails.
+    let h = rows(&[
+        (1, "invoke", "enqueue", json!(2)),
+        (1, "ok", "enqueue", json!(2)),
+        (1, "invoke", "enqueue", json!(3)),
+        (1, "ok", "enqueue", json!(3)),
+        (1, "invoke", "dequeue", json!(null)),
+        (1, "info", "dequeue", json!(null)),
+        (3, "invoke", "dequeue", json!(null)),
+        (3, "ok", "dequeue", json!(null)),
+    ]);
+    assert_eq!(verdict(&h, ModelKind::FifoQueue), Validity::Invalid);
+}

@@ -1,13 +1,14 @@
 //! The replicated state machine: keys mapped to JSON values, changed only by
-//! transactions of micro-ops `r`, `w`, `cas` and `append`, each applied atomically.
+//! transactions of micro-ops `r`, `w`, `cas`, `append` and `add`, each applied atomically.
 //!
 //! A micro-op is a three-element JSON list `[f, key, value]`, as in the history format:
 //! `["r","x",null]` reads (the result fills in the value, `null` when unset),
 //! `["w","x",3]` writes, `["cas","x",[1,2]]` writes 2 if the value is 1 (`null` means
-//! unset) and `["append","x",5]` appends to a list (an unset key is an empty list).
+//! unset), `["append","x",5]` appends to a list (an unset key is an empty list) and
+//! `["add","x",2]` adds an integer to the key's integer (an unset key is 0).
 //! Keys are strings or integers; an integer key `3` and the string `"3"` are the same key.
-//! If any `cas` compares false or an `append` meets a non-list, the whole transaction
-//! has no effect and fails.
+//! If any `cas` compares false, an `append` meets a non-list or an `add` meets a
+//! non-integer (or overflows), the whole transaction has no effect and fails.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +44,13 @@ pub enum MicroOp {
         key: Value,
         /// The element appended.
         value: Value,
+    },
+    /// Add to an integer.
+    Add {
+        /// The key.
+        key: Value,
+        /// The integer added (may be negative).
+        delta: i64,
     },
 }
 
@@ -80,6 +88,10 @@ impl MicroOp {
                 key,
                 value: arg.clone(),
             }),
+            Some("add") => match arg.as_i64() {
+                Some(delta) => Ok(MicroOp::Add { key, delta }),
+                None => Err(err("add needs an integer delta")),
+            },
             Some("cas") => match arg.as_array().map(Vec::as_slice) {
                 Some([old, new]) => Ok(MicroOp::Cas {
                     key,
@@ -88,7 +100,7 @@ impl MicroOp {
                 }),
                 _ => Err(err("cas needs [old, new]")),
             },
-            _ => Err(err("f must be one of r, w, cas, append")),
+            _ => Err(err("f must be one of r, w, cas, append, add")),
         }
     }
 
@@ -111,6 +123,9 @@ impl MicroOp {
             MicroOp::Append { key, value } => {
                 Value::Array(vec!["append".into(), key.clone(), value.clone()])
             }
+            MicroOp::Add { key, delta } => {
+                Value::Array(vec!["add".into(), key.clone(), Value::from(*delta)])
+            }
         }
     }
 
@@ -119,7 +134,8 @@ impl MicroOp {
             MicroOp::Read { key }
             | MicroOp::Write { key, .. }
             | MicroOp::Cas { key, .. }
-            | MicroOp::Append { key, .. } => key,
+            | MicroOp::Append { key, .. }
+            | MicroOp::Add { key, .. } => key,
         };
         match key {
             Value::String(s) => s.clone(),
@@ -158,9 +174,10 @@ pub fn txn_to_json(txn: &[MicroOp]) -> Value {
 pub enum TxnOutcome {
     /// Applied; the micro-ops with read results filled in.
     Committed(Vec<Value>),
-    /// No effect: a `cas` compared false or an `append` met a non-list.
+    /// No effect: a `cas` compared false, an `append` met a non-list or an `add` met a
+    /// non-integer or overflowed.
     Aborted {
-        /// A short code: `cas-mismatch` or `not-a-list`.
+        /// A short code: `cas-mismatch`, `not-a-list`, `not-an-integer` or `overflow`.
         code: &'static str,
         /// For people.
         message: String,
@@ -237,6 +254,30 @@ impl Store {
                     overlay.insert(key, Value::Array(list));
                     results.push(op.to_json(None));
                 }
+                MicroOp::Add { delta, .. } => {
+                    let base = match &current {
+                        None => 0,
+                        Some(v) => match v.as_i64() {
+                            Some(n) => n,
+                            None => {
+                                return TxnOutcome::Aborted {
+                                    code: "not-an-integer",
+                                    message: format!(
+                                        "add to {key}: its value {v} is not an integer"
+                                    ),
+                                };
+                            }
+                        },
+                    };
+                    let Some(sum) = base.checked_add(*delta) else {
+                        return TxnOutcome::Aborted {
+                            code: "overflow",
+                            message: format!("add {delta} to {key} ({base}) overflows"),
+                        };
+                    };
+                    overlay.insert(key, Value::from(sum));
+                    results.push(op.to_json(None));
+                }
             }
         }
         self.data.extend(overlay);
@@ -305,6 +346,43 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn add_accumulates_and_rejects_non_integers() {
+        let mut s = Store::new();
+        let out = s.apply(&txn(json!([
+            ["add", "c", 2],
+            ["add", "c", -5],
+            ["r", "c", null]
+        ])));
+        assert_eq!(
+            out,
+            TxnOutcome::Committed(vec![
+                json!(["add", "c", 2]),
+                json!(["add", "c", -5]),
+                json!(["r", "c", -3])
+            ])
+        );
+        s.apply(&txn(json!([["w", "s", "x"], ["w", "m", i64::MAX]])));
+        let out = s.apply(&txn(json!([["add", "c", 1], ["add", "s", 1]])));
+        assert!(matches!(
+            out,
+            TxnOutcome::Aborted {
+                code: "not-an-integer",
+                ..
+            }
+        ));
+        assert_eq!(s.get("c"), Some(&json!(-3)), "an aborted add has no effect");
+        assert!(matches!(
+            s.apply(&txn(json!([["add", "m", 1]]))),
+            TxnOutcome::Aborted {
+                code: "overflow",
+                ..
+            }
+        ));
+        assert!(parse_txn(&json!([["add", "c", 1.5]])).is_err());
+        assert!(parse_txn(&json!([["add", "c", null]])).is_err());
     }
 
     #[test]

@@ -78,6 +78,29 @@ fn ruleset(table: &str, addrs: &[IpAddr]) -> String {
     )
 }
 
+/// The ruleset dropping traffic *from* `addrs` only (input hook), replacing any earlier
+/// version of the table in one transaction.
+fn inbound_ruleset(table: &str, addrs: &[IpAddr]) -> String {
+    let mut input = String::new();
+    for (proto, v6) in [("ip", false), ("ip6", true)] {
+        let set: Vec<String> = addrs
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(IpAddr::to_string)
+            .collect();
+        if !set.is_empty() {
+            input.push_str(&format!(
+                "    {proto} saddr {{ {} }} drop\n",
+                set.join(", ")
+            ));
+        }
+    }
+    format!(
+        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\n\
+         table {FAMILY} {table} {{\n  chain input {{\n    type filter hook input priority -10; policy accept;\n{input}  }}\n}}\n"
+    )
+}
+
 /// Network faults for one container, applied from the controller.
 #[derive(Debug)]
 pub struct DockerNet {
@@ -151,6 +174,56 @@ impl DockerNet {
         ));
         fs::write(&file, ruleset(&self.table, addrs))
             .map_err(|e| DockerError::file("write", &file, e))?;
+        let result = nsenter_nft(
+            pid,
+            &[String::from("-f"), file.to_string_lossy().into_owned()],
+        );
+        let _ = fs::remove_file(&file);
+        let out = result?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(DockerError::Command {
+            command: format!(
+                "nsenter -t {pid} -n nft -f (table {FAMILY} {}) for {}",
+                self.table,
+                self.host.container()
+            ),
+            reason: out.stderr.trim().to_string(),
+        })
+    }
+
+    /// Drops every packet *from* `addrs` arriving in the container (input hook only,
+    /// priority -10), so that a one-way partition stays one-way; replaces an earlier
+    /// `drop_from` or `drop_inbound_from`. An empty list heals.
+    pub fn drop_inbound_from(&self, addrs: &[IpAddr]) -> Result<(), DockerError> {
+        if addrs.is_empty() {
+            return self.heal();
+        }
+        self.install(inbound_ruleset(&self.table, addrs))
+    }
+
+    /// Records the table if needed, then loads `rules` with `nft -f` in the container.
+    fn install(&self, rules: String) -> Result<(), DockerError> {
+        let pid = self.pid()?;
+        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        if !*recorded {
+            let resource = self.resource();
+            self.registry
+                .record(resource.clone())
+                .map_err(|e| DockerError::Record {
+                    resource: resource.to_string(),
+                    reason: e.to_string(),
+                })?;
+            *recorded = true;
+        }
+        let file = std::env::temp_dir().join(format!(
+            "{}-{}-{}-in.nft",
+            self.table,
+            self.host.container(),
+            std::process::id()
+        ));
+        fs::write(&file, rules).map_err(|e| DockerError::file("write", &file, e))?;
         let result = nsenter_nft(
             pid,
             &[String::from("-f"), file.to_string_lossy().into_owned()],
@@ -269,5 +342,14 @@ mod tests {
         assert!(r.contains("ip daddr { 10.0.0.2 } drop"));
         assert!(r.contains("ip6 saddr { fd00::3 } drop"));
         assert!(r.contains("type filter hook output priority -10;"));
+    }
+
+    #[test]
+    fn the_inbound_ruleset_drops_only_what_comes_in() {
+        let addrs: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap()];
+        let r = inbound_ruleset("faultline_t", &addrs);
+        assert!(r.starts_with("table inet faultline_t {}\ndelete table inet faultline_t\n"));
+        assert!(r.contains("ip saddr { 10.0.0.2 } drop"));
+        assert!(!r.contains("daddr") && !r.contains("output"));
     }
 }

@@ -1,0 +1,527 @@
+//! The run's configuration: flags and/or a TOML file (`--config FILE`), flags winning,
+//! then defaults. With no flags at all: the bundled node on Raft, 5 local nodes, the
+//! register workload, partitions and kills, 60 s.
+//!
+//! Every key of the file has the flag's name (`time-limit = 30`, `nemesis =
+//! ["partition", "kill"]`). An unknown key, a wrong type or an out-of-range value is an
+//! error naming the file and line (or the flag) — exit 254.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::error::UsageError;
+
+/// Faults a run can inject (`--nemesis`).
+pub const FAULTS: &[&str] = &["partition", "kill", "pause", "none"];
+
+/// The databases a run can test.
+pub const DBS: &[&str] = &["kv", "etcd"];
+
+/// Flags of `faultline run`. Every one may also be given in the `--config` file.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// The database: kv (the bundled faultline-kv) or etcd [default: kv].
+    #[arg(long)]
+    pub db: Option<String>,
+    /// faultline-kv's consensus protocol: raft or paxos [default: raft].
+    #[arg(long)]
+    pub consensus: Option<String>,
+    /// The workload: register, list-append, rw-register, bank, set, counter, lock
+    /// [default: register].
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Faults, comma-separated: partition, kill, pause, or none [default: partition,kill].
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis: Option<Vec<String>>,
+    /// Mean seconds between fault changes [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_interval: Option<f64>,
+    /// Number of nodes [default: 5].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Logical client processes, one operation at a time each [default: 10].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Client operations per second in total; 0 for as fast as possible [default: 200].
+    #[arg(long, value_name = "OPS")]
+    pub rate: Option<f64>,
+    /// Seconds of operations under faults [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<f64>,
+    /// Where the nodes run: local (network namespaces), docker, ssh [default: local].
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// The hosts file (TOML) for --cluster ssh.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// The seed of every random choice (operations, faults) [default: random].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A planted faultline-kv bug to switch on (repeatable): stale-read, no-fsync,
+    /// old-term-commit, forget-vote.
+    #[arg(long)]
+    pub bug: Option<Vec<String>>,
+    /// etcd reads: linearizable or serializable [default: linearizable].
+    #[arg(long)]
+    pub read_mode: Option<String>,
+    /// The store directory runs are written to [default: store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// A TOML file with any of these settings (flags win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The test's name in the store [default: DB-WORKLOAD].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds a client operation may take before it is `info` [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub op_timeout: Option<f64>,
+    /// Seconds to let the cluster recover after healing, before final reads [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub recovery_time: Option<f64>,
+    /// Seconds the checker may take before answering unknown [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub check_time_limit: Option<f64>,
+}
+
+/// The same settings as read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    db: Option<String>,
+    consensus: Option<String>,
+    workload: Option<String>,
+    nemesis: Option<Vec<String>>,
+    nemesis_interval: Option<f64>,
+    nodes: Option<usize>,
+    concurrency: Option<usize>,
+    rate: Option<f64>,
+    time_limit: Option<f64>,
+    cluster: Option<String>,
+    hosts: Option<PathBuf>,
+    seed: Option<u64>,
+    bug: Option<Vec<String>>,
+    read_mode: Option<String>,
+    store: Option<PathBuf>,
+    name: Option<String>,
+    op_timeout: Option<f64>,
+    recovery_time: Option<f64>,
+    check_time_limit: Option<f64>,
+}
+
+/// Where the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterKind {
+    /// Network namespaces on this machine.
+    Local,
+    /// Docker containers.
+    Docker,
+    /// Machines over SSH.
+    Ssh,
+}
+
+/// A complete, checked configuration.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RunConfig {
+    /// `kv` or `etcd`.
+    pub db: String,
+    /// `raft` (`paxos` once faultline-kv has it).
+    pub consensus: String,
+    /// The workload's name.
+    pub workload: String,
+    /// The enabled faults (empty: none).
+    pub nemesis: Vec<String>,
+    /// Mean time between fault changes.
+    #[serde(serialize_with = "seconds")]
+    pub nemesis_interval: Duration,
+    /// Node count.
+    pub nodes: usize,
+    /// Client processes.
+    pub concurrency: usize,
+    /// Total client operations per second; 0 = unlimited.
+    pub rate: f64,
+    /// How long operations run under faults.
+    #[serde(serialize_with = "seconds")]
+    pub time_limit: Duration,
+    /// Where the nodes run.
+    pub cluster: ClusterKind,
+    /// The hosts file, for ssh.
+    pub hosts: Option<PathBuf>,
+    /// The seed.
+    pub seed: u64,
+    /// Planted bugs.
+    pub bug: Vec<String>,
+    /// etcd read mode: `linearizable` or `serializable`.
+    pub read_mode: String,
+    /// The store directory.
+    pub store: PathBuf,
+    /// The test's name.
+    pub name: String,
+    /// A client operation's time limit.
+    #[serde(serialize_with = "seconds")]
+    pub op_timeout: Duration,
+    /// Recovery time after healing.
+    #[serde(serialize_with = "seconds")]
+    pub recovery_time: Duration,
+    /// The checker's time limit.
+    #[serde(serialize_with = "seconds")]
+    pub check_time_limit: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// The planted bugs of faultline-kv.
+const BUGS: &[&str] = &["stale-read", "no-fsync", "old-term-commit", "forget-vote"];
+
+impl RunConfig {
+    /// Merges flags over the `--config` file over defaults, and checks every value.
+    pub fn resolve(args: &RunArgs) -> Result<RunConfig, UsageError> {
+        let file = match &args.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        let origin = |flag: &str| match &args.config {
+            Some(path) => format!("--{flag} (or `{flag}` in {})", path.display()),
+            None => format!("--{flag}"),
+        };
+        let pick_str = |flag: Option<&String>, file: Option<String>, default: &str| {
+            flag.cloned()
+                .or(file)
+                .unwrap_or_else(|| default.to_string())
+        };
+        let db = pick_str(args.db.as_ref(), file.db, "kv");
+        one_of(&origin("db"), &db, DBS)?;
+        let consensus = pick_str(args.consensus.as_ref(), file.consensus, "raft");
+        one_of(&origin("consensus"), &consensus, &["raft", "paxos"])?;
+        if consensus == "paxos" {
+            return Err(UsageError(format!(
+                "{}: faultline-kv does not have Multi-Paxos yet; use raft",
+                origin("consensus")
+            )));
+        }
+        let workload = pick_str(args.workload.as_ref(), file.workload, "register");
+        one_of(
+            &origin("workload"),
+            &workload,
+            faultline_workloads::workload::NAMES,
+        )?;
+        let mut nemesis = args
+            .nemesis
+            .clone()
+            .or(file.nemesis)
+            .unwrap_or_else(|| vec!["partition".into(), "kill".into()]);
+        for fault in &nemesis {
+            one_of(&origin("nemesis"), fault, FAULTS)?;
+        }
+        if nemesis.iter().any(|f| f == "none") {
+            if nemesis.len() > 1 {
+                return Err(UsageError(format!(
+                    "{}: `none` cannot be combined with other faults",
+                    origin("nemesis")
+                )));
+            }
+            nemesis.clear();
+        }
+        nemesis.dedup();
+        let nodes = args.nodes.or(file.nodes).unwrap_or(5);
+        if !(1..=200).contains(&nodes) {
+            return Err(UsageError(format!(
+                "{}: {nodes} nodes; must be 1 to 200",
+                origin("nodes")
+            )));
+        }
+        let concurrency = args.concurrency.or(file.concurrency).unwrap_or(10);
+        if !(1..=10_000).contains(&concurrency) {
+            return Err(UsageError(format!(
+                "{}: {concurrency}; must be 1 to 10000",
+                origin("concurrency")
+            )));
+        }
+        let rate = args.rate.or(file.rate).unwrap_or(200.0);
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(UsageError(format!(
+                "{}: {rate}; must be a number of operations per second >= 0",
+                origin("rate")
+            )));
+        }
+        let secs = |flag: &str, value: Option<f64>, default: f64, min: f64| {
+            let value = value.unwrap_or(default);
+            if !value.is_finite() || value < min || value > 1e7 {
+                return Err(UsageError(format!(
+                    "{}: {value}; must be a number of seconds >= {min}",
+                    origin(flag)
+                )));
+            }
+            Ok(Duration::from_secs_f64(value))
+        };
+        let time_limit = secs(
+            "time-limit",
+            args.time_limit.or(file.time_limit),
+            60.0,
+            0.001,
+        )?;
+        let nemesis_interval = secs(
+            "nemesis-interval",
+            args.nemesis_interval.or(file.nemesis_interval),
+            10.0,
+            0.1,
+        )?;
+        let op_timeout = secs("op-timeout", args.op_timeout.or(file.op_timeout), 5.0, 0.01)?;
+        let recovery_time = secs(
+            "recovery-time",
+            args.recovery_time.or(file.recovery_time),
+            5.0,
+            0.0,
+        )?;
+        let check_time_limit = secs(
+            "check-time-limit",
+            args.check_time_limit.or(file.check_time_limit),
+            300.0,
+            0.001,
+        )?;
+        let cluster_name = pick_str(args.cluster.as_ref(), file.cluster, "local");
+        let cluster = match cluster_name.as_str() {
+            "local" => ClusterKind::Local,
+            "docker" => ClusterKind::Docker,
+            "ssh" => ClusterKind::Ssh,
+            other => {
+                return Err(UsageError(format!(
+                    "{}: unknown cluster `{other}`; expected one of local, docker, ssh",
+                    origin("cluster")
+                )));
+            }
+        };
+        let hosts = args.hosts.clone().or(file.hosts);
+        match (cluster, &hosts) {
+            (ClusterKind::Ssh, None) => {
+                return Err(UsageError(
+                    "--cluster ssh needs a hosts file: pass --hosts FILE".into(),
+                ));
+            }
+            (ClusterKind::Local | ClusterKind::Docker, Some(_)) => {
+                return Err(UsageError(
+                    "--hosts FILE is for --cluster ssh only: drop it, or pass --cluster ssh".into(),
+                ));
+            }
+            _ => {}
+        }
+        let bug = args.bug.clone().or(file.bug).unwrap_or_default();
+        for b in &bug {
+            one_of(&origin("bug"), b, BUGS)?;
+        }
+        if !bug.is_empty() && db != "kv" {
+            return Err(UsageError(format!(
+                "{}: planted bugs are faultline-kv's; drop --bug or use --db kv",
+                origin("bug")
+            )));
+        }
+        let read_mode = pick_str(args.read_mode.as_ref(), file.read_mode, "linearizable");
+        one_of(
+            &origin("read-mode"),
+            &read_mode,
+            &["linearizable", "serializable"],
+        )?;
+        if read_mode == "serializable" && db != "etcd" {
+            return Err(UsageError(format!(
+                "{}: serializable reads are an etcd setting; use --db etcd",
+                origin("read-mode")
+            )));
+        }
+        let store = args
+            .store
+            .clone()
+            .or(file.store)
+            .unwrap_or_else(|| PathBuf::from("store"));
+        let name = pick_str(args.name.as_ref(), file.name, &format!("{db}-{workload}"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || name.starts_with('.')
+        {
+            return Err(UsageError(format!(
+                "{}: `{name}`; use letters, digits, `-`, `_` and `.`",
+                origin("name")
+            )));
+        }
+        let seed = args.seed.or(file.seed).unwrap_or_else(rand::random);
+        Ok(RunConfig {
+            db,
+            consensus,
+            workload,
+            nemesis,
+            nemesis_interval,
+            nodes,
+            concurrency,
+            rate,
+            time_limit,
+            cluster,
+            hosts,
+            seed,
+            bug,
+            read_mode,
+            store,
+            name,
+            op_timeout,
+            recovery_time,
+            check_time_limit,
+        })
+    }
+}
+
+fn one_of(origin: &str, value: &str, allowed: &[&str]) -> Result<(), UsageError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(UsageError(format!(
+            "{origin}: unknown value `{value}`; expected one of {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Reads the TOML file; errors name the file and line.
+fn load(path: &Path) -> Result<FileConfig, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "{}: cannot read the config file: {e}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim_end();
+        match line {
+            Some(line) => UsageError(format!("{}:{line}: {message}", path.display())),
+            None => UsageError(format!("{}: {message}", path.display())),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_are_a_meaningful_test() {
+        let c = RunConfig::resolve(&RunArgs::default()).unwrap();
+        assert_eq!((c.db.as_str(), c.consensus.as_str()), ("kv", "raft"));
+        assert_eq!((c.nodes, c.workload.as_str()), (5, "register"));
+        assert_eq!(c.nemesis, ["partition", "kill"]);
+        assert_eq!(c.time_limit, Duration::from_secs(60));
+        assert_eq!(c.cluster, ClusterKind::Local);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let (_dir, path) = file("workload = \"bank\"\nnodes = 3\nnemesis = [\"pause\"]\n");
+        let args = RunArgs {
+            config: Some(path),
+            nodes: Some(7),
+            ..RunArgs::default()
+        };
+        let c = RunConfig::resolve(&args).unwrap();
+        assert_eq!((c.workload.as_str(), c.nodes), ("bank", 7));
+        assert_eq!(c.nemesis, ["pause"]);
+    }
+
+    #[test]
+    fn file_errors_name_the_line() {
+        let (_dir, path) = file("nodes = 3\n\nnodez = 4\n");
+        let args = RunArgs {
+            config: Some(path.clone()),
+            ..RunArgs::default()
+        };
+        let e = RunConfig::resolve(&args).unwrap_err().0;
+        assert!(
+            e.starts_with(&format!("{}:3: unknown field `nodez`", path.display())),
+            "{e}"
+        );
+        let (_dir, path) = file("nodes = \"five\"\n");
+        let args = RunArgs {
+            config: Some(path.clone()),
+            ..RunArgs::default()
+        };
+        let e = RunConfig::resolve(&args).unwrap_err().0;
+        assert!(e.starts_with(&format!("{}:1:", path.display())), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let cases: Vec<(RunArgs, &str)> = vec![
+            (
+                RunArgs {
+                    db: Some("mongo".into()),
+                    ..RunArgs::default()
+                },
+                "--db: unknown value `mongo`",
+            ),
+            (
+                RunArgs {
+                    nodes: Some(0),
+                    ..RunArgs::default()
+                },
+                "--nodes: 0 nodes",
+            ),
+            (
+                RunArgs {
+                    rate: Some(-1.0),
+                    ..RunArgs::default()
+                },
+                "--rate: -1",
+            ),
+            (
+                RunArgs {
+                    nemesis: Some(vec!["flood".into()]),
+                    ..RunArgs::default()
+                },
+                "--nemesis: unknown value `flood`",
+            ),
+            (
+                RunArgs {
+                    bug: Some(vec!["stale-read".into()]),
+                    db: Some("etcd".into()),
+                    ..RunArgs::default()
+                },
+                "--bug: planted bugs",
+            ),
+            (
+                RunArgs {
+                    cluster: Some("ssh".into()),
+                    ..RunArgs::default()
+                },
+                "--cluster ssh needs a hosts file",
+            ),
+            (
+                RunArgs {
+                    name: Some("../x".into()),
+                    ..RunArgs::default()
+                },
+                "--name: `../x`",
+            ),
+        ];
+        for (args, expected) in cases {
+            let e = RunConfig::resolve(&args).unwrap_err().0;
+            assert!(
+                e.starts_with(expected),
+                "{e} does not start with {expected}"
+            );
+        }
+    }
+}

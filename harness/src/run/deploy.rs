@@ -1,0 +1,261 @@
+//! Deploying the database on the chosen hosts: local namespaces (the default), Docker
+//! containers or SSH machines; collecting node logs; tearing everything down.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use faultline_clusters::docker::{self, DockerCluster};
+use faultline_clusters::ssh::{self, SshConfig};
+use faultline_clusters::{Db, EtcdDb, KvDb, NetnsCluster, Node, Registry, Remote};
+
+use super::config::{ClusterKind, RunConfig};
+use crate::error::UsageError;
+
+/// How long a node may take to serve after it is started.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The hosts of a run, kept for teardown.
+enum Hosts {
+    Local(NetnsCluster),
+    Docker(DockerCluster),
+    Ssh,
+}
+
+/// A deployed database.
+pub struct Deployment {
+    /// The nodes, `n1` first.
+    pub nodes: Vec<Node>,
+    /// The database.
+    pub db: Arc<dyn Db>,
+    /// Every resource the run created.
+    pub registry: Arc<Registry>,
+    /// Which backend.
+    pub kind: ClusterKind,
+    hosts: Hosts,
+}
+
+/// The faultline-kv binary: `$FAULTLINE_KV` if set, else beside this executable (both
+/// are built by `cargo build --release`).
+pub fn kv_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FAULTLINE_KV") {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(UsageError(format!(
+            "FAULTLINE_KV={}: no such file; unset it to use the faultline-kv beside faultline",
+            path.display()
+        ))
+        .into());
+    }
+    let exe = std::env::current_exe().context("cannot find the faultline executable")?;
+    let beside = exe.with_file_name("faultline-kv");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    Err(UsageError(format!(
+        "{}: faultline-kv is missing; build it with `cargo build --release` (it is built beside faultline)",
+        beside.display()
+    ))
+    .into())
+}
+
+/// The etcd binary on this machine's PATH.
+fn etcd_binary() -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("etcd"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            UsageError(
+                "etcd is not installed: `apt-get install etcd-server` (Debian), or use --db kv"
+                    .into(),
+            )
+            .into()
+        })
+}
+
+impl Deployment {
+    /// Creates the hosts and starts the database on all of them; waits until every node
+    /// serves. On an error, removes whatever was created.
+    pub fn deploy(config: &RunConfig, run_dir: &Path) -> Result<Deployment> {
+        let mut kv_args: Vec<String> = Vec::new();
+        for bug in &config.bug {
+            kv_args.extend(["--bug".to_string(), bug.clone()]);
+        }
+        let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
+        let (hosts, nodes, registry, image_bin) = match config.cluster {
+            ClusterKind::Local => {
+                faultline_clusters::netns::check_prerequisites()
+                    .map_err(|e| UsageError(e.to_string()))?;
+                let cluster = NetnsCluster::create(&run_dir.join("nodes"), config.nodes)
+                    .context("cannot create the local hosts")?;
+                let nodes = cluster.nodes();
+                let registry = Arc::clone(cluster.registry());
+                (Hosts::Local(cluster), nodes, registry, None)
+            }
+            ClusterKind::Docker => {
+                docker::check_prerequisites().map_err(|e| UsageError(e.to_string()))?;
+                let binary = match config.db.as_str() {
+                    "etcd" => etcd_binary()?,
+                    _ => kv_binary()?,
+                };
+                let image =
+                    docker::build_image(&[&binary]).context("cannot build the node image")?;
+                let run = faultline_clusters::netns::new_run_id();
+                let registry = Arc::new(
+                    Registry::create(run_dir, &run)
+                        .context("cannot create the run's state file")?,
+                );
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let cluster = DockerCluster::start(Arc::clone(&registry), &image, &refs)
+                    .context("cannot start the containers")?;
+                let nodes = cluster.nodes();
+                (
+                    Hosts::Docker(cluster),
+                    nodes,
+                    registry,
+                    Some(PathBuf::from("/usr/local/bin")),
+                )
+            }
+            ClusterKind::Ssh => {
+                let file = config.hosts.as_deref().ok_or_else(|| {
+                    UsageError("--cluster ssh needs a hosts file: pass --hosts FILE".into())
+                })?;
+                let ssh_config = SshConfig::load(file).map_err(|e| UsageError(e.to_string()))?;
+                if ssh_config.hosts.len() < config.nodes {
+                    return Err(UsageError(format!(
+                        "{}: lists {} hosts, but the run needs --nodes {}",
+                        file.display(),
+                        ssh_config.hosts.len(),
+                        config.nodes
+                    ))
+                    .into());
+                }
+                let run = faultline_clusters::netns::new_run_id();
+                let registry = Arc::new(
+                    Registry::create(run_dir, &run)
+                        .context("cannot create the run's state file")?,
+                );
+                let hosts = ssh::connect_all(&ssh_config).map_err(|e| UsageError(e.to_string()))?;
+                let nodes = hosts
+                    .into_iter()
+                    .take(config.nodes)
+                    .enumerate()
+                    .map(|(i, host)| {
+                        let spec = host.spec().clone();
+                        Node {
+                            id: (i + 1) as u32,
+                            name: spec.name.clone(),
+                            addr: spec.address.clone(),
+                            dir: PathBuf::from(format!("/tmp/faultline-{run}/{}", spec.name)),
+                            remote: Arc::new(host) as Arc<dyn Remote>,
+                        }
+                    })
+                    .collect();
+                (Hosts::Ssh, nodes, registry, None)
+            }
+        };
+        let db: Arc<dyn Db> = match config.db.as_str() {
+            "etcd" => {
+                if config.cluster != ClusterKind::Docker {
+                    etcd_binary()?;
+                }
+                Arc::new(EtcdDb::new(&nodes))
+            }
+            _ => {
+                let db = match (&image_bin, config.cluster) {
+                    (Some(bin), _) => KvDb::new(bin.join("faultline-kv"), &nodes).upload(false),
+                    (None, ClusterKind::Local) => KvDb::new(kv_binary()?, &nodes).upload(false),
+                    (None, _) => KvDb::new(kv_binary()?, &nodes),
+                };
+                Arc::new(db.args(kv_args))
+            }
+        };
+        let deployment = Deployment {
+            nodes,
+            db,
+            registry,
+            kind: config.cluster,
+            hosts,
+        };
+        if let Err(e) =
+            faultline_clusters::db::setup_all(&*deployment.db, &deployment.nodes, READY_TIMEOUT)
+        {
+            let _ = deployment.teardown();
+            return Err(anyhow!(e).context(format!("cannot start {}", config.db)));
+        }
+        Ok(deployment)
+    }
+
+    /// The local cluster, when the hosts are local.
+    pub fn local(&self) -> Option<&NetnsCluster> {
+        match &self.hosts {
+            Hosts::Local(cluster) => Some(cluster),
+            _ => None,
+        }
+    }
+
+    /// The Docker cluster, when the hosts are containers.
+    pub fn docker(&self) -> Option<&DockerCluster> {
+        match &self.hosts {
+            Hosts::Docker(cluster) => Some(cluster),
+            _ => None,
+        }
+    }
+
+    /// Each node's name and client address.
+    pub fn client_addrs(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.name.clone(), self.db.client_addr(n)))
+            .collect()
+    }
+
+    /// Copies every node's log files into `DIR/NODE/` (for local hosts they are there
+    /// already, under `nodes/`). Returns the problems, which do not stop the run.
+    pub fn collect_logs(&self, run_dir: &Path) -> Vec<String> {
+        if self.kind == ClusterKind::Local {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        for node in &self.nodes {
+            let dir = run_dir.join("nodes").join(&node.name);
+            if let Err(e) = fs::create_dir_all(&dir) {
+                problems.push(format!("{}: {e}", dir.display()));
+                continue;
+            }
+            for log in self.db.log_files(node) {
+                let name = log
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| "node.log".into());
+                if let Err(e) = node.remote.download(&log, &dir.join(name)) {
+                    problems.push(format!(
+                        "{}: cannot fetch {}: {e}",
+                        node.name,
+                        log.display()
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Stops the database and removes every resource of the run.
+    pub fn teardown(self) -> Result<()> {
+        let db_result = faultline_clusters::db::teardown_all(&*self.db, &self.nodes);
+        let hosts_result: Result<()> = match self.hosts {
+            Hosts::Local(cluster) => cluster.teardown().map_err(|e| anyhow!(e)),
+            Hosts::Docker(mut cluster) => cluster.teardown().map_err(|e| anyhow!(e)),
+            Hosts::Ssh => Ok(()),
+        };
+        let registry_result = self.registry.teardown().map_err(|e| anyhow!(e));
+        db_result.map_err(|e| anyhow!(e))?;
+        hosts_result?;
+        registry_result
+    }
+}

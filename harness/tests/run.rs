@@ -1,0 +1,311 @@
+//! `faultline run` end to end: real namespaces, real nodes, real faults, real checks.
+//! Needs root, iproute2 and nftables (CI installs them); etcd tests need etcd-server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// One run at a time: each uses the whole (2-core) machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// faultline-kv beside the faultline binary under test, built if missing.
+fn ensure_kv_binary() {
+    let faultline = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
+    let kv = faultline.with_file_name("faultline-kv");
+    if kv.exists() {
+        return;
+    }
+    let profile_dir = faultline.parent().unwrap();
+    let release = profile_dir.file_name().unwrap() == "release";
+    let target = profile_dir.parent().unwrap();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", "faultline-kv"]);
+    if release {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building faultline-kv failed");
+}
+
+fn faultline(args: &[&str], store: &Path) -> Output {
+    ensure_kv_binary();
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The one run directory under `store`.
+fn run_dir(store: &Path) -> PathBuf {
+    let test = std::fs::read_dir(store)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    test.join("latest").canonicalize().unwrap()
+}
+
+fn results(store: &Path) -> Value {
+    let text = std::fs::read_to_string(run_dir(store).join("results.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Nothing of any run is left: no namespace, bridge or node process of ours.
+fn assert_nothing_left(store: &Path) {
+    let netns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let state: Vec<_> = walk(store)
+        .into_iter()
+        .filter(|p| p.ends_with("state.json"))
+        .collect();
+    assert!(state.is_empty(), "state files left: {state:?}");
+    let ps = Command::new("pgrep")
+        .args(["-f", &store.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+    let run = results(store)["cluster_run"].as_str().unwrap().to_string();
+    assert!(
+        !netns.contains(&format!("fl-{run}")),
+        "namespaces left: {netns}"
+    );
+    let links = Command::new("ip").args(["link"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&format!("flbr-{run}")));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_correct_cluster_under_partitions_and_kills_is_valid() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let out = faultline(
+        &[
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "2",
+            "--recovery-time",
+            "2",
+            "--seed",
+            "1",
+        ],
+        store.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = results(store.path());
+    assert_eq!(results["valid"], Value::Bool(true));
+    assert_eq!(results["checkers"]["linearizable"]["model"], "cas-register");
+    assert!(results["run"]["ok"].as_u64().unwrap() > 500, "{results}");
+    // The nemesis really acted, and every line is in the history on disk.
+    let history = std::fs::read_to_string(run_dir(store.path()).join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""f":"start-partition""#) || history.contains(r#""f":"kill""#));
+    assert!(
+        history.contains(r#""f":"stop-partition""#),
+        "healed at the end"
+    );
+    assert!(run_dir(store.path()).join("nodes/n1/node.log").exists());
+    assert_nothing_left(store.path());
+}
+
+#[test]
+fn a_stale_read_bug_under_partitions_is_caught_and_explained() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let out = faultline(
+        &[
+            "--bug",
+            "stale-read",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "15",
+            "--rate",
+            "500",
+            "--recovery-time",
+            "1",
+            "--seed",
+            "2",
+        ],
+        store.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("invalid"), "{stdout}");
+    assert!(
+        stdout.contains("read"),
+        "the explanation names the read: {stdout}"
+    );
+    assert_eq!(results(store.path())["valid"], Value::Bool(false));
+    assert_nothing_left(store.path());
+}
+
+#[test]
+fn every_workload_runs_against_the_bundled_node() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    for (workload, checker) in [
+        ("register", "linearizable"),
+        ("list-append", "elle"),
+        ("rw-register", "elle"),
+        ("bank", "bank"),
+        ("set", "set"),
+        ("counter", "counter"),
+        ("lock", "linearizable"),
+    ] {
+        let store = tempfile::tempdir().unwrap();
+        let out = faultline(
+            &[
+                "--workload",
+                workload,
+                "--nodes",
+                "3",
+                "--time-limit",
+                "4",
+                "--nemesis",
+                "kill",
+                "--nemesis-interval",
+                "1",
+                "--recovery-time",
+                "1",
+                "--rate",
+                "300",
+            ],
+            store.path(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{workload}: {}", text(&out));
+        let results = results(store.path());
+        assert_eq!(
+            results["checkers"][checker]["valid"],
+            Value::Bool(true),
+            "{workload}: {results}"
+        );
+        assert!(
+            results["run"]["ok"].as_u64().unwrap() > 50,
+            "{workload}: {results}"
+        );
+        assert_nothing_left(store.path());
+    }
+}
+
+#[test]
+fn every_workload_runs_against_etcd() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        Path::new("/usr/bin/etcd").exists(),
+        "etcd is missing: apt-get install etcd-server (CI installs it)"
+    );
+    for workload in [
+        "register",
+        "list-append",
+        "rw-register",
+        "bank",
+        "set",
+        "counter",
+        "lock",
+    ] {
+        let store = tempfile::tempdir().unwrap();
+        let out = faultline(
+            &[
+                "--db",
+                "etcd",
+                "--workload",
+                workload,
+                "--nodes",
+                "3",
+                "--time-limit",
+                "4",
+                "--nemesis",
+                "partition",
+                "--nemesis-interval",
+                "1",
+                "--recovery-time",
+                "2",
+                "--rate",
+                "200",
+            ],
+            store.path(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{workload}: {}", text(&out));
+        let results = results(store.path());
+        assert!(
+            results["run"]["ok"].as_u64().unwrap() > 30,
+            "{workload}: {results}"
+        );
+        assert_nothing_left(store.path());
+    }
+}
+
+#[test]
+fn bad_flags_and_config_exit_254_naming_the_key() {
+    let store = tempfile::tempdir().unwrap();
+    let out = faultline(&["--nodes", "0"], store.path());
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--nodes"),
+        "{}",
+        text(&out)
+    );
+    let out = faultline(&["--workload", "queue-of-doom"], store.path());
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown value `queue-of-doom`"));
+    let config = store.path().join("run.toml");
+    std::fs::write(&config, "nodes = 3\ntime-limt = 5\n").unwrap();
+    let out = faultline(&["--config", config.to_str().unwrap()], store.path());
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: unknown field `time-limt`",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    let out = faultline(&["--nodes", "three"], store.path());
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+}

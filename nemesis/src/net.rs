@@ -1,0 +1,463 @@
+//! Network faults per backend: the [`Net`] trait applies a [`Grudge`] for real, as one
+//! nft table per node (`table inet faultline_RUN` with an input chain at priority -10
+//! dropping `ip saddr { … }`), created atomically with `nft -f`, and heals by deleting
+//! the tables.
+//!
+//! Backends: [`NetnsNet`] (local namespaces: nft inside each node's namespace through
+//! its [`Remote`], tables recorded in the run's [`Registry`] before creation),
+//! [`DockerNet`] (containers, over [`faultline_clusters::docker::DockerNet`]) and
+//! [`SshNet`] (nft on real machines through their [`Remote`]; the tables live there, so
+//! the controller's registry cannot remove them: the nemesis's heal must).
+
+use std::fs;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use faultline_clusters::docker::DockerCluster;
+use faultline_clusters::docker::DockerNet as ContainerNet;
+use faultline_clusters::{Cmd, NetnsCluster, Node, Registry, Remote, Resource};
+
+use crate::error::{NemesisError, collect};
+use crate::grudge::Grudge;
+
+/// The nft family of partition tables.
+pub const FAMILY: &str = "inet";
+
+/// How long one nft command may take.
+const NFT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Network partitions on real nodes (Jepsen's `net` protocol, reduced to what a
+/// partition nemesis needs).
+///
+/// Implementations apply the grudge on every node, in parallel where they can, and
+/// record what they create in the run's registry *before* creating it when the
+/// resource lives on the controller's machine. Neither method touches processes, and
+/// neither cuts the controller off from the nodes.
+pub trait Net: Send + Sync {
+    /// Replaces the current partition with exactly `grudge`: afterwards node `A` drops
+    /// every packet *from* each node in `grudge.dropped_by(A)` (inbound only, so a
+    /// one-way grudge stays one-way), and nothing else. Nodes the grudge does not name,
+    /// or names with an empty set, drop nothing. A node of the grudge that this net
+    /// does not know is an error, before anything is changed.
+    fn drop(&self, grudge: &Grudge) -> Result<(), NemesisError>;
+
+    /// Removes every partition this net made: all traffic flows again. Idempotent;
+    /// tolerates nodes (namespaces, containers) that are already gone.
+    fn heal(&self) -> Result<(), NemesisError>;
+}
+
+impl<T: Net + ?Sized> Net for Arc<T> {
+    fn drop(&self, grudge: &Grudge) -> Result<(), NemesisError> {
+        (**self).drop(grudge)
+    }
+
+    fn heal(&self) -> Result<(), NemesisError> {
+        (**self).heal()
+    }
+}
+
+impl<T: Net + ?Sized> Net for Box<T> {
+    fn drop(&self, grudge: &Grudge) -> Result<(), NemesisError> {
+        (**self).drop(grudge)
+    }
+
+    fn heal(&self) -> Result<(), NemesisError> {
+        (**self).heal()
+    }
+}
+
+/// An nft identifier from a run id: `faultline_RUN`, other characters as `_`.
+pub fn table_name(run: &str) -> String {
+    let run: String = run
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("faultline_{run}")
+}
+
+/// The ruleset that makes a node drop every packet from `addrs` (input hook, priority
+/// -10), replacing any earlier version of `table` in one transaction (`nft -f`).
+pub fn ruleset(table: &str, addrs: &[IpAddr]) -> String {
+    let mut rules = String::new();
+    for (proto, v6) in [("ip", false), ("ip6", true)] {
+        let set: Vec<String> = addrs
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(IpAddr::to_string)
+            .collect();
+        if !set.is_empty() {
+            rules.push_str(&format!(
+                "    {proto} saddr {{ {} }} drop\n",
+                set.join(", ")
+            ));
+        }
+    }
+    format!(
+        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\n\
+         table {FAMILY} {table} {{\n  chain input {{\n    \
+         type filter hook input priority -10; policy accept;\n{rules}  }}\n}}\n"
+    )
+}
+
+/// The address of `node` as an IP: parsed, or resolved on the controller.
+fn resolve(name: &str, addr: &str) -> Result<IpAddr, NemesisError> {
+    if let Ok(ip) = addr.parse() {
+        return Ok(ip);
+    }
+    let bad = |reason: String| NemesisError::BadNode {
+        node: name.to_string(),
+        reason,
+    };
+    (addr, 0)
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve its address {addr}: {e}")))?
+        .next()
+        .map(|s| s.ip())
+        .ok_or_else(|| bad(format!("its address {addr} resolves to nothing")))
+}
+
+/// For each of `nodes` (name, address), the addresses it must drop under `grudge`;
+/// an error if the grudge names a node not among them.
+fn plan(grudge: &Grudge, nodes: &[(String, IpAddr)]) -> Result<Vec<Vec<IpAddr>>, NemesisError> {
+    let ip_of = |name: &str| nodes.iter().find(|(n, _)| n == name).map(|(_, ip)| *ip);
+    for node in grudge.nodes() {
+        if ip_of(node).is_none() {
+            return Err(NemesisError::BadNode {
+                node: node.to_string(),
+                reason: "the grudge names it, but the network does not know it".into(),
+            });
+        }
+    }
+    Ok(nodes
+        .iter()
+        .map(|(name, _)| grudge.dropped_by(name).filter_map(ip_of).collect())
+        .collect())
+}
+
+/// Runs `f` on every item in parallel; all the results, in order.
+fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|i| s.spawn(move || f(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// One node of an [`NftNet`]: where to run nft, and whether its table may exist.
+struct NftNode {
+    name: String,
+    ip: IpAddr,
+    remote: Arc<dyn Remote>,
+    /// Where the ruleset is uploaded on the host before `nft -f`.
+    ruleset_path: PathBuf,
+    /// The registry entry of its table, when the table lives on the controller's machine.
+    resource: Option<Resource>,
+    /// Whether its table may exist (recorded, if it has a resource).
+    installed: Mutex<bool>,
+}
+
+/// Partitions applied with nft through each node's [`Remote`]: the shared engine of
+/// [`NetnsNet`] and [`SshNet`].
+struct NftNet {
+    table: String,
+    registry: Option<Arc<Registry>>,
+    nodes: Vec<NftNode>,
+}
+
+impl NftNet {
+    fn install(&self, node: &NftNode, addrs: &[IpAddr]) -> Result<(), NemesisError> {
+        let mut installed = node.installed.lock().unwrap_or_else(|p| p.into_inner());
+        if !*installed {
+            if let (Some(registry), Some(resource)) = (&self.registry, &node.resource) {
+                registry
+                    .record(resource.clone())
+                    .map_err(|e| NemesisError::Record {
+                        resource: resource.to_string(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            *installed = true;
+        }
+        let local = std::env::temp_dir().join(format!(
+            "{}-{}-{}.nft",
+            self.table,
+            node.name,
+            std::process::id()
+        ));
+        let write =
+            fs::write(&local, ruleset(&self.table, addrs)).map_err(|e| NemesisError::Command {
+                node: node.name.clone(),
+                command: format!("write {}", local.display()),
+                reason: e.to_string(),
+            });
+        let uploaded = write.and_then(|()| {
+            node.remote
+                .upload(&local, &node.ruleset_path)
+                .map_err(NemesisError::from)
+        });
+        let _ = fs::remove_file(&local);
+        uploaded?;
+        let path = node.ruleset_path.to_string_lossy().into_owned();
+        let cmd = Cmd::new("nft").args(["-f", &path]).timeout(NFT_TIMEOUT);
+        let out = node.remote.run(&cmd);
+        let _ = node
+            .remote
+            .run(&Cmd::new("rm").args(["-f", &path]).timeout(NFT_TIMEOUT));
+        let out = out?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(NemesisError::Command {
+            node: node.name.clone(),
+            command: format!("{cmd} (table {FAMILY} {})", self.table),
+            reason: out.stderr.trim().to_string(),
+        })
+    }
+
+    fn uninstall(&self, node: &NftNode) -> Result<(), NemesisError> {
+        let mut installed = node.installed.lock().unwrap_or_else(|p| p.into_inner());
+        if !*installed {
+            return Ok(());
+        }
+        let cmd = Cmd::new("nft")
+            .args(["delete", "table", FAMILY, &self.table])
+            .timeout(NFT_TIMEOUT);
+        let out = node.remote.run(&cmd)?;
+        const GONE: [&str; 2] = ["No such file", "Cannot open network namespace"];
+        if !out.success() && !GONE.iter().any(|g| out.stderr.contains(g)) {
+            return Err(NemesisError::Command {
+                node: node.name.clone(),
+                command: cmd.to_string(),
+                reason: out.stderr.trim().to_string(),
+            });
+        }
+        if let (Some(registry), Some(resource)) = (&self.registry, &node.resource) {
+            let _ = registry.forget(resource);
+        }
+        *installed = false;
+        Ok(())
+    }
+
+    fn drop(&self, grudge: &Grudge) -> Result<(), NemesisError> {
+        let nodes: Vec<(String, IpAddr)> =
+            self.nodes.iter().map(|n| (n.name.clone(), n.ip)).collect();
+        let plan = plan(grudge, &nodes)?;
+        let work: Vec<(&NftNode, &Vec<IpAddr>)> = self.nodes.iter().zip(&plan).collect();
+        collect(each(&work, |(node, addrs)| {
+            if addrs.is_empty() {
+                self.uninstall(node)
+            } else {
+                self.install(node, addrs)
+            }
+        }))
+    }
+
+    fn heal(&self) -> Result<(), NemesisError> {
+        collect(each(&self.nodes, |node| self.uninstall(node)))
+    }
+}
+
+/// Partitions on a [`NetnsCluster`]: nft inside each node's namespace (`ip netns exec`,
+/// through the node's [`Remote`]); each table is recorded in the run's registry as
+/// `Resource::NftTable { netns: Some(NAMESPACE) }` before it is created, so teardown
+/// removes it even if nothing heals.
+pub struct NetnsNet {
+    inner: NftNet,
+}
+
+impl NetnsNet {
+    /// Partitions for every host of `cluster`, by host name (`n1`…).
+    pub fn new(cluster: &NetnsCluster) -> NetnsNet {
+        let table = table_name(cluster.run_id());
+        let nodes = cluster
+            .hosts()
+            .iter()
+            .map(|h| NftNode {
+                name: h.host().to_string(),
+                ip: IpAddr::V4(h.addr()),
+                remote: Arc::clone(h) as Arc<dyn Remote>,
+                ruleset_path: h.dir().join("partition.nft"),
+                resource: Some(Resource::NftTable {
+                    family: FAMILY.to_string(),
+                    name: table.clone(),
+                    netns: Some(h.netns().to_string()),
+                }),
+                installed: Mutex::new(false),
+            })
+            .collect();
+        NetnsNet {
+            inner: NftNet {
+                table,
+                registry: Some(Arc::clone(cluster.registry())),
+                nodes,
+            },
+        }
+    }
+
+    /// The nft table's name (family `inet`), the same in every namespace.
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+}
+
+impl Net for NetnsNet {
+    fn drop(&self, grudge: &Grudge) -> Result<(), NemesisError> {
+        self.inner.drop(grudge)
+    }
+
+    fn heal(&self) -> Result<(), NemesisError> {
+        self.inner.heal()
+    }
+}
+
+/// Partitions on machines reached over SSH (or any [`Remote`] whose commands run in the
+/// node's network namespace): the ruleset is uploaded to the node's directory and
+/// loaded with `nft -f` there (root, or `sudo` per the hosts file). The tables are on
+/// the nodes, not the controller, so they are not in the registry: heal before the run
+/// ends (the nemesis's `heal` does), or delete `table inet faultline_RUN` by hand.
+pub struct SshNet {
+    inner: NftNet,
+}
+
+impl SshNet {
+    /// Partitions for `nodes` (by name, with their addresses, parsed or resolved on the
+    /// controller), in a table named after `run`.
+    pub fn new(nodes: &[Node], run: &str) -> Result<SshNet, NemesisError> {
+        let table = table_name(run);
+        let nodes = nodes
+            .iter()
+            .map(|n| {
+                Ok(NftNode {
+                    name: n.name.clone(),
+                    ip: resolve(&n.name, &n.addr)?,
+                    remote: Arc::clone(&n.remote),
+                    ruleset_path: n.dir.join("partition.nft"),
+                    resource: None,
+                    installed: Mutex::new(false),
+                })
+            })
+            .collect::<Result<Vec<_>, NemesisError>>()?;
+        Ok(SshNet {
+            inner: NftNet {
+                table,
+                registry: None,
+                nodes,
+            },
+        })
+    }
+
+    /// The nft table's name (family `inet`).
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+}
+
+impl Net for SshNet {
+    fn drop(&self, grudge: &Grudge) -> Result<(), NemesisError> {
+        self.inner.drop(grudge)
+    }
+
+    /// Deletes the table on every node where this net may have created one. (A table
+    /// left by an earlier controller that crashed is not known here.)
+    fn heal(&self) -> Result<(), NemesisError> {
+        self.inner.heal()
+    }
+}
+
+/// Partitions on a [`DockerCluster`], through the container faults of
+/// [`faultline_clusters::docker::DockerNet`] (nft in each container's namespace entered
+/// with `nsenter`, tables recorded in the run's registry).
+pub struct DockerNet {
+    nodes: Vec<(String, IpAddr)>,
+    nets: Vec<ContainerNet>,
+}
+
+impl DockerNet {
+    /// Partitions for every container of `cluster`, by node name.
+    pub fn new(cluster: &DockerCluster) -> Result<DockerNet, NemesisError> {
+        let nodes = cluster
+            .hosts()
+            .iter()
+            .map(|h| Ok((h.host().to_string(), resolve(h.host(), h.address())?)))
+            .collect::<Result<Vec<_>, NemesisError>>()?;
+        Ok(DockerNet {
+            nodes,
+            nets: cluster.nets(),
+        })
+    }
+}
+
+impl Net for DockerNet {
+    fn drop(&self, grudge: &Grudge) -> Result<(), NemesisError> {
+        let plan = plan(grudge, &self.nodes)?;
+        let indices: Vec<usize> = (0..self.nodes.len()).collect();
+        collect(each(&indices, |&i| {
+            let (net, addrs) = (&self.nets[i], &plan[i]);
+            let result = if addrs.is_empty() {
+                net.heal()
+            } else {
+                net.drop_inbound_from(addrs)
+            };
+            result.map_err(|source| NemesisError::Docker {
+                node: self.nodes[i].0.clone(),
+                source: Box::new(source),
+            })
+        }))
+    }
+
+    fn heal(&self) -> Result<(), NemesisError> {
+        let work: Vec<(&(String, IpAddr), &ContainerNet)> =
+            self.nodes.iter().zip(&self.nets).collect();
+        collect(each(&work, |((name, _), net)| {
+            net.heal().map_err(|source| NemesisError::Docker {
+                node: name.clone(),
+                source: Box::new(source),
+            })
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::{isolate, one_way};
+
+    #[test]
+    fn the_ruleset_drops_inbound_only_and_replaces_the_table() {
+        let addrs: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "fd00::3".parse().unwrap()];
+        let r = ruleset("faultline_t", &addrs);
+        assert!(r.starts_with("table inet faultline_t {}\ndelete table inet faultline_t\n"));
+        assert!(r.contains("ip saddr { 10.0.0.2 } drop"));
+        assert!(r.contains("ip6 saddr { fd00::3 } drop"));
+        assert!(r.contains("type filter hook input priority -10; policy accept;"));
+        assert!(!r.contains("daddr") && !r.contains("output"));
+        assert_eq!(table_name("ab-12"), "faultline_ab_12");
+    }
+
+    #[test]
+    fn the_plan_follows_the_grudge_and_refuses_unknown_nodes() {
+        let nodes: Vec<(String, IpAddr)> = (1..=3)
+            .map(|i| (format!("n{i}"), format!("10.0.0.{i}").parse().unwrap()))
+            .collect();
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let p = isolate(&["n1", "n2", "n3"], "n1").unwrap();
+        let plan = plan(&p.grudge, &nodes).unwrap();
+        assert_eq!(plan[0], [ip("10.0.0.2"), ip("10.0.0.3")]);
+        assert_eq!(plan[1], [ip("10.0.0.1")]);
+        let p = one_way(&["n1", "n2", "n3"], &["n1"], &["n2"]).unwrap();
+        let plan = super::plan(&p.grudge, &nodes).unwrap();
+        assert!(plan[0].is_empty() && plan[2].is_empty());
+        assert_eq!(plan[1], [ip("10.0.0.1")]);
+        let p = isolate(&["n1", "n9"], "n9").unwrap();
+        assert!(matches!(
+            super::plan(&p.grudge, &nodes),
+            Err(NemesisError::BadNode { node, .. }) if node == "n9"
+        ));
+    }
+}

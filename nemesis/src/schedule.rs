@@ -1,0 +1,247 @@
+//! Fault schedules: pure generators for the nemesis process (Jepsen's
+//! `nemesis/compose` of start/stop pairs under `cycle`). [`schedule`] alternates
+//! "wait, start a random enabled fault, wait, stop it" forever; [`final_heal`] stops
+//! every enabled fault once, for after the time limit.
+
+use std::time::Duration;
+
+use faultline_checker::history::Op;
+use faultline_workloads::{BoxGen, Context, GenOp, Generator, OpSpec, Process, once, seq};
+use rand::RngExt;
+use serde_json::Value;
+
+use crate::partitioner::{START_PARTITION, STOP_PARTITION};
+use crate::process::{KILL, PAUSE, RESUME, START};
+
+/// The default mean time between fault changes in a run.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A kind of fault a schedule can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// A network partition (`start-partition` / `stop-partition`).
+    Partition,
+    /// Crashing nodes (`kill` / `start`).
+    Kill,
+    /// Pausing nodes (`pause` / `resume`).
+    Pause,
+}
+
+impl Fault {
+    /// Every fault, in order.
+    pub const ALL: [Fault; 3] = [Fault::Partition, Fault::Kill, Fault::Pause];
+
+    /// The `f` that starts this fault.
+    pub fn start_f(self) -> &'static str {
+        match self {
+            Fault::Partition => START_PARTITION,
+            Fault::Kill => KILL,
+            Fault::Pause => PAUSE,
+        }
+    }
+
+    /// The `f` that stops this fault.
+    pub fn stop_f(self) -> &'static str {
+        match self {
+            Fault::Partition => STOP_PARTITION,
+            Fault::Kill => START,
+            Fault::Pause => RESUME,
+        }
+    }
+
+    /// The fault named `name` (`partition`, `kill`, `pause`), for command lines.
+    pub fn from_name(name: &str) -> Option<Fault> {
+        match name {
+            "partition" => Some(Fault::Partition),
+            "kill" => Some(Fault::Kill),
+            "pause" => Some(Fault::Pause),
+            _ => None,
+        }
+    }
+}
+
+/// Where a [`Schedule`] is in its cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting (until the deadline, once set) to start a fault.
+    BeforeStart(Option<u64>),
+    /// Waiting (until the deadline, once set) to stop `fault`.
+    BeforeStop(Fault, Option<u64>),
+}
+
+/// The generator of [`schedule`].
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    faults: Vec<Fault>,
+    interval: u64,
+    phase: Phase,
+}
+
+/// A nemesis generator that cycles forever: wait, start a random fault among `faults`
+/// (value null: the nemesis picks the topology or targets), wait, stop that fault, and
+/// so on. Each wait is drawn uniformly from `0..2 × interval` (so `interval` is the mean
+/// time between fault changes) and starts when the nemesis process is free, i.e. once
+/// the previous fault is in place. Every choice comes from the context's RNG, so the
+/// schedule replays from the seed.
+///
+/// Its operations are for [`Process::Nemesis`] only (it waits while that process is busy
+/// or absent); combine it with the clients' generator with
+/// [`faultline_workloads::clients_and_nemesis`], bound it with
+/// [`faultline_workloads::time_limit`], and follow it with [`final_heal`]. With no
+/// faults it is exhausted at once.
+pub fn schedule(faults: &[Fault], interval: Duration) -> Schedule {
+    let mut unique: Vec<Fault> = faults.to_vec();
+    unique.sort();
+    unique.dedup();
+    Schedule {
+        faults: unique,
+        interval: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+        phase: Phase::BeforeStart(None),
+    }
+}
+
+impl Schedule {
+    /// A wait drawn from `0..2 × interval`, as a deadline from now.
+    fn deadline(&self, ctx: &mut Context) -> u64 {
+        let span = self.interval.saturating_mul(2);
+        let wait = if span == 0 {
+            0
+        } else {
+            ctx.rng().random_range(0..span)
+        };
+        ctx.time().saturating_add(wait)
+    }
+}
+
+impl Generator for Schedule {
+    fn op(&mut self, ctx: &mut Context) -> GenOp {
+        if self.faults.is_empty() {
+            return GenOp::Exhausted;
+        }
+        if !ctx.is_free(Process::Nemesis) {
+            return GenOp::WAIT;
+        }
+        let deadline = match self.phase {
+            Phase::BeforeStart(Some(d)) | Phase::BeforeStop(_, Some(d)) => d,
+            Phase::BeforeStart(None) => {
+                let d = self.deadline(ctx);
+                self.phase = Phase::BeforeStart(Some(d));
+                d
+            }
+            Phase::BeforeStop(fault, None) => {
+                let d = self.deadline(ctx);
+                self.phase = Phase::BeforeStop(fault, Some(d));
+                d
+            }
+        };
+        if ctx.time() < deadline {
+            return GenOp::Pending {
+                retry_at: Some(deadline),
+            };
+        }
+        let (f, next) = match self.phase {
+            Phase::BeforeStart(_) => {
+                let i = ctx.random_below(self.faults.len() as u64) as usize;
+                let fault = self.faults[i];
+                (fault.start_f(), Phase::BeforeStop(fault, None))
+            }
+            Phase::BeforeStop(fault, _) => (fault.stop_f(), Phase::BeforeStart(None)),
+        };
+        self.phase = next;
+        GenOp::Op {
+            process: Process::Nemesis,
+            op: OpSpec::new(f, Value::Null),
+        }
+    }
+
+    fn update(&mut self, _: &mut Context, _: &Op) {}
+}
+
+/// The operations that stop every fault in `faults` (one stop op each, in order), for
+/// the nemesis once the time limit is over: Jepsen's final generator.
+pub fn final_heal(faults: &[Fault]) -> BoxGen {
+    let mut unique: Vec<Fault> = faults.to_vec();
+    unique.sort();
+    unique.dedup();
+    let ops = unique
+        .into_iter()
+        .map(|f| once(OpSpec::new(f.stop_f(), Value::Null)).boxed())
+        .collect();
+    faultline_workloads::nemesis(seq(ops)).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_workloads::sim::{Simulation, invocations};
+    use faultline_workloads::{nemesis, phases, time_limit};
+
+    /// The nemesis's invocations (f, time) of a 10-minute run with `faults`, then the
+    /// final heal.
+    fn run(seed: u64, faults: &[Fault]) -> Vec<(String, i64)> {
+        let mut test = phases(vec![
+            time_limit(
+                Duration::from_secs(600),
+                nemesis(schedule(faults, DEFAULT_INTERVAL)),
+            )
+            .boxed(),
+            final_heal(faults),
+        ]);
+        let history = Simulation::new(seed)
+            .concurrency(2)
+            .nemesis(true)
+            .run(&mut test)
+            .unwrap();
+        invocations(&history)
+            .into_iter()
+            .inspect(|op| assert_eq!(op.process, Process::Nemesis))
+            .map(|op| (op.f, op.time))
+            .collect()
+    }
+
+    #[test]
+    fn the_schedule_alternates_start_and_stop_of_enabled_faults() {
+        let faults = [Fault::Partition, Fault::Kill];
+        let ops = run(1, &faults);
+        // 600 s with a mean of 10 s between changes, then 2 final stops.
+        assert!(ops.len() > 40 && ops.len() < 90, "{}", ops.len());
+        let (cycle, tail) = ops.split_at(ops.len() - 2);
+        let tail: Vec<&str> = tail.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(tail, [STOP_PARTITION, START]);
+        let mut started = None;
+        for (f, _) in cycle {
+            match started {
+                None => {
+                    let fault = faults.iter().find(|x| x.start_f() == f);
+                    started = Some(*fault.unwrap_or_else(|| panic!("{f} is not a start")));
+                }
+                Some(fault) => {
+                    assert_eq!(f, fault.stop_f());
+                    started = None;
+                }
+            }
+        }
+        let fs: std::collections::BTreeSet<&str> = ops.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fs,
+            [START_PARTITION, STOP_PARTITION, KILL, START]
+                .into_iter()
+                .collect()
+        );
+        let gaps: Vec<i64> = ops.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        let mean = gaps.iter().sum::<i64>() / gaps.len() as i64;
+        assert!((5e9..15e9).contains(&(mean as f64)), "mean gap {mean} ns");
+    }
+
+    #[test]
+    fn the_schedule_replays_from_the_seed() {
+        let all = Fault::ALL;
+        assert_eq!(run(5, &all), run(5, &all));
+        assert_ne!(run(5, &all), run(6, &all));
+        let only_pause = run(9, &[Fault::Pause, Fault::Pause]);
+        assert!(only_pause.iter().all(|(f, _)| f == PAUSE || f == RESUME));
+        assert!(run(9, &[]).is_empty());
+        assert_eq!(Fault::from_name("kill"), Some(Fault::Kill));
+        assert_eq!(Fault::from_name("clock"), None);
+    }
+}

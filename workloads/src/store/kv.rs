@@ -1,0 +1,357 @@
+//! The bundled node's client: `faultline-kv`'s newline-delimited JSON over TCP (see
+//! `clusters/kvnode/README.md`).
+//!
+//! One request in flight, a connection per node talked to. A read-only call starts at
+//! the client's own node (`preferred % nodes.len()`), so that every node's read path is
+//! exercised (a node that serves stale reads is caught); a call that writes starts at
+//! the last node that accepted a write (at first the client's own). A call follows
+//! `not-leader` hints (at most [`MAX_HOPS`] per call: a `not-leader` is definite, so
+//! retrying elsewhere is safe) and fails over to the next node when a connect fails. The
+//! whole call is bounded by the store's time-out.
+//!
+//! | what happened | outcome |
+//! |---|---|
+//! | the node answered `ok` / `fail` / `info` | that outcome, with the node's `error` code |
+//! | no node could be connected to (refused, unreachable, connect time-out) | `Fail` `unavailable` |
+//! | still `not-leader` after [`MAX_HOPS`] hops | `Fail` `not-leader` |
+//! | no answer in time after the request was written | `Info` `timeout` |
+//! | the connection broke while or after writing the request | `Info` `connection-lost` |
+//! | an answer that cannot be parsed | `Info` `bad-response` |
+//!
+//! After an `Info` the connection is dropped; the next call reconnects.
+
+use std::io::ErrorKind;
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use socket2::SockRef;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+
+use super::{Micro, Store, StoreError, TxnFuture, TxnOk};
+
+/// Most `not-leader` hints followed in one call.
+pub const MAX_HOPS: usize = 3;
+
+/// A client of a `faultline-kv` cluster, bound to one client thread.
+#[derive(Debug)]
+pub struct KvStore {
+    nodes: Vec<(String, String)>,
+    home: usize,
+    leader: usize,
+    current: usize,
+    timeout: Duration,
+    conns: Vec<Option<Conn>>,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Conn {
+    node: usize,
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// True when the peer has closed the connection (or it broke) while it sat idle.
+    /// Asks the socket itself (a non-blocking peek), not the runtime's cached
+    /// readiness, which may not have seen the close yet. Bytes waiting (answers to
+    /// abandoned requests) mean it is open; they are skipped later by id.
+    fn is_closed(&self) -> bool {
+        let mut byte = [MaybeUninit::<u8>::uninit()];
+        match SockRef::from(&self.stream).peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
+        }
+    }
+
+    /// The next line (without the newline); `None` at end of stream.
+    async fn read_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                return Ok(Some(line));
+            }
+            let mut tmp = [0u8; 8192];
+            let n = self.stream.read(&mut tmp).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+}
+
+/// Where a `not-leader` answer sends us next.
+enum Next {
+    Node(usize),
+    NoHint,
+}
+
+impl KvStore {
+    /// A client of the cluster `nodes` (`(name, client address "host:port")`, e.g.
+    /// `("n1", "127.0.0.1:8001")`), starting at node `preferred % nodes.len()`; every
+    /// call is bounded by `timeout`. Connects lazily, on the first call.
+    pub fn new(nodes: Vec<(String, String)>, preferred: usize, timeout: Duration) -> KvStore {
+        let current = if nodes.is_empty() {
+            0
+        } else {
+            preferred % nodes.len()
+        };
+        KvStore {
+            conns: nodes.iter().map(|_| None).collect(),
+            nodes,
+            home: current,
+            leader: current,
+            current,
+            timeout,
+            next_id: 0,
+        }
+    }
+
+    /// The name of the node the next call starts at.
+    pub fn current_node(&self) -> Option<&str> {
+        self.nodes.get(self.current).map(|(name, _)| name.as_str())
+    }
+
+    fn name(&self, node: usize) -> Option<String> {
+        self.nodes.get(node).map(|(name, _)| name.clone())
+    }
+
+    fn fail(&self, error: &str, node: Option<usize>) -> StoreError {
+        StoreError::Fail {
+            error: error.to_string(),
+            node: node.and_then(|n| self.name(n)),
+        }
+    }
+
+    fn info(&mut self, error: &str, node: usize) -> StoreError {
+        if let Some(conn) = self.conns.get_mut(node) {
+            *conn = None;
+        }
+        StoreError::Info {
+            error: error.to_string(),
+            node: self.name(node),
+        }
+    }
+
+    /// A live connection to the current node, failing over to the next nodes when a
+    /// connect fails. `Err` when no node could be reached (nothing was sent).
+    async fn connect(&mut self, deadline: Instant) -> Result<(), StoreError> {
+        for _ in 0..self.nodes.len() {
+            if let Some(conn) = &self.conns[self.current] {
+                if !conn.is_closed() {
+                    return Ok(());
+                }
+                self.conns[self.current] = None;
+            }
+            let addr = &self.nodes[self.current].1;
+            match timeout_at(deadline, TcpStream::connect(addr.as_str())).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    self.conns[self.current] = Some(Conn {
+                        node: self.current,
+                        stream,
+                        buf: Vec::new(),
+                    });
+                    return Ok(());
+                }
+                Ok(Err(_)) => self.current = (self.current + 1) % self.nodes.len(),
+                Err(_) => break,
+            }
+        }
+        Err(self.fail("unavailable", None))
+    }
+
+    /// Where a `not-leader` answer points: the node whose client address is
+    /// `leader_addr`, else the node named `n{leader}`.
+    fn hinted(&self, answer: &Value) -> Next {
+        if let Some(addr) = answer.get("leader_addr").and_then(Value::as_str)
+            && let Some(i) = self.nodes.iter().position(|(_, a)| a == addr)
+        {
+            return Next::Node(i);
+        }
+        if let Some(id) = answer.get("leader").and_then(Value::as_u64) {
+            let name = format!("n{id}");
+            if let Some(i) = self.nodes.iter().position(|(n, _)| *n == name) {
+                return Next::Node(i);
+            }
+        }
+        Next::NoHint
+    }
+
+    async fn run(&mut self, ops: &[Micro]) -> Result<TxnOk, StoreError> {
+        if self.nodes.is_empty() {
+            return Err(self.fail("unavailable", None));
+        }
+        let deadline = Instant::now() + self.timeout;
+        let txn = Value::Array(ops.iter().map(micro_json).collect());
+        let mut hops = 0;
+        let read_only = ops.iter().all(|op| matches!(op, Micro::Read(_)));
+        self.current = if read_only { self.home } else { self.leader };
+        loop {
+            self.connect(deadline).await?;
+            let Some(conn) = self.conns[self.current].as_mut() else {
+                return Err(self.fail("unavailable", None));
+            };
+            let node = conn.node;
+            self.next_id += 1;
+            let id = self.next_id;
+            let mut line = json!({"id": id, "txn": txn}).to_string();
+            line.push('\n');
+            let answer = match exchange(conn, &line, id, deadline).await {
+                Ok(answer) => answer,
+                Err(code) => return Err(self.info(code, node)),
+            };
+            let error = answer
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string();
+            match answer.get("type").and_then(Value::as_str) {
+                Some("ok") => {
+                    if !read_only {
+                        self.leader = node;
+                    }
+                    return self.ok(ops, &answer, node);
+                }
+                Some("fail") if error == "not-leader" => {
+                    if hops >= MAX_HOPS {
+                        return Err(self.fail("not-leader", Some(node)));
+                    }
+                    hops += 1;
+                    self.current = match self.hinted(&answer) {
+                        Next::Node(i) if i != node => i,
+                        _ => (node + 1) % self.nodes.len(),
+                    };
+                }
+                Some("fail") => return Err(self.fail(&error, Some(node))),
+                Some("info") => {
+                    return Err(StoreError::Info {
+                        error,
+                        node: self.name(node),
+                    });
+                }
+                _ => return Err(self.info("bad-response", node)),
+            }
+        }
+    }
+
+    /// The values of an `ok` answer: reads' values, `null` for the other micro-ops.
+    fn ok(&mut self, ops: &[Micro], answer: &Value, node: usize) -> Result<TxnOk, StoreError> {
+        let results = answer.get("txn").and_then(Value::as_array);
+        let Some(results) = results.filter(|r| r.len() == ops.len()) else {
+            // It committed, but we cannot say what it read.
+            return Err(self.info("bad-response", node));
+        };
+        let values = ops
+            .iter()
+            .zip(results)
+            .map(|(op, result)| match op {
+                Micro::Read(_) => result.get(2).cloned().unwrap_or(Value::Null),
+                _ => Value::Null,
+            })
+            .collect();
+        Ok(TxnOk {
+            values,
+            node: self.name(node).unwrap_or_default(),
+        })
+    }
+}
+
+/// Writes `line` and waits for the answer with id `id`, until `deadline`. `Err` is the
+/// `Info` code: once writing starts the request may reach the node.
+async fn exchange(
+    conn: &mut Conn,
+    line: &str,
+    id: u64,
+    deadline: Instant,
+) -> Result<Value, &'static str> {
+    match timeout_at(deadline, conn.stream.write_all(line.as_bytes())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err("connection-lost"),
+        Err(_) => return Err("timeout"),
+    }
+    loop {
+        let line = match timeout_at(deadline, conn.read_line()).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None) | Err(_)) => return Err("connection-lost"),
+            Err(_) => return Err("timeout"),
+        };
+        let Ok(answer) = serde_json::from_slice::<Value>(&line) else {
+            return Err("bad-response");
+        };
+        if answer.get("id") == Some(&json!(id)) {
+            return Ok(answer);
+        }
+        // An answer to a request abandoned earlier: skip it.
+    }
+}
+
+/// The node's `[f, key, value]` form of a micro-op.
+fn micro_json(op: &Micro) -> Value {
+    match op {
+        Micro::Read(k) => json!(["r", k, null]),
+        Micro::Write(k, v) => json!(["w", k, v]),
+        Micro::Cas(k, old, new) => json!(["cas", k, [old, new]]),
+        Micro::Append(k, v) => json!(["append", k, v]),
+        Micro::Add(k, d) => json!(["add", k, d]),
+    }
+}
+
+impl Store for KvStore {
+    fn txn<'a>(&'a mut self, ops: &'a [Micro]) -> TxnFuture<'a> {
+        Box::pin(self.run(ops))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_ops_render_in_the_node_format() {
+        let ops = [
+            Micro::Read("x".into()),
+            Micro::Write("x".into(), json!(3)),
+            Micro::Cas("x".into(), json!(null), json!(1)),
+            Micro::Append("l".into(), json!(5)),
+            Micro::Add("c".into(), -2),
+        ];
+        let rendered: Vec<Value> = ops.iter().map(micro_json).collect();
+        assert_eq!(
+            Value::Array(rendered),
+            json!([
+                ["r", "x", null],
+                ["w", "x", 3],
+                ["cas", "x", [null, 1]],
+                ["append", "l", 5],
+                ["add", "c", -2]
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn no_reachable_node_is_a_definite_failure() {
+        // A port nobody listens on: bind, note the port, close.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.to_string())
+            .unwrap();
+        let mut store = KvStore::new(
+            vec![("n1".into(), addr.clone()), ("n2".into(), addr)],
+            5,
+            Duration::from_secs(2),
+        );
+        assert_eq!(store.current_node(), Some("n2"));
+        let err = store.txn(&[Micro::Read("x".into())]).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Fail { ref error, .. } if error == "unavailable"),
+            "{err:?}"
+        );
+    }
+}
