@@ -119,7 +119,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// The checker chosen for a history, with what it needs to know.
 #[derive(Debug, Clone)]
-enum Choice {
+pub(crate) enum Choice {
     Linearizable(ModelKind),
     Elle(ElleOptions),
     Bank(BankOptions),
@@ -128,7 +128,8 @@ enum Choice {
 }
 
 impl Choice {
-    fn name(&self) -> &'static str {
+    /// The checker's name in `results.json`.
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Choice::Linearizable(_) => "linearizable",
             Choice::Elle(_) => "elle",
@@ -140,9 +141,21 @@ impl Choice {
 }
 
 /// What a checker produced.
-struct Checked {
-    verdict: Verdict,
-    artifacts: Vec<Artifact>,
+pub(crate) struct Checked {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Drawings (Elle's cycles), when asked for.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// How far a checker may go, and whether to draw.
+pub(crate) struct Limits {
+    /// Linearizable: answer unknown after this long.
+    pub time_limit: Duration,
+    /// Linearizable: answer unknown beyond this much memory.
+    pub memory_limit_mib: Option<u64>,
+    /// Elle: draw every reported cycle.
+    pub draw: bool,
 }
 
 /// Runs `faultline check` and returns the overall verdict.
@@ -151,7 +164,13 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
     let format = args.format.map(Format::from);
     let history = History::read(&args.history, format)?;
     let choice = choose_checker(&history, args)?;
-    let checked = run_checker(&history, &choice, args)?;
+    let limits = Limits {
+        time_limit: args.time_limit,
+        memory_limit_mib: args.memory_limit,
+        // Drawings cost time; make them only when there is somewhere to put them.
+        draw: args.out.is_some(),
+    };
+    let checked = run_checker(&history, &choice, &limits)?;
     let elapsed = started.elapsed();
 
     let mut results = Results::default();
@@ -339,15 +358,16 @@ fn infer_workload(history: &History) -> ElleWorkload {
     }
 }
 
-fn run_checker(history: &History, choice: &Choice, args: &CheckArgs) -> Result<Checked> {
+/// Runs the chosen checker.
+pub(crate) fn run_checker(history: &History, choice: &Choice, limits: &Limits) -> Result<Checked> {
     match choice {
         Choice::Linearizable(model) => {
             let mut options = LinearizableOptions {
                 model: Some(*model),
-                time_limit: args.time_limit,
+                time_limit: limits.time_limit,
                 ..LinearizableOptions::default()
             };
-            if let Some(mib) = args.memory_limit {
+            if let Some(mib) = limits.memory_limit_mib {
                 options.memory_limit_bytes =
                     usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
             }
@@ -357,8 +377,7 @@ fn run_checker(history: &History, choice: &Choice, args: &CheckArgs) -> Result<C
                 artifacts: Vec::new(),
             })
         }
-        // Drawings cost time; make them only when there is somewhere to put them.
-        Choice::Elle(options) if args.out.is_some() => {
+        Choice::Elle(options) if limits.draw => {
             let analysis = elle::analyze(history, options)?;
             Ok(Checked {
                 verdict: analysis.verdict,
@@ -436,14 +455,22 @@ fn write_out(dir: &Path, results: &Results, artifacts: &[Artifact]) -> Result<()
         .context("cannot serialize results.json")?;
     let path = dir.join("results.json");
     fs::write(&path, text + "\n").map_err(|e| unusable(&path, e))?;
-    if !artifacts.is_empty() {
-        let drawings = dir.join("elle");
-        fs::create_dir_all(&drawings).map_err(|e| unusable(&drawings, e))?;
-        for artifact in artifacts {
-            for (extension, text) in [("dot", &artifact.dot), ("svg", &artifact.svg)] {
-                let path = drawings.join(format!("{}.{extension}", artifact.name));
-                fs::write(&path, text).map_err(|e| unusable(&path, e))?;
-            }
+    write_artifacts(dir, artifacts).map_err(|e| UsageError(format!("--out: {e:#}")))?;
+    Ok(())
+}
+
+/// Writes Elle's drawings into `dir/elle/` (`NAME.dot`, `NAME.svg`), if there are any.
+pub(crate) fn write_artifacts(dir: &Path, artifacts: &[Artifact]) -> Result<()> {
+    if artifacts.is_empty() {
+        return Ok(());
+    }
+    let drawings = dir.join("elle");
+    fs::create_dir_all(&drawings)
+        .with_context(|| format!("cannot create {}", drawings.display()))?;
+    for artifact in artifacts {
+        for (extension, text) in [("dot", &artifact.dot), ("svg", &artifact.svg)] {
+            let path = drawings.join(format!("{}.{extension}", artifact.name));
+            fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     Ok(())

@@ -309,3 +309,123 @@ fn bad_flags_and_config_exit_254_naming_the_key() {
     let out = faultline(&["--nodes", "three"], store.path());
     assert_eq!(out.status.code(), Some(254), "{}", text(&out));
 }
+
+#[test]
+fn ctrl_c_stops_the_run_removes_everything_and_keeps_the_history() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    ensure_kv_binary();
+    let store = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args([
+            "run",
+            "--time-limit",
+            "300",
+            "--nemesis-interval",
+            "1",
+            "--store",
+        ])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until operations are on disk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let history = loop {
+        let found = walk(store.path())
+            .into_iter()
+            .find(|p| p.ends_with("history.jsonl"))
+            .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.lines().count() > 200));
+        if let Some(path) = found {
+            break path;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no operations recorded in 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // The run's namespaces exist now.
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&netns.stdout).contains("fl-"));
+    nix_kill(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    // Every line on disk parses, and at least what was there before the signal remains.
+    let recorded = std::fs::read_to_string(&history).unwrap();
+    assert!(recorded.lines().count() > 200);
+    let check = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", "--json"])
+        .arg(&history)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(check.status.code(), Some(0..=2)),
+        "{}",
+        text(&check)
+    );
+    let state: Vec<_> = walk(store.path())
+        .into_iter()
+        .filter(|p| p.ends_with("state.json"))
+        .collect();
+    assert!(state.is_empty(), "state files left: {state:?}");
+    let ps = Command::new("pgrep")
+        .args(["-f", &store.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
+
+fn nix_kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_run_on_docker_containers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let out = faultline(
+        &[
+            "--cluster",
+            "docker",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "6",
+            "--nemesis",
+            "partition,kill",
+            "--nemesis-interval",
+            "1",
+            "--recovery-time",
+            "2",
+        ],
+        store.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = results(store.path());
+    assert_eq!(results["valid"], Value::Bool(true));
+    assert!(
+        run_dir(store.path()).join("nodes/n1/node.log").exists(),
+        "logs collected"
+    );
+    let run = results["cluster_run"].as_str().unwrap();
+    let ps = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=faultline.run={run}"),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(ps.stdout.is_empty(), "containers left");
+}

@@ -25,6 +25,9 @@ pub struct Context {
     all: Vec<Process>,
     free: Vec<Process>,
     rng: ChaCha8Rng,
+    /// Spare vectors for [`Context::restrict`], so that routing an operation through
+    /// nested combinators does not allocate.
+    spare: Vec<Vec<Process>>,
 }
 
 impl Context {
@@ -41,6 +44,7 @@ impl Context {
             free: all.clone(),
             all,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            spare: Vec::new(),
         }
     }
 
@@ -110,13 +114,18 @@ impl Context {
         keep: impl Fn(Process) -> bool,
         f: impl FnOnce(&mut Context) -> R,
     ) -> R {
-        let all: Vec<Process> = self.all.iter().copied().filter(|p| keep(*p)).collect();
-        let free: Vec<Process> = self.free.iter().copied().filter(|p| keep(*p)).collect();
+        let mut all = self.spare.pop().unwrap_or_default();
+        all.clear();
+        all.extend(self.all.iter().copied().filter(|p| keep(*p)));
+        let mut free = self.spare.pop().unwrap_or_default();
+        free.clear();
+        free.extend(self.free.iter().copied().filter(|p| keep(*p)));
         let saved_all = std::mem::replace(&mut self.all, all);
         let saved_free = std::mem::replace(&mut self.free, free);
         let result = f(self);
-        self.all = saved_all;
-        self.free = saved_free;
+        let all = std::mem::replace(&mut self.all, saved_all);
+        let free = std::mem::replace(&mut self.free, saved_free);
+        self.spare.extend([all, free]);
         result
     }
 

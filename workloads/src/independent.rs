@@ -83,9 +83,21 @@ where
                 .collect();
         }
         let n = self.groups.len();
+        // Only a group with a free thread can start an operation; asking only those keeps
+        // a call cheap with many groups (a busy group is asked again after its next
+        // completion, which is an event).
+        let mut free = vec![false; n];
+        for p in ctx.free_processes() {
+            if let Some(g) = group_of(*p, concurrency, size).filter(|g| *g < n) {
+                free[g] = true;
+            }
+        }
         let mut retry_at = None;
         for k in 0..n {
             let g = (self.next + k) % n;
+            if !free[g] {
+                continue;
+            }
             let group = &mut self.groups[g];
             while !group.done {
                 let (key, inner) = match &mut group.current {

