@@ -2,59 +2,12 @@
 //! generated histories, the exit codes of the spec (0, 1, 2, 254, 255), `--json`,
 //! `--out`, EDN input, and `gen`.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::*;
 use serde_json::Value;
-use tempfile::TempDir;
-
-/// Runs the binary from the workspace root, so paths are the README's.
-fn faultline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .unwrap()
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn example(name: &str) -> String {
-    format!("examples/histories/{name}")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Asserts the exit code, showing the output when it differs.
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(output),
-        stderr(output)
-    );
-}
-
-/// Writes `text` to `name` in a fresh temporary directory.
-fn temp_file(name: &str, text: &str) -> (TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    fs::write(&path, text).unwrap();
-    (dir, path.display().to_string())
-}
 
 const INVOKE: &str = r#"{"index":0,"time":10,"process":0,"type":"invoke","f":"read","value":null}"#;
 const OK: &str = r#"{"index":1,"time":20,"process":0,"type":"ok","f":"read","value":null}"#;

@@ -69,37 +69,13 @@ impl<T: Net + ?Sized> Net for Box<T> {
     }
 }
 
-/// An nft identifier from a run id: `faultline_RUN`, other characters as `_`.
-pub fn table_name(run: &str) -> String {
-    let run: String = run
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("faultline_{run}")
-}
+/// An nft identifier from a run id: `faultline_RUN` (shared with Docker's partitions).
+pub use faultline_clusters::docker::table_name;
 
 /// The ruleset that makes a node drop every packet from `addrs` (input hook, priority
-/// -10), replacing any earlier version of `table` in one transaction (`nft -f`).
+/// -10, inbound only), replacing any earlier version of `table` in one transaction.
 pub fn ruleset(table: &str, addrs: &[IpAddr]) -> String {
-    let mut rules = String::new();
-    for (proto, v6) in [("ip", false), ("ip6", true)] {
-        let set: Vec<String> = addrs
-            .iter()
-            .filter(|a| a.is_ipv6() == v6)
-            .map(IpAddr::to_string)
-            .collect();
-        if !set.is_empty() {
-            rules.push_str(&format!(
-                "    {proto} saddr {{ {} }} drop\n",
-                set.join(", ")
-            ));
-        }
-    }
-    format!(
-        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\n\
-         table {FAMILY} {table} {{\n  chain input {{\n    \
-         type filter hook input priority -10; policy accept;\n{rules}  }}\n}}\n"
-    )
+    faultline_clusters::docker::ruleset(table, addrs, false)
 }
 
 /// The address of `node` as an IP: parsed, or resolved on the controller.

@@ -2,7 +2,7 @@
 //! partition and a one-way cut applied by grudge, then healed; a partition left in place
 //! goes with the containers. Skipped when there is no `docker` CLI.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,25 +13,9 @@ use faultline_clusters::docker::{DockerCluster, DockerError, build_image, check_
 use faultline_clusters::{Cmd, KvDb, Node};
 use faultline_nemesis::{DockerNet, Net, isolate, one_way};
 
-/// The `faultline-kv` release binary (see `netns_faults.rs`).
-fn kv_binary() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let binary = target.join("release/faultline-kv");
-    if !binary.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "faultline-kv"])
-            .current_dir(&workspace)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building faultline-kv failed");
-    }
-    binary
-}
+#[path = "../../testsupport/kv_binary.rs"]
+mod kv_binary;
+use kv_binary::kv_binary;
 
 /// Whether `from` opens a TCP connection to `to`'s peer port within 1 s (busybox `nc`
 /// inside the container).

@@ -4,7 +4,7 @@
 //! assertion fails; each ends with an explicit teardown and a check that nothing of its
 //! run is left.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,26 +16,9 @@ use faultline_nemesis::{
 };
 use serde_json::{Value, json};
 
-/// The `faultline-kv` release binary: `$CARGO_TARGET_DIR/release/faultline-kv`, else the
-/// workspace's `target/release/faultline-kv`; built when missing.
-fn kv_binary() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let binary = target.join("release/faultline-kv");
-    if !binary.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "faultline-kv"])
-            .current_dir(&workspace)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building faultline-kv failed");
-    }
-    binary
-}
+#[path = "../../testsupport/kv_binary.rs"]
+mod kv_binary;
+use kv_binary::kv_binary;
 
 fn sh(argv: &[&str]) -> String {
     let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();

@@ -14,30 +14,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-/// The release `faultline-kv` in the test's target dir, built if missing, as
-/// `clusters/tests/common/mod.rs` does. (`cargo test --workspace --release` builds it
-/// with the workspace; building it again from inside a test would wait on cargo's lock.)
-fn kv_binary() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let binary = target.join("release/faultline-kv");
-    if !binary.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "faultline-kv"])
-            .current_dir(&workspace)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "cargo build --release -p faultline-kv failed"
-        );
-    }
-    binary
-}
+#[path = "../../testsupport/kv_binary.rs"]
+mod kv_binary;
+use kv_binary::kv_binary;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

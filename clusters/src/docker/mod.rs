@@ -28,7 +28,7 @@ use std::time::Duration;
 
 pub use host::DockerHost;
 pub use image::{BUSYBOX, IMAGE_LABEL, IMAGE_REPOSITORY, build_image, remove_images};
-pub use net::{CONTAINER_NETNS, DockerNet, container_pid};
+pub use net::{CONTAINER_NETNS, DockerNet, container_pid, ruleset, table_name};
 
 use crate::cleanup::{Registry, Resource};
 use crate::db::Node;

@@ -43,7 +43,7 @@ pub fn container_pid(container: &str) -> Result<Option<u32>, DockerError> {
 }
 
 /// An nft identifier from a run id: `faultline_RUN`, other characters as `_`.
-fn table_name(run: &str) -> String {
+pub fn table_name(run: &str) -> String {
     let run: String = run
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -51,37 +51,12 @@ fn table_name(run: &str) -> String {
     format!("faultline_{run}")
 }
 
-/// The ruleset dropping traffic from and to `addrs`, replacing any earlier version of the
-/// table in one transaction.
-fn ruleset(table: &str, addrs: &[IpAddr]) -> String {
-    let set = |v6: bool| {
-        addrs
-            .iter()
-            .filter(|a| a.is_ipv6() == v6)
-            .map(IpAddr::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+/// The ruleset of table `table` (family `inet`) dropping every packet from `addrs`
+/// (input hook, priority -10) and, when `both_ways`, every packet to them (output hook),
+/// replacing any earlier version of the table in one transaction (`nft -f`).
+pub fn ruleset(table: &str, addrs: &[IpAddr], both_ways: bool) -> String {
     let mut input = String::new();
     let mut output = String::new();
-    for (proto, v6) in [("ip", false), ("ip6", true)] {
-        let set = set(v6);
-        if !set.is_empty() {
-            input.push_str(&format!("    {proto} saddr {{ {set} }} drop\n"));
-            output.push_str(&format!("    {proto} daddr {{ {set} }} drop\n"));
-        }
-    }
-    format!(
-        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\n\
-         table {FAMILY} {table} {{\n  chain input {{\n    type filter hook input priority -10; policy accept;\n{input}  }}\n\
-         \x20 chain output {{\n    type filter hook output priority -10; policy accept;\n{output}  }}\n}}\n"
-    )
-}
-
-/// The ruleset dropping traffic *from* `addrs` only (input hook), replacing any earlier
-/// version of the table in one transaction.
-fn inbound_ruleset(table: &str, addrs: &[IpAddr]) -> String {
-    let mut input = String::new();
     for (proto, v6) in [("ip", false), ("ip6", true)] {
         let set: Vec<String> = addrs
             .iter()
@@ -89,15 +64,22 @@ fn inbound_ruleset(table: &str, addrs: &[IpAddr]) -> String {
             .map(IpAddr::to_string)
             .collect();
         if !set.is_empty() {
-            input.push_str(&format!(
-                "    {proto} saddr {{ {} }} drop\n",
-                set.join(", ")
-            ));
+            let set = set.join(", ");
+            input.push_str(&format!("    {proto} saddr {{ {set} }} drop\n"));
+            output.push_str(&format!("    {proto} daddr {{ {set} }} drop\n"));
         }
     }
+    let hook = |name: &str, rules: &str| {
+        format!(
+            "  chain {name} {{\n    type filter hook {name} priority -10; policy accept;\n{rules}  }}\n"
+        )
+    };
+    let mut chains = hook("input", &input);
+    if both_ways {
+        chains.push_str(&hook("output", &output));
+    }
     format!(
-        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\n\
-         table {FAMILY} {table} {{\n  chain input {{\n    type filter hook input priority -10; policy accept;\n{input}  }}\n}}\n"
+        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\ntable {FAMILY} {table} {{\n{chains}}}\n"
     )
 }
 
@@ -154,43 +136,7 @@ impl DockerNet {
         if addrs.is_empty() {
             return self.heal();
         }
-        let pid = self.pid()?;
-        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
-        if !*recorded {
-            let resource = self.resource();
-            self.registry
-                .record(resource.clone())
-                .map_err(|e| DockerError::Record {
-                    resource: resource.to_string(),
-                    reason: e.to_string(),
-                })?;
-            *recorded = true;
-        }
-        let file = std::env::temp_dir().join(format!(
-            "{}-{}-{}.nft",
-            self.table,
-            self.host.container(),
-            std::process::id()
-        ));
-        fs::write(&file, ruleset(&self.table, addrs))
-            .map_err(|e| DockerError::file("write", &file, e))?;
-        let result = nsenter_nft(
-            pid,
-            &[String::from("-f"), file.to_string_lossy().into_owned()],
-        );
-        let _ = fs::remove_file(&file);
-        let out = result?;
-        if out.success() {
-            return Ok(());
-        }
-        Err(DockerError::Command {
-            command: format!(
-                "nsenter -t {pid} -n nft -f (table {FAMILY} {}) for {}",
-                self.table,
-                self.host.container()
-            ),
-            reason: out.stderr.trim().to_string(),
-        })
+        self.install(ruleset(&self.table, addrs, true))
     }
 
     /// Drops every packet *from* `addrs` arriving in the container (input hook only,
@@ -200,7 +146,7 @@ impl DockerNet {
         if addrs.is_empty() {
             return self.heal();
         }
-        self.install(inbound_ruleset(&self.table, addrs))
+        self.install(ruleset(&self.table, addrs, false))
     }
 
     /// Records the table if needed, then loads `rules` with `nft -f` in the container.
@@ -218,7 +164,7 @@ impl DockerNet {
             *recorded = true;
         }
         let file = std::env::temp_dir().join(format!(
-            "{}-{}-{}-in.nft",
+            "{}-{}-{}.nft",
             self.table,
             self.host.container(),
             std::process::id()
@@ -336,7 +282,7 @@ mod tests {
     #[test]
     fn the_ruleset_drops_both_ways_and_replaces_the_table() {
         let addrs: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "fd00::3".parse().unwrap()];
-        let r = ruleset("faultline_t", &addrs);
+        let r = ruleset("faultline_t", &addrs, true);
         assert!(r.starts_with("table inet faultline_t {}\ndelete table inet faultline_t\n"));
         assert!(r.contains("ip saddr { 10.0.0.2 } drop"));
         assert!(r.contains("ip daddr { 10.0.0.2 } drop"));
@@ -347,7 +293,7 @@ mod tests {
     #[test]
     fn the_inbound_ruleset_drops_only_what_comes_in() {
         let addrs: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap()];
-        let r = inbound_ruleset("faultline_t", &addrs);
+        let r = ruleset("faultline_t", &addrs, false);
         assert!(r.starts_with("table inet faultline_t {}\ndelete table inet faultline_t\n"));
         assert!(r.contains("ip saddr { 10.0.0.2 } drop"));
         assert!(!r.contains("daddr") && !r.contains("output"));

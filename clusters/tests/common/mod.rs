@@ -13,30 +13,10 @@ use faultline_clusters::db::request_line;
 use faultline_clusters::{Db, KvDb, Node};
 use serde_json::{Value, json};
 
-/// The `faultline-kv` release binary: `$CARGO_TARGET_DIR/release/faultline-kv`, else the
-/// workspace's `target/release/faultline-kv`; built with
-/// `cargo build --release -p faultline-kv` (same target dir) when missing.
-pub fn kv_binary() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let binary = target.join("release/faultline-kv");
-    if !binary.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "faultline-kv"])
-            .current_dir(&workspace)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "cargo build --release -p faultline-kv failed"
-        );
-    }
-    binary
-}
+#[path = "../../../testsupport/kv_binary.rs"]
+mod kv_binary;
+#[allow(unused_imports)] // not every test file starts nodes
+pub use kv_binary::kv_binary;
 
 /// Runs a command on the controller; its stdout.
 pub fn sh(argv: &[&str]) -> String {
