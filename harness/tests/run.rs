@@ -429,3 +429,61 @@ fn a_run_on_docker_containers() {
         .unwrap();
     assert!(ps.stdout.is_empty(), "containers left");
 }
+
+#[test]
+fn a_fault_that_cannot_be_undone_is_a_harness_failure_exit_255() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    ensure_kv_binary();
+    let store = tempfile::tempdir().unwrap();
+    // A private copy of the node binary, removed mid-run: killed nodes cannot restart.
+    let kv = store.path().join("faultline-kv");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_BIN_EXE_faultline")).with_file_name("faultline-kv"),
+        &kv,
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args([
+            "run",
+            "--nemesis",
+            "kill",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "60",
+        ])
+        .args(["--nodes", "3", "--store"])
+        .arg(store.path().join("store"))
+        .env("FAULTLINE_KV", &kv)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !walk(store.path())
+        .iter()
+        .any(|p| p.ends_with("history.jsonl") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::fs::remove_file(&kv).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("harness failure"), "{stderr}");
+    let store = store.path().join("store");
+    let results = results(&store);
+    assert_eq!(results["valid"], "unknown");
+    assert!(
+        results["harness_error"]
+            .as_str()
+            .unwrap()
+            .contains("nemesis"),
+        "{results}"
+    );
+    assert_nothing_left(&store);
+}
