@@ -34,8 +34,7 @@ use faultline_workloads::{
 };
 use serde_json::{Value, json};
 
-pub use config::RunArgs;
-use config::{ClusterKind, RunConfig};
+pub use config::{ClusterKind, RunArgs, RunConfig};
 use deploy::Deployment;
 use interpreter::{Interpreter, Stats, StoreFactory};
 
@@ -44,9 +43,25 @@ use crate::error::UsageError;
 /// The longest the final phase (e.g. final reads) may take.
 const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(120);
 
-/// Runs a test; returns the verdict.
+/// Runs a test from its flags; returns the verdict.
 pub fn run(args: &RunArgs) -> Result<Validity> {
     let config = RunConfig::resolve(args)?;
+    execute(&config).map(|done| done.valid)
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The verdict.
+    pub valid: Validity,
+    /// The run's directory in the store (`results.json`, `history.jsonl`, …).
+    pub run_dir: PathBuf,
+}
+
+/// Runs a test with a resolved configuration (used by `faultline run`, and by suites).
+/// A harness failure is an error (exit 255); `results.json` is written either way.
+pub fn execute(config: &RunConfig) -> Result<Finished> {
+    let config = config.clone();
     let workload =
         workload::by_name(&config.workload, &WorkloadOptions::default()).map_err(UsageError)?;
     let run_dir = create_run_dir(&config)?;
@@ -144,7 +159,7 @@ pub fn run(args: &RunArgs) -> Result<Validity> {
         crate::summary::render(&history_path, name, &results, checking.elapsed())
     );
     println!("  results: {}", run_dir.join("results.json").display());
-    Ok(valid)
+    Ok(Finished { valid, run_dir })
 }
 
 /// `STORE/NAME/TIME`, created, with `STORE/NAME/latest` pointing at it.
