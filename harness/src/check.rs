@@ -48,6 +48,10 @@ pub struct CheckArgs {
     /// Write `results.json` (and any drawings) into this directory, creating it.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Write `report.html` (with `results.json` and any drawings, as `--out` does) into
+    /// this directory, creating it.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     /// Print the `results.json` document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -168,7 +172,7 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
         time_limit: args.time_limit,
         memory_limit_mib: args.memory_limit,
         // Drawings cost time; make them only when there is somewhere to put them.
-        draw: args.out.is_some(),
+        draw: args.out.is_some() || args.report.is_some(),
     };
     let checked = run_checker(&history, &choice, &limits)?;
     let elapsed = started.elapsed();
@@ -186,6 +190,10 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
         .insert(choice.name().to_string(), checked.verdict);
     if let Some(dir) = &args.out {
         write_out(dir, &results, &checked.artifacts)?;
+    }
+    if let Some(dir) = &args.report {
+        write_out(dir, &results, &checked.artifacts)?;
+        crate::report::render_dir(dir, Ok(&history), &results.to_json())?;
     }
     let text = if args.json {
         serde_json::to_string_pretty(&results.to_json()).context("cannot serialize results.json")?

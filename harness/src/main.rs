@@ -7,7 +7,10 @@ mod clean;
 mod error;
 mod generate;
 mod hosts;
+mod report;
 mod run;
+mod serve;
+mod suite;
 mod summary;
 
 use std::process::ExitCode;
@@ -40,8 +43,15 @@ enum Command {
     Gen(generate::GenArgs),
     /// Remove what crashed or killed runs left (namespaces, links, nft tables, processes).
     Clean(clean::CleanArgs),
+    /// Run a suite of tests from a TOML file (a matrix and entries with expected verdicts),
+    /// then write the store's index.html and a JUnit report.
+    Suite(suite::SuiteArgs),
+    /// Serve the store (index, reports, results) over HTTP on 127.0.0.1, read-only.
+    Serve(serve::ServeArgs),
     /// Preflight: check that the hosts of a backend (local, docker, ssh) can be used.
     Hosts(hosts::HostsArgs),
+    /// Re-render a run's report.html from its files (results.json, history.jsonl, …).
+    Report(report::ReportArgs),
     /// Panic on purpose, to test that a crash exits 255.
     #[command(hide = true)]
     InternalPanic,
@@ -71,6 +81,9 @@ fn main() -> ExitCode {
         Command::Gen(args) => generate::run(args).map(|()| 0),
         Command::Clean(args) => clean::run(args).map(|()| 0),
         Command::Hosts(args) => hosts::run(args).map(|()| 0),
+        Command::Report(args) => report::run(args).map(|()| 0),
+        Command::Suite(args) => suite::run(args),
+        Command::Serve(args) => serve::run(args).map(|()| 0),
         Command::InternalPanic => panic!("deliberate panic (internal-panic)"),
     };
     match outcome {

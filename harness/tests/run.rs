@@ -149,6 +149,24 @@ fn a_correct_cluster_under_partitions_and_kills_is_valid() {
         "healed at the end"
     );
     assert!(run_dir(store.path()).join("nodes/n1/node.log").exists());
+    let dir = run_dir(store.path());
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"tests="1""#) && junit.contains(r#"failures="0""#),
+        "{junit}"
+    );
+    let nemesis = std::fs::read_to_string(dir.join("nemesis.jsonl")).unwrap();
+    assert!(
+        nemesis
+            .lines()
+            .all(|l| l.contains(r#""process":"nemesis""#))
+            && !nemesis.is_empty()
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("report.html"))
+            .unwrap()
+            .contains("valid")
+    );
     assert_nothing_left(store.path());
 }
 

@@ -71,6 +71,16 @@ pub enum NemesisError {
         /// The nemesis that needs it.
         nemesis: &'static str,
     },
+    /// A nemesis cannot act on this database at all, and why.
+    #[error("a {nemesis} cannot act on database {db}: {reason}")]
+    Refused {
+        /// The database's name.
+        db: String,
+        /// The nemesis.
+        nemesis: &'static str,
+        /// Why, and what would make it possible.
+        reason: String,
+    },
     /// A nemesis was asked for a fault function it does not handle.
     #[error("no nemesis handles f {f:?} (handled: {})", handled.join(", "))]
     UnknownF {

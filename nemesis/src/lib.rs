@@ -10,7 +10,9 @@
 //!   per node, on local namespaces ([`NetnsNet`]), containers ([`DockerNet`]) or SSH
 //!   machines ([`SshNet`]), and heals.
 //! - **Nemeses**: the [`Nemesis`] protocol (`fs`, `invoke`, `heal`) with
-//!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], the no-op [`Noop`] and
+//!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss
+//!   and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
+//!   [`DiskNemesis`] (torn or corrupted write-ahead logs), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
 //!   process's operations (start a random enabled fault, stop it, …) for the run loop.
@@ -51,20 +53,26 @@
 //! ```
 #![deny(missing_docs)]
 
+mod clock;
+mod disk;
 mod error;
 mod grudge;
 #[allow(clippy::module_inception)]
 mod nemesis;
 pub mod net;
+mod packet;
 mod partition;
 mod partitioner;
 mod process;
 pub mod schedule;
 
+pub use clock::{BUMP_CLOCK, ClockNemesis, MAX_RANDOM_BUMP_SECS, RESET_CLOCK, STROBE_CLOCK};
+pub use disk::{CORRUPT_LOG, DiskNemesis, RESTORE_LOG, TRUNCATE_LOG, wal_records};
 pub use error::NemesisError;
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
 pub use net::{DockerNet, Net, NetnsNet, SshNet};
+pub use packet::{LOSSES, PacketNemesis, START_PACKET, STOP_PACKET, loss_ruleset};
 pub use partition::{
     Partition, TopologyError, bridge, halves, isolate, majorities_ring, one_way, random_halves,
     shuffled,

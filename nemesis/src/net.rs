@@ -11,14 +11,17 @@
 
 use std::fs;
 use std::net::{IpAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use faultline_clusters::docker::DockerCluster;
 use faultline_clusters::docker::DockerNet as ContainerNet;
-use faultline_clusters::{Cmd, NetnsCluster, Node, Registry, Remote, Resource};
+use faultline_clusters::docker::{DockerCluster, container_pid};
+use faultline_clusters::{
+    Cmd, DaemonSpec, ExitStatus, Localhost, NetnsCluster, Node, Output, Registry, Remote,
+    RemoteError, Resource, Signal,
+};
 
 use crate::error::{NemesisError, collect};
 use crate::grudge::Grudge;
@@ -114,7 +117,7 @@ fn plan(grudge: &Grudge, nodes: &[(String, IpAddr)]) -> Result<Vec<Vec<IpAddr>>,
 }
 
 /// Runs `f` on every item in parallel; all the results, in order.
-fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let f = &f;
     thread::scope(|s| {
         let handles: Vec<_> = items.iter().map(|i| s.spawn(move || f(i))).collect();
@@ -126,10 +129,10 @@ fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
 }
 
 /// One node of an [`NftNet`]: where to run nft, and whether its table may exist.
-struct NftNode {
-    name: String,
-    ip: IpAddr,
-    remote: Arc<dyn Remote>,
+pub(crate) struct NftNode {
+    pub(crate) name: String,
+    pub(crate) ip: IpAddr,
+    pub(crate) remote: Arc<dyn Remote>,
     /// Where the ruleset is uploaded on the host before `nft -f`.
     ruleset_path: PathBuf,
     /// The registry entry of its table, when the table lives on the controller's machine.
@@ -138,16 +141,118 @@ struct NftNode {
     installed: Mutex<bool>,
 }
 
-/// Partitions applied with nft through each node's [`Remote`]: the shared engine of
-/// [`NetnsNet`] and [`SshNet`].
-struct NftNet {
-    table: String,
+/// Rulesets applied with nft through each node's [`Remote`], one table per node: the
+/// shared engine of [`NetnsNet`], [`SshNet`] and the packet nemesis.
+pub(crate) struct NftNet {
+    pub(crate) table: String,
     registry: Option<Arc<Registry>>,
-    nodes: Vec<NftNode>,
+    pub(crate) nodes: Vec<NftNode>,
 }
 
 impl NftNet {
-    fn install(&self, node: &NftNode, addrs: &[IpAddr]) -> Result<(), NemesisError> {
+    /// Tables named `table` in every namespace of `cluster` (recorded in its registry
+    /// before creation), rulesets uploaded to `DIR/file` on each host.
+    pub(crate) fn netns(cluster: &NetnsCluster, table: String, file: &str) -> NftNet {
+        let nodes = cluster
+            .hosts()
+            .iter()
+            .map(|h| NftNode {
+                name: h.host().to_string(),
+                ip: IpAddr::V4(h.addr()),
+                remote: Arc::clone(h) as Arc<dyn Remote>,
+                ruleset_path: h.dir().join(file),
+                resource: Some(Resource::NftTable {
+                    family: FAMILY.to_string(),
+                    name: table.clone(),
+                    netns: Some(h.netns().to_string()),
+                }),
+                installed: Mutex::new(false),
+            })
+            .collect();
+        NftNet {
+            table,
+            registry: Some(Arc::clone(cluster.registry())),
+            nodes,
+        }
+    }
+
+    /// Tables named `table` on `nodes` reached through their remotes (not recorded:
+    /// they are not on the controller's machine), rulesets uploaded to `DIR/file`.
+    pub(crate) fn remote(
+        nodes: &[Node],
+        table: String,
+        file: &str,
+    ) -> Result<NftNet, NemesisError> {
+        let nodes = nodes
+            .iter()
+            .map(|n| {
+                Ok(NftNode {
+                    name: n.name.clone(),
+                    ip: resolve(&n.name, &n.addr)?,
+                    remote: Arc::clone(&n.remote),
+                    ruleset_path: n.dir.join(file),
+                    resource: None,
+                    installed: Mutex::new(false),
+                })
+            })
+            .collect::<Result<Vec<_>, NemesisError>>()?;
+        Ok(NftNet {
+            table,
+            registry: None,
+            nodes,
+        })
+    }
+
+    /// Tables named `table` in every container of `cluster`, entered with `nsenter` from
+    /// the controller (recorded in `registry` as `container:NAME` before creation),
+    /// rulesets written to the controller's temp directory.
+    pub(crate) fn docker(
+        cluster: &DockerCluster,
+        registry: Arc<Registry>,
+        table: String,
+        file: &str,
+    ) -> Result<NftNet, NemesisError> {
+        let nodes = cluster
+            .hosts()
+            .iter()
+            .map(|h| {
+                let container = h.container().to_string();
+                Ok(NftNode {
+                    name: h.host().to_string(),
+                    ip: resolve(h.host(), h.address())?,
+                    remote: Arc::new(Nsenter {
+                        container: container.clone(),
+                        local: Localhost::new(),
+                    }),
+                    ruleset_path: std::env::temp_dir()
+                        .join(format!("{container}-{}-{file}", std::process::id())),
+                    resource: Some(Resource::NftTable {
+                        family: FAMILY.to_string(),
+                        name: table.clone(),
+                        netns: Some(format!("container:{container}")),
+                    }),
+                    installed: Mutex::new(false),
+                })
+            })
+            .collect::<Result<Vec<_>, NemesisError>>()?;
+        Ok(NftNet {
+            table,
+            registry: Some(registry),
+            nodes,
+        })
+    }
+
+    /// Installs `rulesets[i]` on node `i` (replacing its table in one transaction), or
+    /// deletes its table where it is `None`; in parallel.
+    pub(crate) fn apply(&self, rulesets: &[Option<String>]) -> Result<(), NemesisError> {
+        let work: Vec<(&NftNode, &Option<String>)> = self.nodes.iter().zip(rulesets).collect();
+        collect(each(&work, |(node, ruleset)| match ruleset {
+            Some(text) => self.install(node, text),
+            None => self.uninstall(node),
+        }))
+    }
+
+    fn install(&self, node: &NftNode, text: &str) -> Result<(), NemesisError> {
         let mut installed = node.installed.lock().unwrap_or_else(|p| p.into_inner());
         if !*installed {
             if let (Some(registry), Some(resource)) = (&self.registry, &node.resource) {
@@ -166,12 +271,11 @@ impl NftNet {
             node.name,
             std::process::id()
         ));
-        let write =
-            fs::write(&local, ruleset(&self.table, addrs)).map_err(|e| NemesisError::Command {
-                node: node.name.clone(),
-                command: format!("write {}", local.display()),
-                reason: e.to_string(),
-            });
+        let write = fs::write(&local, text).map_err(|e| NemesisError::Command {
+            node: node.name.clone(),
+            command: format!("write {}", local.display()),
+            reason: e.to_string(),
+        });
         let uploaded = write.and_then(|()| {
             node.remote
                 .upload(&local, &node.ruleset_path)
@@ -224,18 +328,76 @@ impl NftNet {
         let nodes: Vec<(String, IpAddr)> =
             self.nodes.iter().map(|n| (n.name.clone(), n.ip)).collect();
         let plan = plan(grudge, &nodes)?;
-        let work: Vec<(&NftNode, &Vec<IpAddr>)> = self.nodes.iter().zip(&plan).collect();
-        collect(each(&work, |(node, addrs)| {
-            if addrs.is_empty() {
-                self.uninstall(node)
-            } else {
-                self.install(node, addrs)
-            }
-        }))
+        let rulesets: Vec<Option<String>> = plan
+            .iter()
+            .map(|addrs| (!addrs.is_empty()).then(|| ruleset(&self.table, addrs)))
+            .collect();
+        self.apply(&rulesets)
     }
 
-    fn heal(&self) -> Result<(), NemesisError> {
+    pub(crate) fn heal(&self) -> Result<(), NemesisError> {
         collect(each(&self.nodes, |node| self.uninstall(node)))
+    }
+}
+
+/// A container's network namespace, entered from the controller: commands run as
+/// `nsenter -t PID -n …` (the container's init pid, looked up each time; a container
+/// that is gone answers like a deleted namespace), files stay on the controller.
+struct Nsenter {
+    container: String,
+    local: Localhost,
+}
+
+impl Remote for Nsenter {
+    fn host(&self) -> &str {
+        &self.container
+    }
+
+    fn run(&self, cmd: &Cmd) -> Result<Output, RemoteError> {
+        let pid = container_pid(&self.container).map_err(|e| RemoteError::Spawn {
+            host: self.container.clone(),
+            command: cmd.to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let Some(pid) = pid else {
+            return Ok(Output {
+                status: ExitStatus::Code(1),
+                stdout: String::new(),
+                stderr: format!(
+                    "Cannot open network namespace: container {} is gone",
+                    self.container
+                ),
+            });
+        };
+        let wrapped = Cmd::new("nsenter")
+            .args(["-t".to_string(), pid.to_string(), "-n".to_string()])
+            .args(cmd.argv().iter().cloned())
+            .timeout(cmd.time_limit());
+        self.local.run(&wrapped)
+    }
+
+    fn upload(&self, local: &Path, remote: &Path) -> Result<(), RemoteError> {
+        self.local.upload(local, remote)
+    }
+
+    fn download(&self, remote: &Path, local: &Path) -> Result<(), RemoteError> {
+        self.local.download(remote, local)
+    }
+
+    fn start_daemon(&self, spec: &DaemonSpec) -> Result<u32, RemoteError> {
+        Err(RemoteError::Spawn {
+            host: self.container.clone(),
+            command: spec.cmd.to_string(),
+            source: std::io::Error::other("no daemons through nsenter"),
+        })
+    }
+
+    fn signal(&self, _: &Path, _: Signal) -> Result<bool, RemoteError> {
+        Ok(false)
+    }
+
+    fn is_running(&self, _: &Path) -> Result<bool, RemoteError> {
+        Ok(false)
     }
 }
 
@@ -250,29 +412,8 @@ pub struct NetnsNet {
 impl NetnsNet {
     /// Partitions for every host of `cluster`, by host name (`n1`…).
     pub fn new(cluster: &NetnsCluster) -> NetnsNet {
-        let table = table_name(cluster.run_id());
-        let nodes = cluster
-            .hosts()
-            .iter()
-            .map(|h| NftNode {
-                name: h.host().to_string(),
-                ip: IpAddr::V4(h.addr()),
-                remote: Arc::clone(h) as Arc<dyn Remote>,
-                ruleset_path: h.dir().join("partition.nft"),
-                resource: Some(Resource::NftTable {
-                    family: FAMILY.to_string(),
-                    name: table.clone(),
-                    netns: Some(h.netns().to_string()),
-                }),
-                installed: Mutex::new(false),
-            })
-            .collect();
         NetnsNet {
-            inner: NftNet {
-                table,
-                registry: Some(Arc::clone(cluster.registry())),
-                nodes,
-            },
+            inner: NftNet::netns(cluster, table_name(cluster.run_id()), "partition.nft"),
         }
     }
 
@@ -305,26 +446,8 @@ impl SshNet {
     /// Partitions for `nodes` (by name, with their addresses, parsed or resolved on the
     /// controller), in a table named after `run`.
     pub fn new(nodes: &[Node], run: &str) -> Result<SshNet, NemesisError> {
-        let table = table_name(run);
-        let nodes = nodes
-            .iter()
-            .map(|n| {
-                Ok(NftNode {
-                    name: n.name.clone(),
-                    ip: resolve(&n.name, &n.addr)?,
-                    remote: Arc::clone(&n.remote),
-                    ruleset_path: n.dir.join("partition.nft"),
-                    resource: None,
-                    installed: Mutex::new(false),
-                })
-            })
-            .collect::<Result<Vec<_>, NemesisError>>()?;
         Ok(SshNet {
-            inner: NftNet {
-                table,
-                registry: None,
-                nodes,
-            },
+            inner: NftNet::remote(nodes, table_name(run), "partition.nft")?,
         })
     }
 

@@ -10,6 +10,9 @@ use faultline_workloads::{BoxGen, Context, GenOp, Generator, OpSpec, Process, on
 use rand::RngExt;
 use serde_json::Value;
 
+use crate::clock::{BUMP_CLOCK, RESET_CLOCK};
+use crate::disk::{RESTORE_LOG, TRUNCATE_LOG};
+use crate::packet::{START_PACKET, STOP_PACKET};
 use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::process::{KILL, PAUSE, RESUME, START};
 
@@ -25,11 +28,25 @@ pub enum Fault {
     Kill,
     /// Pausing nodes (`pause` / `resume`).
     Pause,
+    /// Packet loss between nodes (`start-packet` / `stop-packet`).
+    Packet,
+    /// Moving one node's clock (`bump-clock` / `reset-clock`).
+    Clock,
+    /// A crashed node's log losing its tail (`truncate-log` / `restore-log`; corruption
+    /// in the middle, `corrupt-log`, is never scheduled: ask for it explicitly).
+    Disk,
 }
 
 impl Fault {
     /// Every fault, in order.
-    pub const ALL: [Fault; 3] = [Fault::Partition, Fault::Kill, Fault::Pause];
+    pub const ALL: [Fault; 6] = [
+        Fault::Partition,
+        Fault::Kill,
+        Fault::Pause,
+        Fault::Packet,
+        Fault::Clock,
+        Fault::Disk,
+    ];
 
     /// The `f` that starts this fault.
     pub fn start_f(self) -> &'static str {
@@ -37,6 +54,9 @@ impl Fault {
             Fault::Partition => START_PARTITION,
             Fault::Kill => KILL,
             Fault::Pause => PAUSE,
+            Fault::Packet => START_PACKET,
+            Fault::Clock => BUMP_CLOCK,
+            Fault::Disk => TRUNCATE_LOG,
         }
     }
 
@@ -46,17 +66,28 @@ impl Fault {
             Fault::Partition => STOP_PARTITION,
             Fault::Kill => START,
             Fault::Pause => RESUME,
+            Fault::Packet => STOP_PACKET,
+            Fault::Clock => RESET_CLOCK,
+            Fault::Disk => RESTORE_LOG,
         }
     }
 
-    /// The fault named `name` (`partition`, `kill`, `pause`), for command lines.
-    pub fn from_name(name: &str) -> Option<Fault> {
-        match name {
-            "partition" => Some(Fault::Partition),
-            "kill" => Some(Fault::Kill),
-            "pause" => Some(Fault::Pause),
-            _ => None,
+    /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
+    /// `clock`, `disk`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::Packet => "packet",
+            Fault::Clock => "clock",
+            Fault::Disk => "disk",
         }
+    }
+
+    /// The fault named `name` (see [`Fault::name`]), for command lines.
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -242,6 +273,10 @@ mod tests {
         assert!(only_pause.iter().all(|(f, _)| f == PAUSE || f == RESUME));
         assert!(run(9, &[]).is_empty());
         assert_eq!(Fault::from_name("kill"), Some(Fault::Kill));
-        assert_eq!(Fault::from_name("clock"), None);
+        assert_eq!(Fault::from_name("clock"), Some(Fault::Clock));
+        assert_eq!(Fault::from_name("all"), None);
+        for f in Fault::ALL {
+            assert_eq!(Fault::from_name(f.name()), Some(f));
+        }
     }
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Db, Node, Pause, Primaries, request_line, wait_until};
+use super::{Db, FAKETIME_LIBS, FakeClock, Node, Pause, Primaries, request_line, wait_until};
 use crate::error::ClusterError;
-use crate::remote::{Cmd, DaemonSpec};
+use crate::remote::{Cmd, DaemonSpec, ExitStatus};
 
 /// `faultline-kv` on every node: Raft on port 7001, clients on port 8001 (newline-
 /// delimited JSON), data in the node's `data/`.
@@ -17,6 +17,7 @@ pub struct KvDb {
     nodes: Vec<Node>,
     upload: bool,
     args: Vec<String>,
+    faketime: bool,
 }
 
 impl KvDb {
@@ -33,6 +34,7 @@ impl KvDb {
             nodes: nodes.to_vec(),
             upload: true,
             args: Vec::new(),
+            faketime: false,
         }
     }
 
@@ -51,6 +53,48 @@ impl KvDb {
     {
         self.args.extend(args.into_iter().map(Into::into));
         self
+    }
+
+    /// Whether to run every node under libfaketime (`false` by default), so that a
+    /// clock nemesis can move each node's clock through its [`FakeClock`] file
+    /// (`DIR/faketime`, `+0` at setup). Needs `libfaketime` on the hosts (Debian:
+    /// `apt-get install libfaketime`); starting fails naming it when it is missing.
+    pub fn faketime(mut self, faketime: bool) -> KvDb {
+        self.faketime = faketime;
+        self
+    }
+
+    /// Creates the node's clock file (`+0`; reset to `+0` when `reset`) and returns
+    /// where libfaketime is on its host.
+    fn prepare_clock(&self, node: &Node, reset: bool) -> Result<String, ClusterError> {
+        let file = self.clock_file(node);
+        let script = format!(
+            "mkdir -p \"$(dirname \"$1\")\" || exit 3; {}echo +0 > \"$1\" || exit 3; shift; \
+             for p in \"$@\"; do if [ -f \"$p\" ]; then echo \"$p\"; exit 0; fi; done; exit 1",
+            if reset { "" } else { "[ -f \"$1\" ] || " }
+        );
+        let cmd = Cmd::new("sh")
+            .args(["-c", &script, "sh", &file.to_string_lossy()])
+            .args(FAKETIME_LIBS)
+            .timeout(Duration::from_secs(20));
+        let out = node.remote.run(&cmd)?;
+        match out.status {
+            ExitStatus::Code(0) => Ok(out.stdout.trim().to_string()),
+            ExitStatus::Code(1) => Err(ClusterError::Prerequisite {
+                what: format!(
+                    "{}: libfaketime not found (looked for {})",
+                    node.name,
+                    FAKETIME_LIBS.join(", ")
+                ),
+                fix: "install it on the host: apt-get install libfaketime".into(),
+            }),
+            _ => Err(ClusterError::Config(format!(
+                "{}: cannot write the clock file {}: {}",
+                node.name,
+                file.display(),
+                out.stderr.trim()
+            ))),
+        }
     }
 
     fn binary_on(&self, node: &Node) -> PathBuf {
@@ -111,11 +155,25 @@ impl Db for KvDb {
         if self.upload {
             node.remote.upload(&self.binary, &self.binary_on(node))?;
         }
+        if self.faketime {
+            self.prepare_clock(node, true)?;
+        }
         self.start(node)
     }
 
     fn start(&self, node: &Node) -> Result<(), ClusterError> {
-        let spec = DaemonSpec::new(self.command(node), node.pid_file(), node.log_file());
+        let mut cmd = self.command(node);
+        if self.faketime {
+            let lib = self.prepare_clock(node, false)?;
+            cmd = cmd
+                .env("LD_PRELOAD", lib)
+                .env(
+                    "FAKETIME_TIMESTAMP_FILE",
+                    self.clock_file(node).to_string_lossy(),
+                )
+                .env("FAKETIME_NO_CACHE", "1");
+        }
+        let spec = DaemonSpec::new(cmd, node.pid_file(), node.log_file());
         node.remote.start_daemon(&spec)?;
         Ok(())
     }
@@ -138,9 +196,15 @@ impl Db for KvDb {
     fn primaries(&self) -> Option<&dyn Primaries> {
         Some(self)
     }
+
+    fn fake_clock(&self) -> Option<&dyn FakeClock> {
+        if self.faketime { Some(self) } else { None }
+    }
 }
 
 impl Pause for KvDb {}
+
+impl FakeClock for KvDb {}
 
 impl Primaries for KvDb {
     fn primaries(&self, nodes: &[Node]) -> Vec<String> {

@@ -122,6 +122,11 @@ pub trait Db: Send + Sync {
     fn primaries(&self) -> Option<&dyn Primaries> {
         None
     }
+
+    /// The per-node clock capability, if the database's nodes run under a fake clock.
+    fn fake_clock(&self) -> Option<&dyn FakeClock> {
+        None
+    }
 }
 
 /// Pausing and resuming a node's process (SIGSTOP, SIGCONT).
@@ -146,6 +151,25 @@ pub trait Primaries: Send + Sync {
     /// anything.
     fn primaries(&self, nodes: &[Node]) -> Vec<String>;
 }
+
+/// Per-node clocks: the node runs under libfaketime, whose offset it reads from a file
+/// on every clock call (`FAKETIME_TIMESTAMP_FILE`, `FAKETIME_NO_CACHE=1`). Writing
+/// `+30` or `-5` (seconds) into the file moves that node's wall-clock and monotonic
+/// time; `+0` puts it back.
+pub trait FakeClock: Send + Sync {
+    /// The node's offset file, on its host.
+    fn clock_file(&self, node: &Node) -> PathBuf {
+        node.dir.join("faketime")
+    }
+}
+
+/// Where libfaketime is installed on Debian-like systems, in order of preference.
+pub const FAKETIME_LIBS: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+];
 
 /// Sets up `db` on every node in parallel, then waits for all to be ready.
 pub fn setup_all(db: &dyn Db, nodes: &[Node], timeout: Duration) -> Result<(), ClusterError> {

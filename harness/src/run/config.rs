@@ -15,7 +15,49 @@ use serde::{Deserialize, Serialize};
 use crate::error::UsageError;
 
 /// Faults a run can inject (`--nemesis`).
-pub const FAULTS: &[&str] = &["partition", "kill", "pause", "none"];
+pub const FAULTS: &[&str] = &[
+    "partition",
+    "kill",
+    "pause",
+    "packet",
+    "clock",
+    "disk",
+    "all",
+    "none",
+];
+
+/// Why database `db` on `cluster` cannot have `fault`, or `None` when it can. Checked
+/// before anything is deployed.
+pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<String> {
+    match (fault, db, cluster) {
+        ("clock", "etcd", _) => Some(
+            "etcd is a Go program: it reads the time without libc, so libfaketime cannot move \
+             its clock (and the machine's real clock is one for every node); use --db kv"
+                .into(),
+        ),
+        ("clock", _, ClusterKind::Docker) => Some(
+            "the node image has no libfaketime; use --cluster local (or ssh with libfaketime \
+             installed on the hosts)"
+                .into(),
+        ),
+        ("disk", "etcd", _) => {
+            Some("the disk nemesis knows only faultline-kv's write-ahead log; use --db kv".into())
+        }
+        _ => None,
+    }
+}
+
+/// The faults `all` stands for with `db` on `cluster`: every one it supports (clock on
+/// SSH hosts only when asked for by name, since it needs libfaketime installed there).
+pub fn all_faults(db: &str, cluster: ClusterKind) -> Vec<String> {
+    FAULTS
+        .iter()
+        .filter(|f| !matches!(**f, "all" | "none"))
+        .filter(|f| !(**f == "clock" && cluster == ClusterKind::Ssh))
+        .filter(|f| unsupported_fault(f, db, cluster).is_none())
+        .map(|f| f.to_string())
+        .collect()
+}
 
 /// The databases a run can test.
 pub const DBS: &[&str] = &["kv", "etcd"];
@@ -33,7 +75,8 @@ pub struct RunArgs {
     /// [default: register].
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma-separated: partition, kill, pause, or none [default: partition,kill].
+    /// Faults, comma-separated: partition, kill, pause, packet, clock, disk, all (every
+    /// one the database and cluster support), or none [default: partition,kill].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Mean seconds between fault changes [default: 10].
@@ -312,6 +355,23 @@ impl RunConfig {
             }
             _ => {}
         }
+        if nemesis.iter().any(|f| f == "all") {
+            let mut expanded = all_faults(&db, cluster);
+            for f in &nemesis {
+                if f != "all" && !expanded.contains(f) {
+                    expanded.push(f.clone());
+                }
+            }
+            nemesis = expanded;
+        }
+        for fault in &nemesis {
+            if let Some(reason) = unsupported_fault(fault, &db, cluster) {
+                return Err(UsageError(format!(
+                    "{}: `{fault}` cannot be injected with --db {db} on --cluster {cluster_name}: {reason}",
+                    origin("nemesis")
+                )));
+            }
+        }
         let bug = args.bug.clone().or(file.bug).unwrap_or_default();
         for b in &bug {
             one_of(&origin("bug"), b, BUGS)?;
@@ -523,5 +583,40 @@ mod tests {
                 "{e} does not start with {expected}"
             );
         }
+    }
+
+    #[test]
+    fn all_faults_follow_the_database_and_unsupported_ones_are_refused() {
+        let resolve = |db: &str, cluster: &str, faults: &[&str]| {
+            RunConfig::resolve(&RunArgs {
+                db: Some(db.into()),
+                cluster: Some(cluster.into()),
+                nemesis: Some(faults.iter().map(|f| f.to_string()).collect()),
+                ..RunArgs::default()
+            })
+        };
+        let c = resolve("kv", "local", &["all"]).unwrap();
+        assert_eq!(
+            c.nemesis,
+            ["partition", "kill", "pause", "packet", "clock", "disk"]
+        );
+        let c = resolve("etcd", "local", &["all"]).unwrap();
+        assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet"]);
+        let c = resolve("kv", "docker", &["all"]).unwrap();
+        assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet", "disk"]);
+        let c = resolve("kv", "local", &["kill", "all"]).unwrap();
+        assert_eq!(c.nemesis.len(), 6);
+        let e = resolve("etcd", "local", &["partition", "clock"])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("--nemesis: `clock` cannot be injected with --db etcd on --cluster local: etcd is a Go program"),
+            "{e}"
+        );
+        let e = resolve("kv", "docker", &["clock"]).unwrap_err().0;
+        assert!(e.contains("`clock` cannot be injected"), "{e}");
+        let e = resolve("etcd", "local", &["disk"]).unwrap_err().0;
+        assert!(e.contains("faultline-kv's write-ahead log"), "{e}");
+        assert!(resolve("kv", "local", &["all", "none"]).is_err());
     }
 }

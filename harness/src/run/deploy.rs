@@ -172,7 +172,9 @@ impl Deployment {
                     (None, ClusterKind::Local) => KvDb::new(kv_binary()?, &nodes).upload(false),
                     (None, _) => KvDb::new(kv_binary()?, &nodes),
                 };
-                Arc::new(db.args(kv_args))
+                // A clock nemesis needs every node under libfaketime from the start.
+                let faketime = config.nemesis.iter().any(|f| f == "clock");
+                Arc::new(db.args(kv_args).faketime(faketime))
             }
         };
         let deployment = Deployment {

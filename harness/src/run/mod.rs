@@ -23,7 +23,8 @@ use anyhow::{Context, Result, anyhow};
 use faultline_checker::{History, Results, Validity};
 use faultline_clusters::cleanup::teardown_on_interrupt;
 use faultline_nemesis::{
-    Compose, Fault, KillNemesis, Nemesis, Net, NetnsNet, PartitionNemesis, PauseNemesis,
+    ClockNemesis, Compose, DiskNemesis, Fault, KillNemesis, Nemesis, Net, NetnsNet, PacketNemesis,
+    PartitionNemesis, PauseNemesis,
 };
 use faultline_workloads::store::Store;
 use faultline_workloads::store::etcd::{EtcdStore, ReadMode};
@@ -133,16 +134,17 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
             results
                 .extra
                 .insert("harness_error".into(), Value::from(format!("{failure:#}")));
-            write_results(&run_dir, &results, Validity::Unknown)?;
+            write_results(&config, started, &run_dir, &results, Validity::Unknown)?;
             return Err(failure.context("the run stopped (harness failure)"));
         }
     };
     results.extra.insert("run".into(), stats.clone());
+    write_nemesis_log(&run_dir, &ops)?;
     if let Some(failure) = stats.get("harness_failure").and_then(Value::as_str) {
         results
             .extra
             .insert("harness_error".into(), Value::from(failure));
-        write_results(&run_dir, &results, Validity::Unknown)?;
+        write_results(&config, started, &run_dir, &results, Validity::Unknown)?;
         return Err(anyhow!("the run stopped (harness failure): {failure}"));
     }
 
@@ -153,7 +155,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
         .context("cannot check the history")?;
     results.checkers.insert(name.to_string(), verdict);
     let valid = results.valid();
-    write_results(&run_dir, &results, valid)?;
+    write_results(&config, started, &run_dir, &results, valid)?;
     print!(
         "{}",
         crate::summary::render(&history_path, name, &results, checking.elapsed())
@@ -185,12 +187,58 @@ fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn write_results(run_dir: &Path, results: &Results, valid: Validity) -> Result<()> {
+/// Writes `nemesis.jsonl`: the nemesis's lines of the history (what was done, when).
+fn write_nemesis_log(run_dir: &Path, ops: &[faultline_checker::Op]) -> Result<()> {
+    let mut text = String::new();
+    for op in ops.iter().filter(|op| !op.is_client()) {
+        text.push_str(&serde_json::to_string(op)?);
+        text.push('\n');
+    }
+    let path = run_dir.join("nemesis.jsonl");
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `results.json`, then `junit.xml` (the run as one test case, expected valid)
+/// and `report.html`.
+fn write_results(
+    config: &RunConfig,
+    started: Instant,
+    run_dir: &Path,
+    results: &Results,
+    valid: Validity,
+) -> Result<()> {
     let mut json = results.to_json();
     json["valid"] = valid.to_json();
     let path = run_dir.join("results.json");
     fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let outcome = crate::suite::Outcome {
+        planned: crate::suite::Planned {
+            label: config.name.clone(),
+            line: 0,
+            config: config.clone(),
+            expect: crate::suite::Expect::Valid,
+        },
+        result: match json.get("harness_error").and_then(Value::as_str) {
+            Some(error) => Err(error.to_string()),
+            None => Ok(valid),
+        },
+        run_dir: Some(run_dir.to_path_buf()),
+        duration: started.elapsed(),
+        anomalies: crate::suite::anomalies(&json),
+    };
+    let began = SystemTime::now()
+        .checked_sub(started.elapsed())
+        .unwrap_or_else(SystemTime::now);
+    let junit = crate::suite::junit(&config.name, began, &[outcome])?;
+    let path = run_dir.join("junit.xml");
+    fs::write(&path, junit).with_context(|| format!("cannot write {}", path.display()))?;
+    // The report is a view of the files just written: failing to draw it must not
+    // change the run's verdict.
+    if let Err(e) = crate::report::render_run(run_dir) {
+        eprintln!("faultline: warning: no report.html: {e:#}");
+    }
+    Ok(())
 }
 
 /// Runs the clients and the nemesis; returns the history and the run's figures.
@@ -329,6 +377,34 @@ fn build_nemesis(
             Fault::Pause => Box::new(
                 PauseNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
                     .map_err(|e| UsageError(format!("--nemesis pause: {e}")))?,
+            ),
+            Fault::Packet => Box::new(match deployment.kind {
+                ClusterKind::Local => PacketNemesis::netns(
+                    deployment
+                        .local()
+                        .ok_or_else(|| anyhow!("no local cluster"))?,
+                    seed,
+                ),
+                ClusterKind::Ssh => {
+                    PacketNemesis::remote(&deployment.nodes, &deployment.registry.run(), seed)
+                        .map_err(|e| anyhow!(e))?
+                }
+                ClusterKind::Docker => PacketNemesis::docker(
+                    deployment
+                        .docker()
+                        .ok_or_else(|| anyhow!("no docker cluster"))?,
+                    Arc::clone(&deployment.registry),
+                    seed,
+                )
+                .map_err(|e| anyhow!(e))?,
+            }),
+            Fault::Clock => Box::new(
+                ClockNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
+                    .map_err(|e| UsageError(format!("--nemesis clock: {e}")))?,
+            ),
+            Fault::Disk => Box::new(
+                DiskNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
+                    .map_err(|e| UsageError(format!("--nemesis disk: {e}")))?,
             ),
         };
         members.push(member);

@@ -1,0 +1,445 @@
+//! `faultline suite FILE.toml`: many runs from one file, for nightly CI. The file holds
+//! defaults (any `faultline run` setting, under the same keys as `--config`), an optional
+//! `[matrix]` of axes (db × workload × nemesis × seeds) and `[[run]]` entries with their
+//! own settings and an expected verdict. Runs go one after another; then the suite
+//! writes `STORE/index.html` (every run in the store) and a JUnit file, and exits 0 when
+//! every run met its expectation, else with the worst mismatch: 255 if a run crashed,
+//! else 2 if one was unknown unexpectedly, else 1. A bad suite file exits 254 with the
+//! file and line. The format is documented in `docs/suites.md`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use faultline_checker::Validity;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::run::RunConfig;
+
+mod file;
+mod index;
+mod junit;
+
+pub use file::load;
+pub use index::write_index;
+pub use junit::junit;
+
+/// Exit code when a run of the suite crashed (a harness failure).
+const EXIT_CRASHED: i32 = 255;
+
+/// Run a suite of tests from a TOML file (a matrix and entries with expected verdicts),
+/// then write the store's index.html and a JUnit report.
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// The suite file (TOML): defaults, a `[matrix]`, `[[run]]` entries.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The store directory, over the file's `store` [default: store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Where to write the JUnit XML report [default: STORE/junit.xml].
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// List the runs the file describes, check their settings, and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The verdict a run is expected to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// The checkers find nothing (the default).
+    #[default]
+    Valid,
+    /// The checkers find an anomaly (e.g. a planted bug is caught).
+    Invalid,
+    /// The checkers give up.
+    Unknown,
+}
+
+impl Expect {
+    fn word(self) -> &'static str {
+        match self {
+            Expect::Valid => "valid",
+            Expect::Invalid => "invalid",
+            Expect::Unknown => "unknown",
+        }
+    }
+
+    fn met_by(self, valid: Validity) -> bool {
+        matches!(
+            (self, valid),
+            (Expect::Valid, Validity::Valid)
+                | (Expect::Invalid, Validity::Invalid)
+                | (Expect::Unknown, Validity::Unknown)
+        )
+    }
+}
+
+/// One run of the suite, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The run's label (its test name, with the seed for seeded matrix runs).
+    pub label: String,
+    /// The suite file's line that describes it.
+    pub line: usize,
+    /// The run's configuration.
+    pub config: RunConfig,
+    /// The verdict it should reach.
+    pub expect: Expect,
+}
+
+/// A parsed suite: its name and its runs, in order.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// JUnit's testsuite name.
+    pub name: String,
+    /// The runs, matrix first, then the `[[run]]` entries.
+    pub runs: Vec<Planned>,
+    /// The store every run writes to.
+    pub store: PathBuf,
+}
+
+/// What became of one run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The run.
+    pub planned: Planned,
+    /// The verdict, or the harness failure.
+    pub result: std::result::Result<Validity, String>,
+    /// The run's directory, when it got one.
+    pub run_dir: Option<PathBuf>,
+    /// Wall-clock time of the whole run (deploy to teardown and check).
+    pub duration: Duration,
+    /// What the checkers found, in a line (e.g. `elle: G-single, G1c`).
+    pub anomalies: String,
+}
+
+impl Outcome {
+    /// Whether the run met its expectation.
+    pub fn passed(&self) -> bool {
+        matches!(self.result, Ok(v) if self.planned.expect.met_by(v))
+    }
+
+    /// The failure message for an unmet expectation, if any.
+    pub fn failure(&self) -> Option<String> {
+        match &self.result {
+            Ok(v) if !self.planned.expect.met_by(*v) => {
+                let mut message =
+                    format!("expected {}, got {}", self.planned.expect.word(), v.word());
+                if !self.anomalies.is_empty() {
+                    let _ = write!(message, ": {}", self.anomalies);
+                }
+                Some(message)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Runs `faultline suite`; returns the exit code.
+pub fn run(args: &SuiteArgs) -> Result<i32> {
+    let suite = load(&args.file, args.store.as_deref())?;
+    if args.dry_run {
+        for (i, planned) in suite.runs.iter().enumerate() {
+            println!(
+                "{:>3}. {} (line {}): {} {} on {} node(s), faults {}, expect {}",
+                i + 1,
+                planned.label,
+                planned.line,
+                planned.config.db,
+                planned.config.workload,
+                planned.config.nodes,
+                faults_word(&planned.config.nemesis),
+                planned.expect.word()
+            );
+        }
+        return Ok(0);
+    }
+    let started = SystemTime::now();
+    let total = suite.runs.len();
+    let mut outcomes = Vec::with_capacity(total);
+    for (i, planned) in suite.runs.iter().enumerate() {
+        eprintln!(
+            "faultline suite: [{}/{total}] {} (expect {})",
+            i + 1,
+            planned.label,
+            planned.expect.word()
+        );
+        let outcome = run_one(planned);
+        eprintln!(
+            "faultline suite: [{}/{total}] {}: {} in {:.1} s",
+            i + 1,
+            planned.label,
+            status_word(&outcome),
+            outcome.duration.as_secs_f64()
+        );
+        outcomes.push(outcome);
+    }
+    let index = write_index(&suite.store)?;
+    let junit_path = args
+        .junit
+        .clone()
+        .unwrap_or_else(|| suite.store.join("junit.xml"));
+    let xml = junit(&suite.name, started, &outcomes)?;
+    if let Some(parent) = junit_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    fs::write(&junit_path, xml)
+        .with_context(|| format!("cannot write {}", junit_path.display()))?;
+    print!("{}", summary(&suite.name, &outcomes));
+    println!("  index: {}", index.display());
+    println!("  junit: {}", junit_path.display());
+    Ok(exit_code(&outcomes))
+}
+
+/// The suite's exit code: 0 when every run met its expectation; else 255 if one
+/// crashed, else 2 if one was unknown unexpectedly, else 1.
+pub fn exit_code(outcomes: &[Outcome]) -> i32 {
+    let mut code = 0;
+    for outcome in outcomes.iter().filter(|o| !o.passed()) {
+        let this = match outcome.result {
+            Err(_) => EXIT_CRASHED,
+            Ok(Validity::Unknown) => 2,
+            Ok(_) => 1,
+        };
+        code = code.max(this);
+    }
+    code
+}
+
+fn status_word(outcome: &Outcome) -> String {
+    match (&outcome.result, outcome.passed()) {
+        (Err(_), _) => "CRASHED".into(),
+        (Ok(v), true) => format!("passed ({})", v.word()),
+        (Ok(v), false) => format!(
+            "FAILED (expected {}, got {})",
+            outcome.planned.expect.word(),
+            v.word()
+        ),
+    }
+}
+
+fn faults_word(faults: &[String]) -> String {
+    if faults.is_empty() {
+        "none".into()
+    } else {
+        faults.join(",")
+    }
+}
+
+/// Runs one test and records its outcome; writes `suite.json` beside its results.
+fn run_one(planned: &Planned) -> Outcome {
+    let before = latest_run_dir(&planned.config.store, &planned.config.name);
+    let started = Instant::now();
+    let result = crate::run::execute(&planned.config);
+    let duration = started.elapsed();
+    let (result, run_dir) = match result {
+        Ok(done) => (Ok(done.valid), Some(done.run_dir)),
+        Err(e) => {
+            // The crashed run's directory, if it got as far as making one.
+            let after = latest_run_dir(&planned.config.store, &planned.config.name);
+            (
+                Err(format!("{e:#}")),
+                after.filter(|dir| Some(dir) != before.as_ref()),
+            )
+        }
+    };
+    let anomalies = run_dir
+        .as_ref()
+        .and_then(|dir| read_json(&dir.join("results.json")))
+        .map(|results| anomalies(&results))
+        .unwrap_or_default();
+    let outcome = Outcome {
+        planned: planned.clone(),
+        result,
+        run_dir,
+        duration,
+        anomalies,
+    };
+    if let Some(dir) = &outcome.run_dir {
+        let record = json!({
+            "suite_run": outcome.planned.label,
+            "expect": outcome.planned.expect.word(),
+            "passed": outcome.passed(),
+            "duration_seconds": outcome.duration.as_secs_f64(),
+        });
+        let path = dir.join("suite.json");
+        if let Err(e) = fs::write(&path, format!("{record:#}\n")) {
+            eprintln!("faultline suite: cannot write {}: {e}", path.display());
+        }
+    }
+    outcome
+}
+
+/// `STORE/NAME/latest`, resolved, when it exists.
+fn latest_run_dir(store: &Path, name: &str) -> Option<PathBuf> {
+    store.join(name).join("latest").canonicalize().ok()
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
+}
+
+/// What the checkers of a `results.json` found, in one line: Elle's anomaly types,
+/// the keys a linearizability check failed on, error counts by kind (bank), non-zero
+/// `*_count` figures (set, counter), or why the answer is unknown.
+pub fn anomalies(results: &Value) -> String {
+    let mut parts = Vec::new();
+    let Some(checkers) = results.get("checkers").and_then(Value::as_object) else {
+        return String::new();
+    };
+    for (name, verdict) in checkers {
+        if verdict.get("valid") == Some(&Value::Bool(true)) {
+            continue;
+        }
+        let mut found: Vec<String> = Vec::new();
+        if let Some(types) = verdict.get("anomaly_types").and_then(Value::as_array) {
+            found.extend(types.iter().map(|t| t.as_str().unwrap_or("?").to_string()));
+        }
+        if let Some(keys) = verdict.get("invalid_keys") {
+            let n = keys
+                .as_array()
+                .map(Vec::len)
+                .or_else(|| keys.as_u64().map(|n| n as usize))
+                .unwrap_or(0);
+            if n > 0 {
+                found.push(format!("not linearizable on {n} key(s)"));
+            }
+        }
+        if let Some(errors) = verdict.get("errors").and_then(Value::as_object) {
+            for (kind, detail) in errors {
+                let count = detail
+                    .get("count")
+                    .and_then(Value::as_u64)
+                    .or_else(|| detail.as_array().map(|a| a.len() as u64))
+                    .or_else(|| detail.as_u64());
+                match count {
+                    Some(n) => found.push(format!("{kind} ×{n}")),
+                    None => found.push(kind.clone()),
+                }
+            }
+        }
+        if let Some(fields) = verdict.as_object() {
+            for (field, value) in fields {
+                if field.ends_with("_count") && value.as_u64().is_some_and(|n| n > 0) {
+                    found.push(format!("{} {value}", field.trim_end_matches("_count")));
+                }
+            }
+        }
+        if let Some(reason) = verdict.get("unknown_reason").and_then(Value::as_str) {
+            found.push(reason.lines().next().unwrap_or("").to_string());
+        }
+        if found.is_empty() {
+            found.push(
+                match &verdict["valid"] {
+                    Value::Bool(false) => "invalid",
+                    _ => "unknown",
+                }
+                .to_string(),
+            );
+        }
+        parts.push(format!("{name}: {}", found.join(", ")));
+    }
+    if let Some(error) = results.get("harness_error").and_then(Value::as_str) {
+        parts.push(format!(
+            "harness error: {}",
+            error.lines().next().unwrap_or("")
+        ));
+    }
+    parts.join("; ")
+}
+
+/// The suite's closing table, for people.
+fn summary(name: &str, outcomes: &[Outcome]) -> String {
+    let passed = outcomes.iter().filter(|o| o.passed()).count();
+    let mut out = format!(
+        "suite {name}: {passed} of {} run(s) met their expectation\n",
+        outcomes.len()
+    );
+    for o in outcomes {
+        let _ = write!(
+            out,
+            "  {:<8} {:<40} expect {:<8} {:>7.1} s",
+            if o.passed() {
+                "ok"
+            } else if o.result.is_err() {
+                "CRASHED"
+            } else {
+                "FAILED"
+            },
+            o.planned.label,
+            o.planned.expect.word(),
+            o.duration.as_secs_f64()
+        );
+        match (&o.result, o.failure()) {
+            (Err(e), _) => {
+                let _ = write!(out, "  {}", e.lines().next().unwrap_or(""));
+            }
+            (_, Some(failure)) => {
+                let _ = write!(out, "  {failure}");
+            }
+            _ => {}
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn outcome(
+        expect: Expect,
+        result: std::result::Result<Validity, String>,
+    ) -> Outcome {
+        let config = RunConfig::resolve(&crate::run::RunArgs::default()).unwrap();
+        Outcome {
+            planned: Planned {
+                label: "a<&>\"b\u{1}".into(),
+                line: 1,
+                config,
+                expect,
+            },
+            result,
+            run_dir: None,
+            duration: Duration::from_millis(1500),
+            anomalies: "elle: G-single, <G1c>".into(),
+        }
+    }
+
+    #[test]
+    fn the_exit_code_is_the_worst_mismatch() {
+        use Validity::*;
+        let ok = outcome(Expect::Invalid, Ok(Invalid));
+        let wrong = outcome(Expect::Valid, Ok(Invalid));
+        let unknown = outcome(Expect::Valid, Ok(Unknown));
+        let crashed = outcome(Expect::Valid, Err("boom".into()));
+        assert_eq!(exit_code(std::slice::from_ref(&ok)), 0);
+        assert_eq!(exit_code(&[ok.clone(), wrong.clone()]), 1);
+        assert_eq!(exit_code(&[wrong.clone(), unknown.clone()]), 2);
+        assert_eq!(exit_code(&[crashed, unknown, wrong]), 255);
+        assert_eq!(exit_code(&[outcome(Expect::Unknown, Ok(Unknown))]), 0);
+    }
+
+    #[test]
+    fn anomalies_are_named_per_checker() {
+        let results = json!({"valid": false, "checkers": {
+            "elle": {"valid": false, "anomaly_types": ["G-single", "G1c"]},
+            "bank": {"valid": false, "errors": {"wrong-total": {"count": 3}}},
+            "set": {"valid": false, "lost_count": 2, "stale_count": 0},
+            "linearizable": {"valid": true}
+        }});
+        assert_eq!(
+            anomalies(&results),
+            "elle: G-single, G1c; bank: wrong-total ×3; set: lost 2"
+        );
+    }
+}

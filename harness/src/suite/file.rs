@@ -1,0 +1,355 @@
+//! The suite file: defaults, `[matrix]`, `[[run]]` entries, read into resolved runs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Expect, Planned, Suite};
+use crate::error::UsageError;
+use crate::run::{RunArgs, RunConfig};
+
+/// Declares a struct holding every `faultline run` setting (the keys of `--config`),
+/// plus the given extra fields, and `overlay`, which copies the settings it has onto
+/// a `RunArgs`.
+macro_rules! with_run_settings {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $extra:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct $name {
+            db: Option<String>,
+            consensus: Option<String>,
+            workload: Option<String>,
+            nemesis: Option<Vec<String>>,
+            nemesis_interval: Option<f64>,
+            nodes: Option<usize>,
+            concurrency: Option<usize>,
+            rate: Option<f64>,
+            time_limit: Option<f64>,
+            cluster: Option<String>,
+            hosts: Option<PathBuf>,
+            seed: Option<u64>,
+            bug: Option<Vec<String>>,
+            read_mode: Option<String>,
+            store: Option<PathBuf>,
+            op_timeout: Option<f64>,
+            recovery_time: Option<f64>,
+            check_time_limit: Option<f64>,
+            $($(#[$fmeta])* $extra: $ty,)*
+        }
+
+        impl $name {
+            fn overlay(&self, args: &mut RunArgs) {
+                with_run_settings!(@copy self, args; db, consensus, workload, nemesis,
+                    nemesis_interval, nodes, concurrency, rate, time_limit, cluster, hosts,
+                    seed, bug, read_mode, store, op_timeout, recovery_time, check_time_limit);
+            }
+        }
+    };
+    (@copy $from:ident, $to:ident; $($field:ident),*) => {
+        $(if let Some(value) = &$from.$field {
+            $to.$field = Some(value.clone());
+        })*
+    };
+}
+
+with_run_settings! {
+    /// The whole suite file: defaults for every run, the matrix, the entries.
+    struct SuiteFile {
+        /// The suite's name (JUnit's testsuite) [default: the file's stem].
+        suite: Option<String>,
+        /// The expected verdict of every run that does not say [default: valid].
+        expect: Option<Expect>,
+        matrix: Option<Spanned<Matrix>>,
+        #[serde(default)]
+        run: Vec<Spanned<Entry>>,
+    }
+}
+
+with_run_settings! {
+    /// One `[[run]]`: its settings over the defaults, its name, its expectation.
+    struct Entry {
+        name: Option<String>,
+        expect: Option<Expect>,
+    }
+}
+
+/// The `[matrix]` table: every combination of its axes is one run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Matrix {
+    db: Option<Vec<String>>,
+    workload: Option<Vec<String>>,
+    nemesis: Option<Vec<Faults>>,
+    #[serde(alias = "seed")]
+    seeds: Option<Vec<u64>>,
+}
+
+/// One value of the nemesis axis: `"partition"`, `"kill,pause"` or `["kill", "pause"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Faults {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Faults {
+    fn names(&self) -> Vec<String> {
+        match self {
+            Faults::Text(text) => text.split(',').map(|f| f.trim().to_string()).collect(),
+            Faults::List(list) => list.clone(),
+        }
+    }
+}
+
+/// An axis's values, each `Some`; one `None` (the default) when the axis is absent.
+fn values<T>(axis: Option<Vec<T>>) -> Vec<Option<T>> {
+    match axis {
+        Some(values) => values.into_iter().map(Some).collect(),
+        None => vec![None],
+    }
+}
+
+/// Reads a suite file; `store` (the `--store` flag) wins over the file's. Every run is
+/// resolved and checked before anything runs; errors name the file and line.
+pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, UsageError> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "{}: cannot read the suite file: {e}",
+            path.display()
+        ))
+    })?;
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let file: SuiteFile = toml::from_str(&text).map_err(|e| {
+        let message = e.message().trim_end();
+        match e.span() {
+            Some(span) => UsageError(format!(
+                "{}:{}: {message}",
+                path.display(),
+                line_of(span.start)
+            )),
+            None => UsageError(format!("{}: {message}", path.display())),
+        }
+    })?;
+    let name = file.suite.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "suite".into())
+    });
+    let default_expect = file.expect.unwrap_or_default();
+    let base = |extra: &dyn Fn(&mut RunArgs)| {
+        let mut args = RunArgs::default();
+        file.overlay(&mut args);
+        extra(&mut args);
+        if let Some(store) = store {
+            args.store = Some(store.to_path_buf());
+        }
+        args
+    };
+    let resolve = |args: &RunArgs, line: usize, label: &str| {
+        RunConfig::resolve(args)
+            .map_err(|e| UsageError(format!("{}:{line}: run `{label}`: {}", path.display(), e.0)))
+    };
+    let mut runs = Vec::new();
+    if let Some(matrix) = &file.matrix {
+        let line = line_of(matrix.span().start);
+        let m = matrix.get_ref();
+        let axis = |key: &str, n: Option<usize>| match n {
+            Some(0) => Err(UsageError(format!(
+                "{}:{line}: matrix `{key}` is empty; give at least one value or drop it",
+                path.display()
+            ))),
+            _ => Ok(()),
+        };
+        axis("db", m.db.as_ref().map(Vec::len))?;
+        axis("workload", m.workload.as_ref().map(Vec::len))?;
+        axis("nemesis", m.nemesis.as_ref().map(Vec::len))?;
+        axis("seeds", m.seeds.as_ref().map(Vec::len))?;
+        let dbs = values(m.db.clone());
+        let workloads = values(m.workload.clone());
+        let nemeses = values(
+            m.nemesis
+                .as_ref()
+                .map(|v| v.iter().map(Faults::names).collect()),
+        );
+        let seeds = values(m.seeds.clone());
+        for db in &dbs {
+            for workload in &workloads {
+                for nemesis in &nemeses {
+                    for seed in &seeds {
+                        let args = base(&|args: &mut RunArgs| {
+                            if let Some(db) = db {
+                                args.db = Some(db.clone());
+                            }
+                            if let Some(w) = workload {
+                                args.workload = Some(w.clone());
+                            }
+                            if let Some(n) = nemesis {
+                                args.nemesis = Some(n.clone());
+                            }
+                            if let Some(s) = seed {
+                                args.seed = Some(*s);
+                            }
+                        });
+                        let mut name = format!(
+                            "{}-{}",
+                            args.db.as_deref().unwrap_or("kv"),
+                            args.workload.as_deref().unwrap_or("register")
+                        );
+                        if let Some(n) = nemesis {
+                            name.push('-');
+                            name.push_str(&n.join("_"));
+                        }
+                        let mut args = args;
+                        args.name = Some(name.clone());
+                        let label = match seed {
+                            Some(s) => format!("{name} seed {s}"),
+                            None => name,
+                        };
+                        let config = resolve(&args, line, &label)?;
+                        runs.push(Planned {
+                            label,
+                            line,
+                            config,
+                            expect: default_expect,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for (i, entry) in file.run.iter().enumerate() {
+        let line = line_of(entry.span().start);
+        let e = entry.get_ref();
+        let mut args = base(&|args: &mut RunArgs| e.overlay(args));
+        args.name = e.name.clone();
+        let label = e.name.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                args.db.as_deref().unwrap_or("kv"),
+                args.workload.as_deref().unwrap_or("register")
+            )
+        });
+        let label = if runs.iter().any(|p: &Planned| p.label == label) {
+            format!("{label} #{}", i + 1)
+        } else {
+            label
+        };
+        let config = resolve(&args, line, &label)?;
+        runs.push(Planned {
+            label,
+            line,
+            config,
+            expect: e.expect.unwrap_or(default_expect),
+        });
+    }
+    if runs.is_empty() {
+        return Err(UsageError(format!(
+            "{}: no runs: add a [matrix] or [[run]] entries",
+            path.display()
+        )));
+    }
+    let store = runs[0].config.store.clone();
+    if let Some(other) = runs.iter().find(|p| p.config.store != store) {
+        return Err(UsageError(format!(
+            "{}:{}: run `{}` writes to another store ({}); a suite has one store",
+            path.display(),
+            other.line,
+            other.label,
+            other.config.store.display()
+        )));
+    }
+    Ok(Suite { name, runs, store })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nightly.toml");
+        fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_matrix_and_the_entries_expand_in_order() {
+        let (_dir, path) = file(
+            "time-limit = 5\nnodes = 3\n\n[matrix]\ndb = [\"kv\", \"etcd\"]\n\
+             workload = [\"register\"]\nnemesis = [\"partition\", [\"kill\", \"pause\"]]\n\
+             seeds = [1, 2]\n\n[[run]]\nname = \"stale\"\nbug = [\"stale-read\"]\n\
+             expect = \"invalid\"\n",
+        );
+        let suite = load(&path, Some(Path::new("/tmp/s"))).unwrap();
+        assert_eq!(suite.name, "nightly");
+        assert_eq!(suite.runs.len(), 2 * 2 * 2 + 1);
+        let first = &suite.runs[0];
+        assert_eq!(first.label, "kv-register-partition seed 1");
+        assert_eq!((first.config.nodes, first.config.seed), (3, 1));
+        assert_eq!(first.config.store, Path::new("/tmp/s"));
+        assert_eq!(suite.runs[3].config.nemesis, ["kill", "pause"]);
+        assert_eq!(suite.runs[3].config.name, "kv-register-kill_pause");
+        let last = suite.runs.last().unwrap();
+        assert_eq!((last.label.as_str(), last.line), ("stale", 10));
+        assert_eq!(last.expect, Expect::Invalid);
+        assert_eq!(last.config.bug, ["stale-read"]);
+        assert_eq!(last.config.time_limit, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let (_dir, path) = file("nodes = 3\n\n[[run]]\nname = \"a\"\nnodez = 4\n");
+        let e = load(&path, None).unwrap_err().0;
+        assert!(
+            e.starts_with(&format!("{}:5: unknown field `nodez`", path.display())),
+            "{e}"
+        );
+        let (_dir, path) =
+            file("[[run]]\nname = \"a\"\n\n[[run]]\ndb = \"etcd\"\nbug = [\"stale-read\"]\n");
+        let e = load(&path, None).unwrap_err().0;
+        assert!(
+            e.starts_with(&format!("{}:4: run `etcd-register`", path.display())),
+            "{e}"
+        );
+        let (_dir, path) = file("[[run]]\nexpect = \"green\"\n");
+        let e = load(&path, None).unwrap_err().0;
+        assert!(e.starts_with(&format!("{}:2:", path.display())), "{e}");
+    }
+
+    #[test]
+    fn the_example_nightly_suite_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/suites/nightly.toml");
+        let suite = load(&path, None).unwrap();
+        assert_eq!(suite.name, "nightly");
+        assert_eq!(suite.runs.len(), 2 * 3 * 3 + 1);
+        assert!(suite.runs.iter().any(|r| r.expect == Expect::Invalid));
+        let (_dir, path) = file("[matrix]\ndb = []\n");
+        let e = load(&path, None).unwrap_err().0;
+        assert!(e.contains(":1: matrix `db` is empty"), "{e}");
+    }
+
+    #[test]
+    fn every_run_flag_is_a_suite_setting() {
+        let command = <RunArgs as clap::Args>::augment_args(clap::Command::new("run"));
+        for arg in command.get_arguments() {
+            let key = arg.get_id().as_str().replace('_', "-");
+            if key == "config" {
+                continue;
+            }
+            // A value of the wrong type: the key must be known, the type refused.
+            let entry = toml::from_str::<SuiteFile>(&format!("[[run]]\n{key} = {{}}\n"));
+            let e = entry.unwrap_err().to_string();
+            assert!(!e.contains("unknown field"), "[[run]] lacks `{key}`: {e}");
+            if key != "name" {
+                let top = toml::from_str::<SuiteFile>(&format!("{key} = {{}}\n"));
+                let e = top.unwrap_err().to_string();
+                assert!(!e.contains("unknown field"), "defaults lack `{key}`: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! [`ClockNemesis`]: per-node clock skew through libfaketime (a database whose nodes
+//! run under it, see [`FakeClock`]). The VM has one `CLOCK_REALTIME` for every node, so
+//! the real clock is never touched.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use faultline_clusters::db::FakeClock;
+use faultline_clusters::{Cmd, Db, Node};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::error::{NemesisError, collect};
+use crate::nemesis::{Nemesis, unknown_f};
+
+/// The `f` that moves one node's clock.
+pub const BUMP_CLOCK: &str = "bump-clock";
+/// The `f` that flips one node's clock back and forth for a while.
+pub const STROBE_CLOCK: &str = "strobe-clock";
+/// The `f` that puts every clock back.
+pub const RESET_CLOCK: &str = "reset-clock";
+
+/// The largest random bump, in seconds (the smallest is 1 s).
+pub const MAX_RANDOM_BUMP_SECS: i64 = 60;
+/// The longest strobe, so that an invocation stays bounded.
+const MAX_STROBE: Duration = Duration::from_secs(30);
+
+/// Moves nodes' clocks (Jepsen's `clock` nemesis, per process): `bump-clock` shifts one
+/// node's clock by a delta, `strobe-clock` flips one node's clock between its offset and
+/// offset + delta every period for a duration (blocking for that long), `reset-clock`
+/// puts every clock back to the real time.
+///
+/// Values: `bump-clock` takes `{"node":"n2","delta_ms":30000}` or null (a random node
+/// and a random delta of ±1 to ±60 s); deltas are applied in whole seconds (rounded),
+/// as libfaketime's offset file reads them. `strobe-clock` takes
+/// `{"node":"n2","delta_ms":5000,"period_ms":100,"duration_ms":2000}` (each optional;
+/// these are the defaults, the node random) or null. A bump adds to the node's current
+/// offset. Both shift wall-clock and monotonic time of the node's process.
+pub struct ClockNemesis {
+    db: Arc<dyn Db>,
+    nodes: Vec<Node>,
+    rng: ChaCha8Rng,
+    /// Each node's offset, in seconds, as last written.
+    offsets: Vec<i64>,
+}
+
+/// Why `db` has no fake clock, for the refusal.
+fn why_not(db: &dyn Db) -> String {
+    if db.name().contains("etcd") {
+        "etcd is a Go program: it reads the time through the vDSO and raw system calls, not \
+         through libc, so libfaketime cannot move its clock (and the VM's real clock is one \
+         for every node)"
+            .into()
+    } else {
+        format!(
+            "its nodes do not run under libfaketime (for faultline-kv, build the database with \
+             KvDb::faketime(true) before setup); {} cannot be given per-node clocks otherwise",
+            db.name()
+        )
+    }
+}
+
+impl ClockNemesis {
+    /// Clock faults among `nodes` of `db`, random choices drawn from a ChaCha8 RNG seeded
+    /// with `seed`. Refused when `db` has no [`FakeClock`] (e.g. etcd), with the reason.
+    pub fn new(db: Arc<dyn Db>, nodes: Vec<Node>, seed: u64) -> Result<ClockNemesis, NemesisError> {
+        if db.fake_clock().is_none() {
+            return Err(NemesisError::Refused {
+                db: db.name().to_string(),
+                nemesis: "clock nemesis",
+                reason: why_not(&*db),
+            });
+        }
+        Ok(ClockNemesis {
+            db,
+            offsets: vec![0; nodes.len()],
+            nodes,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    /// Each node's clock offset in seconds (name, offset), in node order.
+    pub fn offsets(&self) -> Vec<(String, i64)> {
+        self.nodes
+            .iter()
+            .zip(&self.offsets)
+            .map(|(n, o)| (n.name.clone(), *o))
+            .collect()
+    }
+
+    fn clock(&self) -> Result<&dyn FakeClock, NemesisError> {
+        self.db.fake_clock().ok_or_else(|| NemesisError::Refused {
+            db: self.db.name().to_string(),
+            nemesis: "clock nemesis",
+            reason: why_not(&*self.db),
+        })
+    }
+
+    /// Writes `offset` seconds into node `i`'s clock file (atomically: a temp file
+    /// renamed over it).
+    fn write(&self, i: usize, offset: i64) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        let file = self.clock()?.clock_file(node);
+        let file = file.to_string_lossy();
+        let text = format!("{offset:+}");
+        let cmd = Cmd::new("sh")
+            .args([
+                "-c",
+                "echo \"$2\" > \"$1.tmp\" && mv -f \"$1.tmp\" \"$1\"",
+                "sh",
+                &file,
+                &text,
+            ])
+            .timeout(Duration::from_secs(10));
+        let out = node.remote.run(&cmd)?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(NemesisError::Command {
+            node: node.name.clone(),
+            command: format!("write {text} to {file}"),
+            reason: out.stderr.trim().to_string(),
+        })
+    }
+
+    /// The node named by `value["node"]`, or a random one when absent or null.
+    fn node(&mut self, f: &str, value: &Value, expected: &str) -> Result<usize, NemesisError> {
+        match value.get("node") {
+            None | Some(Value::Null) if self.nodes.is_empty() => Err(NemesisError::BadNode {
+                node: "*".into(),
+                reason: "the clock nemesis has no nodes".into(),
+            }),
+            None | Some(Value::Null) => Ok(self.rng.random_range(0..self.nodes.len())),
+            Some(name) => name
+                .as_str()
+                .and_then(|name| self.nodes.iter().position(|n| n.name == name))
+                .ok_or_else(|| bad(f, value, expected)),
+        }
+    }
+
+    fn bump(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        const EXPECTED: &str = "null or {\"node\": NAME, \"delta_ms\": MS} (node optional)";
+        check_keys(BUMP_CLOCK, value, &["node", "delta_ms"], EXPECTED)?;
+        let i = self.node(BUMP_CLOCK, value, EXPECTED)?;
+        let secs = match value.get("delta_ms") {
+            None | Some(Value::Null) => {
+                let s = self.rng.random_range(1..=MAX_RANDOM_BUMP_SECS);
+                if self.rng.random_range(0..2) == 0 {
+                    s
+                } else {
+                    -s
+                }
+            }
+            Some(v) => {
+                let ms = v.as_i64().ok_or_else(|| bad(BUMP_CLOCK, value, EXPECTED))?;
+                (ms as f64 / 1000.0).round() as i64
+            }
+        };
+        let offset = self.offsets[i].saturating_add(secs);
+        self.write(i, offset)?;
+        self.offsets[i] = offset;
+        Ok(json!({
+            "node": self.nodes[i].name,
+            "delta_ms": secs * 1000,
+            "offset_ms": offset * 1000,
+        }))
+    }
+
+    fn strobe(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        const EXPECTED: &str = "null or {\"node\": NAME, \"delta_ms\": MS, \"period_ms\": MS, \
+                                \"duration_ms\": MS} (each optional; duration at most 30 s)";
+        check_keys(
+            STROBE_CLOCK,
+            value,
+            &["node", "delta_ms", "period_ms", "duration_ms"],
+            EXPECTED,
+        )?;
+        let i = self.node(STROBE_CLOCK, value, EXPECTED)?;
+        let ms = |key: &str, default: i64| match value.get(key) {
+            None | Some(Value::Null) => Some(default),
+            Some(v) => v.as_i64(),
+        };
+        let (Some(delta), Some(period), Some(duration)) = (
+            ms("delta_ms", 5000),
+            ms("period_ms", 100),
+            ms("duration_ms", 2000),
+        ) else {
+            return Err(bad(STROBE_CLOCK, value, EXPECTED));
+        };
+        let duration = Duration::from_millis(duration.max(0) as u64);
+        if period <= 0 || duration > MAX_STROBE {
+            return Err(bad(STROBE_CLOCK, value, EXPECTED));
+        }
+        let secs = (delta as f64 / 1000.0).round() as i64;
+        let base = self.offsets[i];
+        let start = Instant::now();
+        let mut flips = 0u64;
+        let mut result = Ok(());
+        while start.elapsed() < duration {
+            let offset = if flips % 2 == 0 {
+                base.saturating_add(secs)
+            } else {
+                base
+            };
+            if let Err(e) = self.write(i, offset) {
+                result = Err(e);
+                break;
+            }
+            flips += 1;
+            thread::sleep(Duration::from_millis(period as u64));
+        }
+        // Always leave the node where it was.
+        collect(vec![result, self.write(i, base)])?;
+        Ok(json!({
+            "node": self.nodes[i].name,
+            "delta_ms": secs * 1000,
+            "period_ms": period,
+            "flips": flips,
+        }))
+    }
+
+    fn reset(&mut self) -> Result<Vec<String>, NemesisError> {
+        let results: Vec<Result<(), NemesisError>> =
+            (0..self.nodes.len()).map(|i| self.write(i, 0)).collect();
+        let mut reset = Vec::new();
+        for (i, r) in results.iter().enumerate() {
+            if r.is_ok() {
+                if self.offsets[i] != 0 {
+                    reset.push(self.nodes[i].name.clone());
+                }
+                self.offsets[i] = 0;
+            }
+        }
+        collect(results).map(|()| reset)
+    }
+}
+
+fn bad(f: &str, value: &Value, expected: &str) -> NemesisError {
+    NemesisError::BadValue {
+        f: f.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+/// Null, or an object with only `keys`.
+fn check_keys(f: &str, value: &Value, keys: &[&str], expected: &str) -> Result<(), NemesisError> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Object(o) if o.keys().all(|k| keys.contains(&k.as_str())) => Ok(()),
+        _ => Err(bad(f, value, expected)),
+    }
+}
+
+impl Nemesis for ClockNemesis {
+    fn fs(&self) -> &[&'static str] {
+        &[BUMP_CLOCK, STROBE_CLOCK, RESET_CLOCK]
+    }
+
+    fn invoke(&mut self, f: &str, value: &Value) -> Result<Value, NemesisError> {
+        match f {
+            BUMP_CLOCK => self.bump(value),
+            STROBE_CLOCK => self.strobe(value),
+            RESET_CLOCK => Ok(json!({ "reset": self.reset()? })),
+            _ => Err(unknown_f(f, self.fs())),
+        }
+    }
+
+    fn heal(&mut self) -> Result<(), NemesisError> {
+        self.reset().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_clusters::{EtcdDb, KvDb, Localhost};
+    use std::path::PathBuf;
+
+    fn nodes(n: usize, dir: &std::path::Path) -> Vec<Node> {
+        (1..=n)
+            .map(|i| Node {
+                id: i as u32,
+                name: format!("n{i}"),
+                addr: format!("10.0.0.{i}"),
+                dir: dir.join(format!("n{i}")),
+                remote: Arc::new(Localhost::new()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn databases_without_a_fake_clock_are_refused_with_the_reason() {
+        let nodes = nodes(3, &PathBuf::from("/tmp/none"));
+        let err = ClockNemesis::new(Arc::new(EtcdDb::new(&nodes)), nodes.clone(), 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("etcd") && err.contains("libc"), "{err}");
+        let err = ClockNemesis::new(Arc::new(KvDb::new("kv", &nodes)), nodes.clone(), 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("faketime(true)"), "{err}");
+    }
+
+    #[test]
+    fn bumps_write_offsets_and_reset_puts_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = nodes(3, dir.path());
+        for n in &nodes {
+            std::fs::create_dir_all(&n.dir).unwrap();
+        }
+        let db = Arc::new(KvDb::new("kv", &nodes).faketime(true));
+        let mut clock = ClockNemesis::new(db, nodes.clone(), 7).unwrap();
+        let file = |i: usize| std::fs::read_to_string(nodes[i].dir.join("faketime")).unwrap();
+        let v = clock
+            .invoke(BUMP_CLOCK, &json!({"node": "n2", "delta_ms": 30_400}))
+            .unwrap();
+        assert_eq!(
+            v,
+            json!({"node": "n2", "delta_ms": 30000, "offset_ms": 30000})
+        );
+        assert_eq!(file(1), "+30\n");
+        clock
+            .invoke(BUMP_CLOCK, &json!({"node": "n2", "delta_ms": -45_000}))
+            .unwrap();
+        assert_eq!(file(1), "-15\n");
+        let v = clock.invoke(BUMP_CLOCK, &Value::Null).unwrap();
+        let d = v["delta_ms"].as_i64().unwrap();
+        assert!((1000..=60_000).contains(&d.abs()), "{v}");
+        let v = clock
+            .invoke(
+                STROBE_CLOCK,
+                &json!({"node": "n1", "period_ms": 10, "duration_ms": 50}),
+            )
+            .unwrap();
+        assert!(v["flips"].as_u64().unwrap() >= 2, "{v}");
+        assert_eq!(file(0).trim(), format!("{:+}", clock.offsets()[0].1));
+        assert!(clock.invoke(BUMP_CLOCK, &json!({"node": "n9"})).is_err());
+        assert!(clock.invoke(BUMP_CLOCK, &json!({"delta": 1})).is_err());
+        clock.invoke(RESET_CLOCK, &Value::Null).unwrap();
+        for i in 0..3 {
+            assert_eq!(file(i), "+0\n");
+        }
+        assert!(clock.offsets().iter().all(|(_, o)| *o == 0));
+    }
+}

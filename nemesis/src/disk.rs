@@ -1,0 +1,481 @@
+//! [`DiskNemesis`]: damage to a crashed node's write-ahead log, then a restart: a torn
+//! tail (recoverable: the node must come back with every acknowledged write) or
+//! corruption in the middle (the node must refuse to start, naming the file).
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use faultline_clusters::{ClusterError, Cmd, Db, Node};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::error::{NemesisError, collect};
+use crate::nemesis::{Nemesis, unknown_f};
+use crate::process::DEFAULT_READY_TIMEOUT;
+
+/// The `f` that crashes a node, cuts the tail of its log and restarts it.
+pub const TRUNCATE_LOG: &str = "truncate-log";
+/// The `f` that crashes a node, flips bytes in the middle of its log and restarts it
+/// (which must fail).
+pub const CORRUPT_LOG: &str = "corrupt-log";
+/// The `f` that repairs every corrupted log and restarts every node that is down.
+pub const RESTORE_LOG: &str = "restore-log";
+
+/// How long a node started on a corrupted log has to exit.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one file command may take.
+const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The record header of faultline-kv's log: `[length u32 LE][crc32 u32 LE]`.
+const HEADER: usize = 8;
+
+/// The byte ranges (start, length) of the whole records of a faultline-kv log image, in
+/// order (a torn tail is not included).
+pub fn wal_records(buf: &[u8]) -> Vec<(usize, usize)> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at + HEADER <= buf.len() {
+        let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+        let Some(end) = (at + HEADER).checked_add(len).filter(|e| *e <= buf.len()) else {
+            break;
+        };
+        records.push((at, end - at));
+        at = end;
+    }
+    records
+}
+
+/// A node whose log this nemesis damaged and that is not yet back.
+struct Damaged {
+    node: usize,
+    /// For a corruption: where, and the original bytes, to put back.
+    original: Option<(u64, Vec<u8>)>,
+}
+
+/// Damages write-ahead logs of crashed nodes (for `faultline-kv`, whose log is
+/// `DIR/data/wal`):
+///
+/// - `truncate-log` (null or `{"node":"n2","bytes":N}`): SIGKILLs the node (a random one
+///   by default), cuts the last N bytes of its log (by default a random part of its last
+///   record: a torn write), restarts it and waits until it serves. Returns
+///   `{"node","file","size","truncated_bytes","restarted":true}`; a node that does not
+///   come back is reported (`"restarted":false` with `"error"`), not an error, and stays
+///   down until `restore-log`.
+/// - `corrupt-log` (null or `{"node":"n2","bytes":N}`, N from 1 to 64, default 4;
+///   opt-in: schedules never choose it): SIGKILLs the node, flips N bytes inside a record
+///   in the middle of its log (valid records follow it), starts it and waits until it
+///   exits. Returns `{"node","file","offset","bytes","refused":true,"log":LINE}` where
+///   LINE is the node's own message naming the file and offset: refusing is the expected
+///   outcome, not a harness failure. A node that serves anyway is reported with
+///   `"refused":false`: a finding about the database.
+/// - `restore-log` (and [`Nemesis::heal`]): puts the original bytes of every corrupted
+///   log back (the node was down since, so the log is exactly as before), restarts every
+///   damaged node and waits until it serves. Returns `{"restored":[…]}`.
+pub struct DiskNemesis {
+    db: Arc<dyn Db>,
+    nodes: Vec<Node>,
+    rng: ChaCha8Rng,
+    damaged: Vec<Damaged>,
+    ready_timeout: Duration,
+}
+
+impl DiskNemesis {
+    /// Log damage among `nodes` of `db`, random choices drawn from a ChaCha8 RNG seeded
+    /// with `seed`. Refused for databases whose log layout is not known (only
+    /// `faultline-kv`'s is).
+    pub fn new(db: Arc<dyn Db>, nodes: Vec<Node>, seed: u64) -> Result<DiskNemesis, NemesisError> {
+        if db.name() != "faultline-kv" {
+            return Err(NemesisError::Refused {
+                db: db.name().to_string(),
+                nemesis: "disk nemesis",
+                reason: "only faultline-kv's write-ahead log layout (DIR/data/wal, records of \
+                         [length][crc32][payload]) is known"
+                    .into(),
+            });
+        }
+        Ok(DiskNemesis {
+            db,
+            nodes,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            damaged: Vec::new(),
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+        })
+    }
+
+    /// How long a restarted node has to serve again.
+    pub fn ready_timeout(mut self, timeout: Duration) -> DiskNemesis {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// The names of the nodes whose log was damaged and that are not back yet.
+    pub fn damaged(&self) -> Vec<String> {
+        self.damaged
+            .iter()
+            .map(|d| self.nodes[d.node].name.clone())
+            .collect()
+    }
+
+    /// The node's log file, on its host.
+    pub fn wal(node: &Node) -> PathBuf {
+        node.data_dir().join("wal")
+    }
+
+    /// The targeted node: `value["node"]`, or a random one not already damaged.
+    fn target(&mut self, f: &str, value: &Value) -> Result<usize, NemesisError> {
+        let bad = || NemesisError::BadValue {
+            f: f.to_string(),
+            value: value.to_string(),
+            expected: "null or {\"node\": NAME, \"bytes\": N} (each optional)".into(),
+        };
+        match value {
+            Value::Null => {}
+            Value::Object(o) if o.keys().all(|k| k == "node" || k == "bytes") => {}
+            _ => return Err(bad()),
+        }
+        let i = match value.get("node") {
+            None | Some(Value::Null) => {
+                let free: Vec<usize> = (0..self.nodes.len())
+                    .filter(|i| !self.damaged.iter().any(|d| d.node == *i))
+                    .collect();
+                if free.is_empty() {
+                    return Err(NemesisError::BadNode {
+                        node: "*".into(),
+                        reason: "every node's log is already damaged; restore-log first".into(),
+                    });
+                }
+                free[self.rng.random_range(0..free.len())]
+            }
+            Some(name) => name
+                .as_str()
+                .and_then(|name| self.nodes.iter().position(|n| n.name == name))
+                .ok_or_else(bad)?,
+        };
+        if self.damaged.iter().any(|d| d.node == i) {
+            return Err(NemesisError::BadNode {
+                node: self.nodes[i].name.clone(),
+                reason: "its log is already damaged; restore-log first".into(),
+            });
+        }
+        Ok(i)
+    }
+
+    fn cmd_error(node: &Node, what: String, reason: String) -> NemesisError {
+        NemesisError::Command {
+            node: node.name.clone(),
+            command: what,
+            reason,
+        }
+    }
+
+    /// Kills node `i` and reads its log.
+    fn crash_and_read(&self, i: usize) -> Result<Vec<u8>, NemesisError> {
+        let node = &self.nodes[i];
+        self.db.kill(node).map_err(|e| NemesisError::Node {
+            node: node.name.clone(),
+            action: "kill",
+            source: Box::new(e),
+        })?;
+        let wal = Self::wal(node);
+        let local = std::env::temp_dir().join(format!(
+            "faultline-wal-{}-{}-{}",
+            node.name,
+            std::process::id(),
+            self.rng.get_word_pos()
+        ));
+        let read = node
+            .remote
+            .download(&wal, &local)
+            .map_err(NemesisError::from)
+            .and_then(|()| {
+                fs::read(&local).map_err(|e| {
+                    Self::cmd_error(node, format!("read {}", local.display()), e.to_string())
+                })
+            });
+        let _ = fs::remove_file(&local);
+        read
+    }
+
+    /// Writes `bytes` at `offset` of node `i`'s log, in place.
+    fn write_at(&self, i: usize, offset: u64, bytes: &[u8]) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        let wal = Self::wal(node);
+        let octal: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
+        let cmd = Cmd::new("sh")
+            .args([
+                "-c",
+                "printf \"$3\" | dd of=\"$1\" bs=1 seek=\"$2\" conv=notrunc status=none",
+                "sh",
+                &wal.to_string_lossy(),
+                &offset.to_string(),
+                &octal,
+            ])
+            .timeout(FILE_TIMEOUT);
+        let out = node.remote.run(&cmd)?;
+        if !out.success() {
+            return Err(Self::cmd_error(
+                node,
+                format!(
+                    "write {} bytes at {offset} of {}",
+                    bytes.len(),
+                    wal.display()
+                ),
+                out.stderr.trim().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts node `i` and waits until it serves.
+    fn restart(&self, i: usize) -> Result<(), ClusterError> {
+        let node = &self.nodes[i];
+        if !node.remote.is_running(&node.pid_file())? {
+            self.db.start(node)?;
+        }
+        self.db.await_ready(node, self.ready_timeout)
+    }
+
+    /// The last line of node `i`'s log that mentions corruption, else its last line.
+    fn log_line(&self, i: usize) -> String {
+        let node = &self.nodes[i];
+        let log = node.log_file();
+        let cmd = Cmd::new("tail")
+            .args(["-n", "50", &log.to_string_lossy()])
+            .timeout(FILE_TIMEOUT);
+        let text = node.remote.run(&cmd).map(|o| o.stdout).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("corrupt"))
+            .or(lines.last())
+            .map(|l| l.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn truncate(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        let i = self.target(TRUNCATE_LOG, value)?;
+        let bytes = match value.get("bytes") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                Some(
+                    v.as_u64()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| NemesisError::BadValue {
+                            f: TRUNCATE_LOG.into(),
+                            value: value.to_string(),
+                            expected: "`bytes`: a positive integer".into(),
+                        })?,
+                )
+            }
+        };
+        let buf = self.crash_and_read(i)?;
+        let size = buf.len() as u64;
+        let cut = match bytes {
+            Some(n) => n.min(size),
+            None => match wal_records(&buf).last() {
+                Some((_, len)) => self.rng.random_range(1..=*len as u64),
+                None => 0,
+            },
+        };
+        let node = &self.nodes[i];
+        let wal = Self::wal(node);
+        let new_size = size - cut;
+        let cmd = Cmd::new("truncate")
+            .args(["-s", &new_size.to_string(), &wal.to_string_lossy()])
+            .timeout(FILE_TIMEOUT);
+        let out = node.remote.run(&cmd)?;
+        if !out.success() {
+            self.damaged.push(Damaged {
+                node: i,
+                original: None,
+            });
+            return Err(Self::cmd_error(
+                node,
+                cmd.to_string(),
+                out.stderr.trim().to_string(),
+            ));
+        }
+        let mut result = json!({
+            "node": node.name,
+            "file": wal.display().to_string(),
+            "size": size,
+            "truncated_bytes": cut,
+        });
+        match self.restart(i) {
+            Ok(()) => result["restarted"] = json!(true),
+            Err(e) => {
+                result["restarted"] = json!(false);
+                result["error"] = json!(e.to_string());
+                result["log"] = json!(self.log_line(i));
+                self.damaged.push(Damaged {
+                    node: i,
+                    original: None,
+                });
+            }
+        }
+        Ok(result)
+    }
+
+    fn corrupt(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        let i = self.target(CORRUPT_LOG, value)?;
+        let n = match value.get("bytes") {
+            None | Some(Value::Null) => 4,
+            Some(v) => v.as_u64().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
+                NemesisError::BadValue {
+                    f: CORRUPT_LOG.into(),
+                    value: value.to_string(),
+                    expected: "`bytes`: an integer from 1 to 64".into(),
+                }
+            })? as usize,
+        };
+        let buf = self.crash_and_read(i)?;
+        let records = wal_records(&buf);
+        // A record in the middle with a payload, followed by valid records.
+        let candidates: Vec<(usize, usize)> = records[..records.len().saturating_sub(2)]
+            .iter()
+            .copied()
+            .filter(|(_, len)| *len > HEADER)
+            .collect();
+        let Some(&(start, len)) = candidates.get(candidates.len() / 2) else {
+            // Put the node back before reporting.
+            let back = self.restart(i);
+            let node = &self.nodes[i];
+            let mut err = NemesisError::BadNode {
+                node: node.name.clone(),
+                reason: format!(
+                    "its log {} has only {} records; nothing to corrupt in the middle",
+                    Self::wal(node).display(),
+                    records.len()
+                ),
+            };
+            if let Err(e) = back {
+                err = NemesisError::Heal(vec![
+                    err.to_string(),
+                    format!("{}: not back: {e}", node.name),
+                ]);
+            }
+            return Err(err);
+        };
+        let payload = len - HEADER;
+        let k = n.min(payload);
+        let at = start + HEADER + (payload - k) / 2;
+        let original = buf[at..at + k].to_vec();
+        let flipped: Vec<u8> = original.iter().map(|b| !b).collect();
+        self.damaged.push(Damaged {
+            node: i,
+            original: Some((at as u64, original)),
+        });
+        self.write_at(i, at as u64, &flipped)?;
+        let node = &self.nodes[i];
+        self.db.start(node).map_err(|e| NemesisError::Node {
+            node: node.name.clone(),
+            action: "start",
+            source: Box::new(e),
+        })?;
+        // Wait until it exits (expected) or serves (a finding).
+        let deadline = Instant::now() + REFUSAL_TIMEOUT;
+        let refused = loop {
+            if !node.remote.is_running(&node.pid_file())? {
+                break true;
+            }
+            if self
+                .db
+                .await_ready(node, Duration::from_millis(200))
+                .is_ok()
+            {
+                break false;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        Ok(json!({
+            "node": node.name,
+            "file": Self::wal(node).display().to_string(),
+            "offset": start,
+            "flipped_at": at,
+            "bytes": k,
+            "refused": refused,
+            "log": self.log_line(i),
+        }))
+    }
+
+    /// Repairs and restarts every damaged node; the names of those back.
+    fn restore(&mut self) -> Result<Vec<String>, NemesisError> {
+        let mut results = Vec::new();
+        let mut restored = Vec::new();
+        let damaged = std::mem::take(&mut self.damaged);
+        for d in damaged {
+            let node = &self.nodes[d.node];
+            let step = || -> Result<(), NemesisError> {
+                if let Some((offset, bytes)) = &d.original {
+                    self.db.kill(node).map_err(|e| NemesisError::Node {
+                        node: node.name.clone(),
+                        action: "kill",
+                        source: Box::new(e),
+                    })?;
+                    self.write_at(d.node, *offset, bytes)?;
+                }
+                self.restart(d.node).map_err(|e| NemesisError::NotBack {
+                    node: node.name.clone(),
+                    log: node.log_file(),
+                    source: Box::new(e),
+                })
+            };
+            match step() {
+                Ok(()) => {
+                    restored.push(node.name.clone());
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    results.push(Err(e));
+                    self.damaged.push(d);
+                }
+            }
+        }
+        collect(results).map(|()| restored)
+    }
+}
+
+impl Nemesis for DiskNemesis {
+    fn fs(&self) -> &[&'static str] {
+        &[TRUNCATE_LOG, CORRUPT_LOG, RESTORE_LOG]
+    }
+
+    fn invoke(&mut self, f: &str, value: &Value) -> Result<Value, NemesisError> {
+        match f {
+            TRUNCATE_LOG => self.truncate(value),
+            CORRUPT_LOG => self.corrupt(value),
+            RESTORE_LOG => Ok(json!({ "restored": self.restore()? })),
+            _ => Err(unknown_f(f, self.fs())),
+        }
+    }
+
+    fn heal(&mut self) -> Result<(), NemesisError> {
+        self.restore().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_found_and_a_torn_tail_is_not_one() {
+        let mut buf = Vec::new();
+        for payload in [&b"abc"[..], b"", b"hello"] {
+            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&[0; 4]);
+            buf.extend_from_slice(payload);
+        }
+        assert_eq!(wal_records(&buf), [(0, 11), (11, 8), (19, 13)]);
+        buf.extend_from_slice(&[9, 0, 0, 0, 1, 2]);
+        assert_eq!(wal_records(&buf).len(), 3);
+        assert!(wal_records(&[]).is_empty());
+    }
+}

@@ -1,0 +1,345 @@
+//! [`PacketNemesis`]: packet loss between nodes (nft `numgen random` drops, one table
+//! per node, like the partitions of [`crate::net`]) and bandwidth limits (a `tbf` qdisc
+//! on the node's `eth0`, local namespaces and containers). `tc netem` does not exist on
+//! the project's kernels, so there is no delay here.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_clusters::docker::DockerCluster;
+use faultline_clusters::{Cmd, NetnsCluster, Node, Registry};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value, json};
+
+use crate::error::{NemesisError, collect};
+use crate::nemesis::{Nemesis, unknown_f};
+use crate::net::{FAMILY, NftNet, each, table_name};
+
+/// The `f` that starts (or replaces) packet faults.
+pub const START_PACKET: &str = "start-packet";
+/// The `f` that lifts every packet fault.
+pub const STOP_PACKET: &str = "stop-packet";
+/// The loss percentages a null `start-packet` value chooses among.
+pub const LOSSES: [u64; 4] = [5, 10, 20, 50];
+
+/// How long one `tc` command may take.
+const TC_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The ruleset that makes a node drop `loss` percent of the packets it receives from
+/// `peers` (input hook, priority -5, after partitions), replacing any earlier version of
+/// `table` in one transaction. The controller's traffic is never dropped.
+pub fn loss_ruleset(table: &str, peers: &[IpAddr], loss: u64) -> String {
+    // nft compares with the random number in 0..=99, so 100 % is a plain drop.
+    let chance = if loss >= 100 {
+        String::new()
+    } else {
+        format!("numgen random mod 100 < {loss} ")
+    };
+    let mut rules = String::new();
+    for (proto, v6) in [("ip", false), ("ip6", true)] {
+        let set: Vec<String> = peers
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(IpAddr::to_string)
+            .collect();
+        if !set.is_empty() {
+            rules.push_str(&format!(
+                "    {proto} saddr {{ {} }} {chance}drop\n",
+                set.join(", ")
+            ));
+        }
+    }
+    format!(
+        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\ntable {FAMILY} {table} {{\n  chain input {{\n    type filter hook input priority -5; policy accept;\n{rules}  }}\n}}\n"
+    )
+}
+
+/// Whether `rate` is a tc rate: digits then `bit`, `kbit`, `mbit`, `gbit`, `bps`,
+/// `kbps`, `mbps` or `gbps`.
+fn valid_rate(rate: &str) -> bool {
+    let digits = rate.chars().take_while(char::is_ascii_digit).count();
+    let unit = &rate[digits..];
+    digits > 0
+        && rate[..digits].parse::<u64>().is_ok_and(|n| n > 0)
+        && ["bit", "kbit", "mbit", "gbit", "bps", "kbps", "mbps", "gbps"].contains(&unit)
+}
+
+/// What one `start-packet` asks for.
+struct Plan {
+    loss: Option<u64>,
+    rate: Option<String>,
+    /// Indices of the nodes, in node order.
+    nodes: Vec<usize>,
+}
+
+/// Degrades the network (Jepsen's packet nemesis, without netem): `start-packet`
+/// replaces the current packet faults, `stop-packet` lifts them all.
+///
+/// Values of `start-packet`: an object with `loss` (percent, 1 to 100: each targeted
+/// node drops that share of the packets it receives from the other nodes), `rate` (a
+/// `tbf` bandwidth limit on the node's outbound traffic, e.g. `"1mbit"`; local
+/// namespaces and containers only) and `nodes` (the targeted node names; all by default), at least one
+/// of `loss` and `rate`; or null: a random loss among [`LOSSES`] on every node. The
+/// value returned says exactly what was done, e.g. `{"loss":20,"nodes":["n1","n2","n3"]}`.
+/// The controller's traffic (clients, SSH, `nft` itself) is never dropped, so faults
+/// always heal.
+pub struct PacketNemesis {
+    net: NftNet,
+    /// Whether nodes are namespaces whose interface is `eth0` (bandwidth limits).
+    shapeable: bool,
+    shaped: Vec<Mutex<bool>>,
+    rng: ChaCha8Rng,
+}
+
+impl PacketNemesis {
+    /// Packet faults on every host of a local `cluster`: tables `inet faultline_RUN_pkt`
+    /// recorded in the run's registry before they are created (so the teardown removes
+    /// them); qdiscs go away with the namespaces. Random choices from a ChaCha8 RNG
+    /// seeded with `seed`.
+    pub fn netns(cluster: &NetnsCluster, seed: u64) -> PacketNemesis {
+        let table = format!("{}_pkt", table_name(cluster.run_id()));
+        let net = NftNet::netns(cluster, table, "packet.nft");
+        PacketNemesis {
+            shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
+            net,
+            shapeable: true,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// Packet faults on every container of a Docker `cluster`, applied from the
+    /// controller with `nsenter` into each container's network namespace (tables
+    /// recorded in `registry`, the run's, before creation; bandwidth limits on the
+    /// container's `eth0`).
+    pub fn docker(
+        cluster: &DockerCluster,
+        registry: Arc<Registry>,
+        seed: u64,
+    ) -> Result<PacketNemesis, NemesisError> {
+        let table = format!("{}_pkt", table_name(cluster.run()));
+        let net = NftNet::docker(cluster, registry, table, "packet.nft")?;
+        Ok(PacketNemesis {
+            shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
+            net,
+            shapeable: true,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    /// Packet loss on machines reached through their remotes (SSH): tables named after
+    /// `run`, on the machines, not recorded (the nemesis's heal removes them). No
+    /// bandwidth limits (the interface is unknown).
+    pub fn remote(nodes: &[Node], run: &str, seed: u64) -> Result<PacketNemesis, NemesisError> {
+        let table = format!("{}_pkt", table_name(run));
+        let net = NftNet::remote(nodes, table, "packet.nft")?;
+        Ok(PacketNemesis {
+            shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
+            net,
+            shapeable: false,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    /// The nft table's name (family `inet`), the same on every node.
+    pub fn table(&self) -> &str {
+        &self.net.table
+    }
+
+    fn plan(&mut self, value: &Value) -> Result<Plan, NemesisError> {
+        let all: Vec<usize> = (0..self.net.nodes.len()).collect();
+        let bad = |why: &str| NemesisError::BadValue {
+            f: START_PACKET.to_string(),
+            value: value.to_string(),
+            expected: format!(
+                "null or an object with `loss` (percent, 1 to 100), `rate` (e.g. \"1mbit\"{}) \
+                 and optionally `nodes` (node names){why}",
+                if self.shapeable {
+                    ""
+                } else {
+                    "; not on these hosts"
+                }
+            ),
+        };
+        let object = match value {
+            Value::Null => {
+                let loss = LOSSES[self.rng.random_range(0..LOSSES.len())];
+                return Ok(Plan {
+                    loss: Some(loss),
+                    rate: None,
+                    nodes: all,
+                });
+            }
+            Value::Object(o) => o,
+            _ => return Err(bad("")),
+        };
+        if let Some(key) = object
+            .keys()
+            .find(|k| !["loss", "rate", "nodes"].contains(&k.as_str()))
+        {
+            return Err(bad(&format!("; unknown key `{key}`")));
+        }
+        let loss = match object.get("loss") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=100).contains(&n) => Some(n),
+                _ => return Err(bad("; `loss` must be an integer from 1 to 100")),
+            },
+        };
+        let rate = match object.get("rate") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) if valid_rate(r) && self.shapeable => Some(r.clone()),
+            Some(_) => return Err(bad("; bad `rate`")),
+        };
+        if loss.is_none() && rate.is_none() {
+            return Err(bad("; give `loss` or `rate`"));
+        }
+        let nodes = match object.get("nodes") {
+            None | Some(Value::Null) => all,
+            Some(Value::Array(names)) => {
+                let mut chosen = Vec::new();
+                for name in names {
+                    let i = name
+                        .as_str()
+                        .and_then(|name| self.net.nodes.iter().position(|n| n.name == name))
+                        .ok_or_else(|| bad(&format!("; unknown node {name}")))?;
+                    chosen.push(i);
+                }
+                chosen.sort_unstable();
+                chosen.dedup();
+                chosen
+            }
+            Some(_) => return Err(bad("; `nodes` must be an array of node names")),
+        };
+        Ok(Plan { loss, rate, nodes })
+    }
+
+    /// Sets (`Some`) or removes (`None`) node `i`'s bandwidth limit.
+    fn shape(&self, i: usize, rate: Option<&str>) -> Result<(), NemesisError> {
+        let node = &self.net.nodes[i];
+        let mut shaped = self.shaped[i].lock().unwrap_or_else(|p| p.into_inner());
+        let cmd = match rate {
+            Some(rate) => Cmd::new("tc").args([
+                "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "32kbit",
+                "latency", "400ms",
+            ]),
+            None if !*shaped => return Ok(()),
+            None => Cmd::new("tc").args(["qdisc", "del", "dev", "eth0", "root"]),
+        }
+        .timeout(TC_TIMEOUT);
+        let out = node.remote.run(&cmd)?;
+        const GONE: [&str; 4] = [
+            "handle of zero",
+            "No such file",
+            "Cannot find device",
+            "Cannot open network namespace",
+        ];
+        if !out.success() && (rate.is_some() || !GONE.iter().any(|g| out.stderr.contains(g))) {
+            return Err(NemesisError::Command {
+                node: node.name.clone(),
+                command: cmd.to_string(),
+                reason: out.stderr.trim().to_string(),
+            });
+        }
+        *shaped = rate.is_some();
+        Ok(())
+    }
+
+    fn start(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        let plan = self.plan(value)?;
+        let rulesets: Vec<Option<String>> = (0..self.net.nodes.len())
+            .map(|i| {
+                let loss = plan.loss.filter(|_| plan.nodes.contains(&i))?;
+                let peers: Vec<IpAddr> = self
+                    .net
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, n)| n.ip)
+                    .collect();
+                Some(loss_ruleset(&self.net.table, &peers, loss))
+            })
+            .collect();
+        self.net.apply(&rulesets)?;
+        let indices: Vec<usize> = (0..self.net.nodes.len()).collect();
+        let rate = plan.rate.as_deref();
+        collect(each(&indices, |&i| {
+            self.shape(i, rate.filter(|_| plan.nodes.contains(&i)))
+        }))?;
+        let mut out = Map::new();
+        if let Some(loss) = plan.loss {
+            out.insert("loss".into(), json!(loss));
+        }
+        if let Some(rate) = &plan.rate {
+            out.insert("rate".into(), json!(rate));
+        }
+        let names: Vec<&str> = plan
+            .nodes
+            .iter()
+            .map(|&i| self.net.nodes[i].name.as_str())
+            .collect();
+        out.insert("nodes".into(), json!(names));
+        Ok(Value::Object(out))
+    }
+
+    fn stop(&self) -> Result<(), NemesisError> {
+        let indices: Vec<usize> = (0..self.net.nodes.len()).collect();
+        let shaping = collect(each(&indices, |&i| self.shape(i, None)));
+        collect(vec![self.net.heal(), shaping])
+    }
+}
+
+impl Nemesis for PacketNemesis {
+    fn fs(&self) -> &[&'static str] {
+        &[START_PACKET, STOP_PACKET]
+    }
+
+    fn invoke(&mut self, f: &str, value: &Value) -> Result<Value, NemesisError> {
+        match f {
+            START_PACKET => self.start(value),
+            STOP_PACKET => {
+                self.stop()?;
+                Ok(json!("packets-healed"))
+            }
+            _ => Err(unknown_f(f, self.fs())),
+        }
+    }
+
+    fn heal(&mut self) -> Result<(), NemesisError> {
+        self.stop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_ruleset_drops_a_share_of_peer_traffic_only() {
+        let peers: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
+        let r = loss_ruleset("faultline_t_pkt", &peers, 20);
+        assert!(
+            r.starts_with("table inet faultline_t_pkt {}\ndelete table inet faultline_t_pkt\n")
+        );
+        assert!(r.contains("ip saddr { 10.0.0.2, 10.0.0.3 } numgen random mod 100 < 20 drop"));
+        assert!(!r.contains("ip6"));
+        assert!(r.contains("hook input priority -5"));
+        let all = loss_ruleset("t", &peers, 100);
+        assert!(
+            all.contains("ip saddr { 10.0.0.2, 10.0.0.3 } drop"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn rates_are_checked() {
+        for good in ["1mbit", "512kbit", "10mbps", "100bit"] {
+            assert!(valid_rate(good), "{good}");
+        }
+        for bad in ["", "mbit", "0mbit", "1 mbit", "1mb", "-1mbit", "1.5mbit"] {
+            assert!(!valid_rate(bad), "{bad}");
+        }
+    }
+}

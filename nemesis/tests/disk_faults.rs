@@ -1,0 +1,134 @@
+//! Disk faults on a real local cluster (needs root, iproute2 and the `faultline-kv`
+//! release binary): a torn log tail the node recovers from, and corruption in the middle
+//! of its log that it refuses to start on.
+
+use std::time::Duration;
+
+use faultline_clusters::db::Primaries;
+use faultline_clusters::{Cmd, KvDb};
+use faultline_nemesis::{DiskNemesis, Nemesis};
+use serde_json::{Value, json};
+
+#[path = "support/cluster.rs"]
+mod support;
+use support::{Setup, kv_binary, setup};
+
+const KEYS: u64 = 40;
+
+fn write_keys(s: &Setup) {
+    for k in 0..KEYS {
+        s.txn(&format!(r#"[["w","k{k}",{k}]]"#));
+    }
+    s.await_replicated();
+}
+
+fn assert_keys(s: &Setup) {
+    for k in 0..KEYS {
+        let read = s.txn(&format!(r#"[["r","k{k}",null]]"#));
+        assert_eq!(read["txn"][0][2], json!(k), "{read}");
+    }
+}
+
+/// A follower, preferring `not`'s complement.
+fn follower(s: &Setup, not: &[String]) -> String {
+    let leaders = Primaries::primaries(&*s.db, &s.nodes);
+    s.nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .find(|n| !leaders.contains(n) && !not.contains(n))
+        .unwrap()
+}
+
+#[test]
+fn a_torn_tail_is_recovered_and_mid_log_corruption_is_refused_loudly() {
+    let s = setup(false);
+    write_keys(&s);
+    let mut nemesis = DiskNemesis::new(s.db.clone(), s.nodes.clone(), 5)
+        .unwrap()
+        .ready_timeout(Duration::from_secs(20));
+
+    // A torn tail: the node restarts, and every acknowledged write is still there.
+    let target = follower(&s, &[]);
+    let value = nemesis
+        .invoke("truncate-log", &json!({ "node": target }))
+        .unwrap();
+    assert_eq!(value["restarted"], json!(true), "{value}");
+    assert!(value["truncated_bytes"].as_u64().unwrap() >= 1, "{value}");
+    assert!(s.answers(s.node(&target)));
+    assert_keys(&s);
+    // An explicit cut of a few bytes, on the node the RNG picks.
+    let value = nemesis
+        .invoke("truncate-log", &json!({"bytes": 3}))
+        .unwrap();
+    assert_eq!(value["truncated_bytes"], json!(3), "{value}");
+    assert_eq!(value["restarted"], json!(true), "{value}");
+    assert!(nemesis.damaged().is_empty());
+    s.await_replicated();
+    assert_keys(&s);
+
+    // Corruption in the middle: the node refuses to start, naming the file and offset.
+    let victim = follower(&s, &[]);
+    let value = nemesis
+        .invoke("corrupt-log", &json!({ "node": victim }))
+        .unwrap();
+    assert_eq!(value["refused"], json!(true), "{value}");
+    let node = s.node(&victim);
+    let wal = node.data_dir().join("wal");
+    let offset = value["offset"].as_u64().unwrap();
+    let line = value["log"].as_str().unwrap();
+    assert!(
+        line.contains(&format!("{} is corrupt at byte {offset}", wal.display())),
+        "{value}"
+    );
+    assert!(!node.remote.is_running(&node.pid_file()).unwrap());
+    assert_eq!(nemesis.damaged(), std::slice::from_ref(&victim));
+    // Started by hand, it exits non-zero.
+    let out = node
+        .remote
+        .run(
+            &Cmd::new(kv_binary().to_string_lossy())
+                .args(["--id", &node.id.to_string()])
+                .args([
+                    "--listen-peer",
+                    &format!("{}:{}", node.addr, KvDb::PEER_PORT),
+                ])
+                .args([
+                    "--listen-client",
+                    &format!("{}:{}", node.addr, KvDb::CLIENT_PORT),
+                ])
+                .args(["--data-dir", &node.data_dir().to_string_lossy()])
+                .timeout(Duration::from_secs(10)),
+        )
+        .unwrap();
+    assert!(!out.success(), "{out:?}");
+    assert!(out.stderr.contains("is corrupt at byte"), "{}", out.stderr);
+    // The other two keep serving.
+    s.txn(r#"[["w","during",1]]"#);
+    // The same node cannot be damaged twice.
+    assert!(
+        nemesis
+            .invoke("truncate-log", &json!({ "node": victim }))
+            .is_err()
+    );
+
+    // Restoring puts the bytes back: the node comes back with everything.
+    let value = nemesis.invoke("restore-log", &Value::Null).unwrap();
+    assert_eq!(value, json!({ "restored": [victim] }));
+    assert!(s.answers(node));
+    assert_keys(&s);
+    s.await_replicated();
+    assert_eq!(
+        nemesis.invoke("restore-log", &Value::Null).unwrap(),
+        json!({"restored": []})
+    );
+
+    // A corruption left in place is healed.
+    let victim = follower(&s, &[]);
+    nemesis
+        .invoke("corrupt-log", &json!({ "node": victim, "bytes": 16 }))
+        .unwrap();
+    nemesis.heal().unwrap();
+    assert!(s.answers(s.node(&victim)));
+    assert!(nemesis.damaged().is_empty());
+    s.finish();
+}
