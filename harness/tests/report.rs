@@ -3,36 +3,14 @@
 //! `faultline report` on a directory that is not a run. Needs root (the run) and the
 //! Debian package `chromium` (CI installs both).
 
+mod common;
+use common::ensure_kv_binary;
+
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// faultline-kv beside the faultline binary under test, built if missing.
-fn ensure_kv_binary() {
-    let faultline = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
-    let kv = faultline.with_file_name("faultline-kv");
-    if kv.exists() {
-        return;
-    }
-    let profile_dir = faultline.parent().unwrap();
-    let release = profile_dir.file_name().unwrap() == "release";
-    let target = profile_dir.parent().unwrap();
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "faultline-kv"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building faultline-kv failed");
-}
 
 fn faultline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -145,13 +123,7 @@ fn a_real_run_has_a_report_that_chromium_renders() {
         "{}",
         text(&output)
     );
-    let test_dir = std::fs::read_dir(store.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let run_dir = test_dir.join("latest").canonicalize().unwrap();
+    let run_dir = store.path().join("latest").canonicalize().unwrap();
     let report = run_dir.join("report.html");
     let html = std::fs::read_to_string(&report).unwrap();
     let results: serde_json::Value =

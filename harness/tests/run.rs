@@ -1,6 +1,9 @@
 //! `faultline run` end to end: real namespaces, real nodes, real faults, real checks.
 //! Needs root, iproute2 and nftables (CI installs them); etcd tests need etcd-server.
 
+mod common;
+use common::ensure_kv_binary;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -9,31 +12,6 @@ use serde_json::Value;
 
 /// One run at a time: each uses the whole (2-core) machine.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// faultline-kv beside the faultline binary under test, built if missing.
-fn ensure_kv_binary() {
-    let faultline = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
-    let kv = faultline.with_file_name("faultline-kv");
-    if kv.exists() {
-        return;
-    }
-    let profile_dir = faultline.parent().unwrap();
-    let release = profile_dir.file_name().unwrap() == "release";
-    let target = profile_dir.parent().unwrap();
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "faultline-kv"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building faultline-kv failed");
-}
 
 fn faultline(args: &[&str], store: &Path) -> Output {
     ensure_kv_binary();
@@ -55,15 +33,9 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// The one run directory under `store`.
+/// The newest run directory under `store` (`STORE/latest`).
 fn run_dir(store: &Path) -> PathBuf {
-    let test = std::fs::read_dir(store)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    test.join("latest").canonicalize().unwrap()
+    store.join("latest").canonicalize().unwrap()
 }
 
 fn results(store: &Path) -> Value {

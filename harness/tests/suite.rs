@@ -1,6 +1,9 @@
 //! `faultline suite` and `faultline serve` end to end: real runs in namespaces (root),
 //! the store's index, the JUnit report, exit codes, and the HTTP server.
 
+mod common;
+use common::ensure_kv_binary;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -10,31 +13,6 @@ use std::time::Duration;
 
 /// One suite at a time: each run uses the whole (2-core) machine.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// faultline-kv beside the faultline binary under test, built if missing.
-fn ensure_kv_binary() {
-    let faultline = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
-    let kv = faultline.with_file_name("faultline-kv");
-    if kv.exists() {
-        return;
-    }
-    let profile_dir = faultline.parent().unwrap();
-    let release = profile_dir.file_name().unwrap() == "release";
-    let target = profile_dir.parent().unwrap();
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "faultline-kv"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building faultline-kv failed");
-}
 
 /// Writes `text` as a suite file in `dir` and runs `faultline suite` on it.
 fn suite(dir: &Path, text: &str) -> (Output, PathBuf) {

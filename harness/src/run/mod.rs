@@ -179,10 +179,16 @@ fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
     }
     fs::create_dir_all(&dir)
         .map_err(|e| UsageError(format!("--store: cannot create {}: {e}", dir.display())))?;
+    // `STORE/NAME/latest` → this run; `STORE/latest` → the newest run of any test.
     let latest = test_dir.join("latest");
     let _ = fs::remove_file(&latest);
     if let Some(name) = dir.file_name() {
         let _ = std::os::unix::fs::symlink(name, &latest);
+    }
+    let store_latest = config.store.join("latest");
+    let _ = fs::remove_file(&store_latest);
+    if let (Some(test), Some(run)) = (test_dir.file_name(), dir.file_name()) {
+        let _ = std::os::unix::fs::symlink(Path::new(test).join(run), &store_latest);
     }
     Ok(dir)
 }

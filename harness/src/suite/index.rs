@@ -48,7 +48,8 @@ pub fn render_index(store: &Path) -> Result<String> {
         .with_context(|| format!("cannot read the store {}", store.display()))?;
     for test in tests.flatten() {
         let test_path = test.path();
-        if !test_path.is_dir() {
+        // `STORE/latest` is a link to a run, not a test.
+        if !test_path.is_dir() || test_path.is_symlink() {
             continue;
         }
         let Ok(runs) = fs::read_dir(&test_path) else {

@@ -60,3 +60,28 @@ pub fn json_of(output: &Output) -> Value {
 }
 
 // ---- bank ----------------------------------------------------------------------------
+
+/// faultline-kv beside the faultline binary under test, built if missing.
+pub fn ensure_kv_binary() {
+    let faultline = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
+    let kv = faultline.with_file_name("faultline-kv");
+    if kv.exists() {
+        return;
+    }
+    let profile_dir = faultline.parent().unwrap();
+    let release = profile_dir.file_name().unwrap() == "release";
+    let target = profile_dir.parent().unwrap();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", "faultline-kv"]);
+    if release {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building faultline-kv failed");
+}
