@@ -10,7 +10,7 @@
 //! history, which the spec treats as `info`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,9 +41,6 @@ pub struct Stats {
     pub info: AtomicU64,
     /// The fault in place now, for people.
     pub fault: Mutex<String>,
-    /// Set to stop the run early (Ctrl-C is handled elsewhere; this is for harness
-    /// failures).
-    pub stop: AtomicBool,
 }
 
 /// How a run of the interpreter ended.
@@ -75,7 +72,7 @@ pub struct Interpreter {
 }
 
 enum Done {
-    Client(usize, Process, Completion),
+    Client(Process, Completion),
     Nemesis(Result<Value, String>, Box<dyn Nemesis>),
 }
 
@@ -100,7 +97,7 @@ impl Interpreter {
         let mut harness_failure = None;
         let now = |start: Instant| u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         loop {
-            let stopping = self.stats.stop.load(Ordering::Relaxed) || harness_failure.is_some();
+            let stopping = harness_failure.is_some();
             ctx.set_time(now(start));
             let mut wake = None;
             while !exhausted && !stopping && !ctx.free_processes().is_empty() {
@@ -172,7 +169,7 @@ impl Interpreter {
             let time = i64::try_from(ctx.time()).unwrap_or(i64::MAX);
             let index = recorder.next_index();
             let (event, process) = match done {
-                Done::Client(_thread, process, completion) => {
+                Done::Client(process, completion) => {
                     let counter = match completion.op_type {
                         OpType::Ok => &self.stats.ok,
                         OpType::Fail => &self.stats.fail,
@@ -263,10 +260,7 @@ impl Interpreter {
                         Ok(completion) => completion,
                         Err(_) => Completion::info(op.value.clone(), "timeout", None),
                     };
-                if done
-                    .send(Done::Client(thread, process, completion))
-                    .is_err()
-                {
+                if done.send(Done::Client(process, completion)).is_err() {
                     break;
                 }
             }

@@ -62,13 +62,12 @@ pub struct Finished {
 /// Runs a test with a resolved configuration (used by `faultline run`, and by suites).
 /// A harness failure is an error (exit 255); `results.json` is written either way.
 pub fn execute(config: &RunConfig) -> Result<Finished> {
-    let config = config.clone();
     let workload =
         workload::by_name(&config.workload, &WorkloadOptions::default()).map_err(UsageError)?;
-    let run_dir = create_run_dir(&config)?;
+    let run_dir = create_run_dir(config)?;
     fs::write(
         run_dir.join("config.json"),
-        serde_json::to_string_pretty(&config)? + "\n",
+        serde_json::to_string_pretty(config)? + "\n",
     )
     .with_context(|| format!("cannot write {}", run_dir.join("config.json").display()))?;
     eprintln!(
@@ -88,7 +87,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     );
 
     let started = Instant::now();
-    let deployment = Deployment::deploy(&config, &run_dir)?;
+    let deployment = Deployment::deploy(config, &run_dir)?;
     eprintln!(
         "faultline: {} serving on {} node(s) after {:.1} s",
         config.db,
@@ -99,7 +98,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
         .context("cannot install the Ctrl-C handler")?;
     let check_spec = workload.check.clone();
     let cluster_run = deployment.registry.run();
-    let driven = drive(&config, &deployment, workload, &run_dir);
+    let driven = drive(config, &deployment, workload, &run_dir);
     let log_problems = deployment.collect_logs(&run_dir);
     for problem in &log_problems {
         eprintln!("faultline: node logs: {problem}");
@@ -134,7 +133,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
             results
                 .extra
                 .insert("harness_error".into(), Value::from(format!("{failure:#}")));
-            write_results(&config, started, &run_dir, &results, Validity::Unknown)?;
+            write_results(config, started, &run_dir, &results, Validity::Unknown)?;
             return Err(failure.context("the run stopped (harness failure)"));
         }
     };
@@ -144,7 +143,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
         results
             .extra
             .insert("harness_error".into(), Value::from(failure));
-        write_results(&config, started, &run_dir, &results, Validity::Unknown)?;
+        write_results(config, started, &run_dir, &results, Validity::Unknown)?;
         return Err(anyhow!("the run stopped (harness failure): {failure}"));
     }
 
@@ -155,7 +154,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
         .context("cannot check the history")?;
     results.checkers.insert(name.to_string(), verdict);
     let valid = results.valid();
-    write_results(&config, started, &run_dir, &results, valid)?;
+    write_results(config, started, &run_dir, &results, valid)?;
     print!(
         "{}",
         crate::summary::render(&history_path, name, &results, checking.elapsed())
