@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::UsageError;
 
@@ -130,29 +130,59 @@ pub struct RunArgs {
     pub check_time_limit: Option<f64>,
 }
 
-/// The same settings as read from a TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileConfig {
-    db: Option<String>,
-    consensus: Option<String>,
-    workload: Option<String>,
-    nemesis: Option<Vec<String>>,
-    nemesis_interval: Option<f64>,
-    nodes: Option<usize>,
-    concurrency: Option<usize>,
-    rate: Option<f64>,
-    time_limit: Option<f64>,
-    cluster: Option<String>,
-    hosts: Option<PathBuf>,
-    seed: Option<u64>,
-    bug: Option<Vec<String>>,
-    read_mode: Option<String>,
-    store: Option<PathBuf>,
-    name: Option<String>,
-    op_timeout: Option<f64>,
-    recovery_time: Option<f64>,
-    check_time_limit: Option<f64>,
+/// Declares a struct holding every `faultline run` setting that a file may give (the
+/// keys of `--config`, and of suite files), plus the given extra fields, and `overlay`,
+/// which copies the settings it has onto a `RunArgs`. One list, so a new run setting is
+/// a key of both kinds of file at once.
+macro_rules! with_run_settings {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $extra:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, ::serde::Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct $name {
+            db: Option<String>,
+            consensus: Option<String>,
+            workload: Option<String>,
+            nemesis: Option<Vec<String>>,
+            nemesis_interval: Option<f64>,
+            nodes: Option<usize>,
+            concurrency: Option<usize>,
+            rate: Option<f64>,
+            time_limit: Option<f64>,
+            cluster: Option<String>,
+            hosts: Option<::std::path::PathBuf>,
+            seed: Option<u64>,
+            bug: Option<Vec<String>>,
+            read_mode: Option<String>,
+            store: Option<::std::path::PathBuf>,
+            op_timeout: Option<f64>,
+            recovery_time: Option<f64>,
+            check_time_limit: Option<f64>,
+            $($(#[$fmeta])* $extra: $ty,)*
+        }
+
+        impl $name {
+            fn overlay(&self, args: &mut $crate::run::RunArgs) {
+                $crate::run::with_run_settings!(@copy self, args; db, consensus, workload,
+                    nemesis, nemesis_interval, nodes, concurrency, rate, time_limit, cluster,
+                    hosts, seed, bug, read_mode, store, op_timeout, recovery_time,
+                    check_time_limit);
+            }
+        }
+    };
+    (@copy $from:ident, $to:ident; $($field:ident),*) => {
+        $(if let Some(value) = &$from.$field {
+            $to.$field = Some(value.clone());
+        })*
+    };
+}
+pub(crate) use with_run_settings;
+
+with_run_settings! {
+    /// The settings of a `--config` file.
+    struct FileConfig {
+        name: Option<String>,
+    }
 }
 
 /// Where the nodes run.
@@ -226,9 +256,16 @@ const BUGS: &[&str] = &["stale-read", "no-fsync", "old-term-commit", "forget-vot
 impl RunConfig {
     /// Merges flags over the `--config` file over defaults, and checks every value.
     pub fn resolve(args: &RunArgs) -> Result<RunConfig, UsageError> {
+        // The file's settings, as flags would give them.
         let file = match &args.config {
-            Some(path) => load(path)?,
-            None => FileConfig::default(),
+            Some(path) => {
+                let loaded = load(path)?;
+                let mut file = RunArgs::default();
+                loaded.overlay(&mut file);
+                file.name = loaded.name;
+                file
+            }
+            None => RunArgs::default(),
         };
         let origin = |flag: &str| match &args.config {
             Some(path) => format!("--{flag} (or `{flag}` in {})", path.display()),
@@ -455,16 +492,19 @@ fn load(path: &Path) -> Result<FileConfig, UsageError> {
             path.display()
         ))
     })?;
-    toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-        let message = e.message().trim_end();
-        match line {
-            Some(line) => UsageError(format!("{}:{line}: {message}", path.display())),
-            None => UsageError(format!("{}: {message}", path.display())),
+    toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))
+}
+
+/// A TOML error as `FILE:LINE: message` (or `FILE: message` without a position).
+pub(crate) fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> UsageError {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            UsageError(format!("{}:{line}: {message}", path.display()))
         }
-    })
+        None => UsageError(format!("{}: {message}", path.display())),
+    }
 }
 
 #[cfg(test)]

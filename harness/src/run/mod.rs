@@ -36,6 +36,7 @@ use faultline_workloads::{
 use serde_json::{Value, json};
 
 pub use config::{ClusterKind, RunArgs, RunConfig};
+pub(crate) use config::{toml_error, with_run_settings};
 use deploy::Deployment;
 use interpreter::{Interpreter, Stats, StoreFactory};
 

@@ -1,59 +1,14 @@
 //! The suite file: defaults, `[matrix]`, `[[run]]` entries, read into resolved runs.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Expect, Planned, Suite};
 use crate::error::UsageError;
-use crate::run::{RunArgs, RunConfig};
-
-/// Declares a struct holding every `faultline run` setting (the keys of `--config`),
-/// plus the given extra fields, and `overlay`, which copies the settings it has onto
-/// a `RunArgs`.
-macro_rules! with_run_settings {
-    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $extra:ident: $ty:ty,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Default, Deserialize)]
-        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-        struct $name {
-            db: Option<String>,
-            consensus: Option<String>,
-            workload: Option<String>,
-            nemesis: Option<Vec<String>>,
-            nemesis_interval: Option<f64>,
-            nodes: Option<usize>,
-            concurrency: Option<usize>,
-            rate: Option<f64>,
-            time_limit: Option<f64>,
-            cluster: Option<String>,
-            hosts: Option<PathBuf>,
-            seed: Option<u64>,
-            bug: Option<Vec<String>>,
-            read_mode: Option<String>,
-            store: Option<PathBuf>,
-            op_timeout: Option<f64>,
-            recovery_time: Option<f64>,
-            check_time_limit: Option<f64>,
-            $($(#[$fmeta])* $extra: $ty,)*
-        }
-
-        impl $name {
-            fn overlay(&self, args: &mut RunArgs) {
-                with_run_settings!(@copy self, args; db, consensus, workload, nemesis,
-                    nemesis_interval, nodes, concurrency, rate, time_limit, cluster, hosts,
-                    seed, bug, read_mode, store, op_timeout, recovery_time, check_time_limit);
-            }
-        }
-    };
-    (@copy $from:ident, $to:ident; $($field:ident),*) => {
-        $(if let Some(value) = &$from.$field {
-            $to.$field = Some(value.clone());
-        })*
-    };
-}
+use crate::run::{RunArgs, RunConfig, toml_error, with_run_settings};
 
 with_run_settings! {
     /// The whole suite file: defaults for every run, the matrix, the entries.
@@ -122,17 +77,7 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
         ))
     })?;
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-    let file: SuiteFile = toml::from_str(&text).map_err(|e| {
-        let message = e.message().trim_end();
-        match e.span() {
-            Some(span) => UsageError(format!(
-                "{}:{}: {message}",
-                path.display(),
-                line_of(span.start)
-            )),
-            None => UsageError(format!("{}: {message}", path.display())),
-        }
-    })?;
+    let file: SuiteFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
     let name = file.suite.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -267,6 +212,8 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use std::path::PathBuf;
 
     use super::*;
 
