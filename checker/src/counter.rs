@@ -225,25 +225,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    /// Builds a history from (process, type, f, value) rows.
-    pub(crate) fn rows(rows: &[(u64, &str, &str, Value)]) -> History {
-        let ops = rows
-            .iter()
-            .enumerate()
-            .map(|(i, (p, t, f, v))| {
-                Op::new(
-                    i as u64,
-                    i as i64 * 10,
-                    Process::Client(*p),
-                    OpType::parse(t).unwrap(),
-                    f,
-                    v.clone(),
-                )
-            })
-            .collect();
-        History::from_ops("test", ops).unwrap()
-    }
+    use crate::testing::rows;
 
     fn valid(h: &History) -> Validity {
         check(h, &CounterOptions::default()).unwrap().valid

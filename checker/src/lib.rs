@@ -15,6 +15,8 @@ pub mod results;
 /// The set checker (Jepsen's `set-full`): lost, stale, never-read, unexpected, duplicated elements.
 pub mod set;
 pub mod synth;
+#[cfg(test)]
+mod testing;
 
 pub use history::{History, InputError, Op, OpType, Process};
 pub use results::{Results, Validity, Verdict};

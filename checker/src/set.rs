@@ -475,25 +475,7 @@ mod tests {
 
     use super::*;
     use crate::history::Op;
-
-    /// Builds a history from (process, type, f, value) rows.
-    fn rows(rows: &[(u64, &str, &str, Value)]) -> History {
-        let ops = rows
-            .iter()
-            .enumerate()
-            .map(|(i, (p, t, f, v))| {
-                Op::new(
-                    i as u64,
-                    i as i64 * 10,
-                    Process::Client(*p),
-                    OpType::parse(t).unwrap(),
-                    f,
-                    v.clone(),
-                )
-            })
-            .collect();
-        History::from_ops("test", ops).unwrap()
-    }
+    use crate::testing::rows;
 
     fn run(h: &History, linearizable: bool) -> Verdict {
         check(h, &SetOptions { linearizable }).unwrap()
