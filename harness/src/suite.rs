@@ -47,6 +47,10 @@ pub struct SuiteArgs {
     /// List the runs the file describes, check their settings, and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply the file's `[profile.NAME]`: its settings win over every run's and its
+    /// matrix axes replace the file's (e.g. a short CI profile of a nightly suite).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 /// The verdict a run is expected to reach.
@@ -92,6 +96,9 @@ pub struct Planned {
     pub config: RunConfig,
     /// The verdict it should reach.
     pub expect: Expect,
+    /// Text the checkers' anomalies must contain (`expect-anomaly`), if any: the bug a
+    /// planted-bug run must catch, not just any anomaly.
+    pub expect_anomaly: Option<String>,
 }
 
 /// A parsed suite: its name and its runs, in order.
@@ -123,15 +130,30 @@ pub struct Outcome {
 impl Outcome {
     /// Whether the run met its expectation.
     pub fn passed(&self) -> bool {
-        matches!(self.result, Ok(v) if self.planned.expect.met_by(v))
+        matches!(self.result, Ok(v) if self.planned.expect.met_by(v)) && self.anomaly_found()
+    }
+
+    /// Whether the expected anomaly, if one is named, is among those found.
+    fn anomaly_found(&self) -> bool {
+        self.planned
+            .expect_anomaly
+            .as_ref()
+            .is_none_or(|wanted| self.anomalies.contains(wanted.as_str()))
+    }
+
+    /// What was expected, in words: `invalid`, or `invalid with G1c`.
+    pub(crate) fn expected_words(&self) -> String {
+        match &self.planned.expect_anomaly {
+            Some(wanted) => format!("{} with `{wanted}`", self.planned.expect.word()),
+            None => self.planned.expect.word().to_string(),
+        }
     }
 
     /// The failure message for an unmet expectation, if any.
     pub fn failure(&self) -> Option<String> {
         match &self.result {
-            Ok(v) if !self.planned.expect.met_by(*v) => {
-                let mut message =
-                    format!("expected {}, got {}", self.planned.expect.word(), v.word());
+            Ok(v) if !self.passed() => {
+                let mut message = format!("expected {}, got {}", self.expected_words(), v.word());
                 if !self.anomalies.is_empty() {
                     let _ = write!(message, ": {}", self.anomalies);
                 }
@@ -144,7 +166,7 @@ impl Outcome {
 
 /// Runs `faultline suite`; returns the exit code.
 pub fn run(args: &SuiteArgs) -> Result<i32> {
-    let suite = load(&args.file, args.store.as_deref())?;
+    let suite = load(&args.file, args.store.as_deref(), args.profile.as_deref())?;
     if args.dry_run {
         for (i, planned) in suite.runs.iter().enumerate() {
             println!(
@@ -220,7 +242,7 @@ fn status_word(outcome: &Outcome) -> String {
         (Ok(v), true) => format!("passed ({})", v.word()),
         (Ok(v), false) => format!(
             "FAILED (expected {}, got {})",
-            outcome.planned.expect.word(),
+            outcome.expected_words(),
             v.word()
         ),
     }
@@ -266,7 +288,7 @@ fn run_one(planned: &Planned) -> Outcome {
     if let Some(dir) = &outcome.run_dir {
         let record = json!({
             "suite_run": outcome.planned.label,
-            "expect": outcome.planned.expect.word(),
+            "expect": outcome.expected_words(),
             "passed": outcome.passed(),
             "duration_seconds": outcome.duration.as_secs_f64(),
         });
@@ -375,7 +397,7 @@ fn summary(name: &str, outcomes: &[Outcome]) -> String {
                 "FAILED"
             },
             o.planned.label,
-            o.planned.expect.word(),
+            o.expected_words(),
             o.duration.as_secs_f64()
         );
         match (&o.result, o.failure()) {
@@ -407,6 +429,7 @@ pub(crate) mod tests {
                 line: 1,
                 config,
                 expect,
+                expect_anomaly: None,
             },
             result,
             run_dir: None,
@@ -427,6 +450,22 @@ pub(crate) mod tests {
         assert_eq!(exit_code(&[wrong.clone(), unknown.clone()]), 2);
         assert_eq!(exit_code(&[crashed, unknown, wrong]), 255);
         assert_eq!(exit_code(&[outcome(Expect::Unknown, Ok(Unknown))]), 0);
+    }
+
+    #[test]
+    fn an_expected_anomaly_must_be_among_those_found() {
+        let mut found = outcome(Expect::Invalid, Ok(Validity::Invalid));
+        found.planned.expect_anomaly = Some("G1c".into());
+        assert!(found.passed());
+        let mut other = found.clone();
+        other.planned.expect_anomaly = Some("lost".into());
+        assert!(!other.passed());
+        let message = other.failure().unwrap();
+        assert!(
+            message.starts_with("expected invalid with `lost`, got invalid: elle:"),
+            "{message}"
+        );
+        assert_eq!(exit_code(&[found, other]), 1);
     }
 
     #[test]

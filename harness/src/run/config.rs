@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// old-term-commit, forget-vote.
     #[arg(long)]
     pub bug: Option<Vec<String>>,
+    /// Extra faultline-kv flags for every node, e.g. "--tick-ms 2 --election-ticks 20"
+    /// (`faultline-kv --help` lists them).
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
+    pub kv_args: Option<String>,
     /// etcd reads: linearizable or serializable [default: linearizable].
     #[arg(long)]
     pub read_mode: Option<String>,
@@ -153,6 +157,7 @@ macro_rules! with_run_settings {
             hosts: Option<::std::path::PathBuf>,
             seed: Option<u64>,
             bug: Option<Vec<String>>,
+            kv_args: Option<String>,
             read_mode: Option<String>,
             store: Option<::std::path::PathBuf>,
             op_timeout: Option<f64>,
@@ -165,7 +170,7 @@ macro_rules! with_run_settings {
             fn overlay(&self, args: &mut $crate::run::RunArgs) {
                 $crate::run::with_run_settings!(@copy self, args; db, consensus, workload,
                     nemesis, nemesis_interval, nodes, concurrency, rate, time_limit, cluster,
-                    hosts, seed, bug, read_mode, store, op_timeout, recovery_time,
+                    hosts, seed, bug, kv_args, read_mode, store, op_timeout, recovery_time,
                     check_time_limit);
             }
         }
@@ -229,6 +234,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// Planted bugs.
     pub bug: Vec<String>,
+    /// Extra faultline-kv flags, split at white space.
+    pub kv_args: Vec<String>,
     /// etcd read mode: `linearizable` or `serializable`.
     pub read_mode: String,
     /// The store directory.
@@ -413,6 +420,34 @@ impl RunConfig {
         for b in &bug {
             one_of(&origin("bug"), b, BUGS)?;
         }
+        let kv_args: Vec<String> = args
+            .kv_args
+            .clone()
+            .or(file.kv_args)
+            .map(|a| a.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        if !kv_args.is_empty() && db != "kv" {
+            return Err(UsageError(format!(
+                "{}: these are faultline-kv flags; drop them or use --db kv",
+                origin("kv-args")
+            )));
+        }
+        if let Some(flag) = kv_args.iter().find(|a| {
+            [
+                "--id",
+                "--peer",
+                "--listen-peer",
+                "--listen-client",
+                "--data-dir",
+            ]
+            .iter()
+            .any(|f| a.as_str() == *f || a.starts_with(&format!("{f}=")))
+        }) {
+            return Err(UsageError(format!(
+                "{}: {flag} is set by the harness for each node; drop it",
+                origin("kv-args")
+            )));
+        }
         if !bug.is_empty() && db != "kv" {
             return Err(UsageError(format!(
                 "{}: planted bugs are faultline-kv's; drop --bug or use --db kv",
@@ -463,6 +498,7 @@ impl RunConfig {
             hosts,
             seed,
             bug,
+            kv_args,
             read_mode,
             store,
             name,
@@ -603,6 +639,21 @@ mod tests {
             ),
             (
                 RunArgs {
+                    kv_args: Some("--tick-ms 2".into()),
+                    db: Some("etcd".into()),
+                    ..RunArgs::default()
+                },
+                "--kv-args: these are faultline-kv flags",
+            ),
+            (
+                RunArgs {
+                    kv_args: Some("--tick-ms 2 --data-dir=/x".into()),
+                    ..RunArgs::default()
+                },
+                "--kv-args: --data-dir=/x is set by the harness",
+            ),
+            (
+                RunArgs {
                     cluster: Some("ssh".into()),
                     ..RunArgs::default()
                 },
@@ -623,6 +674,16 @@ mod tests {
                 "{e} does not start with {expected}"
             );
         }
+    }
+
+    #[test]
+    fn kv_args_are_split_at_white_space() {
+        let c = RunConfig::resolve(&RunArgs {
+            kv_args: Some(" --tick-ms 1\t--election-ticks  20 ".into()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.kv_args, ["--tick-ms", "1", "--election-ticks", "20"]);
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl Deployment {
         for bug in &config.bug {
             kv_args.extend(["--bug".to_string(), bug.clone()]);
         }
+        kv_args.extend(config.kv_args.iter().cloned());
         let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
         let (hosts, nodes, registry, image_bin) = match config.cluster {
             ClusterKind::Local => {

@@ -224,6 +224,7 @@ fn write_results(
             line: 0,
             config: config.clone(),
             expect: crate::suite::Expect::Valid,
+            expect_anomaly: None,
         },
         result: match json.get("harness_error").and_then(Value::as_str) {
             Some(error) => Err(error.to_string()),

@@ -1,5 +1,6 @@
 //! The suite file: defaults, `[matrix]`, `[[run]]` entries, read into resolved runs.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -20,6 +21,16 @@ with_run_settings! {
         matrix: Option<Spanned<Matrix>>,
         #[serde(default)]
         run: Vec<Spanned<Entry>>,
+        #[serde(default)]
+        profile: BTreeMap<String, Spanned<Profile>>,
+    }
+}
+
+with_run_settings! {
+    /// One `[profile.NAME]`: settings that win over every run's, and matrix axes that
+    /// replace the file's (`faultline suite FILE --profile NAME`).
+    struct Profile {
+        matrix: Option<Matrix>,
     }
 }
 
@@ -28,14 +39,17 @@ with_run_settings! {
     struct Entry {
         name: Option<String>,
         expect: Option<Expect>,
+        /// Text the anomalies line must contain (e.g. `G1c`, `not linearizable`).
+        expect_anomaly: Option<String>,
     }
 }
 
 /// The `[matrix]` table: every combination of its axes is one run.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Matrix {
     db: Option<Vec<String>>,
+    consensus: Option<Vec<String>>,
     workload: Option<Vec<String>>,
     nemesis: Option<Vec<Faults>>,
     #[serde(alias = "seed")]
@@ -67,9 +81,27 @@ fn values<T>(axis: Option<Vec<T>>) -> Vec<Option<T>> {
     }
 }
 
-/// Reads a suite file; `store` (the `--store` flag) wins over the file's. Every run is
-/// resolved and checked before anything runs; errors name the file and line.
-pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, UsageError> {
+impl Matrix {
+    /// This matrix with every axis `other` has replaced by `other`'s.
+    fn replaced_by(&self, other: &Matrix) -> Matrix {
+        Matrix {
+            db: other.db.clone().or_else(|| self.db.clone()),
+            consensus: other.consensus.clone().or_else(|| self.consensus.clone()),
+            workload: other.workload.clone().or_else(|| self.workload.clone()),
+            nemesis: other.nemesis.clone().or_else(|| self.nemesis.clone()),
+            seeds: other.seeds.clone().or_else(|| self.seeds.clone()),
+        }
+    }
+}
+
+/// Reads a suite file; `store` (the `--store` flag) wins over the file's; `profile`
+/// applies the file's `[profile.NAME]`. Every run is resolved and checked before
+/// anything runs; errors name the file and line.
+pub fn load(
+    path: &Path,
+    store: Option<&Path>,
+    profile: Option<&str>,
+) -> std::result::Result<Suite, UsageError> {
     let text = fs::read_to_string(path).map_err(|e| {
         UsageError(format!(
             "{}: cannot read the suite file: {e}",
@@ -84,10 +116,28 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
             .unwrap_or_else(|| "suite".into())
     });
     let default_expect = file.expect.unwrap_or_default();
+    let profile = match profile {
+        None => None,
+        Some(wanted) => Some(file.profile.get(wanted).ok_or_else(|| {
+            let known: Vec<&str> = file.profile.keys().map(String::as_str).collect();
+            UsageError(format!(
+                "{}: no profile `{wanted}`; {}",
+                path.display(),
+                if known.is_empty() {
+                    "the file has no [profile.NAME] tables".to_string()
+                } else {
+                    format!("the file has: {}", known.join(", "))
+                }
+            ))
+        })?),
+    };
     let base = |extra: &dyn Fn(&mut RunArgs)| {
         let mut args = RunArgs::default();
         file.overlay(&mut args);
         extra(&mut args);
+        if let Some(profile) = profile {
+            profile.get_ref().overlay(&mut args);
+        }
         if let Some(store) = store {
             args.store = Some(store.to_path_buf());
         }
@@ -98,9 +148,24 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
             .map_err(|e| UsageError(format!("{}:{line}: run `{label}`: {}", path.display(), e.0)))
     };
     let mut runs = Vec::new();
-    if let Some(matrix) = &file.matrix {
-        let line = line_of(matrix.span().start);
-        let m = matrix.get_ref();
+    let matrix = match (&file.matrix, profile) {
+        (Some(m), Some(p)) => Some((
+            line_of(m.span().start),
+            match &p.get_ref().matrix {
+                Some(pm) => m.get_ref().replaced_by(pm),
+                None => m.get_ref().clone(),
+            },
+        )),
+        (Some(m), None) => Some((line_of(m.span().start), m.get_ref().clone())),
+        (None, Some(p)) => p
+            .get_ref()
+            .matrix
+            .clone()
+            .map(|pm| (line_of(p.span().start), pm)),
+        (None, None) => None,
+    };
+    if let Some((line, m)) = &matrix {
+        let line = *line;
         let axis = |key: &str, n: Option<usize>| match n {
             Some(0) => Err(UsageError(format!(
                 "{}:{line}: matrix `{key}` is empty; give at least one value or drop it",
@@ -109,10 +174,12 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
             _ => Ok(()),
         };
         axis("db", m.db.as_ref().map(Vec::len))?;
+        axis("consensus", m.consensus.as_ref().map(Vec::len))?;
         axis("workload", m.workload.as_ref().map(Vec::len))?;
         axis("nemesis", m.nemesis.as_ref().map(Vec::len))?;
         axis("seeds", m.seeds.as_ref().map(Vec::len))?;
         let dbs = values(m.db.clone());
+        let consensuses = values(m.consensus.clone());
         let workloads = values(m.workload.clone());
         let nemeses = values(
             m.nemesis
@@ -120,13 +187,19 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
                 .map(|v| v.iter().map(Faults::names).collect()),
         );
         let seeds = values(m.seeds.clone());
-        for db in &dbs {
+        for (db, consensus) in dbs
+            .iter()
+            .flat_map(|d| consensuses.iter().map(move |c| (d, c)))
+        {
             for workload in &workloads {
                 for nemesis in &nemeses {
                     for seed in &seeds {
                         let args = base(&|args: &mut RunArgs| {
                             if let Some(db) = db {
                                 args.db = Some(db.clone());
+                            }
+                            if let Some(c) = consensus {
+                                args.consensus = Some(c.clone());
                             }
                             if let Some(w) = workload {
                                 args.workload = Some(w.clone());
@@ -138,11 +211,13 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
                                 args.seed = Some(*s);
                             }
                         });
-                        let mut name = format!(
-                            "{}-{}",
-                            args.db.as_deref().unwrap_or("kv"),
-                            args.workload.as_deref().unwrap_or("register")
-                        );
+                        let mut name = args.db.as_deref().unwrap_or("kv").to_string();
+                        if let Some(c) = consensus {
+                            name.push('-');
+                            name.push_str(c);
+                        }
+                        name.push('-');
+                        name.push_str(args.workload.as_deref().unwrap_or("register"));
                         if let Some(n) = nemesis {
                             name.push('-');
                             name.push_str(&n.join("_"));
@@ -159,6 +234,7 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
                             line,
                             config,
                             expect: default_expect,
+                            expect_anomaly: None,
                         });
                     }
                 }
@@ -188,6 +264,7 @@ pub fn load(path: &Path, store: Option<&Path>) -> std::result::Result<Suite, Usa
             line,
             config,
             expect: e.expect.unwrap_or(default_expect),
+            expect_anomaly: e.expect_anomaly.clone(),
         });
     }
     if runs.is_empty() {
@@ -232,7 +309,7 @@ mod tests {
              seeds = [1, 2]\n\n[[run]]\nname = \"stale\"\nbug = [\"stale-read\"]\n\
              expect = \"invalid\"\n",
         );
-        let suite = load(&path, Some(Path::new("/tmp/s"))).unwrap();
+        let suite = load(&path, Some(Path::new("/tmp/s")), None).unwrap();
         assert_eq!(suite.name, "nightly");
         assert_eq!(suite.runs.len(), 2 * 2 * 2 + 1);
         let first = &suite.runs[0];
@@ -251,33 +328,74 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_line() {
         let (_dir, path) = file("nodes = 3\n\n[[run]]\nname = \"a\"\nnodez = 4\n");
-        let e = load(&path, None).unwrap_err().0;
+        let e = load(&path, None, None).unwrap_err().0;
         assert!(
             e.starts_with(&format!("{}:5: unknown field `nodez`", path.display())),
             "{e}"
         );
         let (_dir, path) =
             file("[[run]]\nname = \"a\"\n\n[[run]]\ndb = \"etcd\"\nbug = [\"stale-read\"]\n");
-        let e = load(&path, None).unwrap_err().0;
+        let e = load(&path, None, None).unwrap_err().0;
         assert!(
             e.starts_with(&format!("{}:4: run `etcd-register`", path.display())),
             "{e}"
         );
         let (_dir, path) = file("[[run]]\nexpect = \"green\"\n");
-        let e = load(&path, None).unwrap_err().0;
+        let e = load(&path, None, None).unwrap_err().0;
         assert!(e.starts_with(&format!("{}:2:", path.display())), "{e}");
     }
 
     #[test]
     fn the_example_nightly_suite_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/suites/nightly.toml");
-        let suite = load(&path, None).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/nightly.toml");
+        let suite = load(&path, None, None).unwrap();
         assert_eq!(suite.name, "nightly");
-        assert_eq!(suite.runs.len(), 2 * 3 * 3 + 1);
-        assert!(suite.runs.iter().any(|r| r.expect == Expect::Invalid));
+        assert_eq!(suite.runs.len(), 2 * 5 * 6 * 3);
+        assert!(suite.runs.iter().all(|r| r.expect == Expect::Valid));
+        let ci = load(&path, None, Some("ci")).unwrap();
+        assert_eq!(ci.runs.len(), 2 * 5);
+        for name in ["bugs", "etcd"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../suites/{name}.toml"));
+            let suite = load(&path, None, None).unwrap();
+            assert!(
+                suite.runs.iter().any(|r| r.expect == Expect::Invalid),
+                "{name}"
+            );
+        }
         let (_dir, path) = file("[matrix]\ndb = []\n");
-        let e = load(&path, None).unwrap_err().0;
+        let e = load(&path, None, None).unwrap_err().0;
         assert!(e.contains(":1: matrix `db` is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_overrides_every_run_and_replaces_matrix_axes() {
+        let (_dir, path) = file(
+            "time-limit = 60\n\n[matrix]\nconsensus = [\"raft\", \"paxos\"]\n\
+             workload = [\"register\", \"bank\"]\nseeds = [1, 2, 3]\n\n\
+             [[run]]\nname = \"bug\"\ntime-limit = 30\nexpect = \"invalid\"\n\
+             expect-anomaly = \"not linearizable\"\n\n\
+             [profile.ci]\ntime-limit = 5\n\n[profile.ci.matrix]\nseeds = [7]\n",
+        );
+        let full = load(&path, None, None).unwrap();
+        assert_eq!(full.runs.len(), 2 * 2 * 3 + 1);
+        assert_eq!(full.runs[0].label, "kv-raft-register seed 1");
+        assert_eq!(full.runs[6].config.consensus, "paxos");
+        assert_eq!(full.runs[12].config.time_limit, Duration::from_secs(30));
+        assert_eq!(
+            full.runs[12].expect_anomaly.as_deref(),
+            Some("not linearizable")
+        );
+        let short = load(&path, None, Some("ci")).unwrap();
+        assert_eq!(short.runs.len(), 2 * 2 + 1);
+        assert!(
+            short
+                .runs
+                .iter()
+                .all(|r| r.config.time_limit == Duration::from_secs(5))
+        );
+        assert!(short.runs[..4].iter().all(|r| r.config.seed == 7));
+        let e = load(&path, None, Some("nightly")).unwrap_err().0;
+        assert!(e.ends_with("no profile `nightly`; the file has: ci"), "{e}");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn junit(suite: &str, started: SystemTime, outcomes: &[Outcome]) -> Result<S
                 let time = format!("{:.3}", o.duration.as_secs_f64());
                 let mut out = format!(
                     "expect {}; settings: {} {} on {} node(s), faults {}, seed {}",
-                    o.planned.expect.word(),
+                    o.expected_words(),
                     o.planned.config.db,
                     o.planned.config.workload,
                     o.planned.config.nodes,
