@@ -4,9 +4,7 @@
 
 use crate::codec::{DecodeError, decode_message, encode_message};
 use crate::paxos::{self, Paxos};
-use crate::raft::{
-    self, ConfigError, Entry, NodeId, NotLeader, Raft, ReadState, Snapshot, Status,
-};
+use crate::raft::{self, ConfigError, Entry, NodeId, NotLeader, Raft, ReadState, Snapshot, Status};
 
 /// Which consensus protocol a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -206,8 +204,7 @@ impl CoreReady {
     /// Whether the messages may go out before the state is persisted (a Raft leader
     /// counts itself only after persisting; Paxos always persists first).
     pub fn send_before_persist(&self, core: &Core) -> bool {
-        matches!(self, CoreReady::Raft(_))
-            && core.status().role == crate::raft::Role::Leader
+        matches!(self, CoreReady::Raft(_)) && core.status().role == crate::raft::Role::Leader
     }
 
     /// Takes the messages to send.

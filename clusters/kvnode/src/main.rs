@@ -97,6 +97,21 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
     if args.election_ticks <= args.heartbeat_ticks || args.heartbeat_ticks == 0 {
         bail!("--election-ticks must exceed --heartbeat-ticks, which must be positive");
     }
+    for bug in &args.bugs {
+        let paxos_bug = *bug == Bug::PaxosIgnorePromise;
+        let raft_bug = matches!(bug, Bug::StaleRead | Bug::OldTermCommit | Bug::ForgetVote);
+        if (paxos_bug && args.consensus != Protocol::Paxos)
+            || (raft_bug && args.consensus != Protocol::Raft)
+        {
+            let name = clap::ValueEnum::to_possible_value(bug)
+                .map_or_else(|| format!("{bug:?}"), |v| v.get_name().to_string());
+            bail!(
+                "--bug {name} is a bug of the other consensus protocol; it does nothing with \
+                 --consensus {}",
+                args.consensus
+            );
+        }
+    }
     Ok(ServerConfig {
         id: args.id,
         consensus: args.consensus,

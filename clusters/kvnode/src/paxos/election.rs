@@ -62,10 +62,7 @@ impl Paxos {
             self.leader = None;
             self.reset_timeout();
         }
-        let snapshot = self
-            .snapshot
-            .clone()
-            .filter(|s| s.meta.index >= from_slot);
+        let snapshot = self.snapshot.clone().filter(|s| s.meta.index >= from_slot);
         let lo = snapshot.as_ref().map_or(from_slot, |s| s.meta.index + 1);
         let accepted = self.accepted_from(lo);
         self.send(from, ballot, MessageBody::Promise { accepted, snapshot });
@@ -127,7 +124,12 @@ impl Paxos {
             }
         }
         let start = self.commit;
-        let last = adopted.keys().next_back().copied().unwrap_or(start).max(start);
+        let last = adopted
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(start)
+            .max(start);
         for slot in start + 1..=last {
             let entry = adopted.remove(&slot).map_or(
                 Entry {
@@ -155,6 +157,7 @@ impl Paxos {
                     next: start + 1,
                     recent_active: true,
                     read_seq: 0,
+                    snapshot_sent: None,
                 };
                 (p, peer)
             })

@@ -19,6 +19,9 @@ pub(super) struct Peer {
     pub(super) recent_active: bool,
     /// Highest read round acknowledged.
     pub(super) read_seq: u64,
+    /// `(snapshot index, tick)` of the last snapshot sent, to avoid resending it at
+    /// every gap while it is in flight.
+    pub(super) snapshot_sent: Option<(u64, u64)>,
 }
 
 /// What a candidate learned from one promise.
@@ -70,6 +73,8 @@ pub struct Paxos {
     pub(super) upto_cache: (Ballot, u64),
     pub(super) election_elapsed: u32,
     pub(super) heartbeat_elapsed: u32,
+    /// Ticks since start (for snapshot resends).
+    pub(super) ticks: u64,
     pub(super) randomized_timeout: u32,
     rng: u64,
     pub(super) msgs: Vec<Message>,
@@ -151,6 +156,7 @@ impl Paxos {
             upto_cache: (Ballot::ZERO, 0),
             election_elapsed: 0,
             heartbeat_elapsed: 0,
+            ticks: 0,
             randomized_timeout: cfg.election_tick,
             rng: cfg.seed ^ 0x2545_f491_4f6c_dd1d ^ cfg.id.rotate_left(40),
             msgs: Vec::new(),
@@ -289,6 +295,7 @@ impl Paxos {
     /// Advances time by one tick: a leader sends heartbeats and checks it still hears
     /// from a quorum; anyone else runs phase 1 when the leader seems gone.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         self.election_elapsed = self.election_elapsed.saturating_add(1);
         if self.role == Role::Leader {
             self.heartbeat_elapsed += 1;

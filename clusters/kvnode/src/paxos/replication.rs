@@ -59,10 +59,33 @@ impl Paxos {
                 return;
             };
             let index = snapshot.meta.index;
-            if let Some(p) = self.peers.get_mut(&to) {
-                p.next = index + 1;
+            let ticks = self.ticks;
+            let resend_after = u64::from(self.cfg.election_tick);
+            let Some(p) = self.peers.get_mut(&to) else {
+                return;
+            };
+            if p.snapshot_sent
+                .is_some_and(|(i, at)| i == index && ticks < at + resend_after)
+            {
+                // The snapshot is still in flight: only keep the acceptor's timer quiet.
+                if heartbeat {
+                    let body = MessageBody::Accept {
+                        first: index + 1,
+                        values: Vec::new(),
+                        commit,
+                        read_seq,
+                    };
+                    self.send(to, ballot, body);
+                }
+                return;
             }
-            self.send(to, ballot, MessageBody::InstallSnapshot { snapshot, read_seq });
+            p.snapshot_sent = Some((index, ticks));
+            p.next = index + 1;
+            self.send(
+                to,
+                ballot,
+                MessageBody::InstallSnapshot { snapshot, read_seq },
+            );
             return;
         }
         let window_end = matched.saturating_add(self.cfg.max_inflight);

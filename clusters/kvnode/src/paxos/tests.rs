@@ -37,10 +37,11 @@ impl Net {
                     let ready = node.ready();
                     msgs.extend(ready.messages.iter().cloned());
                     for e in &ready.chosen {
-                        self.applied
-                            .entry(*id)
-                            .or_default()
-                            .push((e.index, e.term, e.data.clone()));
+                        self.applied.entry(*id).or_default().push((
+                            e.index,
+                            e.term,
+                            e.data.clone(),
+                        ));
                     }
                     node.advance(&ready);
                 }

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use faultline_checker::OpType;
-use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
 use faultline_kv::consensus::{PeerMessage, Protocol};
+use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
 use faultline_kv::paxos::Paxos;
-use faultline_kv::raft::{Config, Entry, HardState, NodeId, NotLeader, Raft, Ready, Role, Snapshot};
+use faultline_kv::raft::{
+    Config, Entry, HardState, NodeId, NotLeader, Raft, Ready, Role, Snapshot,
+};
 use serde_json::Value;
 
 use crate::paxos::PaxosDisk;

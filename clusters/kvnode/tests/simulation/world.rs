@@ -342,9 +342,7 @@ impl World {
         let leaders: Vec<NodeId> = self
             .nodes
             .values()
-            .filter(|n| {
-                n.role() == Some(Role::Leader)
-            })
+            .filter(|n| n.role() == Some(Role::Leader))
             .map(|n| n.id)
             .collect();
         let pool = if leaders.is_empty() {
