@@ -325,7 +325,7 @@ fn main() -> anyhow::Result<()> {
                 Some(b) => b.clone(),
                 None => std::env::current_exe()?.with_file_name("faultline-kv"),
             };
-            let cluster = start_kv(binary, &consensus)?;
+            let cluster = start_kv(binary, consensus)?;
             let leader = kv_leader(&cluster)?;
             eprintln!("faultline-kv leader at {leader}");
             ("faultline-kv", Some(cluster), kv_put(leader, value))

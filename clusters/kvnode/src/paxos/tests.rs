@@ -50,10 +50,11 @@ impl Net {
                 return;
             }
             for m in msgs {
-                if !self.down.contains(&m.to) && !self.down.contains(&m.from) {
-                    if let Some(n) = self.nodes.get_mut(&m.to) {
-                        n.step(m);
-                    }
+                if !self.down.contains(&m.to)
+                    && !self.down.contains(&m.from)
+                    && let Some(n) = self.nodes.get_mut(&m.to)
+                {
+                    n.step(m);
                 }
             }
         }
