@@ -143,6 +143,39 @@ fn a_correct_cluster_under_partitions_and_kills_is_valid() {
 }
 
 #[test]
+fn paxos_mode_under_partitions_and_kills_is_valid() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let out = faultline(
+        &[
+            "--consensus",
+            "paxos",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "15",
+            "--nemesis-interval",
+            "2",
+            "--recovery-time",
+            "2",
+            "--seed",
+            "2",
+        ],
+        store.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = results(store.path());
+    assert_eq!(results["valid"], Value::Bool(true), "{results}");
+    assert!(results["run"]["ok"].as_u64().unwrap() > 100, "{results}");
+    let dir = run_dir(store.path());
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains(r#""consensus": "paxos""#), "{config}");
+    let log = std::fs::read_to_string(dir.join("nodes/n1/node.log")).unwrap();
+    assert!(log.contains("consensus=paxos"), "{log}");
+    assert_nothing_left(store.path());
+}
+
+#[test]
 fn a_stale_read_bug_under_partitions_is_caught_and_explained() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let store = tempfile::tempdir().unwrap();

@@ -2,7 +2,9 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod consensus;
 pub mod kv;
+pub mod paxos;
 pub mod protocol;
 pub mod raft;
 pub mod server;

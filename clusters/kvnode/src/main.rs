@@ -1,4 +1,4 @@
-//! `faultline-kv`: one node of the bundled Raft key-value store. See the crate docs
+//! `faultline-kv`: one node of the bundled Raft / Multi-Paxos key-value store. See the crate docs
 //! (`cargo doc -p faultline-kv`) or `clusters/kvnode/README.md`.
 
 use std::collections::BTreeMap;
@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use faultline_kv::consensus::Protocol;
 use faultline_kv::server::{Bug, Peer, ServerConfig, run};
 
-/// One node of faultline-kv, a Raft key-value store with planted bugs.
+/// One node of faultline-kv, a Raft or Multi-Paxos key-value store with planted bugs.
 #[derive(Debug, Parser)]
 #[command(name = "faultline-kv", version)]
 struct Args {
@@ -26,13 +27,16 @@ struct Args {
     /// Address to listen on for clients.
     #[arg(long, value_name = "HOST:PORT")]
     listen_client: String,
+    /// Consensus protocol (every node of a cluster must run the same one).
+    #[arg(long, value_enum, default_value_t = Protocol::Raft)]
+    consensus: Protocol,
     /// Data directory (write-ahead log and snapshot); created if missing.
     #[arg(long)]
     data_dir: PathBuf,
-    /// Length of one Raft tick, in milliseconds.
+    /// Length of one consensus tick, in milliseconds.
     #[arg(long, default_value_t = 10)]
     tick_ms: u64,
-    /// Election timeout in ticks (each node draws from [N, 2N)).
+    /// Election (leader failure-detection) timeout in ticks (each node draws from [N, 2N)).
     #[arg(long, default_value_t = 30)]
     election_ticks: u32,
     /// Heartbeat interval in ticks.
@@ -93,8 +97,24 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
     if args.election_ticks <= args.heartbeat_ticks || args.heartbeat_ticks == 0 {
         bail!("--election-ticks must exceed --heartbeat-ticks, which must be positive");
     }
+    for bug in &args.bugs {
+        let paxos_bug = *bug == Bug::PaxosIgnorePromise;
+        let raft_bug = matches!(bug, Bug::StaleRead | Bug::OldTermCommit | Bug::ForgetVote);
+        if (paxos_bug && args.consensus != Protocol::Paxos)
+            || (raft_bug && args.consensus != Protocol::Raft)
+        {
+            let name = clap::ValueEnum::to_possible_value(bug)
+                .map_or_else(|| format!("{bug:?}"), |v| v.get_name().to_string());
+            bail!(
+                "--bug {name} is a bug of the other consensus protocol; it does nothing with \
+                 --consensus {}",
+                args.consensus
+            );
+        }
+    }
     Ok(ServerConfig {
         id: args.id,
+        consensus: args.consensus,
         peers,
         listen_peer: args.listen_peer,
         listen_client: args.listen_client,

@@ -1,6 +1,6 @@
 //! End to end: a 3-node cluster of real `faultline-kv` processes on 127.0.0.1.
 //! Writes, reads, SIGKILL of the leader, a new leader, restart and catch-up,
-//! and a clean SIGTERM shutdown.
+//! and a clean SIGTERM shutdown; the same leader kill and recovery in Multi-Paxos mode.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -311,4 +311,86 @@ fn planted_bug_flag_reaches_the_node() {
     .unwrap();
     assert_eq!(r["type"], "ok", "{r}");
     assert_eq!(r["node"], follower);
+}
+
+#[test]
+fn paxos_mode_survives_a_leader_kill() {
+    let mut cluster = Cluster::with_args(3, "paxos", &["--consensus", "paxos"]);
+    let leader = cluster.leader(None);
+    for i in 0..30 {
+        let r = txn(&cluster, leader, json!([["append", "log", i]]));
+        assert_eq!(r["type"], "ok", "{r}");
+    }
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let r = call(
+        &cluster.client_addr(follower),
+        json!({"id": 5, "txn": [["r", "log", null]]}),
+    )
+    .unwrap();
+    assert_eq!(r["error"], "not-leader", "{r}");
+
+    // SIGKILL the leader: the new one adopts every acknowledged write in phase 1.
+    cluster.kill(leader);
+    let new_leader = cluster.leader(Some(leader));
+    let r = txn(&cluster, new_leader, json!([["r", "log", null]]));
+    assert_eq!(r["txn"][0][2].as_array().unwrap().len(), 30, "{r}");
+    for i in 30..60 {
+        let r = txn(&cluster, new_leader, json!([["append", "log", i]]));
+        assert_eq!(r["type"], "ok", "{r}");
+    }
+
+    // The old leader restarts from its commit log and catches up.
+    cluster.start(leader);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = call(
+            &cluster.client_addr(leader),
+            json!({"id": 0, "type": "status"}),
+        );
+        let caught_up = status.as_ref().is_some_and(|s| {
+            s["status"]["leader"] == new_leader
+                && s["status"]["applied"].as_u64().unwrap_or(0) >= 60
+        });
+        if caught_up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted node did not catch up: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = txn(&cluster, new_leader, json!([["r", "log", null]]));
+    assert_eq!(r["txn"][0][2].as_array().unwrap().len(), 60);
+    assert!(cluster.log(leader).contains("recovered durable state"));
+
+    // A Paxos data directory is refused by a Raft node, loudly.
+    cluster.kill(leader);
+    let dir = &cluster.nodes[(leader - 1) as usize].dir;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline-kv"))
+        .args(["--id", &leader.to_string(), "--consensus", "raft"])
+        .args(["--listen-peer", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen-client", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a raft node started on a paxos data directory");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!exit.success());
+    assert!(stderr.contains("holds paxos state"), "{stderr}");
 }

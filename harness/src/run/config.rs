@@ -104,7 +104,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// A planted faultline-kv bug to switch on (repeatable): stale-read, no-fsync,
-    /// old-term-commit, forget-vote.
+    /// old-term-commit, forget-vote; paxos-ignore-promise with --consensus paxos.
     #[arg(long)]
     pub bug: Option<Vec<String>>,
     /// Extra faultline-kv flags for every node, e.g. "--tick-ms 2 --election-ticks 20"
@@ -208,7 +208,7 @@ pub enum ClusterKind {
 pub struct RunConfig {
     /// `kv` or `etcd`.
     pub db: String,
-    /// `raft` (`paxos` once faultline-kv has it).
+    /// faultline-kv's consensus protocol: `raft` or `paxos`.
     pub consensus: String,
     /// The workload's name.
     pub workload: String,
@@ -258,7 +258,13 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 }
 
 /// The planted bugs of faultline-kv.
-const BUGS: &[&str] = &["stale-read", "no-fsync", "old-term-commit", "forget-vote"];
+const BUGS: &[&str] = &[
+    "stale-read",
+    "no-fsync",
+    "old-term-commit",
+    "forget-vote",
+    "paxos-ignore-promise",
+];
 
 impl RunConfig {
     /// Merges flags over the `--config` file over defaults, and checks every value.
@@ -287,9 +293,9 @@ impl RunConfig {
         one_of(&origin("db"), &db, DBS)?;
         let consensus = pick_str(args.consensus.as_ref(), file.consensus, "raft");
         one_of(&origin("consensus"), &consensus, &["raft", "paxos"])?;
-        if consensus == "paxos" {
+        if consensus == "paxos" && db != "kv" {
             return Err(UsageError(format!(
-                "{}: faultline-kv does not have Multi-Paxos yet; use raft",
+                "{}: paxos is a mode of faultline-kv; drop it or use --db kv",
                 origin("consensus")
             )));
         }
@@ -558,6 +564,12 @@ mod tests {
     fn defaults_are_a_meaningful_test() {
         let c = RunConfig::resolve(&RunArgs::default()).unwrap();
         assert_eq!((c.db.as_str(), c.consensus.as_str()), ("kv", "raft"));
+        let paxos = RunArgs {
+            consensus: Some("paxos".into()),
+            bug: Some(vec!["paxos-ignore-promise".into()]),
+            ..RunArgs::default()
+        };
+        assert_eq!(RunConfig::resolve(&paxos).unwrap().consensus, "paxos");
         assert_eq!((c.nodes, c.workload.as_str()), (5, "register"));
         assert_eq!(c.nemesis, ["partition", "kill"]);
         assert_eq!(c.time_limit, Duration::from_secs(60));
@@ -651,6 +663,14 @@ mod tests {
                     ..RunArgs::default()
                 },
                 "--kv-args: --data-dir=/x is set by the harness",
+            ),
+            (
+                RunArgs {
+                    consensus: Some("paxos".into()),
+                    db: Some("etcd".into()),
+                    ..RunArgs::default()
+                },
+                "--consensus: paxos is a mode of faultline-kv",
             ),
             (
                 RunArgs {

@@ -83,6 +83,9 @@ impl Deployment {
     /// serves. On an error, removes whatever was created.
     pub fn deploy(config: &RunConfig, run_dir: &Path) -> Result<Deployment> {
         let mut kv_args: Vec<String> = Vec::new();
+        if config.consensus != "raft" {
+            kv_args.extend(["--consensus".to_string(), config.consensus.clone()]);
+        }
         for bug in &config.bug {
             kv_args.extend(["--bug".to_string(), bug.clone()]);
         }

@@ -1,6 +1,7 @@
 //! `faultline-kv-bench`: put throughput and latency of a 3-node cluster on 127.0.0.1.
 //!
-//! `faultline-kv-bench kv` starts three `faultline-kv` nodes (fsync on) in a temporary
+//! `faultline-kv-bench kv [--consensus paxos]` starts three `faultline-kv` nodes (fsync on,
+//! Raft or Multi-Paxos) in a temporary
 //! directory and runs N concurrent clients, each with one connection and one put in
 //! flight, against the leader. `faultline-kv-bench etcd --endpoint HOST:PORT` runs the
 //! same load against an etcd started by hand (`/v3/kv/put` through its JSON gateway).
@@ -44,6 +45,9 @@ enum Target {
         /// The faultline-kv binary (default: next to this one).
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// The nodes' consensus protocol: raft or paxos.
+        #[arg(long, default_value = "raft", value_parser = ["raft", "paxos"])]
+        consensus: String,
     },
     /// Load an already running etcd through its v3 JSON gateway.
     Etcd {
@@ -84,7 +88,7 @@ impl Drop for KvCluster {
     }
 }
 
-fn start_kv(binary: PathBuf) -> anyhow::Result<KvCluster> {
+fn start_kv(binary: PathBuf, consensus: &str) -> anyhow::Result<KvCluster> {
     let dir = std::env::temp_dir().join(format!("faultline-kv-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut peers = Vec::new();
@@ -112,7 +116,7 @@ fn start_kv(binary: PathBuf) -> anyhow::Result<KvCluster> {
         ])
         .arg("--data-dir")
         .arg(dir.join(format!("n{id}")))
-        .args(["--log", "warn"])
+        .args(["--log", "warn", "--consensus", consensus])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
         for (j, (p, c)) in peers.iter().enumerate() {
@@ -316,12 +320,12 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let value = "x".repeat(args.value_size);
     let (name, _cluster, put) = match &args.target {
-        Target::Kv { binary } => {
+        Target::Kv { binary, consensus } => {
             let binary = match binary {
                 Some(b) => b.clone(),
                 None => std::env::current_exe()?.with_file_name("faultline-kv"),
             };
-            let cluster = start_kv(binary)?;
+            let cluster = start_kv(binary, consensus)?;
             let leader = kv_leader(&cluster)?;
             eprintln!("faultline-kv leader at {leader}");
             ("faultline-kv", Some(cluster), kv_put(leader, value))

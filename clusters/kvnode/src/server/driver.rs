@@ -1,4 +1,4 @@
-//! The node loop: one thread owns the Raft core, the storage and the state machine.
+//! The node loop: one thread owns the consensus core (Raft or Multi-Paxos), the storage and the state machine.
 //! It batches every event that arrived while it was busy (so one fsync covers many
 //! requests: group commit), ticks the core, and handles each `Ready` in order:
 //! persist and fsync, send, apply, answer clients, advance.
@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::consensus::{Core, PeerMessage, Protocol};
 use crate::kv::{MicroOp, Store, TxnOutcome, parse_txn, txn_to_json};
 use crate::protocol::{Body, Request, Response, status_json};
-use crate::raft::{Entry, Message, NodeId, Raft, Ready, Role};
+use crate::raft::{Entry, NodeId};
 use crate::storage::Storage;
 
 use super::ServerError;
@@ -22,7 +23,7 @@ use super::transport::Transport;
 #[derive(Debug)]
 pub enum Event {
     /// A message from a peer.
-    Peer(Message),
+    Peer(PeerMessage),
     /// A client request and where to send its response.
     Client(Request, UnboundedSender<Response>),
     /// Stop (SIGTERM).
@@ -55,7 +56,7 @@ pub struct DriverConfig {
 
 /// The node loop's state.
 pub struct Driver {
-    raft: Raft,
+    core: Core,
     storage: Storage,
     store: Store,
     transport: Transport,
@@ -71,15 +72,15 @@ pub struct Driver {
 impl Driver {
     /// A loop around a restored core, its storage and state machine.
     pub fn new(
-        raft: Raft,
+        core: Core,
         storage: Storage,
         store: Store,
         transport: Transport,
         cfg: DriverConfig,
     ) -> Driver {
         Driver {
-            id: raft.id(),
-            raft,
+            id: core.id(),
+            core,
             storage,
             store,
             transport,
@@ -111,14 +112,14 @@ impl Driver {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.raft.tick();
+                self.core.tick();
                 next_tick += self.cfg.tick;
                 if next_tick < now {
                     next_tick = now + self.cfg.tick;
                 }
                 self.expire(now);
             }
-            while self.raft.has_ready() {
+            while self.core.has_ready() {
                 self.process_ready()?;
             }
             if stop {
@@ -131,7 +132,7 @@ impl Driver {
     /// Handles one event; returns true to stop.
     fn handle(&mut self, event: Event) -> bool {
         match event {
-            Event::Peer(m) => self.raft.step(m),
+            Event::Peer(m) => self.core.step(m),
             Event::Client(request, reply) => self.handle_client(request, reply),
             Event::Shutdown => return true,
         }
@@ -145,7 +146,7 @@ impl Driver {
                 let _ = reply.send(Response::ok_status(
                     id,
                     self.id,
-                    status_json(&self.raft.status()),
+                    status_json(&self.core.status()),
                 ));
                 return;
             }
@@ -155,7 +156,7 @@ impl Driver {
         if txn.iter().all(MicroOp::is_read) {
             let ctx = self.next_ctx;
             self.next_ctx += 1;
-            match self.raft.read_index(ctx) {
+            match self.core.read_index(ctx) {
                 Ok(()) => {
                     let waiter = Waiter {
                         id,
@@ -171,7 +172,7 @@ impl Driver {
             return;
         }
         let data = serde_json::to_vec(&txn_to_json(&txn)).unwrap_or_default();
-        match self.raft.propose(data) {
+        match self.core.propose(data) {
             Ok((index, term)) => {
                 let waiter = Waiter {
                     id,
@@ -181,11 +182,17 @@ impl Driver {
                     deadline,
                 };
                 if let Some(old) = self.writes.insert(index, waiter) {
-                    let message =
-                        "a newer leader reused this log index; the write did not take effect";
-                    let _ =
-                        old.reply
-                            .send(Response::fail(old.id, self.id, "entry-replaced", message));
+                    let response = if self.core.protocol() == Protocol::Paxos {
+                        // An earlier leader's value may still be chosen in this slot.
+                        let message = "this node proposed again in the slot; the earlier \
+                                       write's outcome is unknown";
+                        Response::info(old.id, self.id, "slot-reused", message)
+                    } else {
+                        let message =
+                            "a newer leader reused this log index; the write did not take effect";
+                        Response::fail(old.id, self.id, "entry-replaced", message)
+                    };
+                    let _ = old.reply.send(response);
                 }
             }
             Err(not_leader) => self.reply_not_leader(id, &reply, not_leader.leader),
@@ -203,23 +210,24 @@ impl Driver {
     }
 
     fn process_ready(&mut self) -> Result<(), ServerError> {
-        let ready: Ready = self.raft.ready();
-        // A leader may replicate before its own write is durable: it counts itself
-        // toward a commit only after `advance` (Raft thesis §10.2.1). Everyone else
-        // sends only after persisting (votes and acknowledgements depend on it).
-        let leader = self.raft.status().role == Role::Leader;
-        if leader {
-            for m in &ready.messages {
+        let mut ready = self.core.ready();
+        // A Raft leader may replicate before its own write is durable: it counts
+        // itself toward a commit only after `advance` (Raft thesis §10.2.1). Everyone
+        // else sends only after persisting (votes, promises and acceptances depend on it).
+        let messages = ready.take_messages();
+        let early = ready.send_before_persist(&self.core);
+        if early {
+            for m in &messages {
                 self.transport.send(m);
             }
         }
-        self.storage.persist(&ready)?;
-        if !leader {
-            for m in &ready.messages {
+        self.storage.persist_core(&ready)?;
+        if !early {
+            for m in &messages {
                 self.transport.send(m);
             }
         }
-        if let Some(snapshot) = &ready.snapshot {
+        if let Some(snapshot) = ready.snapshot() {
             self.store = Store::from_bytes(&snapshot.data)
                 .map_err(|e| ServerError::Snapshot(e.to_string()))?;
             let index = snapshot.meta.index;
@@ -244,13 +252,13 @@ impl Driver {
                 }
             }
         }
-        for entry in &ready.committed_entries {
+        for entry in ready.committed() {
             self.apply(entry);
         }
-        for rs in &ready.read_states {
+        for rs in ready.read_states() {
             self.ready_reads.push((rs.ctx, rs.index));
         }
-        for ctx in &ready.failed_reads {
+        for ctx in ready.failed_reads() {
             if let Some(w) = self.reads.remove(ctx) {
                 let message = "leadership was lost before the read was confirmed";
                 let _ = w
@@ -258,7 +266,7 @@ impl Driver {
                     .send(Response::fail(w.id, self.id, "leadership-lost", message));
             }
         }
-        self.raft.advance(&ready);
+        self.core.advance(&ready);
         self.serve_reads();
         self.maybe_compact()
     }
@@ -299,7 +307,7 @@ impl Driver {
     }
 
     fn serve_reads(&mut self) {
-        let applied = self.raft.status().applied;
+        let applied = self.core.status().applied;
         let mut waiting = Vec::new();
         for (ctx, index) in std::mem::take(&mut self.ready_reads) {
             if index > applied {
@@ -320,19 +328,16 @@ impl Driver {
     }
 
     fn maybe_compact(&mut self) -> Result<(), ServerError> {
-        let st = self.raft.status();
+        let st = self.core.status();
         if st.applied < st.snapshot_index + self.cfg.snapshot_entries {
             return Ok(());
         }
         let data = self.store.to_bytes();
-        self.raft
+        self.core
             .compact(st.applied, data)
             .map_err(|e| ServerError::Snapshot(e.to_string()))?;
-        if let Some(snapshot) = self.raft.snapshot().cloned() {
-            let entries = self.raft.entries_from(st.applied + 1);
-            self.storage.compact(&snapshot, entries)?;
-            tracing::info!(index = st.applied, "snapshot taken; log compacted");
-        }
+        self.storage.compact_core(&self.core)?;
+        tracing::info!(index = st.applied, "snapshot taken; log compacted");
         Ok(())
     }
 

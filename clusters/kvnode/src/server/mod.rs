@@ -1,5 +1,6 @@
 //! The server: storage recovery, peer and client listeners (tokio), and the node loop
-//! on its own thread. Thin by design: all consensus logic is in [`crate::raft`].
+//! on its own thread. Thin by design: all consensus logic is in [`crate::raft`] and
+//! [`crate::paxos`], driven through [`crate::consensus::Core`].
 
 mod clients;
 pub mod driver;
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::consensus::{Core, Protocol};
 use crate::kv::Store;
+use crate::paxos::{self, Paxos, PaxosBugs};
 use crate::raft::{Config, CoreBugs, NodeId, Raft};
 use crate::storage::{Storage, StorageError};
 
@@ -30,6 +33,9 @@ pub enum Bug {
     OldTermCommit,
     /// The vote is not persisted, so a restarted node can vote twice in a term.
     ForgetVote,
+    /// Multi-Paxos: a new leader proposes its own values without adopting the values
+    /// already accepted by the promising quorum.
+    PaxosIgnorePromise,
 }
 
 /// Another member of the cluster.
@@ -46,6 +52,8 @@ pub struct Peer {
 pub struct ServerConfig {
     /// This node's id (> 0).
     pub id: NodeId,
+    /// The consensus protocol.
+    pub consensus: Protocol,
     /// The other members.
     pub peers: BTreeMap<NodeId, Peer>,
     /// Where to listen for peers.
@@ -68,6 +76,17 @@ pub struct ServerConfig {
     pub lease_read: bool,
     /// Planted bugs.
     pub bugs: Vec<Bug>,
+}
+
+/// The data directory was written by the other consensus protocol.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the data directory holds {found} state but this node runs {wanted}; start it with \
+     --consensus {found}, or remove the data directory"
+)]
+pub struct WrongProtocol {
+    found: Protocol,
+    wanted: Protocol,
 }
 
 /// Why the server stopped with an error.
@@ -93,6 +112,9 @@ pub enum ServerError {
     /// The node loop thread failed.
     #[error("node loop: {0}")]
     Thread(String),
+    /// The data directory belongs to the other protocol.
+    #[error(transparent)]
+    WrongProtocol(#[from] WrongProtocol),
 }
 
 fn core_bugs(bugs: &[Bug]) -> CoreBugs {
@@ -123,22 +145,56 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
     let mut voters: Vec<NodeId> = cfg.peers.keys().copied().collect();
     voters.push(cfg.id);
     voters.sort_unstable();
-    let mut raft_cfg = Config::new(cfg.id, voters);
-    raft_cfg.election_tick = cfg.election_ticks;
-    raft_cfg.heartbeat_tick = cfg.heartbeat_ticks;
-    raft_cfg.lease_read = cfg.lease_read;
-    raft_cfg.bugs = core_bugs(&cfg.bugs);
-    raft_cfg.seed = std::time::SystemTime::now()
+    let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(cfg.id, |d| d.as_nanos() as u64 ^ cfg.id);
+    let found = match (restored.has_raft_state(), restored.has_paxos_state()) {
+        (true, false) => Some(Protocol::Raft),
+        (false, true) => Some(Protocol::Paxos),
+        _ => None,
+    };
+    if let Some(found) = found.filter(|f| *f != cfg.consensus) {
+        return Err(WrongProtocol {
+            found,
+            wanted: cfg.consensus,
+        }
+        .into());
+    }
     tracing::info!(
         id = cfg.id,
+        consensus = %cfg.consensus,
         term = restored.hard.term,
-        entries = restored.entries.len(),
+        promised = %restored.paxos.promised,
+        entries = restored.entries.len() + restored.paxos.accepted.len(),
         snapshot = restored.snapshot.as_ref().map_or(0, |s| s.meta.index),
         "recovered durable state"
     );
-    let raft = Raft::new(raft_cfg, restored.hard, restored.snapshot, restored.entries)?;
+    let core = match cfg.consensus {
+        Protocol::Raft => {
+            let mut raft_cfg = Config::new(cfg.id, voters);
+            raft_cfg.election_tick = cfg.election_ticks;
+            raft_cfg.heartbeat_tick = cfg.heartbeat_ticks;
+            raft_cfg.lease_read = cfg.lease_read;
+            raft_cfg.bugs = core_bugs(&cfg.bugs);
+            raft_cfg.seed = seed;
+            Core::Raft(Raft::new(
+                raft_cfg,
+                restored.hard,
+                restored.snapshot,
+                restored.entries,
+            )?)
+        }
+        Protocol::Paxos => {
+            let mut paxos_cfg = paxos::Config::new(cfg.id, voters);
+            paxos_cfg.election_tick = cfg.election_ticks;
+            paxos_cfg.heartbeat_tick = cfg.heartbeat_ticks;
+            paxos_cfg.bugs = PaxosBugs {
+                ignore_promise: cfg.bugs.contains(&Bug::PaxosIgnorePromise),
+            };
+            paxos_cfg.seed = seed;
+            Core::Paxos(Paxos::new(paxos_cfg, restored.paxos, restored.snapshot)?)
+        }
+    };
 
     let bind = |addr: String| async move {
         TcpListener::bind(&addr)
@@ -167,10 +223,10 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
         snapshot_entries: cfg.snapshot_entries.max(1),
         client_addrs,
     };
-    let driver = Driver::new(raft, storage, store, transport, driver_cfg);
+    let driver = Driver::new(core, storage, store, transport, driver_cfg);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
-        .name(format!("raft-{}", cfg.id))
+        .name(format!("{}-{}", cfg.consensus, cfg.id))
         .spawn(move || {
             let _ = done_tx.send(driver.run(rx));
         })

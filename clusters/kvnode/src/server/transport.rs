@@ -1,5 +1,5 @@
 //! Peer networking: one outgoing TCP connection per peer, frames of
-//! `[length: u32 LE][message]`. Raft tolerates loss, so while a peer is unreachable
+//! `[length: u32 LE][message]`. Both consensus cores tolerate loss, so while a peer is unreachable
 //! its messages are dropped rather than queued.
 
 use std::collections::BTreeMap;
@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::codec::{decode_message, encode_message};
-use crate::raft::{Message, NodeId};
+use crate::consensus::PeerMessage;
+use crate::raft::NodeId;
 
 use super::driver::Event;
 
@@ -37,9 +37,9 @@ impl Transport {
     }
 
     /// Queues a message for its peer (dropped if the peer is unknown or unreachable).
-    pub fn send(&self, m: &Message) {
-        if let Some(tx) = self.senders.get(&m.to) {
-            let body = encode_message(m);
+    pub fn send(&self, m: &PeerMessage) {
+        if let Some(tx) = self.senders.get(&m.to()) {
+            let body = m.encode();
             let mut frame = Vec::with_capacity(body.len() + 4);
             frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
             frame.extend_from_slice(&body);
@@ -128,7 +128,7 @@ async fn read_frames(stream: TcpStream, events: Sender<Event>) -> std::io::Resul
         }
         let mut buf = vec![0u8; n];
         stream.read_exact(&mut buf).await?;
-        let message = decode_message(&buf).map_err(std::io::Error::other)?;
+        let message = PeerMessage::decode(&buf).map_err(std::io::Error::other)?;
         if events.send(Event::Peer(message)).is_err() {
             return Ok(());
         }

@@ -12,6 +12,8 @@ pub mod wal;
 
 use std::path::{Path, PathBuf};
 
+use crate::consensus::{Core, CoreReady};
+use crate::paxos::{self, Accepted, Durable};
 use crate::raft::{Entry, HardState, Ready, Snapshot};
 
 use wal::{Record, Wal, apply_snapshot_point};
@@ -64,6 +66,20 @@ pub struct Restored {
     pub entries: Vec<Entry>,
     /// Bytes of torn tail dropped from the log.
     pub torn_bytes: u64,
+    /// Multi-Paxos acceptor state (promise, accepted values, chosen hint).
+    pub paxos: Durable,
+}
+
+impl Restored {
+    /// Whether the log holds Raft state (entries or a term).
+    pub fn has_raft_state(&self) -> bool {
+        !self.entries.is_empty() || self.hard != HardState::default()
+    }
+
+    /// Whether the log holds Multi-Paxos state (a promise or accepted values).
+    pub fn has_paxos_state(&self) -> bool {
+        self.paxos != Durable::default()
+    }
 }
 
 /// A node's durable storage.
@@ -97,11 +113,22 @@ impl Storage {
             fsync,
             hard: replayed.hard,
         };
+        let snap_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
+        let paxos = Durable {
+            promised: replayed.promised,
+            accepted: replayed
+                .accepted
+                .into_values()
+                .filter(|a| a.entry.index > snap_index)
+                .collect(),
+            commit: replayed.chosen,
+        };
         let restored = Restored {
             hard: replayed.hard,
             snapshot,
             entries,
             torn_bytes: replayed.torn_bytes,
+            paxos,
         };
         Ok((storage, restored))
     }
@@ -135,6 +162,81 @@ impl Storage {
             self.wal.sync()?;
         }
         Ok(())
+    }
+
+    /// Makes a Multi-Paxos `Ready`'s snapshot, accepted values and promise durable
+    /// (one fsync); a change of the chosen hint alone is written but not fsynced.
+    pub fn persist_paxos(&mut self, ready: &paxos::Ready) -> Result<(), StorageError> {
+        let needs_sync =
+            ready.promised.is_some() || ready.snapshot.is_some() || !ready.accepted.is_empty();
+        let mut records = Vec::with_capacity(ready.accepted.len() + 3);
+        if let Some(s) = &ready.snapshot {
+            snapfile::write(&self.snapshot_path, s)?;
+            records.push(Record::Snapshot {
+                index: s.meta.index,
+                term: s.meta.term,
+            });
+        }
+        if let Some(b) = ready.promised {
+            records.push(Record::Promise(b));
+        }
+        records.extend(ready.accepted.iter().cloned().map(Record::Accepted));
+        if let Some(c) = ready.commit {
+            records.push(Record::Chosen(c));
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.wal.append(&records)?;
+        if self.fsync && needs_sync {
+            self.wal.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Persists whichever kind of `Ready` a core produced.
+    pub fn persist_core(&mut self, ready: &CoreReady) -> Result<(), StorageError> {
+        match ready {
+            CoreReady::Raft(r) => self.persist(r),
+            CoreReady::Paxos(p) => self.persist_paxos(p),
+        }
+    }
+
+    /// Saves a core's latest snapshot and rewrites the log without what it covers.
+    pub fn compact_core(&mut self, core: &Core) -> Result<(), StorageError> {
+        let Some(snapshot) = core.snapshot() else {
+            return Ok(());
+        };
+        match core {
+            Core::Raft(r) => self.compact(snapshot, r.entries_from(snapshot.meta.index + 1)),
+            Core::Paxos(p) => {
+                let accepted = p.accepted_from(snapshot.meta.index + 1);
+                let commit = p.status().commit;
+                self.compact_paxos(snapshot, p.promised(), commit, accepted)
+            }
+        }
+    }
+
+    /// Saves a local Multi-Paxos snapshot and rewrites the log to hold the promise,
+    /// the chosen hint and the accepted values after the snapshot.
+    pub fn compact_paxos(
+        &mut self,
+        snapshot: &Snapshot,
+        promised: paxos::Ballot,
+        commit: u64,
+        accepted: Vec<Accepted>,
+    ) -> Result<(), StorageError> {
+        snapfile::write(&self.snapshot_path, snapshot)?;
+        let mut records = vec![
+            Record::Snapshot {
+                index: snapshot.meta.index,
+                term: snapshot.meta.term,
+            },
+            Record::Promise(promised),
+            Record::Chosen(commit),
+        ];
+        records.extend(accepted.into_iter().map(Record::Accepted));
+        self.wal.rewrite(&records)
     }
 
     /// Saves a local snapshot and rewrites the log to hold only `entries` after it.

@@ -12,7 +12,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use crate::codec::{Decoder, Encoder};
+use crate::paxos::wire::{get_accepted, get_ballot, put_accepted, put_ballot};
+use crate::paxos::{Accepted, Ballot};
 use crate::raft::{Entry, HardState};
 
 use super::{StorageError, sync_dir};
@@ -36,6 +40,12 @@ pub enum Record {
         /// Its term.
         term: u64,
     },
+    /// Multi-Paxos: the acceptor promised this ballot.
+    Promise(Ballot),
+    /// Multi-Paxos: the acceptor accepted this value (replacing the slot's earlier one).
+    Accepted(Accepted),
+    /// Multi-Paxos: every slot up to here is chosen (a hint).
+    Chosen(u64),
 }
 
 impl Record {
@@ -54,6 +64,18 @@ impl Record {
                 e.u64(*index);
                 e.u64(*term);
             }
+            Record::Promise(b) => {
+                e.u8(4);
+                put_ballot(e, *b);
+            }
+            Record::Accepted(a) => {
+                e.u8(5);
+                put_accepted(e, a);
+            }
+            Record::Chosen(c) => {
+                e.u8(6);
+                e.u64(*c);
+            }
         }
     }
 
@@ -66,6 +88,9 @@ impl Record {
                 index: d.u64()?,
                 term: d.u64()?,
             },
+            4 => Record::Promise(get_ballot(&mut d)?),
+            5 => Record::Accepted(get_accepted(&mut d)?),
+            6 => Record::Chosen(d.u64()?),
             tag => {
                 return Err(crate::codec::DecodeError {
                     what: "wal record",
@@ -101,6 +126,12 @@ pub struct Replayed {
     pub snapshot: Option<(u64, u64)>,
     /// Bytes dropped from a torn tail.
     pub torn_bytes: u64,
+    /// Multi-Paxos: the last promised ballot.
+    pub promised: Ballot,
+    /// Multi-Paxos: the accepted value per slot (after the snapshot mark).
+    pub accepted: BTreeMap<u64, Accepted>,
+    /// Multi-Paxos: the last chosen-prefix hint.
+    pub chosen: u64,
 }
 
 /// Drops the entries a snapshot at (`index`, `term`) covers; all of them if the log
@@ -203,8 +234,14 @@ pub fn replay(buf: &[u8], path: &Path) -> Result<(Replayed, usize), StorageError
             Record::HardState(h) => out.hard = h,
             Record::Snapshot { index, term } => {
                 apply_snapshot_point(&mut out.entries, index, term);
+                out.accepted = out.accepted.split_off(&(index + 1));
                 out.snapshot = Some((index, term));
             }
+            Record::Promise(b) => out.promised = b,
+            Record::Accepted(a) => {
+                out.accepted.insert(a.entry.index, a);
+            }
+            Record::Chosen(c) => out.chosen = c,
         }
         at = next;
     }

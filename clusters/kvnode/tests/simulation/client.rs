@@ -101,10 +101,10 @@ impl World {
         let Some(sim_node) = self.nodes.get_mut(&node) else {
             return Ok(());
         };
-        let Some(raft) = sim_node.raft.as_mut() else {
+        if !sim_node.is_up() {
             self.complete(c, id, OpType::Fail, None, Some("connection-refused"));
             return Ok(());
-        };
+        }
         let waiter = |term| Waiter {
             client: c,
             op: id,
@@ -112,7 +112,7 @@ impl World {
             key,
         };
         let result = if f == "read" {
-            raft.read_index(id).map(|()| {
+            sim_node.read_index(id).map(|()| {
                 sim_node.waiting_reads.insert(id, waiter(0));
             })
         } else {
@@ -122,7 +122,7 @@ impl World {
                 json!([["cas", key, value]])
             };
             let data = serde_json::to_vec(&micro).map_err(|e| e.to_string())?;
-            raft.propose(data).map(|(index, term)| {
+            sim_node.propose(data).map(|(index, term)| {
                 sim_node.waiting_writes.insert(index, waiter(term));
             })
         };

@@ -115,6 +115,21 @@ impl Invariants {
         Ok(())
     }
 
+    /// Records that `node` leads `term` (a packed Paxos ballot); one leader per term.
+    pub fn note_leader(&mut self, term: u64, node: NodeId) -> Result<(), String> {
+        match self.leaders.insert(term, node) {
+            Some(other) if other != node => Err(format!(
+                "election safety: nodes {other} and {node} both led ballot/term {term}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether some node was seen leading `term`.
+    pub fn has_leader(&self, term: u64) -> bool {
+        self.leaders.contains_key(&term)
+    }
+
     /// How many terms had a leader.
     pub fn leader_terms(&self) -> usize {
         self.leaders.len()

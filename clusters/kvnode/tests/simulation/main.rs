@@ -1,24 +1,32 @@
-//! Deterministic simulation of the Raft core with the real key-value state machine.
+//! Deterministic simulation of the consensus cores (Raft, and Multi-Paxos with the same
+//! faults and clients) with the real key-value state machine.
 //!
 //! Each seed draws a cluster (3 or 5 nodes), a lossy, duplicating, reordering network,
 //! partitions, crashes (one node or all) with restarts from durable state, snapshots
 //! and client traffic. Election safety, log matching, leader completeness and
 //! state-machine safety are checked after every step; the client history is checked
 //! with Faultline's linearizability checker; and after the faults stop the cluster must
-//! make progress again. Each planted bug must be caught within a bounded number of seeds.
+//! make progress again. Multi-Paxos runs get Paxos' own checks instead of Raft's (one
+//! value per slot and ballot; agreement per slot, for learned values and for values a
+//! quorum of durable acceptor states holds; see `paxos.rs`). Each planted bug must be
+//! caught within a bounded number of seeds.
 //!
 //! `FAULTLINE_SIM_SEEDS=N` changes how many seeds the main tests run (default 2,000);
-//! `FAULTLINE_SIM_SEED=S` runs one seed and prints its history.
+//! `FAULTLINE_SIM_SEED=S` runs one seed and prints its history (with
+//! `FAULTLINE_SIM_CONSENSUS=paxos` in Paxos mode, `FAULTLINE_SIM_BUG=NAME` with a bug).
 
 mod client;
 mod invariants;
 mod node;
+mod paxos;
 mod world;
 
 use std::time::Duration;
 
 use faultline_checker::linearizable::{LinearizableOptions, check};
 use faultline_checker::{History, Validity};
+use faultline_kv::consensus::Protocol;
+use faultline_kv::paxos::PaxosBugs;
 use faultline_kv::raft::CoreBugs;
 
 use world::{SimConfig, Stats, World};
@@ -57,11 +65,11 @@ fn seed_count() -> u64 {
 }
 
 /// Runs `seeds` (a slice of the total), asserting every one passes.
-fn run_range(part: u64, parts: u64) -> Stats {
+fn run_range(part: u64, parts: u64, make: fn(u64) -> SimConfig) -> Stats {
     let total = seed_count();
     let mut stats = Stats::default();
     for seed in (part * total / parts)..((part + 1) * total / parts) {
-        match run_seed(SimConfig::random(seed)) {
+        match run_seed(make(seed)) {
             Ok(s) => stats += s,
             Err(e) => panic!("{e}\nreplay with FAULTLINE_SIM_SEED={seed}"),
         }
@@ -84,12 +92,22 @@ fn assert_coverage(stats: Stats) {
 
 #[test]
 fn seeds_part_1_of_2() {
-    assert_coverage(run_range(0, 2));
+    assert_coverage(run_range(0, 2, SimConfig::random));
 }
 
 #[test]
 fn seeds_part_2_of_2() {
-    assert_coverage(run_range(1, 2));
+    assert_coverage(run_range(1, 2, SimConfig::random));
+}
+
+#[test]
+fn paxos_seeds_part_1_of_2() {
+    assert_coverage(run_range(0, 2, SimConfig::random_paxos));
+}
+
+#[test]
+fn paxos_seeds_part_2_of_2() {
+    assert_coverage(run_range(1, 2, SimConfig::random_paxos));
 }
 
 #[test]
@@ -100,7 +118,10 @@ fn one_seed_from_env() {
     else {
         return;
     };
-    let mut cfg = SimConfig::random(seed);
+    let mut cfg = match std::env::var("FAULTLINE_SIM_CONSENSUS").as_deref() {
+        Ok("paxos") => SimConfig::random_paxos(seed),
+        _ => SimConfig::random(seed),
+    };
     if let Ok(bug) = std::env::var("FAULTLINE_SIM_BUG") {
         apply_bug(&mut cfg, &bug);
     }
@@ -125,6 +146,12 @@ fn same_seed_same_history() {
     };
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));
+    let run = |seed| {
+        let mut world = World::new(SimConfig::random_paxos(seed));
+        world.run().unwrap();
+        serde_json::to_string(&world.history).unwrap()
+    };
+    assert_eq!(run(7), run(7));
 }
 
 fn apply_bug(cfg: &mut SimConfig, bug: &str) {
@@ -133,6 +160,10 @@ fn apply_bug(cfg: &mut SimConfig, bug: &str) {
         "old-term-commit" => cfg.bugs.old_term_commit = true,
         "forget-vote" => cfg.bugs.forget_vote = true,
         "no-fsync" => cfg.no_fsync = true,
+        "paxos-ignore-promise" => {
+            cfg.consensus = Protocol::Paxos;
+            cfg.paxos_bugs.ignore_promise = true;
+        }
         other => panic!("unknown bug {other}"),
     }
 }
@@ -177,8 +208,14 @@ fn catches_forget_vote() {
 }
 
 #[test]
+fn catches_paxos_ignore_promise() {
+    assert_caught("paxos-ignore-promise", 200);
+}
+
+#[test]
 fn bugs_are_off_by_default() {
     assert_eq!(SimConfig::random(1).bugs, CoreBugs::default());
+    assert_eq!(SimConfig::random_paxos(1).paxos_bugs, PaxosBugs::default());
 }
 
 /// Tuning aid: how many of the first N seeds catch each bug (`--ignored`).
@@ -187,7 +224,7 @@ fn bugs_are_off_by_default() {
 fn count_catches() {
     let n = seed_count();
     for bug in std::env::var("BUGS")
-        .unwrap_or("stale-read,no-fsync,old-term-commit,forget-vote".into())
+        .unwrap_or("stale-read,no-fsync,old-term-commit,forget-vote,paxos-ignore-promise".into())
         .split(',')
     {
         let caught = (0..n)

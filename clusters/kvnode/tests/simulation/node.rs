@@ -1,14 +1,19 @@
-//! A simulated node: a Raft core, a simulated disk, the real key-value state machine,
+//! A simulated node: a Raft (or Multi-Paxos, see `paxos.rs`) core, a simulated disk, the real key-value state machine,
 //! and the driver loop (persist, send, apply, advance) the server also runs.
 
 use std::collections::HashMap;
 
 use faultline_checker::OpType;
+use faultline_kv::consensus::{PeerMessage, Protocol};
 use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
-use faultline_kv::raft::{Config, CoreBugs, Entry, HardState, NodeId, Raft, Ready, Role, Snapshot};
+use faultline_kv::paxos::Paxos;
+use faultline_kv::raft::{
+    Config, Entry, HardState, NodeId, NotLeader, Raft, Ready, Role, Snapshot,
+};
 use serde_json::Value;
 
-use crate::world::World;
+use crate::paxos::PaxosDisk;
+use crate::world::{SimConfig, World};
 
 /// What survives a crash (or, with `no_fsync`, what reached the disk).
 #[derive(Debug, Clone, Default)]
@@ -59,20 +64,24 @@ pub struct Waiter {
 
 pub struct SimNode {
     pub id: NodeId,
-    voters: Vec<NodeId>,
+    pub voters: Vec<NodeId>,
     pub raft: Option<Raft>,
+    /// The Multi-Paxos core, when the run uses Paxos.
+    pub paxos: Option<Paxos>,
+    pub paxos_disk: PaxosDisk,
     pub incarnation: u64,
     /// The last term this node was seen leading.
     led_term: u64,
     disk: Disk,
     /// Writes not yet durable (only with `no_fsync`).
     unsynced: Vec<Write>,
-    no_fsync: bool,
+    pub paxos_unsynced: Vec<crate::paxos::PaxosWrite>,
+    pub no_fsync: bool,
     pub store: Store,
     pub waiting_writes: HashMap<u64, Waiter>,
     pub waiting_reads: HashMap<u64, Waiter>,
     /// (ctx, index) of confirmed reads waiting to be applied far enough.
-    ready_reads: Vec<(u64, u64)>,
+    pub ready_reads: Vec<(u64, u64)>,
 }
 
 impl SimNode {
@@ -81,10 +90,13 @@ impl SimNode {
             id,
             voters,
             raft: None,
+            paxos: None,
+            paxos_disk: PaxosDisk::default(),
             incarnation: 0,
             led_term: 0,
             disk: Disk::default(),
             unsynced: Vec::new(),
+            paxos_unsynced: Vec::new(),
             no_fsync: false,
             store: Store::new(),
             waiting_writes: HashMap::new(),
@@ -93,12 +105,64 @@ impl SimNode {
         }
     }
 
+    /// Whether the process is running.
+    pub fn is_up(&self) -> bool {
+        self.raft.is_some() || self.paxos.is_some()
+    }
+
+    /// The role of the running core.
+    pub fn role(&self) -> Option<Role> {
+        match (&self.raft, &self.paxos) {
+            (Some(r), _) => Some(r.status().role),
+            (_, Some(p)) => Some(p.status().role),
+            _ => None,
+        }
+    }
+
+    pub fn tick(&mut self) {
+        if let Some(r) = self.raft.as_mut() {
+            r.tick();
+        }
+        if let Some(p) = self.paxos.as_mut() {
+            p.tick();
+        }
+    }
+
+    pub fn step(&mut self, m: PeerMessage) {
+        match (m, self.raft.as_mut(), self.paxos.as_mut()) {
+            (PeerMessage::Raft(m), Some(r), _) => r.step(m),
+            (PeerMessage::Paxos(m), _, Some(p)) => p.step(m),
+            _ => {}
+        }
+    }
+
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
+        match (self.raft.as_mut(), self.paxos.as_mut()) {
+            (Some(r), _) => r.propose(data),
+            (_, Some(p)) => p.propose(data),
+            _ => Err(NotLeader { leader: None }),
+        }
+    }
+
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+        match (self.raft.as_mut(), self.paxos.as_mut()) {
+            (Some(r), _) => r.read_index(ctx),
+            (_, Some(p)) => p.read_index(ctx),
+            _ => Err(NotLeader { leader: None }),
+        }
+    }
+
     /// Boots from the durable disk.
-    pub fn start(&mut self, seed: u64, bugs: CoreBugs, max_append_entries: usize) {
+    pub fn start(&mut self, seed: u64, sim: &SimConfig) {
+        if sim.consensus == Protocol::Paxos {
+            self.start_paxos(seed, sim);
+            self.incarnation += 1;
+            return;
+        }
         let mut cfg = Config::new(self.id, self.voters.clone());
         cfg.seed = seed;
-        cfg.bugs = bugs;
-        cfg.max_append_entries = max_append_entries;
+        cfg.bugs = sim.bugs;
+        cfg.max_append_entries = sim.max_append_entries;
         let disk = self.disk.clone();
         self.store = disk
             .snapshot
@@ -150,6 +214,8 @@ impl SimNode {
     /// Loses the process and everything not durable.
     pub fn crash(&mut self) {
         self.raft = None;
+        self.paxos = None;
+        self.paxos_unsynced.clear();
         self.unsynced.clear();
         self.waiting_writes.clear();
         self.waiting_reads.clear();
@@ -160,6 +226,9 @@ impl SimNode {
     pub fn flush(&mut self) {
         for write in std::mem::take(&mut self.unsynced) {
             self.disk.apply(write);
+        }
+        for write in std::mem::take(&mut self.paxos_unsynced) {
+            self.paxos_disk.apply(write);
         }
     }
 
@@ -196,6 +265,9 @@ pub struct Completion {
 impl World {
     /// Handles every `Ready` of node `id` as the server does, checking invariants.
     pub fn drive(&mut self, id: NodeId) -> Result<(), String> {
+        if self.nodes.get(&id).is_some_and(|n| n.paxos.is_some()) {
+            return self.drive_paxos(id);
+        }
         let no_fsync = self.cfg.no_fsync;
         let snapshot_every = self.cfg.snapshot_every;
         for _ in 0..64 {
@@ -279,7 +351,7 @@ impl World {
                 self.on_new_leader(id);
             }
             for m in ready.messages {
-                self.send(m);
+                self.send(PeerMessage::Raft(m));
             }
             for c in done {
                 self.complete(c.client, c.op, c.outcome, c.value, c.error);
@@ -325,7 +397,7 @@ impl World {
     }
 }
 
-fn apply(node: &mut SimNode, entry: &Entry, done: &mut Vec<Completion>) {
+pub fn apply(node: &mut SimNode, entry: &Entry, done: &mut Vec<Completion>) {
     let outcome = if entry.data.is_empty() {
         None
     } else {
@@ -351,7 +423,7 @@ fn apply(node: &mut SimNode, entry: &Entry, done: &mut Vec<Completion>) {
     });
 }
 
-fn serve_reads(node: &mut SimNode, applied: u64, done: &mut Vec<Completion>) {
+pub fn serve_reads(node: &mut SimNode, applied: u64, done: &mut Vec<Completion>) {
     let (ready, waiting): (Vec<_>, Vec<_>) = node
         .ready_reads
         .drain(..)

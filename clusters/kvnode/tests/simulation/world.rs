@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use faultline_checker::Op;
-use faultline_kv::raft::{CoreBugs, Message, NodeId, Role};
+use faultline_kv::consensus::{PeerMessage, Protocol};
+use faultline_kv::paxos::PaxosBugs;
+use faultline_kv::raft::{CoreBugs, NodeId, Role};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,6 +26,10 @@ pub struct SimConfig {
     /// Quiet period after healing, in which the cluster must make progress.
     pub settle_ms: u64,
     pub bugs: CoreBugs,
+    /// Which consensus core the nodes run.
+    pub consensus: Protocol,
+    /// Planted Multi-Paxos bugs.
+    pub paxos_bugs: PaxosBugs,
     /// Durable writes lag behind acknowledgements (the `no-fsync` bug).
     pub no_fsync: bool,
     pub drop: f64,
@@ -50,6 +56,8 @@ impl SimConfig {
             duration_ms: 3_000,
             settle_ms: 2_000,
             bugs: CoreBugs::default(),
+            consensus: Protocol::Raft,
+            paxos_bugs: PaxosBugs::default(),
             no_fsync: false,
             drop: if rng.random_bool(0.3) {
                 0.0
@@ -73,6 +81,14 @@ impl SimConfig {
             } else {
                 0.0
             },
+        }
+    }
+
+    /// The same draw, running Multi-Paxos.
+    pub fn random_paxos(seed: u64) -> SimConfig {
+        SimConfig {
+            consensus: Protocol::Paxos,
+            ..SimConfig::random(seed)
         }
     }
 }
@@ -112,7 +128,7 @@ impl std::ops::AddAssign for Stats {
 #[derive(Debug)]
 pub enum Event {
     Tick(NodeId, u64),
-    Deliver(Message),
+    Deliver(PeerMessage),
     ClientGo(usize),
     ClientTimeout(usize, u64),
     Fault,
@@ -223,21 +239,19 @@ impl World {
                 if node.incarnation != incarnation {
                     return Ok(());
                 }
-                if let Some(raft) = node.raft.as_mut() {
-                    raft.tick();
-                }
+                node.tick();
                 self.schedule(TICK_MS, Event::Tick(id, incarnation));
                 self.drive(id)
             }
             Event::Deliver(m) => {
-                let to = m.to;
-                if !self.connected(m.from, to) {
+                let to = m.to();
+                if !self.connected(m.from(), to) {
                     return Ok(());
                 }
-                let Some(raft) = self.nodes.get_mut(&to).and_then(|n| n.raft.as_mut()) else {
+                let Some(node) = self.nodes.get_mut(&to).filter(|n| n.is_up()) else {
                     return Ok(());
                 };
-                raft.step(m);
+                node.step(m);
                 self.drive(to)
             }
             Event::ClientGo(c) => self.client_go(c),
@@ -267,7 +281,7 @@ impl World {
                 Ok(())
             }
             Event::Restart(id) => {
-                if self.nodes.get(&id).is_some_and(|n| n.raft.is_none()) {
+                if self.nodes.get(&id).is_some_and(|n| !n.is_up()) {
                     self.start_node(id);
                 }
                 Ok(())
@@ -280,7 +294,7 @@ impl World {
             }
             Event::Flush(id) => {
                 if let Some(node) = self.nodes.get_mut(&id)
-                    && node.raft.is_some()
+                    && node.is_up()
                 {
                     node.flush();
                     let next = self.rng.random_range(20..=300);
@@ -309,11 +323,11 @@ impl World {
 
     fn start_node(&mut self, id: NodeId) {
         let seed = self.rng.random::<u64>();
-        let (bugs, max_entries) = (self.cfg.bugs, self.cfg.max_append_entries);
+        let cfg = self.cfg.clone();
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
-        node.start(seed, bugs, max_entries);
+        node.start(seed, &cfg);
         let incarnation = node.incarnation;
         let offset = self.rng.random_range(0..TICK_MS);
         self.schedule(offset, Event::Tick(id, incarnation));
@@ -328,11 +342,7 @@ impl World {
         let leaders: Vec<NodeId> = self
             .nodes
             .values()
-            .filter(|n| {
-                n.raft
-                    .as_ref()
-                    .is_some_and(|r| r.status().role == Role::Leader)
-            })
+            .filter(|n| n.role() == Some(Role::Leader))
             .map(|n| n.id)
             .collect();
         let pool = if leaders.is_empty() {
@@ -344,7 +354,7 @@ impl World {
     }
 
     fn crash_for_a_while(&mut self, id: NodeId, max_down_ms: u64) {
-        if self.nodes.get(&id).is_some_and(|n| n.raft.is_some()) {
+        if self.nodes.get(&id).is_some_and(|n| n.is_up()) {
             self.crash(id);
             let back = self.rng.random_range(20..=max_down_ms);
             self.schedule(back, Event::Restart(id));
@@ -405,7 +415,7 @@ impl World {
         let down: Vec<NodeId> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.raft.is_none())
+            .filter(|(_, n)| !n.is_up())
             .map(|(id, _)| *id)
             .collect();
         for id in down {
@@ -422,13 +432,13 @@ impl World {
     }
 
     /// Puts a message on the wire: maybe lost, maybe duplicated, delayed at random.
-    pub fn send(&mut self, m: Message) {
+    pub fn send(&mut self, m: PeerMessage) {
         let (drop, duplicate) = if self.healed {
             (0.0, 0.0)
         } else {
             (self.cfg.drop, self.cfg.duplicate)
         };
-        if !self.connected(m.from, m.to) || self.rng.random_bool(drop) {
+        if !self.connected(m.from(), m.to()) || self.rng.random_bool(drop) {
             return;
         }
         if self.rng.random_bool(duplicate) {

@@ -1,0 +1,482 @@
+//! The Multi-Paxos node: its state, ticks, the ballot rules of `step`, and the
+//! `ready` / `advance` hand-off to the application.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::raft::{ConfigError, Entry, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Status};
+
+use super::read::ReadQueue;
+use super::types::{Accepted, Ballot, Config, Durable, MAX_NODE_ID, Message, MessageBody, Ready};
+
+/// A leader's view of one acceptor.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Peer {
+    /// Every slot up to here is accepted in the leader's ballot (or chosen) there.
+    pub(super) matched: u64,
+    /// Next slot to send.
+    pub(super) next: u64,
+    /// Heard from in the current failure-detection window.
+    pub(super) recent_active: bool,
+    /// Highest read round acknowledged.
+    pub(super) read_seq: u64,
+    /// `(snapshot index, tick)` of the last snapshot sent, to avoid resending it at
+    /// every gap while it is in flight.
+    pub(super) snapshot_sent: Option<(u64, u64)>,
+}
+
+/// What a candidate learned from one promise.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PromiseInfo {
+    pub(super) accepted: Vec<Accepted>,
+    pub(super) snapshot: Option<Snapshot>,
+}
+
+/// One Multi-Paxos node (proposer, acceptor and learner), without I/O. See the
+/// [module docs](super) for the driving loop.
+#[derive(Debug)]
+pub struct Paxos {
+    pub(super) cfg: Config,
+    pub(super) id: NodeId,
+    pub(super) voters: Vec<NodeId>,
+    /// Acceptor: the highest ballot promised (durable).
+    pub(super) promised: Ballot,
+    /// Acceptor: accepted values per slot after the snapshot (durable).
+    pub(super) accepted: BTreeMap<u64, Accepted>,
+    /// Learner: every slot up to here is chosen and its value is in `accepted`.
+    pub(super) commit: u64,
+    /// Highest slot handed out in `chosen` (or installed by snapshot).
+    pub(super) applied: u64,
+    pub(super) snapshot: Option<Snapshot>,
+    pub(super) pending_snapshot: Option<Snapshot>,
+    pub(super) role: Role,
+    pub(super) leader: Option<NodeId>,
+    /// Candidate or leader: the ballot this node proposes in.
+    pub(super) ballot: Ballot,
+    /// The highest round seen anywhere (to pick a higher one).
+    pub(super) max_round: u64,
+    /// Candidate: the prepare's first slot and the promises so far.
+    pub(super) from_slot: u64,
+    pub(super) promises: BTreeMap<NodeId, PromiseInfo>,
+    /// Leader: the commit index when it took over; slots after it are proposed in
+    /// `ballot`, slots up to it are already chosen.
+    pub(super) start: u64,
+    /// Leader: the last slot it has proposed in.
+    pub(super) last_slot: u64,
+    /// Leader: the last slot adopted from the promises; reads wait until it is chosen.
+    pub(super) adopted_upto: u64,
+    /// Leader: slots up to here are durably accepted by this node in `ballot`.
+    pub(super) self_matched: u64,
+    /// Leader: `(ballot, last_slot)` handed out for persisting, not yet advanced.
+    pub(super) persisting: Option<(Ballot, u64)>,
+    pub(super) peers: BTreeMap<NodeId, Peer>,
+    /// Acceptor: cached `(ballot, upto)` of the `upto` reported to the leader.
+    pub(super) upto_cache: (Ballot, u64),
+    pub(super) election_elapsed: u32,
+    pub(super) heartbeat_elapsed: u32,
+    /// Ticks since start (for snapshot resends).
+    pub(super) ticks: u64,
+    pub(super) randomized_timeout: u32,
+    rng: u64,
+    pub(super) msgs: Vec<Message>,
+    /// Slots whose accepted value changed since the last `Ready`.
+    pub(super) unstable: BTreeSet<u64>,
+    prev_promised: Ballot,
+    prev_commit: u64,
+    pub(super) need_broadcast: bool,
+    pub(super) reads: ReadQueue,
+    pub(super) read_seq: u64,
+    pub(super) read_states: Vec<ReadState>,
+    pub(super) failed_reads: Vec<u64>,
+}
+
+impl Paxos {
+    /// A node restored from durable state and its latest snapshot (if any). A new
+    /// node passes `Durable::default()` and no snapshot.
+    pub fn new(
+        cfg: Config,
+        durable: Durable,
+        snapshot: Option<Snapshot>,
+    ) -> Result<Paxos, ConfigError> {
+        if cfg.id == 0 || cfg.id >= MAX_NODE_ID {
+            return Err(ConfigError::Invalid(format!(
+                "paxos node ids must be between 1 and {}, not {}",
+                MAX_NODE_ID - 1,
+                cfg.id
+            )));
+        }
+        if cfg.election_tick <= cfg.heartbeat_tick || cfg.heartbeat_tick == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "election tick ({}) must exceed heartbeat tick ({}) > 0",
+                cfg.election_tick, cfg.heartbeat_tick
+            )));
+        }
+        let voters = match &snapshot {
+            Some(s) if !s.meta.voters.is_empty() => s.meta.voters.clone(),
+            _ => cfg.voters.clone(),
+        };
+        if !voters.contains(&cfg.id) || voters.iter().any(|v| *v == 0 || *v >= MAX_NODE_ID) {
+            return Err(ConfigError::Invalid(format!(
+                "node {} is not among the voters {voters:?}, or a voter id is out of range",
+                cfg.id
+            )));
+        }
+        let snap_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
+        let mut accepted = BTreeMap::new();
+        for a in durable.accepted {
+            if a.entry.index > snap_index {
+                accepted.insert(a.entry.index, a);
+            }
+        }
+        // The commit hint is only good as far as the values are present.
+        let mut commit = snap_index;
+        while commit < durable.commit && accepted.contains_key(&(commit + 1)) {
+            commit += 1;
+        }
+        let mut paxos = Paxos {
+            id: cfg.id,
+            voters,
+            promised: durable.promised,
+            accepted,
+            commit,
+            applied: snap_index,
+            snapshot,
+            pending_snapshot: None,
+            role: Role::Follower,
+            leader: None,
+            ballot: Ballot::ZERO,
+            max_round: durable.promised.round,
+            from_slot: 0,
+            promises: BTreeMap::new(),
+            start: 0,
+            last_slot: 0,
+            adopted_upto: 0,
+            self_matched: 0,
+            persisting: None,
+            peers: BTreeMap::new(),
+            upto_cache: (Ballot::ZERO, 0),
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            ticks: 0,
+            randomized_timeout: cfg.election_tick,
+            rng: cfg.seed ^ 0x2545_f491_4f6c_dd1d ^ cfg.id.rotate_left(40),
+            msgs: Vec::new(),
+            unstable: BTreeSet::new(),
+            prev_promised: durable.promised,
+            prev_commit: durable.commit,
+            need_broadcast: false,
+            reads: ReadQueue::default(),
+            read_seq: 0,
+            read_states: Vec::new(),
+            failed_reads: Vec::new(),
+            cfg,
+        };
+        paxos.reset_timeout();
+        Ok(paxos)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The acceptors of the cluster.
+    pub fn voters(&self) -> &[NodeId] {
+        &self.voters
+    }
+
+    /// The highest ballot this node has promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// The ballot this node leads in, if it is the leader.
+    pub fn leading(&self) -> Option<Ballot> {
+        (self.role == Role::Leader).then_some(self.ballot)
+    }
+
+    /// This acceptor's accepted value in `slot`, if it still holds one.
+    pub fn accepted(&self, slot: u64) -> Option<&Accepted> {
+        self.accepted.get(&slot)
+    }
+
+    /// Every accepted value after `lo` (to rewrite storage after a snapshot).
+    pub fn accepted_from(&self, lo: u64) -> Vec<Accepted> {
+        self.accepted.range(lo..).map(|(_, a)| a.clone()).collect()
+    }
+
+    /// The latest snapshot this node holds.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// A summary of the node's state (`term` is the packed promised ballot; `last_index`
+    /// the highest slot with an accepted value).
+    pub fn status(&self) -> Status {
+        let snapshot_index = self.snapshot_index();
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.promised.packed(),
+            leader: self.leader,
+            vote: None,
+            commit: self.commit,
+            applied: self.applied,
+            last_index: self
+                .accepted
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(snapshot_index)
+                .max(snapshot_index),
+            snapshot_index,
+        }
+    }
+
+    pub(super) fn snapshot_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64: deterministic from the configured seed.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Restarts failure detection with a fresh random timeout (the back-off that lets
+    /// duelling proposers settle).
+    pub(super) fn reset_timeout(&mut self) {
+        self.election_elapsed = 0;
+        let base = self.cfg.election_tick;
+        self.randomized_timeout = base + (self.next_random() % u64::from(base)) as u32;
+    }
+
+    pub(super) fn send(&mut self, to: NodeId, ballot: Ballot, body: MessageBody) {
+        self.msgs.push(Message {
+            from: self.id,
+            to,
+            ballot,
+            body,
+        });
+    }
+
+    pub(super) fn other_voters(&self) -> Vec<NodeId> {
+        self.voters
+            .iter()
+            .copied()
+            .filter(|v| *v != self.id)
+            .collect()
+    }
+
+    pub(super) fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    /// Records an accepted value (to persist in the next `Ready`).
+    pub(super) fn accept_value(&mut self, ballot: Ballot, entry: Entry) {
+        let slot = entry.index;
+        if slot <= self.snapshot_index() {
+            return;
+        }
+        self.accepted.insert(slot, Accepted { ballot, entry });
+        self.unstable.insert(slot);
+    }
+
+    /// Promises `ballot` (to persist in the next `Ready`).
+    pub(super) fn promise(&mut self, ballot: Ballot) {
+        if ballot > self.promised {
+            self.promised = ballot;
+        }
+        self.max_round = self.max_round.max(ballot.round);
+    }
+
+    /// Advances time by one tick: a leader sends heartbeats and checks it still hears
+    /// from a quorum; anyone else runs phase 1 when the leader seems gone.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+        if self.role == Role::Leader {
+            self.heartbeat_elapsed += 1;
+            if self.election_elapsed >= self.cfg.election_tick {
+                self.election_elapsed = 0;
+                if !self.check_quorum() {
+                    self.become_follower(None);
+                    return;
+                }
+            }
+            if self.heartbeat_elapsed >= self.cfg.heartbeat_tick {
+                self.heartbeat_elapsed = 0;
+                self.heartbeat();
+            }
+        } else if self.election_elapsed >= self.randomized_timeout {
+            self.campaign();
+        }
+    }
+
+    fn check_quorum(&mut self) -> bool {
+        let mut active = 1;
+        for peer in self.peers.values_mut() {
+            if peer.recent_active {
+                active += 1;
+            }
+            peer.recent_active = false;
+        }
+        active >= self.quorum()
+    }
+
+    /// Gives up proposing (a higher ballot exists, or a quorum is out of reach).
+    pub(super) fn become_follower(&mut self, leader: Option<NodeId>) {
+        if self.role == Role::Leader {
+            self.reads.fail_all(&mut self.failed_reads);
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.promises.clear();
+        self.peers.clear();
+        self.need_broadcast = false;
+        self.persisting = None;
+        self.reset_timeout();
+    }
+
+    /// Handles a message from another node.
+    pub fn step(&mut self, m: Message) {
+        if m.to != self.id || m.from == self.id || !self.voters.contains(&m.from) {
+            return;
+        }
+        self.max_round = self.max_round.max(m.ballot.round);
+        match m.body {
+            MessageBody::Prepare { from_slot } => self.handle_prepare(m.from, m.ballot, from_slot),
+            MessageBody::Promise { accepted, snapshot } => {
+                self.handle_promise(m.from, m.ballot, PromiseInfo { accepted, snapshot })
+            }
+            MessageBody::Nack { promised } => self.handle_nack(m.ballot, promised),
+            MessageBody::Accept {
+                first,
+                values,
+                commit,
+                read_seq,
+            } => self.handle_accept(m.from, m.ballot, first, values, commit, read_seq),
+            MessageBody::InstallSnapshot { snapshot, read_seq } => {
+                self.handle_snapshot(m.from, m.ballot, snapshot, read_seq)
+            }
+            MessageBody::Accepted {
+                first,
+                upto,
+                read_seq,
+            } => self.handle_accepted(m.from, m.ballot, first, upto, read_seq),
+        }
+    }
+
+    /// Whether a message under `ballot` from `from` may take over: a newer ballot
+    /// always can; a node that heard from a live leader recently ignores prepares from
+    /// others (so a rejoining node does not depose a healthy leader).
+    pub(super) fn leader_is_alive(&self, from: NodeId) -> bool {
+        self.leader.is_some_and(|l| l != from)
+            && self.election_elapsed < self.cfg.election_tick
+            && self.role != Role::Candidate
+    }
+
+    /// Takes a local snapshot of the state machine at `index` (which must be applied)
+    /// and forgets the accepted values up to it. `data` is the application's state.
+    pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
+        if index > self.applied || index <= self.snapshot_index() {
+            return Err(ConfigError::Invalid(format!(
+                "cannot snapshot at {index}: applied {}, snapshot at {}",
+                self.applied,
+                self.snapshot_index()
+            )));
+        }
+        self.accepted = self.accepted.split_off(&(index + 1));
+        self.unstable = self.unstable.split_off(&(index + 1));
+        self.snapshot = Some(Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term: 0,
+                voters: self.voters.clone(),
+            },
+            data,
+        });
+        Ok(())
+    }
+
+    /// Whether [`Paxos::ready`] has anything to do.
+    pub fn has_ready(&self) -> bool {
+        self.pending_snapshot.is_some()
+            || !self.unstable.is_empty()
+            || self.promised != self.prev_promised
+            || self.commit != self.prev_commit
+            || !self.msgs.is_empty()
+            || self.commit > self.applied
+            || !self.read_states.is_empty()
+            || !self.failed_reads.is_empty()
+            || self.need_broadcast
+            || self.reads.needs_round()
+    }
+
+    /// The work for the application. Handle it fully (see [`Ready`]), then call
+    /// [`Paxos::advance`] with it before stepping or ticking again.
+    pub fn ready(&mut self) -> Ready {
+        self.flush();
+        let accepted = std::mem::take(&mut self.unstable)
+            .into_iter()
+            .filter_map(|slot| self.accepted.get(&slot).cloned())
+            .collect();
+        if self.role == Role::Leader {
+            self.persisting = Some((self.ballot, self.last_slot));
+        }
+        let chosen = (self.applied + 1..=self.commit)
+            .filter_map(|slot| self.accepted.get(&slot).map(|a| a.entry.clone()))
+            .collect();
+        Ready {
+            snapshot: self.pending_snapshot.take(),
+            promised: Some(self.promised).filter(|p| *p != self.prev_promised),
+            accepted,
+            commit: Some(self.commit).filter(|c| *c != self.prev_commit),
+            messages: std::mem::take(&mut self.msgs),
+            chosen,
+            read_states: std::mem::take(&mut self.read_states),
+            failed_reads: std::mem::take(&mut self.failed_reads),
+        }
+    }
+
+    /// Records that a `Ready` was handled: its state is durable and its chosen values
+    /// applied.
+    pub fn advance(&mut self, ready: &Ready) {
+        if let Some(p) = ready.promised {
+            self.prev_promised = p;
+        }
+        if let Some(c) = ready.commit {
+            self.prev_commit = c;
+        }
+        if let Some(last) = ready.chosen.last() {
+            self.applied = self.applied.max(last.index);
+        }
+        if let Some((ballot, last)) = self.persisting.take()
+            && self.role == Role::Leader
+            && ballot == self.ballot
+        {
+            self.self_matched = self.self_matched.max(last);
+            self.maybe_commit();
+        }
+    }
+
+    /// Sends owed accepts and read rounds (called when building a `Ready`).
+    fn flush(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if self.reads.needs_round() {
+            self.read_seq += 1;
+            self.reads.start_round(self.read_seq);
+            self.heartbeat();
+        }
+        if self.need_broadcast {
+            self.need_broadcast = false;
+            for peer in self.other_voters() {
+                self.send_accepts(peer, false);
+            }
+        }
+    }
+}
