@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    FileAttr, FileType, Filesystem, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
+    FileAttr, FileType, Filesystem, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
 };
 use serde_json::{Value, json};
 
@@ -111,7 +111,10 @@ impl State {
     }
 
     fn path(&self, ino: u64) -> Result<&Path, i32> {
-        self.paths.get(&ino).map(PathBuf::as_path).ok_or(libc::ENOENT)
+        self.paths
+            .get(&ino)
+            .map(PathBuf::as_path)
+            .ok_or(libc::ENOENT)
     }
 
     fn full(&self, rel: &Path) -> PathBuf {
@@ -226,7 +229,10 @@ impl State {
         let mut buf = vec![0u8; size as usize];
         let mut filled = 0;
         while filled < buf.len() {
-            match handle.file.read_at(&mut buf[filled..], offset + filled as u64) {
+            match handle
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+            {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -472,10 +478,7 @@ impl LazyFs {
 impl Filesystem for LazyFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let mut state = self.lock();
-        match state
-            .child(parent, name)
-            .and_then(|rel| state.entry(&rel))
-        {
+        match state.child(parent, name).and_then(|rel| state.entry(&rel)) {
             Ok(attr) => reply.entry(&TTL, &attr, 0),
             Err(e) => reply.error(e),
         }
@@ -551,10 +554,7 @@ impl Filesystem for LazyFs {
         flags: u32,
         reply: ReplyEmpty,
     ) {
-        match self
-            .lock()
-            .rename(parent, name, newparent, newname, flags)
-        {
+        match self.lock().rename(parent, name, newparent, newname, flags) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

@@ -113,7 +113,10 @@ fn losing_unsynced_writes_keeps_exactly_the_fsynced_bytes() {
     assert_eq!(reply["discarded"][0]["file"], "wal");
     assert_eq!(reply["discarded"][0]["size"], 16);
     assert_eq!(fs::read(&path).unwrap(), b"synced record 1;");
-    assert_eq!(fs::read(m.backing().join("wal")).unwrap(), b"synced record 1;");
+    assert_eq!(
+        fs::read(m.backing().join("wal")).unwrap(),
+        b"synced record 1;"
+    );
     // A second loss finds nothing.
     assert_eq!(m.control(LOSE_UNSYNCED)["files"], 0);
 }
