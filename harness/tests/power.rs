@@ -12,6 +12,11 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+/// A seed whose power losses include the whole cluster early (targets all, one, all,
+/// majority), which loses every write of a node that never fsyncs: caught in every one
+/// of our runs. (A set workload: its final read sees every lost element.)
+const SEED: &str = "6";
+
 /// One run at a time: each uses the whole (2-core) machine.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -43,7 +48,15 @@ fn power_run(extra: &[&str], seed: &str, store: &Path) -> Output {
     ensure_kv_binary();
     ensure_lazyfs_binary();
     Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["run", "--nemesis", "power", "--nodes", "3"])
+        .args([
+            "run",
+            "--nemesis",
+            "power",
+            "--nodes",
+            "3",
+            "--workload",
+            "set",
+        ])
         .args(["--time-limit", "15", "--nemesis-interval", "2"])
         .args(["--recovery-time", "2", "--seed", seed])
         .args(extra)
@@ -99,7 +112,7 @@ fn assert_no_lazyfs_left(store: &Path) {
 fn a_correct_node_survives_power_losses() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let store = tempfile::tempdir().unwrap();
-    let out = power_run(&[], "7", store.path());
+    let out = power_run(&[], SEED, store.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let losses = power_losses(store.path());
     assert!(!losses.is_empty(), "no power loss in the run");
@@ -116,7 +129,7 @@ fn a_correct_node_survives_power_losses() {
 fn acknowledging_before_fsync_is_caught_by_a_power_loss() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let store = tempfile::tempdir().unwrap();
-    let out = power_run(&["--bug", "no-fsync"], "7", store.path());
+    let out = power_run(&["--bug", "no-fsync"], SEED, store.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     // Acknowledged bytes really were thrown away.
     let lost: u64 = power_losses(store.path())
