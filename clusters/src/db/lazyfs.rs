@@ -93,7 +93,8 @@ impl Lazyfs {
             argv: vec![
                 "sh".into(),
                 "-c".into(),
-                "if mountpoint -q \"$1\"; then umount -l \"$1\"; fi".into(),
+                // Not `mountpoint`: it fails on a mount whose filesystem process died.
+                "if grep -q \" $1 \" /proc/self/mountinfo; then umount -l \"$1\"; fi".into(),
                 "sh".into(),
                 mount,
             ],
