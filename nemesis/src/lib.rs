@@ -12,7 +12,8 @@
 //! - **Nemeses**: the [`Nemesis`] protocol (`fs`, `invoke`, `heal`) with
 //!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss
 //!   and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
-//!   [`DiskNemesis`] (torn or corrupted write-ahead logs), the no-op [`Noop`] and
+//!   [`DiskNemesis`] (torn or corrupted write-ahead logs), [`PowerNemesis`] (power
+//!   loss: unsynced writes lost), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
 //!   process's operations (start a random enabled fault, stop it, …) for the run loop.
@@ -63,6 +64,7 @@ pub mod net;
 mod packet;
 mod partition;
 mod partitioner;
+mod power;
 mod process;
 pub mod schedule;
 
@@ -78,6 +80,7 @@ pub use partition::{
     shuffled,
 };
 pub use partitioner::{PartitionNemesis, START_PARTITION, STOP_PARTITION, TOPOLOGIES};
+pub use power::{POWER_LOSS, POWER_ON, POWER_TARGETS, PowerNemesis};
 pub use process::{
     DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
 };

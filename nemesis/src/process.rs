@@ -34,7 +34,7 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `"minority"` (⌈n/2⌉−1 random nodes, at least one), `"majority"` (⌊n/2⌋+1), `"all"`,
 /// `"primaries"` (the current leaders, per `db`), or an array of node names. In node
 /// order.
-fn targets(
+pub(crate) fn targets(
     f: &str,
     value: &Value,
     db: &dyn Db,
@@ -99,7 +99,7 @@ fn targets(
 
 /// Runs `f` on each of `nodes` in parallel; the names of those where it succeeded, in
 /// order, and the combined error if any failed.
-fn on_each(
+pub(crate) fn on_each(
     nodes: &[&Node],
     f: impl Fn(&Node) -> Result<(), NemesisError> + Sync,
 ) -> (Vec<String>, Result<(), NemesisError>) {
@@ -120,7 +120,7 @@ fn on_each(
     (done, collect(results))
 }
 
-fn node_error(node: &Node, action: &'static str, source: ClusterError) -> NemesisError {
+pub(crate) fn node_error(node: &Node, action: &'static str, source: ClusterError) -> NemesisError {
     NemesisError::Node {
         node: node.name.clone(),
         action,

@@ -14,6 +14,7 @@ use crate::clock::{BUMP_CLOCK, RESET_CLOCK};
 use crate::disk::{RESTORE_LOG, TRUNCATE_LOG};
 use crate::packet::{START_PACKET, STOP_PACKET};
 use crate::partitioner::{START_PARTITION, STOP_PARTITION};
+use crate::power::{POWER_LOSS, POWER_ON};
 use crate::process::{KILL, PAUSE, RESUME, START};
 
 /// The default mean time between fault changes in a run.
@@ -35,17 +36,21 @@ pub enum Fault {
     /// A crashed node's log losing its tail (`truncate-log` / `restore-log`; corruption
     /// in the middle, `corrupt-log`, is never scheduled: ask for it explicitly).
     Disk,
+    /// Power loss: crashed nodes lose their unsynced writes (`power-loss` /
+    /// `power-on`).
+    Power,
 }
 
 impl Fault {
     /// Every fault, in order.
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
         Fault::Packet,
         Fault::Clock,
         Fault::Disk,
+        Fault::Power,
     ];
 
     /// The `f` that starts this fault.
@@ -57,6 +62,7 @@ impl Fault {
             Fault::Packet => START_PACKET,
             Fault::Clock => BUMP_CLOCK,
             Fault::Disk => TRUNCATE_LOG,
+            Fault::Power => POWER_LOSS,
         }
     }
 
@@ -69,11 +75,12 @@ impl Fault {
             Fault::Packet => STOP_PACKET,
             Fault::Clock => RESET_CLOCK,
             Fault::Disk => RESTORE_LOG,
+            Fault::Power => POWER_ON,
         }
     }
 
     /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
-    /// `clock`, `disk`).
+    /// `clock`, `disk`, `power`).
     pub fn name(self) -> &'static str {
         match self {
             Fault::Partition => "partition",
@@ -82,6 +89,7 @@ impl Fault {
             Fault::Packet => "packet",
             Fault::Clock => "clock",
             Fault::Disk => "disk",
+            Fault::Power => "power",
         }
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::lazyfs::{Lazyfs, PowerLoss};
 use super::{Db, FAKETIME_LIBS, FakeClock, Node, Pause, Primaries, request_line, wait_until};
 use crate::error::ClusterError;
 use crate::remote::{Cmd, DaemonSpec, ExitStatus};
@@ -18,6 +19,7 @@ pub struct KvDb {
     upload: bool,
     args: Vec<String>,
     faketime: bool,
+    lazyfs: Option<Lazyfs>,
 }
 
 impl KvDb {
@@ -35,6 +37,7 @@ impl KvDb {
             upload: true,
             args: Vec::new(),
             faketime: false,
+            lazyfs: None,
         }
     }
 
@@ -61,6 +64,14 @@ impl KvDb {
     /// `apt-get install libfaketime`); starting fails naming it when it is missing.
     pub fn faketime(mut self, faketime: bool) -> KvDb {
         self.faketime = faketime;
+        self
+    }
+
+    /// Mounts each node's data directory through `faultline-lazyfs` (none by default),
+    /// which gives the database the [`PowerLoss`] capability. Only for hosts sharing the
+    /// controller's filesystem (local namespaces): see [`Lazyfs`].
+    pub fn lazyfs(mut self, lazyfs: Lazyfs) -> KvDb {
+        self.lazyfs = Some(lazyfs);
         self
     }
 
@@ -158,7 +169,27 @@ impl Db for KvDb {
         if self.faketime {
             self.prepare_clock(node, true)?;
         }
+        if let Some(lazyfs) = &self.lazyfs {
+            lazyfs.mount(node)?;
+        }
         self.start(node)
+    }
+
+    fn teardown(&self, node: &Node) -> Result<(), ClusterError> {
+        self.kill(node)?;
+        let mut dirs = vec![node.data_dir()];
+        if let Some(lazyfs) = &self.lazyfs {
+            lazyfs.unmount(node)?;
+            dirs.push(Lazyfs::backing_dir(node));
+        }
+        for dir in dirs {
+            node.remote.run_ok(
+                &Cmd::new("rm")
+                    .args(["-rf", &dir.to_string_lossy()])
+                    .timeout(Duration::from_secs(60)),
+            )?;
+        }
+        Ok(())
     }
 
     fn start(&self, node: &Node) -> Result<(), ClusterError> {
@@ -199,6 +230,18 @@ impl Db for KvDb {
 
     fn fake_clock(&self) -> Option<&dyn FakeClock> {
         if self.faketime { Some(self) } else { None }
+    }
+
+    fn power_loss(&self) -> Option<&dyn PowerLoss> {
+        self.lazyfs.as_ref().map(|l| l as &dyn PowerLoss)
+    }
+
+    fn log_files(&self, node: &Node) -> Vec<PathBuf> {
+        let mut logs = vec![node.log_file()];
+        if self.lazyfs.is_some() {
+            logs.push(Lazyfs::log_file(node));
+        }
+        logs
     }
 }
 

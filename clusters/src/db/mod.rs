@@ -8,6 +8,7 @@
 
 mod etcd;
 mod kv;
+mod lazyfs;
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub use etcd::EtcdDb;
 pub use kv::KvDb;
+pub use lazyfs::{Lazyfs, PowerLoss};
 
 use crate::error::ClusterError;
 use crate::remote::{Cmd, Remote, Signal};
@@ -125,6 +127,12 @@ pub trait Db: Send + Sync {
 
     /// The per-node clock capability, if the database's nodes run under a fake clock.
     fn fake_clock(&self) -> Option<&dyn FakeClock> {
+        None
+    }
+
+    /// The power-loss capability, if the nodes' data directories can lose unsynced
+    /// writes (see [`Lazyfs`]).
+    fn power_loss(&self) -> Option<&dyn PowerLoss> {
         None
     }
 }

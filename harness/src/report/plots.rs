@@ -309,6 +309,7 @@ fn started_by(stop: &str) -> Option<String> {
     match stop {
         "start" => Some("kill".into()),
         "resume" => Some("pause".into()),
+        "power-on" => Some("power-loss".into()),
         _ => stop
             .strip_prefix("stop-")
             .map(|rest| format!("start-{rest}")),
@@ -317,7 +318,7 @@ fn started_by(stop: &str) -> Option<String> {
 
 /// True when `f` begins a fault.
 fn is_start(f: &str) -> bool {
-    matches!(f, "kill" | "pause") || f.starts_with("start-")
+    matches!(f, "kill" | "pause" | "power-loss") || f.starts_with("start-")
 }
 
 /// The fault intervals of the nemesis's `info` lines: from a start (`start-partition`,

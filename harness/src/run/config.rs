@@ -22,6 +22,7 @@ pub const FAULTS: &[&str] = &[
     "packet",
     "clock",
     "disk",
+    "power",
     "all",
     "none",
 ];
@@ -43,6 +44,17 @@ pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<
         ("disk", "etcd", _) => {
             Some("the disk nemesis knows only faultline-kv's write-ahead log; use --db kv".into())
         }
+        ("power", "etcd", _) => Some(
+            "power loss needs the nodes' data on faultline-lazyfs, which only faultline-kv \
+             has; use --db kv"
+                .into(),
+        ),
+        ("power", _, ClusterKind::Docker | ClusterKind::Ssh) => Some(
+            "faultline-lazyfs mounts each node's data directory on the controller, so only \
+             local namespaces (which share its filesystem) can lose unsynced writes; use \
+             --cluster local"
+                .into(),
+        ),
         _ => None,
     }
 }
@@ -75,7 +87,7 @@ pub struct RunArgs {
     /// [default: register].
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma-separated: partition, kill, pause, packet, clock, disk, all (every
+    /// Faults, comma-separated: partition, kill, pause, packet, clock, disk, power, all (every
     /// one the database and cluster support), or none [default: partition,kill].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
@@ -719,14 +731,22 @@ mod tests {
         let c = resolve("kv", "local", &["all"]).unwrap();
         assert_eq!(
             c.nemesis,
-            ["partition", "kill", "pause", "packet", "clock", "disk"]
+            [
+                "partition",
+                "kill",
+                "pause",
+                "packet",
+                "clock",
+                "disk",
+                "power"
+            ]
         );
         let c = resolve("etcd", "local", &["all"]).unwrap();
         assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet"]);
         let c = resolve("kv", "docker", &["all"]).unwrap();
         assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet", "disk"]);
         let c = resolve("kv", "local", &["kill", "all"]).unwrap();
-        assert_eq!(c.nemesis.len(), 6);
+        assert_eq!(c.nemesis.len(), 7);
         let e = resolve("etcd", "local", &["partition", "clock"])
             .unwrap_err()
             .0;
@@ -738,6 +758,9 @@ mod tests {
         assert!(e.contains("`clock` cannot be injected"), "{e}");
         let e = resolve("etcd", "local", &["disk"]).unwrap_err().0;
         assert!(e.contains("faultline-kv's write-ahead log"), "{e}");
+        let e = resolve("kv", "docker", &["power"]).unwrap_err().0;
+        assert!(e.contains("--cluster local"), "{e}");
+        assert!(resolve("etcd", "local", &["power"]).is_err());
         assert!(resolve("kv", "local", &["all", "none"]).is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use faultline_clusters::docker::{self, DockerCluster};
 use faultline_clusters::ssh::{self, SshConfig};
-use faultline_clusters::{Db, EtcdDb, KvDb, NetnsCluster, Node, Registry, Remote};
+use faultline_clusters::{Db, EtcdDb, KvDb, Lazyfs, NetnsCluster, Node, Registry, Remote};
 
 use super::config::{ClusterKind, RunConfig};
 use crate::error::UsageError;
@@ -59,6 +59,25 @@ pub fn kv_binary() -> Result<PathBuf> {
     Err(UsageError(format!(
         "{}: faultline-kv is missing; build it with `cargo build --release` (it is built beside faultline)",
         beside.display()
+    ))
+    .into())
+}
+
+/// faultline-lazyfs: `$FAULTLINE_LAZYFS` if set, else beside this executable.
+fn lazyfs_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("FAULTLINE_LAZYFS") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .context("cannot find the faultline executable")?
+            .with_file_name("faultline-lazyfs"),
+    };
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(UsageError(format!(
+        "{}: faultline-lazyfs is missing (the power fault needs it); build it with \
+         `cargo build --release`, or point FAULTLINE_LAZYFS at it",
+        path.display()
     ))
     .into())
 }
@@ -178,7 +197,12 @@ impl Deployment {
                 };
                 // A clock nemesis needs every node under libfaketime from the start.
                 let faketime = config.nemesis.iter().any(|f| f == "clock");
-                Arc::new(db.args(kv_args).faketime(faketime))
+                let mut db = db.args(kv_args).faketime(faketime);
+                // A power nemesis needs every data directory on faultline-lazyfs.
+                if config.nemesis.iter().any(|f| f == "power") {
+                    db = db.lazyfs(Lazyfs::new(lazyfs_binary()?, Arc::clone(&registry)));
+                }
+                Arc::new(db)
             }
         };
         let deployment = Deployment {

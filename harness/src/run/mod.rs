@@ -24,7 +24,7 @@ use faultline_checker::{History, Results, Validity};
 use faultline_clusters::cleanup::teardown_on_interrupt;
 use faultline_nemesis::{
     ClockNemesis, Compose, DiskNemesis, Fault, KillNemesis, Nemesis, Net, NetnsNet, PacketNemesis,
-    PartitionNemesis, PauseNemesis,
+    PartitionNemesis, PauseNemesis, PowerNemesis,
 };
 use faultline_workloads::store::Store;
 use faultline_workloads::store::etcd::{EtcdStore, ReadMode};
@@ -412,6 +412,10 @@ fn build_nemesis(
             Fault::Disk => Box::new(
                 DiskNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
                     .map_err(|e| UsageError(format!("--nemesis disk: {e}")))?,
+            ),
+            Fault::Power => Box::new(
+                PowerNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
+                    .map_err(|e| UsageError(format!("--nemesis power: {e}")))?,
             ),
         };
         members.push(member);
