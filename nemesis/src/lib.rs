@@ -10,8 +10,8 @@
 //!   per node, on local namespaces ([`NetnsNet`]), containers ([`DockerNet`]) or SSH
 //!   machines ([`SshNet`]), and heals.
 //! - **Nemeses**: the [`Nemesis`] protocol (`fs`, `invoke`, `heal`) with
-//!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss
-//!   and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
+//!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss,
+//!   delay with jitter and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
 //!   [`DiskNemesis`] (torn or corrupted write-ahead logs), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
@@ -54,6 +54,8 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod delay;
+pub mod delayer;
 mod disk;
 mod error;
 mod grudge;
@@ -72,7 +74,9 @@ pub use error::NemesisError;
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
 pub use net::{DockerNet, Net, NetnsNet, SshNet};
-pub use packet::{LOSSES, PacketNemesis, START_PACKET, STOP_PACKET, loss_ruleset};
+pub use packet::{
+    DELAYS_MS, LOSSES, MAX_DELAY_MS, PacketNemesis, RATES, START_PACKET, STOP_PACKET, loss_ruleset,
+};
 pub use partition::{
     Partition, TopologyError, bridge, halves, isolate, majorities_ring, one_way, random_halves,
     shuffled,
