@@ -12,7 +12,7 @@
 //! - **Nemeses**: the [`Nemesis`] protocol (`fs`, `invoke`, `heal`) with
 //!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss,
 //!   delay with jitter and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
-//!   [`DiskNemesis`] (torn or corrupted write-ahead logs), the no-op [`Noop`] and
+//!   [`DiskNemesis`] (torn or corrupted write-ahead logs, full disks), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
 //!   process's operations (start a random enabled fault, stop it, …) for the run loop.
@@ -57,6 +57,7 @@ mod clock;
 mod delay;
 pub mod delayer;
 mod disk;
+mod disk_full;
 mod error;
 mod grudge;
 #[allow(clippy::module_inception)]
@@ -69,7 +70,10 @@ mod process;
 pub mod schedule;
 
 pub use clock::{BUMP_CLOCK, ClockNemesis, MAX_RANDOM_BUMP_SECS, RESET_CLOCK, STROBE_CLOCK};
-pub use disk::{CORRUPT_LOG, DiskNemesis, RESTORE_LOG, TRUNCATE_LOG, wal_records};
+pub use disk::{
+    CORRUPT_LOG, DiskNemesis, FILL_DISK, RESTORE_LOG, START_DISK, TRUNCATE_LOG, wal_records,
+};
+pub use disk_full::FILLER;
 pub use error::NemesisError;
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
