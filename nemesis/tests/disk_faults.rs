@@ -135,7 +135,7 @@ fn a_torn_tail_is_recovered_and_mid_log_corruption_is_refused_loudly() {
 
 #[test]
 fn a_full_disk_crashes_the_node_without_losing_acknowledged_writes_and_heals() {
-    use faultline_clusters::{Remote, Resource};
+    use faultline_clusters::Resource;
     let s = setup(false);
     write_keys(&s);
     let mut nemesis = DiskNemesis::new(s.db.clone(), s.nodes.clone(), 9)

@@ -122,7 +122,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn clock_and_delay_faults_on_docker_containers() {
-    use faultline_clusters::Remote;
     use faultline_clusters::db::FAKETIME_LIBS;
     use faultline_nemesis::{ClockNemesis, Nemesis, PacketNemesis};
     use serde_json::{Value, json};
