@@ -1,6 +1,8 @@
 //! [`DiskNemesis`]: damage to a crashed node's write-ahead log, then a restart: a torn
 //! tail (recoverable: the node must come back with every acknowledged write) or
-//! corruption in the middle (the node must refuse to start, naming the file).
+//! corruption in the middle (the node must refuse to start, naming the file); and a
+//! full disk under a running node (see [`crate::disk_full`]): it must not acknowledge
+//! what it could not write.
 
 use std::fs;
 use std::path::PathBuf;
@@ -8,11 +10,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use faultline_clusters::{ClusterError, Cmd, Db, Node};
+use faultline_clusters::{ClusterError, Cmd, Db, Node, Registry};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use crate::disk_full::{FullDisks, mount_point};
 use crate::error::{NemesisError, collect};
 use crate::nemesis::{Nemesis, unknown_f};
 use crate::process::DEFAULT_READY_TIMEOUT;
@@ -22,7 +25,13 @@ pub const TRUNCATE_LOG: &str = "truncate-log";
 /// The `f` that crashes a node, flips bytes in the middle of its log and restarts it
 /// (which must fail).
 pub const CORRUPT_LOG: &str = "corrupt-log";
-/// The `f` that repairs every corrupted log and restarts every node that is down.
+/// The `f` that fills a running node's disk.
+pub const FILL_DISK: &str = "fill-disk";
+/// The `f` that starts a random disk fault among those available (`truncate-log`, and
+/// `fill-disk` where enabled); schedules use it.
+pub const START_DISK: &str = "start-disk";
+/// The `f` that undoes every disk fault: repairs every corrupted log, frees every full
+/// disk, and restarts every node that is down.
 pub const RESTORE_LOG: &str = "restore-log";
 
 /// How long a node started on a corrupted log has to exit.
@@ -48,11 +57,14 @@ pub fn wal_records(buf: &[u8]) -> Vec<(usize, usize)> {
     records
 }
 
-/// A node whose log this nemesis damaged and that is not yet back.
+/// A node whose log this nemesis damaged, or whose disk it filled, and that is not yet
+/// back.
 struct Damaged {
     node: usize,
     /// For a corruption: where, and the original bytes, to put back.
     original: Option<(u64, Vec<u8>)>,
+    /// Whether its disk is full.
+    full: bool,
 }
 
 /// Damages write-ahead logs of crashed nodes (for `faultline-kv`, whose log is
@@ -71,15 +83,26 @@ struct Damaged {
 ///   LINE is the node's own message naming the file and offset: refusing is the expected
 ///   outcome, not a harness failure. A node that serves anyway is reported with
 ///   `"refused":false`: a finding about the database.
+/// - `fill-disk` (null or `{"node":"n2"}`; needs [`DiskNemesis::disk_full`]): fills the
+///   running node's data directory so its next write fails with `ENOSPC`. The first time
+///   for a node, its data directory is moved onto a tmpfs first (a kill and a restart).
+///   Returns `{"node","dir","mount","filler_bytes","moved":BOOL}`. The node must not
+///   acknowledge what it cannot write; faultline-kv crashes, naming the file.
+/// - `start-disk` (null only): a random one of `truncate-log` and (where enabled)
+///   `fill-disk` with a null value; returns that fault's value with `"fault":F`.
 /// - `restore-log` (and [`Nemesis::heal`]): puts the original bytes of every corrupted
-///   log back (the node was down since, so the log is exactly as before), restarts every
-///   damaged node and waits until it serves. Returns `{"restored":[…]}`.
+///   log back (the node was down since, so the log is exactly as before), frees every
+///   full disk, restarts every damaged or crashed node and waits until it serves.
+///   Returns `{"restored":[…]}`.
 pub struct DiskNemesis {
     db: Arc<dyn Db>,
     nodes: Vec<Node>,
     rng: ChaCha8Rng,
     damaged: Vec<Damaged>,
     ready_timeout: Duration,
+    full_disks: Option<FullDisks>,
+    /// Which nodes' data directories are on a tmpfs of ours.
+    mounted: Vec<bool>,
 }
 
 impl DiskNemesis {
@@ -98,11 +121,21 @@ impl DiskNemesis {
         }
         Ok(DiskNemesis {
             db,
+            mounted: vec![false; nodes.len()],
             nodes,
             rng: ChaCha8Rng::seed_from_u64(seed),
             damaged: Vec::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            full_disks: None,
         })
+    }
+
+    /// Enables `fill-disk`, for nodes whose directories are directories of the
+    /// controller (local namespace hosts): tmpfs mounts made on the controller and
+    /// recorded in `registry` (the run's) before they are made.
+    pub fn disk_full(mut self, registry: Arc<Registry>) -> DiskNemesis {
+        self.full_disks = Some(FullDisks::new(registry));
+        self
     }
 
     /// How long a restarted node has to serve again.
@@ -292,6 +325,7 @@ impl DiskNemesis {
             self.damaged.push(Damaged {
                 node: i,
                 original: None,
+                full: false,
             });
             return Err(Self::cmd_error(
                 node,
@@ -314,6 +348,7 @@ impl DiskNemesis {
                 self.damaged.push(Damaged {
                     node: i,
                     original: None,
+                    full: false,
                 });
             }
         }
@@ -368,6 +403,7 @@ impl DiskNemesis {
         self.damaged.push(Damaged {
             node: i,
             original: Some((at as u64, original)),
+            full: false,
         });
         self.write_at(i, at as u64, &flipped)?;
         let node = &self.nodes[i];
@@ -405,6 +441,91 @@ impl DiskNemesis {
         }))
     }
 
+    fn fill(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        if self.full_disks.is_none() {
+            return Err(NemesisError::BadValue {
+                f: FILL_DISK.into(),
+                value: value.to_string(),
+                expected: "nothing: disk-full is not enabled on these hosts (local \
+                           namespace hosts only)"
+                    .into(),
+            });
+        }
+        if value.get("bytes").is_some() {
+            return Err(NemesisError::BadValue {
+                f: FILL_DISK.into(),
+                value: value.to_string(),
+                expected: "null or {\"node\": NAME}".into(),
+            });
+        }
+        let i = self.target(FILL_DISK, value)?;
+        let node = self.nodes[i].clone();
+        let moved = !self.mounted[i];
+        if moved {
+            self.db.kill(&node).map_err(|e| NemesisError::Node {
+                node: node.name.clone(),
+                action: "kill",
+                source: Box::new(e),
+            })?;
+            // From here on, heal restarts it whatever happens.
+            self.damaged.push(Damaged {
+                node: i,
+                original: None,
+                full: true,
+            });
+            self.disks()?.mount(&node)?;
+            self.mounted[i] = true;
+            self.restart(i).map_err(|e| NemesisError::NotBack {
+                node: node.name.clone(),
+                log: node.log_file(),
+                source: Box::new(e),
+            })?;
+        } else {
+            self.damaged.push(Damaged {
+                node: i,
+                original: None,
+                full: true,
+            });
+        }
+        let filler = self.disks()?.fill(&node)?;
+        Ok(json!({
+            "node": node.name,
+            "dir": node.data_dir().display().to_string(),
+            "mount": mount_point(&node).display().to_string(),
+            "filler_bytes": filler,
+            "moved": moved,
+        }))
+    }
+
+    fn disks(&self) -> Result<&FullDisks, NemesisError> {
+        self.full_disks
+            .as_ref()
+            .ok_or_else(|| NemesisError::BadNode {
+                node: "*".into(),
+                reason: "disk-full is not enabled".into(),
+            })
+    }
+
+    fn start_random(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        if !value.is_null() {
+            return Err(NemesisError::BadValue {
+                f: START_DISK.into(),
+                value: value.to_string(),
+                expected: "null (ask for truncate-log or fill-disk to choose)".into(),
+            });
+        }
+        let mut kinds = vec![TRUNCATE_LOG];
+        if self.full_disks.is_some() {
+            kinds.push(FILL_DISK);
+        }
+        let f = kinds[self.rng.random_range(0..kinds.len())];
+        let mut result = self.invoke(f, &Value::Null)?;
+        if let Value::Object(o) = &mut result {
+            o.insert("fault".into(), json!(f));
+        }
+        Ok(result)
+    }
+
     /// Repairs and restarts every damaged node; the names of those back.
     fn restore(&mut self) -> Result<Vec<String>, NemesisError> {
         let mut results = Vec::new();
@@ -413,6 +534,11 @@ impl DiskNemesis {
         for d in damaged {
             let node = &self.nodes[d.node];
             let step = || -> Result<(), NemesisError> {
+                if d.full {
+                    if let Some(disks) = &self.full_disks {
+                        disks.free(node)?;
+                    }
+                }
                 if let Some((offset, bytes)) = &d.original {
                     self.db.kill(node).map_err(|e| NemesisError::Node {
                         node: node.name.clone(),
@@ -444,13 +570,21 @@ impl DiskNemesis {
 
 impl Nemesis for DiskNemesis {
     fn fs(&self) -> &[&'static str] {
-        &[TRUNCATE_LOG, CORRUPT_LOG, RESTORE_LOG]
+        &[
+            TRUNCATE_LOG,
+            CORRUPT_LOG,
+            FILL_DISK,
+            START_DISK,
+            RESTORE_LOG,
+        ]
     }
 
     fn invoke(&mut self, f: &str, value: &Value) -> Result<Value, NemesisError> {
         match f {
             TRUNCATE_LOG => self.truncate(value),
             CORRUPT_LOG => self.corrupt(value),
+            FILL_DISK => self.fill(value),
+            START_DISK => self.start_random(value),
             RESTORE_LOG => Ok(json!({ "restored": self.restore()? })),
             _ => Err(unknown_f(f, self.fs())),
         }

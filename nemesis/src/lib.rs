@@ -10,10 +10,10 @@
 //!   per node, on local namespaces ([`NetnsNet`]), containers ([`DockerNet`]) or SSH
 //!   machines ([`SshNet`]), and heals.
 //! - **Nemeses**: the [`Nemesis`] protocol (`fs`, `invoke`, `heal`) with
-//!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss
-//!   and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
-//!   [`DiskNemesis`] (torn or corrupted write-ahead logs), [`PowerNemesis`] (power
-//!   loss: unsynced writes lost), the no-op [`Noop`] and
+//!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss,
+//!   delay with jitter and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
+//!   [`DiskNemesis`] (torn or corrupted write-ahead logs, full disks), [`PowerNemesis`]
+//!   (power loss: unsynced writes lost), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
 //!   process's operations (start a random enabled fault, stop it, …) for the run loop.
@@ -55,7 +55,10 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod delay;
+pub mod delayer;
 mod disk;
+mod disk_full;
 mod error;
 mod grudge;
 #[allow(clippy::module_inception)]
@@ -69,12 +72,17 @@ mod process;
 pub mod schedule;
 
 pub use clock::{BUMP_CLOCK, ClockNemesis, MAX_RANDOM_BUMP_SECS, RESET_CLOCK, STROBE_CLOCK};
-pub use disk::{CORRUPT_LOG, DiskNemesis, RESTORE_LOG, TRUNCATE_LOG, wal_records};
+pub use disk::{
+    CORRUPT_LOG, DiskNemesis, FILL_DISK, RESTORE_LOG, START_DISK, TRUNCATE_LOG, wal_records,
+};
+pub use disk_full::FILLER;
 pub use error::NemesisError;
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
 pub use net::{DockerNet, Net, NetnsNet, SshNet};
-pub use packet::{LOSSES, PacketNemesis, START_PACKET, STOP_PACKET, loss_ruleset};
+pub use packet::{
+    DELAYS_MS, LOSSES, MAX_DELAY_MS, PacketNemesis, RATES, START_PACKET, STOP_PACKET, loss_ruleset,
+};
 pub use partition::{
     Partition, TopologyError, bridge, halves, isolate, majorities_ring, one_way, random_halves,
     shuffled,

@@ -1,18 +1,22 @@
 //! [`PacketNemesis`]: packet loss between nodes (nft `numgen random` drops, one table
-//! per node, like the partitions of [`crate::net`]) and bandwidth limits (a `tbf` qdisc
-//! on the node's `eth0`, local namespaces and containers). `tc netem` does not exist on
-//! the project's kernels, so there is no delay here.
+//! per node, like the partitions of [`crate::net`]), delay with jitter (a userspace
+//! delayer on an NFQUEUE, see [`crate::delay`], since `tc netem` does not exist on the
+//! project's kernels) and bandwidth limits (a `tbf` qdisc on the node's `eth0`, local
+//! namespaces and containers).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faultline_clusters::docker::DockerCluster;
-use faultline_clusters::{Cmd, NetnsCluster, Node, Registry};
+use faultline_clusters::{Cmd, NetnsCluster, Node, Registry, Remote};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 
+use crate::delay::{DelaySpec, Delayers};
+use crate::delayer::Distribution;
 use crate::error::{NemesisError, collect};
 use crate::nemesis::{Nemesis, unknown_f};
 use crate::net::{FAMILY, NftNet, each, table_name};
@@ -23,6 +27,13 @@ pub const START_PACKET: &str = "start-packet";
 pub const STOP_PACKET: &str = "stop-packet";
 /// The loss percentages a null `start-packet` value chooses among.
 pub const LOSSES: [u64; 4] = [5, 10, 20, 50];
+/// The delays (ms) a null `start-packet` value chooses among, with a uniform jitter of
+/// half the delay (which reorders packets).
+pub const DELAYS_MS: [u64; 4] = [10, 50, 100, 200];
+/// The bandwidth limits a null `start-packet` value chooses among.
+pub const RATES: [&str; 3] = ["256kbit", "1mbit", "10mbit"];
+/// The longest delay or jitter a `start-packet` accepts, in ms.
+pub const MAX_DELAY_MS: u64 = 10_000;
 
 /// How long one `tc` command may take.
 const TC_TIMEOUT: Duration = Duration::from_secs(20);
@@ -70,6 +81,7 @@ fn valid_rate(rate: &str) -> bool {
 struct Plan {
     loss: Option<u64>,
     rate: Option<String>,
+    delay: Option<DelaySpec>,
     /// Indices of the nodes, in node order.
     nodes: Vec<usize>,
 }
@@ -77,20 +89,34 @@ struct Plan {
 /// Degrades the network (Jepsen's packet nemesis, without netem): `start-packet`
 /// replaces the current packet faults, `stop-packet` lifts them all.
 ///
-/// Values of `start-packet`: an object with `loss` (percent, 1 to 100: each targeted
-/// node drops that share of the packets it receives from the other nodes), `rate` (a
-/// `tbf` bandwidth limit on the node's outbound traffic, e.g. `"1mbit"`; local
-/// namespaces and containers only) and `nodes` (the targeted node names; all by default), at least one
-/// of `loss` and `rate`; or null: a random loss among [`LOSSES`] on every node. The
-/// value returned says exactly what was done, e.g. `{"loss":20,"nodes":["n1","n2","n3"]}`.
-/// The controller's traffic (clients, SSH, `nft` itself) is never dropped, so faults
-/// always heal.
+/// Values of `start-packet`: an object with
+/// - `loss` (percent, 1 to 100: each targeted node drops that share of the packets it
+///   receives from the other nodes),
+/// - `delay_ms` (each targeted node holds every packet it receives from the other
+///   nodes for that long, 1 to 10 000; needs [`PacketNemesis::delayer`]), with
+///   optional `jitter_ms` (0 to 10 000, default 0: the hold is drawn from `delay_ms ±
+///   jitter_ms`, which reorders packets) and `distribution` (`"uniform"`, the default,
+///   or `"normal"` with `jitter_ms` as standard deviation),
+/// - `rate` (a `tbf` bandwidth limit on the node's outbound traffic, e.g. `"1mbit"`;
+///   local namespaces and containers only),
+/// - `nodes` (the targeted node names; all by default),
+///
+/// with at least one of `loss`, `delay_ms` and `rate`; or null: one kind of fault on
+/// every node, picked at random among those available: a loss among [`LOSSES`], a delay
+/// among [`DELAYS_MS`] with a uniform jitter of half of it, or a rate among [`RATES`].
+/// The value returned says exactly what was done, e.g.
+/// `{"delay_ms":50,"jitter_ms":25,"distribution":"uniform","nodes":["n1","n2","n3"]}`.
+/// The controller's traffic (clients, SSH, `nft` itself) is never dropped nor delayed,
+/// so faults always heal.
 pub struct PacketNemesis {
     net: NftNet,
     /// Whether nodes are namespaces whose interface is `eth0` (bandwidth limits).
     shapeable: bool,
     shaped: Vec<Mutex<bool>>,
     rng: ChaCha8Rng,
+    /// Builds the delayers for a delayer program, on this backend.
+    make_delayers: Box<dyn Fn(PathBuf) -> Delayers + Send + Sync>,
+    delayers: Option<Delayers>,
 }
 
 impl PacketNemesis {
@@ -101,11 +127,14 @@ impl PacketNemesis {
     pub fn netns(cluster: &NetnsCluster, seed: u64) -> PacketNemesis {
         let table = format!("{}_pkt", table_name(cluster.run_id()));
         let net = NftNet::netns(cluster, table, "packet.nft");
+        let hosts = cluster.hosts().to_vec();
         PacketNemesis {
             shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
             net,
             shapeable: true,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            make_delayers: Box::new(move |program| Delayers::netns(&hosts, program)),
+            delayers: None,
         }
     }
 
@@ -119,27 +148,56 @@ impl PacketNemesis {
         seed: u64,
     ) -> Result<PacketNemesis, NemesisError> {
         let table = format!("{}_pkt", table_name(cluster.run()));
-        let net = NftNet::docker(cluster, registry, table, "packet.nft")?;
+        let net = NftNet::docker(cluster, Arc::clone(&registry), table, "packet.nft")?;
+        let containers: Vec<(String, String, Arc<dyn Remote>)> = cluster
+            .hosts()
+            .iter()
+            .zip(&net.nodes)
+            .map(|(h, n)| {
+                (
+                    h.host().to_string(),
+                    h.container().to_string(),
+                    Arc::clone(&n.remote),
+                )
+            })
+            .collect();
         Ok(PacketNemesis {
             shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
             net,
             shapeable: true,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            make_delayers: Box::new(move |program| {
+                Delayers::docker(&containers, Arc::clone(&registry), program)
+            }),
+            delayers: None,
         })
     }
 
     /// Packet loss on machines reached through their remotes (SSH): tables named after
-    /// `run`, on the machines, not recorded (the nemesis's heal removes them). No
-    /// bandwidth limits (the interface is unknown).
+    /// `run`, on the machines, not recorded (the nemesis's heal removes them); delayers
+    /// uploaded to each node's directory. No bandwidth limits (the interface is
+    /// unknown).
     pub fn remote(nodes: &[Node], run: &str, seed: u64) -> Result<PacketNemesis, NemesisError> {
         let table = format!("{}_pkt", table_name(run));
         let net = NftNet::remote(nodes, table, "packet.nft")?;
+        let nodes = nodes.to_vec();
         Ok(PacketNemesis {
             shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
             net,
             shapeable: false,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            make_delayers: Box::new(move |program| Delayers::remote(&nodes, program)),
+            delayers: None,
         })
+    }
+
+    /// Enables delays, with `program`, the `faultline-delayer` binary on the controller
+    /// (started in each node's network namespace: directly on local hosts, through
+    /// `nsenter` for containers, uploaded to the node's directory on SSH hosts). It needs
+    /// root and iptables where it runs.
+    pub fn delayer(mut self, program: impl Into<PathBuf>) -> PacketNemesis {
+        self.delayers = Some((self.make_delayers)(program.into()));
+        self
     }
 
     /// The nft table's name (family `inet`), the same on every node.
@@ -153,8 +211,14 @@ impl PacketNemesis {
             f: START_PACKET.to_string(),
             value: value.to_string(),
             expected: format!(
-                "null or an object with `loss` (percent, 1 to 100), `rate` (e.g. \"1mbit\"{}) \
-                 and optionally `nodes` (node names){why}",
+                "null or an object with `loss` (percent, 1 to 100), `delay_ms` (1 to {MAX_DELAY_MS}{}) \
+                 with optional `jitter_ms` and `distribution` (uniform or normal), `rate` (e.g. \
+                 \"1mbit\"{}) and optionally `nodes` (node names){why}",
+                if self.delayers.is_some() {
+                    ""
+                } else {
+                    "; no delayer given"
+                },
                 if self.shapeable {
                     ""
                 } else {
@@ -164,20 +228,47 @@ impl PacketNemesis {
         };
         let object = match value {
             Value::Null => {
-                let loss = LOSSES[self.rng.random_range(0..LOSSES.len())];
-                return Ok(Plan {
-                    loss: Some(loss),
+                let mut plan = Plan {
+                    loss: None,
                     rate: None,
+                    delay: None,
                     nodes: all,
-                });
+                };
+                let mut kinds = vec!["loss"];
+                if self.delayers.is_some() {
+                    kinds.push("delay");
+                }
+                if self.shapeable {
+                    kinds.push("rate");
+                }
+                match kinds[self.rng.random_range(0..kinds.len())] {
+                    "delay" => {
+                        let delay_ms = DELAYS_MS[self.rng.random_range(0..DELAYS_MS.len())];
+                        plan.delay = Some(DelaySpec {
+                            delay_ms,
+                            jitter_ms: delay_ms / 2,
+                            distribution: Distribution::Uniform,
+                        });
+                    }
+                    "rate" => {
+                        plan.rate = Some(RATES[self.rng.random_range(0..RATES.len())].to_string())
+                    }
+                    _ => plan.loss = Some(LOSSES[self.rng.random_range(0..LOSSES.len())]),
+                }
+                return Ok(plan);
             }
             Value::Object(o) => o,
             _ => return Err(bad("")),
         };
-        if let Some(key) = object
-            .keys()
-            .find(|k| !["loss", "rate", "nodes"].contains(&k.as_str()))
-        {
+        const KEYS: [&str; 6] = [
+            "loss",
+            "rate",
+            "delay_ms",
+            "jitter_ms",
+            "distribution",
+            "nodes",
+        ];
+        if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return Err(bad(&format!("; unknown key `{key}`")));
         }
         let loss = match object.get("loss") {
@@ -192,8 +283,41 @@ impl PacketNemesis {
             Some(Value::String(r)) if valid_rate(r) && self.shapeable => Some(r.clone()),
             Some(_) => return Err(bad("; bad `rate`")),
         };
-        if loss.is_none() && rate.is_none() {
-            return Err(bad("; give `loss` or `rate`"));
+        let ms = |key: &str, min: u64| match object.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if (min..=MAX_DELAY_MS).contains(&n) => Ok(Some(n)),
+                _ => Err(bad(&format!(
+                    "; `{key}` must be an integer from {min} to {MAX_DELAY_MS}"
+                ))),
+            },
+        };
+        let delay_ms = ms("delay_ms", 1)?;
+        let jitter_ms = ms("jitter_ms", 0)?;
+        let distribution = match object.get("distribution") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(Distribution::from_name)
+                    .ok_or_else(|| bad("; `distribution` must be \"uniform\" or \"normal\""))?,
+            ),
+        };
+        let delay = match delay_ms {
+            None if jitter_ms.is_some() || distribution.is_some() => {
+                return Err(bad("; `jitter_ms` and `distribution` need `delay_ms`"));
+            }
+            None => None,
+            Some(_) if self.delayers.is_none() => {
+                return Err(bad("; delays need a delayer program"));
+            }
+            Some(delay_ms) => Some(DelaySpec {
+                delay_ms,
+                jitter_ms: jitter_ms.unwrap_or(0),
+                distribution: distribution.unwrap_or(Distribution::Uniform),
+            }),
+        };
+        if loss.is_none() && rate.is_none() && delay.is_none() {
+            return Err(bad("; give `loss`, `delay_ms` or `rate`"));
         }
         let nodes = match object.get("nodes") {
             None | Some(Value::Null) => all,
@@ -212,7 +336,12 @@ impl PacketNemesis {
             }
             Some(_) => return Err(bad("; `nodes` must be an array of node names")),
         };
-        Ok(Plan { loss, rate, nodes })
+        Ok(Plan {
+            loss,
+            rate,
+            delay,
+            nodes,
+        })
     }
 
     /// Sets (`Some`) or removes (`None`) node `i`'s bandwidth limit.
@@ -248,20 +377,29 @@ impl PacketNemesis {
 
     fn start(&mut self, value: &Value) -> Result<Value, NemesisError> {
         let plan = self.plan(value)?;
-        let rulesets: Vec<Option<String>> = (0..self.net.nodes.len())
+        let peers: Vec<Vec<IpAddr>> = (0..self.net.nodes.len())
             .map(|i| {
-                let loss = plan.loss.filter(|_| plan.nodes.contains(&i))?;
-                let peers: Vec<IpAddr> = self
-                    .net
+                self.net
                     .nodes
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| *j != i)
                     .map(|(_, n)| n.ip)
-                    .collect();
-                Some(loss_ruleset(&self.net.table, &peers, loss))
+                    .collect()
             })
             .collect();
+        let rulesets: Vec<Option<String>> = (0..self.net.nodes.len())
+            .map(|i| {
+                let loss = plan.loss.filter(|_| plan.nodes.contains(&i))?;
+                Some(loss_ruleset(&self.net.table, &peers[i], loss))
+            })
+            .collect();
+        if let Some(delayers) = &self.delayers {
+            let seeds: Vec<u64> = (0..self.net.nodes.len())
+                .map(|_| self.rng.random())
+                .collect();
+            delayers.apply(plan.delay, &plan.nodes, &peers, &seeds)?;
+        }
         self.net.apply(&rulesets)?;
         let indices: Vec<usize> = (0..self.net.nodes.len()).collect();
         let rate = plan.rate.as_deref();
@@ -271,6 +409,11 @@ impl PacketNemesis {
         let mut out = Map::new();
         if let Some(loss) = plan.loss {
             out.insert("loss".into(), json!(loss));
+        }
+        if let Some(d) = &plan.delay {
+            out.insert("delay_ms".into(), json!(d.delay_ms));
+            out.insert("jitter_ms".into(), json!(d.jitter_ms));
+            out.insert("distribution".into(), json!(d.distribution.name()));
         }
         if let Some(rate) = &plan.rate {
             out.insert("rate".into(), json!(rate));
@@ -287,7 +430,8 @@ impl PacketNemesis {
     fn stop(&self) -> Result<(), NemesisError> {
         let indices: Vec<usize> = (0..self.net.nodes.len()).collect();
         let shaping = collect(each(&indices, |&i| self.shape(i, None)));
-        collect(vec![self.net.heal(), shaping])
+        let delays = self.delayers.as_ref().map_or(Ok(()), Delayers::heal);
+        collect(vec![self.net.heal(), delays, shaping])
     }
 }
 

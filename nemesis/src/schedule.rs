@@ -11,7 +11,7 @@ use rand::RngExt;
 use serde_json::Value;
 
 use crate::clock::{BUMP_CLOCK, RESET_CLOCK};
-use crate::disk::{RESTORE_LOG, TRUNCATE_LOG};
+use crate::disk::{RESTORE_LOG, START_DISK};
 use crate::packet::{START_PACKET, STOP_PACKET};
 use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::power::{POWER_LOSS, POWER_ON};
@@ -29,12 +29,15 @@ pub enum Fault {
     Kill,
     /// Pausing nodes (`pause` / `resume`).
     Pause,
-    /// Packet loss between nodes (`start-packet` / `stop-packet`).
+    /// Packet loss, delay with jitter or a bandwidth limit between nodes
+    /// (`start-packet` / `stop-packet`; the nemesis picks which).
     Packet,
     /// Moving one node's clock (`bump-clock` / `reset-clock`).
     Clock,
-    /// A crashed node's log losing its tail (`truncate-log` / `restore-log`; corruption
-    /// in the middle, `corrupt-log`, is never scheduled: ask for it explicitly).
+    /// A crashed node's log losing its tail, or a full disk under a running node
+    /// (`start-disk`, which picks `truncate-log` or `fill-disk`, / `restore-log`;
+    /// corruption in the middle, `corrupt-log`, is never scheduled: ask for it
+    /// explicitly).
     Disk,
     /// Power loss: crashed nodes lose their unsynced writes (`power-loss` /
     /// `power-on`).
@@ -61,7 +64,7 @@ impl Fault {
             Fault::Pause => PAUSE,
             Fault::Packet => START_PACKET,
             Fault::Clock => BUMP_CLOCK,
-            Fault::Disk => TRUNCATE_LOG,
+            Fault::Disk => START_DISK,
             Fault::Power => POWER_LOSS,
         }
     }

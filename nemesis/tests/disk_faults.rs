@@ -132,3 +132,94 @@ fn a_torn_tail_is_recovered_and_mid_log_corruption_is_refused_loudly() {
     assert!(nemesis.damaged().is_empty());
     s.finish();
 }
+
+#[test]
+fn a_full_disk_crashes_the_node_without_losing_acknowledged_writes_and_heals() {
+    use faultline_clusters::Resource;
+    let s = setup(false);
+    write_keys(&s);
+    let mut nemesis = DiskNemesis::new(s.db.clone(), s.nodes.clone(), 9)
+        .unwrap()
+        .ready_timeout(Duration::from_secs(20))
+        .disk_full(s.cluster.registry().clone());
+    let mounts = || {
+        s.cluster
+            .registry()
+            .resources()
+            .iter()
+            .filter(|r| matches!(r, Resource::Command { description, .. } if description.starts_with("tmpfs mount")))
+            .count()
+    };
+
+    // Fill the leader's disk: its data directory moves onto a tmpfs (recorded), which
+    // is then filled.
+    let leader = Primaries::primaries(&*s.db, &s.nodes)[0].clone();
+    let node = s.node(&leader).clone();
+    let value = nemesis
+        .invoke("fill-disk", &json!({ "node": leader }))
+        .unwrap();
+    eprintln!("{value}");
+    assert_eq!(value["moved"], json!(true), "{value}");
+    assert!(value["filler_bytes"].as_u64().unwrap() > 0, "{value}");
+    assert_eq!(mounts(), 1);
+    let mount = node.dir.join("disk");
+    let avail = support::sh(&["df", "-k", "--output=avail", &mount.to_string_lossy()]);
+    assert_eq!(avail.lines().last().unwrap().trim(), "0", "{avail}");
+
+    // Writes go on (through a new leader); the full node does not acknowledge what it
+    // cannot write: it stops, naming the file and the error.
+    for k in KEYS..KEYS + 20 {
+        s.txn(&format!(r#"[["w","k{k}",{k}]]"#));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while node.remote.is_running(&node.pid_file()).unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{leader} still runs on a full disk"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(node.log_file()).unwrap();
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("wal"), "{log}");
+
+    // Heal: space back, the node restarted with everything acknowledged.
+    let value = nemesis.invoke("restore-log", &Value::Null).unwrap();
+    assert_eq!(value, json!({ "restored": [leader] }));
+    assert!(s.answers(&node));
+    // (A restarted follower catches up on the leader's next append.)
+    s.txn(&format!(r#"[["w","k{}",{}]]"#, KEYS + 20, KEYS + 20));
+    s.await_replicated();
+    for k in 0..KEYS + 21 {
+        let read = s.txn(&format!(r#"[["r","k{k}",null]]"#));
+        assert_eq!(read["txn"][0][2], json!(k), "{read}");
+    }
+    assert!(!mount.join("data").join(faultline_nemesis::FILLER).exists());
+
+    // Again on the same node: no move this time. A random disk fault names itself.
+    let value = nemesis
+        .invoke("fill-disk", &json!({ "node": leader }))
+        .unwrap();
+    assert_eq!(value["moved"], json!(false), "{value}");
+    nemesis.invoke("restore-log", &Value::Null).unwrap();
+    let value = nemesis.invoke("start-disk", &Value::Null).unwrap();
+    assert!(
+        value["fault"] == json!("truncate-log") || value["fault"] == json!("fill-disk"),
+        "{value}"
+    );
+    assert!(
+        nemesis
+            .invoke("start-disk", &json!({"node": "n1"}))
+            .is_err()
+    );
+    nemesis.heal().unwrap();
+    // A random fill of another node mounted a second tmpfs.
+    let fresh = value["fault"] == json!("fill-disk") && value["moved"] == json!(true);
+    assert_eq!(mounts(), if fresh { 2 } else { 1 }, "{value}");
+
+    // The mount goes with the teardown.
+    let dir = s.dir.path().to_path_buf();
+    s.finish();
+    let mounts = support::sh(&["findmnt", "-rn", "-o", "TARGET"]);
+    assert!(!mounts.contains(&*dir.to_string_lossy()), "{mounts}");
+}

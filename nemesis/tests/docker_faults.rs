@@ -88,3 +88,165 @@ fn docker_net_applies_grudges_and_heals() {
         .args(["image", "rm", &image])
         .output();
 }
+
+/// `count` TCP connect times (ms) from `from`'s network namespace (entered with
+/// `nsenter`, bash from this machine) to `to`'s peer port.
+fn connect_times(from: &str, to: &Node, count: usize) -> Vec<f64> {
+    let pid = faultline_clusters::docker::container_pid(from)
+        .unwrap()
+        .unwrap();
+    let script = format!(
+        "for i in $(seq {count}); do s=$EPOCHREALTIME; exec 3<>/dev/tcp/{}/{} || exit 1; \
+         e=$EPOCHREALTIME; exec 3>&-; echo \"$s $e\"; done",
+        to.addr,
+        KvDb::PEER_PORT
+    );
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            (b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap()) * 1000.0
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[test]
+fn clock_and_delay_faults_on_docker_containers() {
+    use faultline_clusters::db::FAKETIME_LIBS;
+    use faultline_nemesis::{ClockNemesis, Nemesis, PacketNemesis};
+    use serde_json::{Value, json};
+
+    match check_prerequisites() {
+        Err(DockerError::NoCli) => {
+            eprintln!("skipped: no docker CLI on this machine");
+            return;
+        }
+        other => other.unwrap(),
+    }
+    let Some(lib) = FAKETIME_LIBS.iter().find(|p| Path::new(p).is_file()) else {
+        eprintln!("skipped: libfaketime missing (apt-get install libfaketime)");
+        return;
+    };
+    // The image carries libfaketime (taken from this machine).
+    let image = build_image(&[&kv_binary()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = format!("nemdc{}", std::process::id());
+    let registry = Arc::new(Registry::create(dir.path(), &run).unwrap());
+    let mut cluster = DockerCluster::start(registry.clone(), &image, &["n1", "n2", "n3"]).unwrap();
+    let nodes = cluster.nodes();
+    let db = Arc::new(
+        KvDb::new(Path::new("/usr/local/bin/faultline-kv"), &nodes)
+            .upload(false)
+            .faketime(true),
+    );
+    setup_all(&*db, &nodes, Duration::from_secs(20)).unwrap();
+    for node in &nodes {
+        let maps = node
+            .remote
+            .run_ok(&Cmd::new("sh").args([
+                "-c",
+                "cat /proc/$(cat \"$1\")/maps",
+                "sh",
+                &node.pid_file().to_string_lossy(),
+            ]))
+            .unwrap()
+            .stdout;
+        assert!(maps.contains("libfaketime"), "{}", node.name);
+    }
+
+    // A clock bump moves what a libc program in n2's container reads (a dynamically
+    // linked `date` copied in: the image's busybox is static).
+    let copied = Command::new("docker")
+        .args([
+            "cp",
+            "/bin/date",
+            &format!("{}:/tmp/date", cluster.hosts()[1].container()),
+        ])
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "{copied:?}");
+    let faked = |node: &Node| -> i64 {
+        let cmd = Cmd::new("env").args([
+            format!("LD_PRELOAD={lib}"),
+            format!(
+                "FAKETIME_TIMESTAMP_FILE={}",
+                node.dir.join("faketime").display()
+            ),
+            "FAKETIME_NO_CACHE=1".into(),
+            "/tmp/date".into(),
+            "+%s".into(),
+        ]);
+        let out = node.remote.run_ok(&cmd).unwrap().stdout;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        out.trim().parse::<i64>().unwrap() - now
+    };
+    assert!(faked(&nodes[1]).abs() <= 1);
+    let mut clock = ClockNemesis::new(db.clone(), nodes.clone(), 2).unwrap();
+    let value = clock
+        .invoke("bump-clock", &json!({"node": "n2", "delta_ms": 90_000}))
+        .unwrap();
+    assert_eq!(value["offset_ms"], json!(90000));
+    let skew = faked(&nodes[1]);
+    assert!((89..=91).contains(&skew), "n2 is {skew} s off");
+    clock.invoke("reset-clock", &Value::Null).unwrap();
+    assert!(faked(&nodes[1]).abs() <= 1);
+
+    // A delay on n2, through a delayer run with nsenter (recorded).
+    let processes = || {
+        registry
+            .resources()
+            .iter()
+            .filter(|r| matches!(r, Resource::Process { .. }))
+            .count()
+    };
+    let base = median(connect_times(cluster.hosts()[0].container(), &nodes[1], 7));
+    let mut packet = PacketNemesis::docker(&cluster, registry.clone(), 3)
+        .unwrap()
+        .delayer(env!("CARGO_BIN_EXE_faultline-delayer"));
+    let before = processes();
+    packet
+        .invoke("start-packet", &json!({"delay_ms": 100, "nodes": ["n2"]}))
+        .unwrap();
+    assert_eq!(processes(), before + 1);
+    let delayed = connect_times(cluster.hosts()[0].container(), &nodes[1], 7);
+    eprintln!("docker: baseline {base:.1} ms, 100 ms delay: {delayed:?}");
+    let added = median(delayed.clone()) - base;
+    assert!((95.0..160.0).contains(&added), "{delayed:?}");
+    packet.invoke("stop-packet", &Value::Null).unwrap();
+    let healed = median(connect_times(cluster.hosts()[0].container(), &nodes[1], 7));
+    assert!(healed < base + 20.0, "{healed} vs {base}");
+
+    // A delay left in place goes with the containers and the registry.
+    packet
+        .invoke("start-packet", &json!({"delay_ms": 50, "nodes": ["n3"]}))
+        .unwrap();
+    clock.heal().unwrap();
+    let recorded: Vec<Resource> = registry
+        .resources()
+        .into_iter()
+        .filter(|r| matches!(r, Resource::Process { .. }))
+        .collect();
+    assert_eq!(recorded.len(), before + 2);
+    cluster.teardown().unwrap();
+    registry.teardown().unwrap();
+    // The delayers ran on this machine (only their network namespace was the
+    // container's): the registry's teardown killed them.
+    for r in recorded {
+        if let Resource::Process { pid, .. } = r {
+            assert_ne!(Resource::process(pid), Some(r), "left running");
+        }
+    }
+}

@@ -51,9 +51,13 @@ fn loss_cuts_what_it_says_and_heals() {
     }
     assert_eq!(s.nft_resources(), 3);
 
-    // A random choice: loss on every node.
+    // A random choice: loss or a bandwidth limit (no delayer here) on every node.
     let value = nemesis.invoke("start-packet", &Value::Null).unwrap();
-    assert!(value["loss"].as_u64().unwrap() > 0, "{value}");
+    assert!(
+        value["loss"].as_u64().is_some_and(|l| l > 0) || value["rate"].is_string(),
+        "{value}"
+    );
+    assert!(value.get("delay_ms").is_none(), "{value}");
     assert_eq!(value["nodes"], json!(["n1", "n2", "n3"]));
 
     // Bad values change nothing.
@@ -64,6 +68,7 @@ fn loss_cuts_what_it_says_and_heals() {
         json!({"nodes": ["n1"]}),
         json!({"loss": 5, "nodes": ["n9"]}),
         json!({"loss": 5, "delay": 3}),
+        json!({"delay_ms": 30}),
         json!("lots"),
     ] {
         assert!(nemesis.invoke("start-packet", &bad).is_err(), "{bad}");
@@ -168,4 +173,133 @@ fn loss_on_docker_containers_through_nsenter() {
     let _ = std::process::Command::new("docker")
         .args(["image", "rm", &image])
         .output();
+}
+
+/// The delayer binary of this package.
+fn delayer() -> &'static str {
+    env!("CARGO_BIN_EXE_faultline-delayer")
+}
+
+/// `count` TCP connect times (ms) from `from`'s namespace to `to`'s peer port, measured
+/// inside the namespace with bash's `$EPOCHREALTIME`.
+fn connect_times(s: &support::Setup, from: &str, to: &str, count: usize) -> Vec<f64> {
+    let script = format!(
+        "for i in $(seq {count}); do s=$EPOCHREALTIME; exec 3<>/dev/tcp/{}/{} || exit 1; \
+         e=$EPOCHREALTIME; exec 3>&-; echo \"$s $e\"; done",
+        s.host(to).addr(),
+        faultline_clusters::KvDb::PEER_PORT
+    );
+    s.run_in(from, &["bash", "-c", &script])
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            (b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap()) * 1000.0
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[test]
+fn delay_and_jitter_slow_peer_traffic_and_heal() {
+    let s = setup(false);
+    let mut nemesis = PacketNemesis::netns(&s.cluster, 5).delayer(delayer());
+    let processes = || {
+        s.cluster
+            .registry()
+            .resources()
+            .iter()
+            .filter(|r| matches!(r, faultline_clusters::Resource::Process { .. }))
+            .count()
+    };
+    let before = processes();
+    let base = median(connect_times(&s, "n2", "n1", 9));
+    assert!(base < 20.0, "baseline connect {base} ms");
+
+    // 100 ms on n1's inbound peer traffic: n2's handshakes with n1 take ~100 ms more,
+    // n2 ↔ n3 and the controller are untouched.
+    let value = nemesis
+        .invoke("start-packet", &json!({"delay_ms": 100, "nodes": ["n1"]}))
+        .unwrap();
+    assert_eq!(
+        value,
+        json!({"delay_ms": 100, "jitter_ms": 0, "distribution": "uniform", "nodes": ["n1"]})
+    );
+    assert_eq!(processes(), before + 1);
+    let delayed = connect_times(&s, "n2", "n1", 9);
+    let m = median(delayed.clone());
+    eprintln!("baseline {base:.1} ms, 100 ms delay: {delayed:?}");
+    assert!((95.0..160.0).contains(&(m - base)), "{delayed:?} vs {base}");
+    assert!(median(connect_times(&s, "n2", "n3", 5)) < 20.0);
+    let started = std::time::Instant::now();
+    assert!(s.answers(s.node("n1")));
+    assert!(started.elapsed() < std::time::Duration::from_millis(90));
+    let rules = s.run_in("n1", &["iptables", "-S", "FAULTLINE_DELAY"]);
+    assert!(
+        rules.contains("NFQUEUE") && rules.contains("--queue-bypass"),
+        "{rules}"
+    );
+    // The cluster still commits writes through the delay.
+    s.txn(r#"[["append", 1, 1]]"#);
+
+    // Replaced by 60 ± 50 ms on every node: connect times spread out (a packet drawn a
+    // short hold overtakes one drawn a long hold: reordering).
+    let value = nemesis
+        .invoke(
+            "start-packet",
+            &json!({"delay_ms": 60, "jitter_ms": 50, "loss": 1}),
+        )
+        .unwrap();
+    assert_eq!(value["nodes"], json!(["n1", "n2", "n3"]));
+    assert_eq!(value["jitter_ms"], json!(50));
+    let jittered = connect_times(&s, "n2", "n1", 15);
+    eprintln!("60 ± 50 ms: {jittered:?}");
+    let spread = jittered.iter().cloned().fold(f64::MIN, f64::max)
+        - jittered.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread > 30.0, "{jittered:?}");
+    assert!(median(jittered) > 25.0);
+    // Stopped delayers stay recorded (teardown checks start times), new ones are added.
+    assert_eq!(processes(), before + 4);
+
+    // Bad values change nothing.
+    for bad in [
+        json!({"delay_ms": 0}),
+        json!({"delay_ms": 10_001}),
+        json!({"jitter_ms": 5}),
+        json!({"delay_ms": 5, "distribution": "pareto"}),
+    ] {
+        assert!(nemesis.invoke("start-packet", &bad).is_err(), "{bad}");
+    }
+
+    // Heal: rules and delayers gone, connect times back.
+    nemesis.invoke("stop-packet", &Value::Null).unwrap();
+    let healed = median(connect_times(&s, "n2", "n1", 9));
+    assert!(healed < base + 20.0, "{healed} vs {base}");
+    for node in ["n1", "n2", "n3"] {
+        let chains = s.run_in(node, &["iptables", "-S"]);
+        assert!(!chains.contains("FAULTLINE_DELAY"), "{node}: {chains}");
+        let pid_file = s.host(node).dir().join("delayer.pid");
+        assert!(
+            !faultline_clusters::Remote::is_running(s.host(node), &pid_file).unwrap(),
+            "{node}"
+        );
+    }
+    let log = std::fs::read_to_string(s.host("n1").dir().join("delayer.log")).unwrap();
+    assert!(log.contains("stopped after"), "{log}");
+
+    // A null value picks one kind; a delay left in place goes with the teardown.
+    let value = nemesis.invoke("start-packet", &Value::Null).unwrap();
+    assert!(
+        value.get("loss").is_some()
+            || value.get("delay_ms").is_some()
+            || value.get("rate").is_some(),
+        "{value}"
+    );
+    nemesis
+        .invoke("start-packet", &json!({"delay_ms": 20, "nodes": ["n3"]}))
+        .unwrap();
+    s.finish();
 }

@@ -1,6 +1,7 @@
 //! The node image: `FROM scratch`, holding the node binaries, the shared libraries they
-//! need (found with `ldd`) and a static busybox for a shell and tools. Built once per
-//! content: the tag is a hash of every file that goes in.
+//! need (found with `ldd`), libfaketime when this machine has it, and a static busybox
+//! for a shell and tools. Built once per content: the tag is a hash of every file that
+//! goes in.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -89,6 +90,15 @@ fn image_files(binaries: &[&Path]) -> Result<Vec<(PathBuf, PathBuf)>, DockerErro
             DockerError::file("read", binary, std::io::Error::other("no file name"))
         })?;
         files.push((binary.to_path_buf(), Path::new("/usr/local/bin").join(name)));
+    }
+    // libfaketime where this machine has it, at the same path, so that nodes can run
+    // with per-node clocks (the clock nemesis).
+    if let Some(lib) = crate::db::FAKETIME_LIBS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    {
+        files.push((lib.to_path_buf(), lib.to_path_buf()));
     }
     let mut libraries = Vec::new();
     for (source, _) in &files {

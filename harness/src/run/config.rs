@@ -36,11 +36,17 @@ pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<
              its clock (and the machine's real clock is one for every node); use --db kv"
                 .into(),
         ),
-        ("clock", _, ClusterKind::Docker) => Some(
-            "the node image has no libfaketime; use --cluster local (or ssh with libfaketime \
-             installed on the hosts)"
-                .into(),
-        ),
+        ("clock", _, ClusterKind::Docker)
+            if !faultline_clusters::db::FAKETIME_LIBS
+                .iter()
+                .any(|p| Path::new(p).is_file()) =>
+        {
+            Some(
+                "the node image takes libfaketime from this machine, which has none \
+                 (apt-get install libfaketime)"
+                    .into(),
+            )
+        }
         ("disk", "etcd", _) => {
             Some("the disk nemesis knows only faultline-kv's write-ahead log; use --db kv".into())
         }
@@ -743,8 +749,18 @@ mod tests {
         );
         let c = resolve("etcd", "local", &["all"]).unwrap();
         assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet"]);
+        let faketime = faultline_clusters::db::FAKETIME_LIBS
+            .iter()
+            .any(|p| Path::new(p).is_file());
         let c = resolve("kv", "docker", &["all"]).unwrap();
-        assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet", "disk"]);
+        if faketime {
+            assert_eq!(
+                c.nemesis,
+                ["partition", "kill", "pause", "packet", "clock", "disk"]
+            );
+        } else {
+            assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet", "disk"]);
+        }
         let c = resolve("kv", "local", &["kill", "all"]).unwrap();
         assert_eq!(c.nemesis.len(), 7);
         let e = resolve("etcd", "local", &["partition", "clock"])
@@ -754,8 +770,13 @@ mod tests {
             e.starts_with("--nemesis: `clock` cannot be injected with --db etcd on --cluster local: etcd is a Go program"),
             "{e}"
         );
-        let e = resolve("kv", "docker", &["clock"]).unwrap_err().0;
-        assert!(e.contains("`clock` cannot be injected"), "{e}");
+        let docker_clock = resolve("kv", "docker", &["clock"]);
+        if faketime {
+            assert!(docker_clock.is_ok());
+        } else {
+            let e = docker_clock.unwrap_err().0;
+            assert!(e.contains("`clock` cannot be injected"), "{e}");
+        }
         let e = resolve("etcd", "local", &["disk"]).unwrap_err().0;
         assert!(e.contains("faultline-kv's write-ahead log"), "{e}");
         let e = resolve("kv", "docker", &["power"]).unwrap_err().0;

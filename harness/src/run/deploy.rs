@@ -82,6 +82,17 @@ fn lazyfs_binary() -> Result<PathBuf> {
     .into())
 }
 
+/// The packet delayer (`faultline-delayer`, built by `cargo build --release` beside
+/// faultline), `$FAULTLINE_DELAYER` if set; `None` when it is missing, in which case
+/// packet faults are loss and bandwidth only.
+pub fn delayer_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("FAULTLINE_DELAYER") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.with_file_name("faultline-delayer")).filter(|p| p.is_file())
+}
+
 /// The etcd binary on this machine's PATH.
 fn etcd_binary() -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -385,34 +385,46 @@ fn build_nemesis(
                 PauseNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
                     .map_err(|e| UsageError(format!("--nemesis pause: {e}")))?,
             ),
-            Fault::Packet => Box::new(match deployment.kind {
-                ClusterKind::Local => PacketNemesis::netns(
-                    deployment
-                        .local()
-                        .ok_or_else(|| anyhow!("no local cluster"))?,
-                    seed,
-                ),
-                ClusterKind::Ssh => {
-                    PacketNemesis::remote(&deployment.nodes, &deployment.registry.run(), seed)
-                        .map_err(|e| anyhow!(e))?
+            Fault::Packet => Box::new({
+                let packet = match deployment.kind {
+                    ClusterKind::Local => PacketNemesis::netns(
+                        deployment
+                            .local()
+                            .ok_or_else(|| anyhow!("no local cluster"))?,
+                        seed,
+                    ),
+                    ClusterKind::Ssh => {
+                        PacketNemesis::remote(&deployment.nodes, &deployment.registry.run(), seed)
+                            .map_err(|e| anyhow!(e))?
+                    }
+                    ClusterKind::Docker => PacketNemesis::docker(
+                        deployment
+                            .docker()
+                            .ok_or_else(|| anyhow!("no docker cluster"))?,
+                        Arc::clone(&deployment.registry),
+                        seed,
+                    )
+                    .map_err(|e| anyhow!(e))?,
+                };
+                match deploy::delayer_binary() {
+                    Some(delayer) => packet.delayer(delayer),
+                    None => packet,
                 }
-                ClusterKind::Docker => PacketNemesis::docker(
-                    deployment
-                        .docker()
-                        .ok_or_else(|| anyhow!("no docker cluster"))?,
-                    Arc::clone(&deployment.registry),
-                    seed,
-                )
-                .map_err(|e| anyhow!(e))?,
             }),
             Fault::Clock => Box::new(
                 ClockNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
                     .map_err(|e| UsageError(format!("--nemesis clock: {e}")))?,
             ),
-            Fault::Disk => Box::new(
-                DiskNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
-                    .map_err(|e| UsageError(format!("--nemesis disk: {e}")))?,
-            ),
+            Fault::Disk => {
+                let disk =
+                    DiskNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
+                        .map_err(|e| UsageError(format!("--nemesis disk: {e}")))?;
+                // Full disks need the nodes' directories on this machine.
+                Box::new(match deployment.kind {
+                    ClusterKind::Local => disk.disk_full(Arc::clone(&deployment.registry)),
+                    _ => disk,
+                })
+            }
             Fault::Power => Box::new(
                 PowerNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
                     .map_err(|e| UsageError(format!("--nemesis power: {e}")))?,

@@ -134,7 +134,14 @@ impl Setup {
             .max()
             .unwrap_or(0);
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut nudge = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
+            // A follower restarted after the leader's last append catches up only on
+            // the next one (faultline-kv sends no entries with heartbeats): nudge.
+            if Instant::now() >= nudge {
+                self.txn(r#"[["w","await-replicated-nudge",0]]"#);
+                nudge = Instant::now() + Duration::from_secs(2);
+            }
             let done = self.nodes.iter().all(|n| {
                 self.db
                     .status(n)
