@@ -334,7 +334,7 @@ mod tests {
         let v = clock
             .invoke(
                 STROBE_CLOCK,
-                &json!({"node": "n1", "period_ms": 10, "duration_ms": 50}),
+                &json!({"node": "n1", "period_ms": 10, "duration_ms": 1000}),
             )
             .unwrap();
         assert!(v["flips"].as_u64().unwrap() >= 2, "{v}");

@@ -89,13 +89,32 @@ impl Setup {
     }
 
     /// Whether `node` answers a status request within a second.
+    /// Whether the node answers a status request within 10 s (retrying: a loaded
+    /// machine may be slow to schedule a resumed or restarted node).
     fn answers(&self, node: &Node) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.status(node).is_ok() {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether one status request to the node goes unanswered for 1 s.
+    fn silent(&self, node: &Node) -> bool {
+        self.status(node).is_err()
+    }
+
+    fn status(&self, node: &Node) -> Result<String, String> {
         request_line(
             &self.db.client_addr(node),
             r#"{"id":0,"type":"status"}"#,
             Duration::from_secs(1),
         )
-        .is_ok()
     }
 
     fn nft_resources(&self) -> usize {
@@ -200,7 +219,7 @@ fn kill_crashes_a_node_and_start_brings_it_back() {
     assert_eq!(killed.len(), 1, "{value}");
     let node = s.nodes.iter().find(|n| n.name == killed[0]).unwrap();
     assert!(!node.remote.is_running(&node.pid_file()).unwrap());
-    assert!(!s.answers(node));
+    assert!(s.silent(node));
     assert_eq!(nemesis.killed(), killed.as_slice());
 
     let value = nemesis.invoke("start", &Value::Null).unwrap();
@@ -222,7 +241,7 @@ fn paused_nodes_do_not_answer_until_resumed() {
     let mut nemesis = PauseNemesis::new(s.db.clone(), s.nodes.clone(), 5).unwrap();
     let value = nemesis.invoke("pause", &json!(["n2"])).unwrap();
     assert_eq!(value, json!({ "paused": ["n2"] }));
-    assert!(!s.answers(&s.nodes[1]));
+    assert!(s.silent(&s.nodes[1]));
     assert!(s.answers(&s.nodes[0]));
     let value = nemesis.invoke("resume", &Value::Null).unwrap();
     assert_eq!(value, json!({ "resumed": ["n2"] }));
@@ -245,7 +264,7 @@ fn a_composed_nemesis_heals_partition_kill_and_pause_at_once() {
         .unwrap();
     nemesis.invoke("kill", &json!(["n1"])).unwrap();
     nemesis.invoke("pause", &json!(["n2"])).unwrap();
-    assert!(!s.answers(&s.nodes[0]) && !s.answers(&s.nodes[1]));
+    assert!(s.silent(&s.nodes[0]) && s.silent(&s.nodes[1]));
     assert!(s.nft_resources() >= 2);
 
     nemesis.heal().unwrap();
