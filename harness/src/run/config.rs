@@ -26,8 +26,8 @@ pub const FAULTS: &[&str] = &[
     "none",
 ];
 
-/// Why database `db` on `cluster` cannot have `fault`, or `None` when it can. Checked
-/// before anything is deployed.
+/// Why database `db` (`kv`, `etcd`, or `file` for a `--db-file` one) on `cluster` cannot
+/// have `fault`, or `None` when it can. Checked before anything is deployed.
 pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<String> {
     match (fault, db, cluster) {
         ("clock", "etcd", _) => Some(
@@ -43,6 +43,15 @@ pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<
         ("disk", "etcd", _) => {
             Some("the disk nemesis knows only faultline-kv's write-ahead log; use --db kv".into())
         }
+        ("clock", "file", _) => Some(
+            "a database from --db-file runs without libfaketime, so its clock cannot be moved"
+                .into(),
+        ),
+        ("disk", "file", _) => Some(
+            "the disk nemesis knows only faultline-kv's write-ahead log; a --db-file database's \
+             files are its own"
+                .into(),
+        ),
         _ => None,
     }
 }
@@ -68,6 +77,14 @@ pub struct RunArgs {
     /// The database: kv (the bundled faultline-kv) or etcd [default: kv].
     #[arg(long)]
     pub db: Option<String>,
+    /// Any other database, described in a TOML file (instead of --db; needs
+    /// --client-cmd); see docs/your-database.md.
+    #[arg(long, value_name = "FILE")]
+    pub db_file: Option<PathBuf>,
+    /// A client in any language: a command (run with `sh -c`, once per client process)
+    /// speaking JSON lines on stdin/stdout; see docs/your-client.md.
+    #[arg(long, value_name = "COMMAND")]
+    pub client_cmd: Option<String>,
     /// faultline-kv's consensus protocol: raft or paxos [default: raft].
     #[arg(long)]
     pub consensus: Option<String>,
@@ -141,6 +158,8 @@ macro_rules! with_run_settings {
         #[serde(deny_unknown_fields, rename_all = "kebab-case")]
         struct $name {
             db: Option<String>,
+            db_file: Option<::std::path::PathBuf>,
+            client_cmd: Option<String>,
             consensus: Option<String>,
             workload: Option<String>,
             nemesis: Option<Vec<String>>,
@@ -163,7 +182,7 @@ macro_rules! with_run_settings {
 
         impl $name {
             fn overlay(&self, args: &mut $crate::run::RunArgs) {
-                $crate::run::with_run_settings!(@copy self, args; db, consensus, workload,
+                $crate::run::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
                     nemesis, nemesis_interval, nodes, concurrency, rate, time_limit, cluster,
                     hosts, seed, bug, read_mode, store, op_timeout, recovery_time,
                     check_time_limit);
@@ -201,8 +220,12 @@ pub enum ClusterKind {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RunConfig {
-    /// `kv` or `etcd`.
+    /// `kv` or `etcd`, or the name in the `--db-file`.
     pub db: String,
+    /// The database file, when the database is described by one.
+    pub db_file: Option<PathBuf>,
+    /// The external client's command, when the client is a program.
+    pub client_cmd: Option<String>,
     /// `raft` (`paxos` once faultline-kv has it).
     pub consensus: String,
     /// The workload's name.
@@ -276,8 +299,41 @@ impl RunConfig {
                 .or(file)
                 .unwrap_or_else(|| default.to_string())
         };
-        let db = pick_str(args.db.as_ref(), file.db, "kv");
-        one_of(&origin("db"), &db, DBS)?;
+        let db_file = args.db_file.clone().or(file.db_file);
+        let client_cmd = args.client_cmd.clone().or(file.client_cmd);
+        if let Some(cmd) = &client_cmd
+            && cmd.trim().is_empty()
+        {
+            return Err(UsageError(format!(
+                "{}: empty command",
+                origin("client-cmd")
+            )));
+        }
+        // `kind` is what the checks below know the database by: kv, etcd, or file.
+        let (db, kind) = match &db_file {
+            Some(path) => {
+                if args.db.is_some() || file.db.is_some() {
+                    return Err(UsageError(format!(
+                        "{}: give --db or --db-file, not both",
+                        origin("db-file")
+                    )));
+                }
+                if client_cmd.is_none() {
+                    return Err(UsageError(format!(
+                        "{}: a database from a file needs a client program: pass --client-cmd \"COMMAND\" (see docs/your-client.md)",
+                        origin("db-file")
+                    )));
+                }
+                let described = faultline_clusters::DbFile::load(path)
+                    .map_err(|e| UsageError(e.to_string()))?;
+                (described.name, "file".to_string())
+            }
+            None => {
+                let db = pick_str(args.db.as_ref(), file.db, "kv");
+                one_of(&origin("db"), &db, DBS)?;
+                (db.clone(), db)
+            }
+        };
         let consensus = pick_str(args.consensus.as_ref(), file.consensus, "raft");
         one_of(&origin("consensus"), &consensus, &["raft", "paxos"])?;
         if consensus == "paxos" {
@@ -393,7 +449,7 @@ impl RunConfig {
             _ => {}
         }
         if nemesis.iter().any(|f| f == "all") {
-            let mut expanded = all_faults(&db, cluster);
+            let mut expanded = all_faults(&kind, cluster);
             for f in &nemesis {
                 if f != "all" && !expanded.contains(f) {
                     expanded.push(f.clone());
@@ -402,10 +458,14 @@ impl RunConfig {
             nemesis = expanded;
         }
         for fault in &nemesis {
-            if let Some(reason) = unsupported_fault(fault, &db, cluster) {
+            if let Some(reason) = unsupported_fault(fault, &kind, cluster) {
                 return Err(UsageError(format!(
-                    "{}: `{fault}` cannot be injected with --db {db} on --cluster {cluster_name}: {reason}",
-                    origin("nemesis")
+                    "{}: `{fault}` cannot be injected with {} on --cluster {cluster_name}: {reason}",
+                    origin("nemesis"),
+                    match &db_file {
+                        Some(path) => format!("--db-file {}", path.display()),
+                        None => format!("--db {db}"),
+                    }
                 )));
             }
         }
@@ -413,7 +473,7 @@ impl RunConfig {
         for b in &bug {
             one_of(&origin("bug"), b, BUGS)?;
         }
-        if !bug.is_empty() && db != "kv" {
+        if !bug.is_empty() && kind != "kv" {
             return Err(UsageError(format!(
                 "{}: planted bugs are faultline-kv's; drop --bug or use --db kv",
                 origin("bug")
@@ -425,9 +485,9 @@ impl RunConfig {
             &read_mode,
             &["linearizable", "serializable"],
         )?;
-        if read_mode == "serializable" && db != "etcd" {
+        if read_mode == "serializable" && (kind != "etcd" || client_cmd.is_some()) {
             return Err(UsageError(format!(
-                "{}: serializable reads are an etcd setting; use --db etcd",
+                "{}: serializable reads are a setting of the built-in etcd client; use --db etcd without --client-cmd",
                 origin("read-mode")
             )));
         }
@@ -451,6 +511,8 @@ impl RunConfig {
         let seed = args.seed.or(file.seed).unwrap_or_else(rand::random);
         Ok(RunConfig {
             db,
+            db_file,
+            client_cmd,
             consensus,
             workload,
             nemesis,

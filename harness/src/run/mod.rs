@@ -37,8 +37,11 @@ use serde_json::{Value, json};
 
 pub use config::{ClusterKind, RunArgs, RunConfig};
 pub(crate) use config::{toml_error, with_run_settings};
-use deploy::Deployment;
-use interpreter::{Interpreter, Stats, StoreFactory};
+pub(crate) use deploy::Deployment;
+pub(crate) use interpreter::{HarnessFailure, Session, SessionFactory, SessionFuture};
+use interpreter::{Interpreter, Stats, StoreFactory, store_sessions};
+
+use crate::client::ExternalClient;
 
 use crate::error::UsageError;
 
@@ -165,7 +168,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
 }
 
 /// `STORE/NAME/TIME`, created, with `STORE/NAME/latest` pointing at it.
-fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
+pub(crate) fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace(':', "");
@@ -260,6 +263,18 @@ fn drive(
         .filter_map(|name| Fault::from_name(name))
         .collect();
     let faults_nemesis = build_nemesis(config, deployment, &faults)?;
+    let external = match &config.client_cmd {
+        Some(command) => Some(Arc::new(
+            ExternalClient::new(
+                command.clone(),
+                config.op_timeout,
+                deployment.client_addrs(),
+                Some(&run_dir.join("clients.log")),
+            )
+            .with_context(|| format!("cannot create {}", run_dir.join("clients.log").display()))?,
+        )),
+        None => None,
+    };
     let stores = store_factory(config, deployment);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -277,7 +292,10 @@ fn drive(
     let stats = Arc::new(Stats::default());
     let cpu_before = cpu_time();
     let outcome = runtime.block_on(async {
-        run_setup(&stores, &setup).await?;
+        match &external {
+            Some(external) => crate::client::run_setup(external, &setup).await?,
+            None => run_setup(&stores, &setup).await?,
+        }
         let clients_gen: BoxGen = if config.rate > 0.0 {
             rate(config.rate, generator).boxed()
         } else {
@@ -304,8 +322,10 @@ fn drive(
         let interpreter = Interpreter {
             concurrency: config.concurrency,
             seed: config.seed,
-            client: Arc::from(client),
-            stores,
+            sessions: match &external {
+                Some(external) => external.sessions(),
+                None => store_sessions(Arc::from(client), stores),
+            },
             faults: faults_nemesis,
             op_timeout: config.op_timeout + Duration::from_secs(1),
             stats: Arc::clone(&stats),
@@ -348,6 +368,10 @@ fn drive(
         "history_write_seconds": writing.as_secs_f64(),
         "history_write_cpu_share": writing.as_secs_f64() / cpu.as_secs_f64().max(1e-9),
     });
+    if let Some(external) = &external {
+        stats_json["client_programs"] = Value::from(external.programs());
+        stats_json["client_restarts"] = Value::from(external.restarts());
+    }
     let failure = outcome
         .harness_failure
         .or(heal_error.map(|e| format!("healing failed: {e}")));
