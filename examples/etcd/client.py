@@ -29,10 +29,12 @@ import base64
 import json
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 
-TIMEOUT = 4.0  # seconds; below the harness's --op-timeout (5 s by default)
+BUDGET = 4.0  # seconds per operation; below the harness's --op-timeout (5 s by default)
+deadline = 0.0  # when the current operation's budget runs out
 
 
 class Unknown(Exception):
@@ -52,13 +54,17 @@ def unb64(text):
 
 
 def call(addr, method, body):
+    remaining = deadline - time.monotonic()
+    if remaining <= 0.05:
+        # Not sent; and every earlier request of this operation certainly did nothing.
+        raise Failed("out of time before sending")
     req = urllib.request.Request(
         f"http://{addr}/v3/{method}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+        with urllib.request.urlopen(req, timeout=remaining) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         detail = e.read().decode(errors="replace").strip()
@@ -169,10 +175,12 @@ def perform(op):
 
 
 def main():
+    global deadline
     for line in sys.stdin:
         if not line.strip():
             continue
         op = json.loads(line)
+        deadline = time.monotonic() + BUDGET
         try:
             reply = {"type": "ok", "value": perform(op)}
         except Failed as e:

@@ -35,6 +35,10 @@ use crate::run::{HarnessFailure, Session, SessionFactory, SessionFuture};
 /// Programs in a row that may fail before their first reply before the run stops.
 pub const MAX_STARTUP_FAILURES: u32 = 5;
 
+/// Extra time a program has to answer its first request: its own start-up (an
+/// interpreter loading, a connection opening) is not the database's latency.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(5);
+
 /// The longest reply line read (longer is garbage).
 const MAX_LINE: u64 = 64 << 20;
 
@@ -260,9 +264,9 @@ impl ExternalSession {
     /// Sends `op` and reads its reply line, within the time-out.
     async fn exchange(&mut self, op: &OpSpec) -> Result<String, Trouble> {
         let command = self.shared.command.clone();
-        let timeout = self.shared.timeout;
-        let deadline = Instant::now() + timeout;
         let first = !self.answered;
+        let timeout = self.shared.timeout + if first { STARTUP_GRACE } else { Duration::ZERO };
+        let deadline = Instant::now() + timeout;
         let startup_or_info = |message: String| {
             if first {
                 Trouble::Startup(message)

@@ -327,7 +327,15 @@ fn drive(
                 None => store_sessions(Arc::from(client), stores),
             },
             faults: faults_nemesis,
-            op_timeout: config.op_timeout + Duration::from_secs(1),
+            // A safety net: sessions enforce the time-out themselves (a program's first
+            // request gets its start-up grace on top).
+            op_timeout: config.op_timeout
+                + Duration::from_secs(1)
+                + if external.is_some() {
+                    crate::client::STARTUP_GRACE
+                } else {
+                    Duration::ZERO
+                },
             stats: Arc::clone(&stats),
         };
         let outcome = interpreter
@@ -368,12 +376,24 @@ fn drive(
         "history_write_seconds": writing.as_secs_f64(),
         "history_write_cpu_share": writing.as_secs_f64() / cpu.as_secs_f64().max(1e-9),
     });
+    // A client program that never completed anything gives a history no checker can
+    // fault: say so rather than report it valid.
+    let mut client_failure = None;
     if let Some(external) = &external {
         stats_json["client_programs"] = Value::from(external.programs());
         stats_json["client_restarts"] = Value::from(external.restarts());
+        let ok = stats.ok.load(std::sync::atomic::Ordering::Relaxed);
+        if ok == 0 && client_ops > 0 {
+            client_failure = Some(format!(
+                "the client program `{}` completed none of its {client_ops} operations ok (see {} and the history's errors; check it with `faultline client-test`)",
+                external.command(),
+                run_dir.join("clients.log").display()
+            ));
+        }
     }
     let failure = outcome
         .harness_failure
+        .or(client_failure)
         .or(heal_error.map(|e| format!("healing failed: {e}")));
     if let Some(failure) = failure {
         stats_json["harness_failure"] = Value::from(failure);
