@@ -778,4 +778,35 @@ mod tests {
         assert_eq!(db.client_addr(&nodes[1]), "10.0.0.2:9");
         assert!(Db::primaries(&db).is_some());
     }
+
+    #[test]
+    fn the_leader_command_names_a_node_by_name_address_or_url() {
+        let remote: std::sync::Arc<dyn Remote> = std::sync::Arc::new(Localhost::new());
+        let nodes: Vec<Node> = (1..=3)
+            .map(|i| Node {
+                id: i,
+                name: format!("n{i}"),
+                addr: format!("10.0.0.{i}"),
+                dir: PathBuf::from(format!("/d/n{i}")),
+                remote: remote.clone(),
+            })
+            .collect();
+        let leaders = |answer: &str| {
+            let text = format!(
+                "name = \"d\"\nport = 9\nstart = [\"d\"]\nleader = [\"echo\", \"{answer}\"]\n"
+            );
+            // Run in an existing directory: the file's.
+            let file = DbFile::parse(&text, &std::env::temp_dir().join("db.toml")).unwrap();
+            Primaries::primaries(&FileDb::new(file, &nodes), &nodes)
+        };
+        assert_eq!(leaders("n2"), ["n2"]);
+        assert_eq!(leaders("http://10.0.0.3:9/"), ["n3"]);
+        assert_eq!(leaders("10.0.0.1"), ["n1"]);
+        assert!(leaders("").is_empty());
+        assert!(leaders("n7").is_empty());
+        // Each node answers with its own name: every node "leads".
+        assert_eq!(leaders("{node}"), ["n1", "n2", "n3"]);
+        let db = FileDb::new(parse(MINIMAL).unwrap(), &nodes);
+        assert!(Db::primaries(&db).is_none());
+    }
 }

@@ -46,6 +46,7 @@ const MAX_LINE: u64 = 64 << 20;
 pub struct ExternalClient {
     command: String,
     timeout: Duration,
+    startup_grace: Duration,
     nodes: Vec<(String, String)>,
     stderr_log: Option<Arc<Mutex<File>>>,
     startup_failures: AtomicU32,
@@ -74,6 +75,7 @@ impl ExternalClient {
         Ok(ExternalClient {
             command: command.into(),
             timeout,
+            startup_grace: STARTUP_GRACE,
             nodes,
             stderr_log,
             startup_failures: AtomicU32::new(0),
@@ -81,6 +83,13 @@ impl ExternalClient {
             programs: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
         })
+    }
+
+    /// Extra time for a program's first request ([`STARTUP_GRACE`] by default).
+    #[cfg(test)]
+    pub fn startup_grace(mut self, grace: Duration) -> ExternalClient {
+        self.startup_grace = grace;
+        self
     }
 
     /// The command.
@@ -265,7 +274,12 @@ impl ExternalSession {
     async fn exchange(&mut self, op: &OpSpec) -> Result<String, Trouble> {
         let command = self.shared.command.clone();
         let first = !self.answered;
-        let timeout = self.shared.timeout + if first { STARTUP_GRACE } else { Duration::ZERO };
+        let timeout = self.shared.timeout
+            + if first {
+                self.shared.startup_grace
+            } else {
+                Duration::ZERO
+            };
         let deadline = Instant::now() + timeout;
         let startup_or_info = |message: String| {
             if first {
@@ -446,13 +460,13 @@ fn check_ok_value(op: &OpSpec, value: &Value) -> Result<(), String> {
 impl Session for ExternalSession {
     fn invoke<'a>(&'a mut self, _process: Process, op: &'a OpSpec) -> SessionFuture<'a> {
         Box::pin(async move {
-            if self.program.is_none() {
-                if let Err(HarnessFailureReason(reason)) = self.start().await {
-                    return Err(HarnessFailure {
-                        completion: Completion::info(op.value.clone(), "client-unavailable", None),
-                        reason,
-                    });
-                }
+            if self.program.is_none()
+                && let Err(HarnessFailureReason(reason)) = self.start().await
+            {
+                return Err(HarnessFailure {
+                    completion: Completion::info(op.value.clone(), "client-unavailable", None),
+                    reason,
+                });
             }
             let node = self.node.0.clone();
             let trouble = match self.exchange(op).await {
@@ -644,7 +658,8 @@ mod tests {
                 vec![("n1".into(), "127.0.0.1:1".into())],
                 None,
             )
-            .unwrap(),
+            .unwrap()
+            .startup_grace(Duration::ZERO),
         )
     }
 

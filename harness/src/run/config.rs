@@ -688,6 +688,57 @@ mod tests {
     }
 
     #[test]
+    fn a_database_file_names_the_run_and_limits_the_faults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/etcd/etcd.toml");
+        let args = |nemesis: &str| RunArgs {
+            db_file: Some(example.clone()),
+            client_cmd: Some("python3 client.py".into()),
+            nemesis: Some(vec![nemesis.into()]),
+            ..RunArgs::default()
+        };
+        let c = RunConfig::resolve(&args("all")).unwrap();
+        assert_eq!((c.db.as_str(), c.name.as_str()), ("etcd", "etcd-register"));
+        assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet"]);
+        for fault in ["clock", "disk"] {
+            let e = RunConfig::resolve(&args(fault)).unwrap_err().0;
+            assert!(e.contains("cannot be injected with --db-file"), "{e}");
+        }
+        let e = RunConfig::resolve(&RunArgs {
+            db: Some("etcd".into()),
+            ..args("none")
+        })
+        .unwrap_err()
+        .0;
+        assert!(e.contains("give --db or --db-file, not both"), "{e}");
+        let e = RunConfig::resolve(&RunArgs {
+            client_cmd: None,
+            ..args("none")
+        })
+        .unwrap_err()
+        .0;
+        assert!(e.contains("needs a client program"), "{e}");
+        // Files give them too.
+        let (_dir, path) = file(&format!(
+            "db-file = {:?}\nclient-cmd = \"./client\"\n",
+            example.display().to_string()
+        ));
+        let c = RunConfig::resolve(&RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.client_cmd.as_deref(), Some("./client"));
+        // A client program against a built-in database is fine.
+        let c = RunConfig::resolve(&RunArgs {
+            db: Some("etcd".into()),
+            client_cmd: Some("./client".into()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!((c.db.as_str(), c.db_file.as_ref()), ("etcd", None));
+    }
+
+    #[test]
     fn all_faults_follow_the_database_and_unsupported_ones_are_refused() {
         let resolve = |db: &str, cluster: &str, faults: &[&str]| {
             RunConfig::resolve(&RunArgs {
