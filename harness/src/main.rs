@@ -4,6 +4,7 @@
 
 mod check;
 mod clean;
+mod client;
 mod error;
 mod generate;
 mod hosts;
@@ -37,6 +38,9 @@ struct Cli {
 enum Command {
     /// Run a test: deploy a cluster, run a workload under faults, check the history.
     Run(Box<run::RunArgs>),
+    /// Check a client program (--client-cmd) against the protocol: start the database,
+    /// send scripted operations, check the replies. Exit 0 if all checks pass, 1 if not.
+    ClientTest(client::conformance::ClientTestArgs),
     /// Check a history (JSONL, or Jepsen EDN) and print the verdict.
     Check(check::CheckArgs),
     /// Write a seeded synthetic history, e.g. for benchmarks.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Run(args) => run::run(args).map(|v| v.exit_code()),
         Command::Check(args) => check::run(args).map(|v| v.exit_code()),
+        Command::ClientTest(args) => client::conformance::run(args),
         Command::Gen(args) => generate::run(args).map(|()| 0),
         Command::Clean(args) => clean::run(args).map(|()| 0),
         Command::Hosts(args) => hosts::run(args).map(|()| 0),

@@ -1,12 +1,14 @@
 //! Databases: the [`Db`] trait (Jepsen's `DB` with `Kill` and `LogFiles`), its optional
-//! capabilities [`Pause`] and [`Primaries`], and two implementations: the bundled
-//! [`KvDb`] (`faultline-kv`) and [`EtcdDb`].
+//! capabilities [`Pause`] and [`Primaries`], and three implementations: the bundled
+//! [`KvDb`] (`faultline-kv`), [`EtcdDb`], and [`FileDb`] (any database, described in a
+//! TOML file).
 //!
 //! A `Db` is built with the cluster's [`Node`]s (so it knows every peer) and then driven
 //! one node at a time. Each node keeps everything in its directory on its host:
 //! `data/`, `node.log`, `node.pid`.
 
 mod etcd;
+mod file;
 mod kv;
 mod lazyfs;
 
@@ -19,6 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use etcd::EtcdDb;
+pub use file::{DbFile, FileDb, PLACEHOLDERS, Ready, Stop};
 pub use kv::KvDb;
 pub use lazyfs::{Lazyfs, PowerLoss};
 
@@ -271,7 +274,7 @@ pub(crate) fn wait_until(
     }
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
+pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, String> {
     addr.to_socket_addrs()
         .map_err(|e| format!("bad address {addr}: {e}"))?
         .next()

@@ -131,8 +131,23 @@ fn is_handler(rest: &str) -> bool {
     name_len > 0 && rest[name_len..].trim_start().starts_with('=')
 }
 
-/// The last lines of every `DIR/nodes/NODE/*.log`.
+/// The last lines of every `DIR/nodes/NODE/*.log`, then of `DIR/clients.log` (the
+/// standard error of external client programs), if there is one.
 pub fn read_log_tails(dir: &Path) -> Vec<LogTail> {
+    let mut tails = read_node_log_tails(dir);
+    let clients = dir.join("clients.log");
+    if clients.is_file() {
+        tails.push(LogTail {
+            node: "clients".into(),
+            file: "clients.log".into(),
+            text: tail(&clients)
+                .unwrap_or_else(|e| format!("(cannot read {}: {e})", clients.display())),
+        });
+    }
+    tails
+}
+
+fn read_node_log_tails(dir: &Path) -> Vec<LogTail> {
     let Ok(nodes) = fs::read_dir(dir.join("nodes")) else {
         return Vec::new();
     };

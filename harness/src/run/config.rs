@@ -27,8 +27,8 @@ pub const FAULTS: &[&str] = &[
     "none",
 ];
 
-/// Why database `db` on `cluster` cannot have `fault`, or `None` when it can. Checked
-/// before anything is deployed.
+/// Why database `db` (`kv`, `etcd`, or `file` for a `--db-file` one) on `cluster` cannot
+/// have `fault`, or `None` when it can. Checked before anything is deployed.
 pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<String> {
     match (fault, db, cluster) {
         ("clock", "etcd", _) => Some(
@@ -50,7 +50,16 @@ pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<
         ("disk", "etcd", _) => {
             Some("the disk nemesis knows only faultline-kv's write-ahead log; use --db kv".into())
         }
-        ("power", "etcd", _) => Some(
+        ("clock", "file", _) => Some(
+            "a database from --db-file runs without libfaketime, so its clock cannot be moved"
+                .into(),
+        ),
+        ("disk", "file", _) => Some(
+            "the disk nemesis knows only faultline-kv's write-ahead log; a --db-file database's \
+             files are its own"
+                .into(),
+        ),
+        ("power", "etcd" | "file", _) => Some(
             "power loss needs the nodes' data on faultline-lazyfs, which only faultline-kv \
              has; use --db kv"
                 .into(),
@@ -86,6 +95,14 @@ pub struct RunArgs {
     /// The database: kv (the bundled faultline-kv) or etcd [default: kv].
     #[arg(long)]
     pub db: Option<String>,
+    /// Any other database, described in a TOML file (instead of --db; needs
+    /// --client-cmd); see docs/db-file.md.
+    #[arg(long, value_name = "FILE")]
+    pub db_file: Option<PathBuf>,
+    /// A client in any language: a command (run with `sh -c`, once per client process)
+    /// speaking JSON lines on stdin/stdout; see docs/your-client.md.
+    #[arg(long, value_name = "COMMAND")]
+    pub client_cmd: Option<String>,
     /// faultline-kv's consensus protocol: raft or paxos [default: raft].
     #[arg(long)]
     pub consensus: Option<String>,
@@ -163,6 +180,8 @@ macro_rules! with_run_settings {
         #[serde(deny_unknown_fields, rename_all = "kebab-case")]
         struct $name {
             db: Option<String>,
+            db_file: Option<::std::path::PathBuf>,
+            client_cmd: Option<String>,
             consensus: Option<String>,
             workload: Option<String>,
             nemesis: Option<Vec<String>>,
@@ -186,7 +205,7 @@ macro_rules! with_run_settings {
 
         impl $name {
             fn overlay(&self, args: &mut $crate::run::RunArgs) {
-                $crate::run::with_run_settings!(@copy self, args; db, consensus, workload,
+                $crate::run::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
                     nemesis, nemesis_interval, nodes, concurrency, rate, time_limit, cluster,
                     hosts, seed, bug, kv_args, read_mode, store, op_timeout, recovery_time,
                     check_time_limit);
@@ -224,8 +243,12 @@ pub enum ClusterKind {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RunConfig {
-    /// `kv` or `etcd`.
+    /// `kv` or `etcd`, or the name in the `--db-file`.
     pub db: String,
+    /// The database file, when the database is described by one.
+    pub db_file: Option<PathBuf>,
+    /// The external client's command, when the client is a program.
+    pub client_cmd: Option<String>,
     /// faultline-kv's consensus protocol: `raft` or `paxos`.
     pub consensus: String,
     /// The workload's name.
@@ -307,11 +330,44 @@ impl RunConfig {
                 .or(file)
                 .unwrap_or_else(|| default.to_string())
         };
-        let db = pick_str(args.db.as_ref(), file.db, "kv");
-        one_of(&origin("db"), &db, DBS)?;
+        let db_file = args.db_file.clone().or(file.db_file);
+        let client_cmd = args.client_cmd.clone().or(file.client_cmd);
+        if let Some(cmd) = &client_cmd
+            && cmd.trim().is_empty()
+        {
+            return Err(UsageError(format!(
+                "{}: empty command",
+                origin("client-cmd")
+            )));
+        }
+        // `kind` is what the checks below know the database by: kv, etcd, or file.
+        let (db, kind) = match &db_file {
+            Some(path) => {
+                if args.db.is_some() || file.db.is_some() {
+                    return Err(UsageError(format!(
+                        "{}: give --db or --db-file, not both",
+                        origin("db-file")
+                    )));
+                }
+                if client_cmd.is_none() {
+                    return Err(UsageError(format!(
+                        "{}: a database from a file needs a client program: pass --client-cmd \"COMMAND\" (see docs/your-client.md)",
+                        origin("db-file")
+                    )));
+                }
+                let described = faultline_clusters::DbFile::load(path)
+                    .map_err(|e| UsageError(e.to_string()))?;
+                (described.name, "file".to_string())
+            }
+            None => {
+                let db = pick_str(args.db.as_ref(), file.db, "kv");
+                one_of(&origin("db"), &db, DBS)?;
+                (db.clone(), db)
+            }
+        };
         let consensus = pick_str(args.consensus.as_ref(), file.consensus, "raft");
         one_of(&origin("consensus"), &consensus, &["raft", "paxos"])?;
-        if consensus == "paxos" && db != "kv" {
+        if consensus == "paxos" && kind != "kv" {
             return Err(UsageError(format!(
                 "{}: paxos is a mode of faultline-kv; drop it or use --db kv",
                 origin("consensus")
@@ -424,7 +480,7 @@ impl RunConfig {
             _ => {}
         }
         if nemesis.iter().any(|f| f == "all") {
-            let mut expanded = all_faults(&db, cluster);
+            let mut expanded = all_faults(&kind, cluster);
             for f in &nemesis {
                 if f != "all" && !expanded.contains(f) {
                     expanded.push(f.clone());
@@ -433,10 +489,14 @@ impl RunConfig {
             nemesis = expanded;
         }
         for fault in &nemesis {
-            if let Some(reason) = unsupported_fault(fault, &db, cluster) {
+            if let Some(reason) = unsupported_fault(fault, &kind, cluster) {
                 return Err(UsageError(format!(
-                    "{}: `{fault}` cannot be injected with --db {db} on --cluster {cluster_name}: {reason}",
-                    origin("nemesis")
+                    "{}: `{fault}` cannot be injected with {} on --cluster {cluster_name}: {reason}",
+                    origin("nemesis"),
+                    match &db_file {
+                        Some(path) => format!("--db-file {}", path.display()),
+                        None => format!("--db {db}"),
+                    }
                 )));
             }
         }
@@ -450,7 +510,7 @@ impl RunConfig {
             .or(file.kv_args)
             .map(|a| a.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default();
-        if !kv_args.is_empty() && db != "kv" {
+        if !kv_args.is_empty() && kind != "kv" {
             return Err(UsageError(format!(
                 "{}: these are faultline-kv flags; drop them or use --db kv",
                 origin("kv-args")
@@ -472,7 +532,7 @@ impl RunConfig {
                 origin("kv-args")
             )));
         }
-        if !bug.is_empty() && db != "kv" {
+        if !bug.is_empty() && kind != "kv" {
             return Err(UsageError(format!(
                 "{}: planted bugs are faultline-kv's; drop --bug or use --db kv",
                 origin("bug")
@@ -484,9 +544,9 @@ impl RunConfig {
             &read_mode,
             &["linearizable", "serializable"],
         )?;
-        if read_mode == "serializable" && db != "etcd" {
+        if read_mode == "serializable" && (kind != "etcd" || client_cmd.is_some()) {
             return Err(UsageError(format!(
-                "{}: serializable reads are an etcd setting; use --db etcd",
+                "{}: serializable reads are a setting of the built-in etcd client; use --db etcd without --client-cmd",
                 origin("read-mode")
             )));
         }
@@ -510,6 +570,8 @@ impl RunConfig {
         let seed = args.seed.or(file.seed).unwrap_or_else(rand::random);
         Ok(RunConfig {
             db,
+            db_file,
+            client_cmd,
             consensus,
             workload,
             nemesis,
@@ -722,6 +784,57 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.kv_args, ["--tick-ms", "1", "--election-ticks", "20"]);
+    }
+
+    #[test]
+    fn a_database_file_names_the_run_and_limits_the_faults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/etcd/etcd.toml");
+        let args = |nemesis: &str| RunArgs {
+            db_file: Some(example.clone()),
+            client_cmd: Some("python3 client.py".into()),
+            nemesis: Some(vec![nemesis.into()]),
+            ..RunArgs::default()
+        };
+        let c = RunConfig::resolve(&args("all")).unwrap();
+        assert_eq!((c.db.as_str(), c.name.as_str()), ("etcd", "etcd-register"));
+        assert_eq!(c.nemesis, ["partition", "kill", "pause", "packet"]);
+        for fault in ["clock", "disk"] {
+            let e = RunConfig::resolve(&args(fault)).unwrap_err().0;
+            assert!(e.contains("cannot be injected with --db-file"), "{e}");
+        }
+        let e = RunConfig::resolve(&RunArgs {
+            db: Some("etcd".into()),
+            ..args("none")
+        })
+        .unwrap_err()
+        .0;
+        assert!(e.contains("give --db or --db-file, not both"), "{e}");
+        let e = RunConfig::resolve(&RunArgs {
+            client_cmd: None,
+            ..args("none")
+        })
+        .unwrap_err()
+        .0;
+        assert!(e.contains("needs a client program"), "{e}");
+        // Files give them too.
+        let (_dir, path) = file(&format!(
+            "db-file = {:?}\nclient-cmd = \"./client\"\n",
+            example.display().to_string()
+        ));
+        let c = RunConfig::resolve(&RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.client_cmd.as_deref(), Some("./client"));
+        // A client program against a built-in database is fine.
+        let c = RunConfig::resolve(&RunArgs {
+            db: Some("etcd".into()),
+            client_cmd: Some("./client".into()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!((c.db.as_str(), c.db_file.as_ref()), ("etcd", None));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use faultline_clusters::docker::{self, DockerCluster};
 use faultline_clusters::ssh::{self, SshConfig};
-use faultline_clusters::{Db, EtcdDb, KvDb, Lazyfs, NetnsCluster, Node, Registry, Remote};
+use faultline_clusters::{
+    Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, NetnsCluster, Node, Registry, Remote,
+};
 
 use super::config::{ClusterKind, RunConfig};
 use crate::error::UsageError;
@@ -121,6 +123,10 @@ impl Deployment {
         }
         kv_args.extend(config.kv_args.iter().cloned());
         let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
+        let described = match &config.db_file {
+            Some(path) => Some(DbFile::load(path).map_err(|e| UsageError(e.to_string()))?),
+            None => None,
+        };
         let (hosts, nodes, registry, image_bin) = match config.cluster {
             ClusterKind::Local => {
                 faultline_clusters::netns::check_prerequisites()
@@ -133,12 +139,15 @@ impl Deployment {
             }
             ClusterKind::Docker => {
                 docker::check_prerequisites().map_err(|e| UsageError(e.to_string()))?;
-                let binary = match config.db.as_str() {
-                    "etcd" => etcd_binary()?,
-                    _ => kv_binary()?,
+                // A described database brings its own files (uploaded at setup); they
+                // also go into the image, on its PATH.
+                let binaries: Vec<PathBuf> = match (&described, config.db.as_str()) {
+                    (Some(file), _) => file.upload.iter().map(|(from, _)| from.clone()).collect(),
+                    (None, "etcd") => vec![etcd_binary()?],
+                    (None, _) => vec![kv_binary()?],
                 };
-                let image =
-                    docker::build_image(&[&binary]).context("cannot build the node image")?;
+                let refs: Vec<&Path> = binaries.iter().map(PathBuf::as_path).collect();
+                let image = docker::build_image(&refs).context("cannot build the node image")?;
                 let run = faultline_clusters::netns::new_run_id();
                 let registry = Arc::new(
                     Registry::create(run_dir, &run)
@@ -193,14 +202,15 @@ impl Deployment {
                 (Hosts::Ssh, nodes, registry, None)
             }
         };
-        let db: Arc<dyn Db> = match config.db.as_str() {
-            "etcd" => {
+        let db: Arc<dyn Db> = match (described, config.db.as_str()) {
+            (Some(file), _) => Arc::new(FileDb::new(file, &nodes)),
+            (None, "etcd") => {
                 if config.cluster != ClusterKind::Docker {
                     etcd_binary()?;
                 }
                 Arc::new(EtcdDb::new(&nodes))
             }
-            _ => {
+            (None, _) => {
                 let db = match (&image_bin, config.cluster) {
                     (Some(bin), _) => KvDb::new(bin.join("faultline-kv"), &nodes).upload(false),
                     (None, ClusterKind::Local) => KvDb::new(kv_binary()?, &nodes).upload(false),

@@ -6,10 +6,12 @@
 //! thread, holding that thread's store connection; one task for the nemesis), and
 //! records completions as they come back. A client operation that ends in `info` retires
 //! its process: the thread continues as process `p + concurrency` with a fresh
-//! connection. Operations still running when the run is stopped stay open in the
+//! [`Session`] (a new connection, or a new external client program). Operations still running when the run is stopped stay open in the
 //! history, which the spec treats as `info`.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +29,55 @@ use super::recorder::Recorder;
 
 /// Makes a fresh store for a client thread (`thread` spreads threads over nodes).
 pub type StoreFactory = Arc<dyn Fn(usize) -> Box<dyn Store> + Send + Sync>;
+
+/// What [`Session::invoke`] returns: the completion, or a harness failure (the operation
+/// is then recorded as `info` and the run stops).
+pub type SessionFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Completion, HarnessFailure>> + Send + 'a>>;
+
+/// A failure of the harness's side of a client (e.g. a client program that cannot start),
+/// which stops the run (exit 255) rather than becoming an operation's outcome.
+#[derive(Debug, Clone)]
+pub struct HarnessFailure {
+    /// The completion to record for the operation (an `info`).
+    pub completion: Completion,
+    /// Why the run must stop.
+    pub reason: String,
+}
+
+/// One logical process's client (Jepsen's opened `Client`): made fresh for each new
+/// process number, dropped when the process is retired.
+pub trait Session: Send {
+    /// Performs `op` for `process`. Bounded in time by the caller too; never panics.
+    fn invoke<'a>(&'a mut self, process: Process, op: &'a OpSpec) -> SessionFuture<'a>;
+}
+
+/// Makes the session of a new process on client thread `thread`.
+pub type SessionFactory = Arc<dyn Fn(usize, Process) -> Box<dyn Session> + Send + Sync>;
+
+/// A built-in client: a workload's [`WorkloadClient`] on a [`Store`].
+pub struct StoreSession {
+    /// How operations map onto transactions.
+    pub client: Arc<dyn WorkloadClient>,
+    /// The connection.
+    pub store: Box<dyn Store>,
+}
+
+impl Session for StoreSession {
+    fn invoke<'a>(&'a mut self, process: Process, op: &'a OpSpec) -> SessionFuture<'a> {
+        Box::pin(async move { Ok(self.client.invoke(self.store.as_mut(), process, op).await) })
+    }
+}
+
+/// Sessions of built-in clients: `client` on a fresh store from `stores`.
+pub fn store_sessions(client: Arc<dyn WorkloadClient>, stores: StoreFactory) -> SessionFactory {
+    Arc::new(move |thread, _process| {
+        Box::new(StoreSession {
+            client: Arc::clone(&client),
+            store: stores(thread),
+        }) as Box<dyn Session>
+    })
+}
 
 /// Live counters, read by the progress display.
 #[derive(Debug, Default)]
@@ -59,10 +110,8 @@ pub struct Interpreter {
     pub concurrency: usize,
     /// The generator's seed.
     pub seed: u64,
-    /// How operations are performed.
-    pub client: Arc<dyn WorkloadClient>,
-    /// Where client threads connect.
-    pub stores: StoreFactory,
+    /// Each process's client.
+    pub sessions: SessionFactory,
     /// The nemesis, if any.
     pub faults: Option<Box<dyn Nemesis>>,
     /// A client operation's time limit (beyond the store's own).
@@ -72,7 +121,7 @@ pub struct Interpreter {
 }
 
 enum Done {
-    Client(Process, Completion),
+    Client(Process, Completion, Option<String>),
     Nemesis(Result<Value, String>, Box<dyn Nemesis>),
 }
 
@@ -169,7 +218,12 @@ impl Interpreter {
             let time = i64::try_from(ctx.time()).unwrap_or(i64::MAX);
             let index = recorder.next_index();
             let (event, process) = match done {
-                Done::Client(process, completion) => {
+                Done::Client(process, completion, failure) => {
+                    if let Some(reason) = failure
+                        && harness_failure.is_none()
+                    {
+                        harness_failure = Some(reason);
+                    }
                     let counter = match completion.op_type {
                         OpType::Ok => &self.stats.ok,
                         OpType::Fail => &self.stats.fail,
@@ -233,7 +287,7 @@ impl Interpreter {
         })
     }
 
-    /// A client thread: performs its operations one at a time, with a fresh store for
+    /// A client thread: performs its operations one at a time, with a fresh session for
     /// each new process (after a crash, the process's connection is not reused).
     fn spawn_worker(
         &self,
@@ -241,26 +295,29 @@ impl Interpreter {
         done: mpsc::UnboundedSender<Done>,
     ) -> mpsc::UnboundedSender<(Process, OpSpec)> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Process, OpSpec)>();
-        let client = Arc::clone(&self.client);
-        let stores = Arc::clone(&self.stores);
+        let sessions = Arc::clone(&self.sessions);
         let limit = self.op_timeout;
         tokio::spawn(async move {
-            let mut current: Option<(Process, Box<dyn Store>)> = None;
+            let mut current: Option<(Process, Box<dyn Session>)> = None;
             while let Some((process, op)) = rx.recv().await {
                 if current.as_ref().is_none_or(|(p, _)| *p != process) {
-                    current = Some((process, stores(thread)));
+                    // The old session (and any program it runs) goes before the new one.
+                    drop(current.take());
+                    current = Some((process, sessions(thread, process)));
                 }
-                let Some((_, store)) = current.as_mut() else {
+                let Some((_, session)) = current.as_mut() else {
                     continue;
                 };
-                let completion =
-                    match tokio::time::timeout(limit, client.invoke(store.as_mut(), process, &op))
-                        .await
-                    {
-                        Ok(completion) => completion,
-                        Err(_) => Completion::info(op.value.clone(), "timeout", None),
+                let (completion, failure) =
+                    match tokio::time::timeout(limit, session.invoke(process, &op)).await {
+                        Ok(Ok(completion)) => (completion, None),
+                        Ok(Err(failure)) => (failure.completion, Some(failure.reason)),
+                        Err(_) => (Completion::info(op.value.clone(), "timeout", None), None),
                     };
-                if done.send(Done::Client(process, completion)).is_err() {
+                if done
+                    .send(Done::Client(process, completion, failure))
+                    .is_err()
+                {
                     break;
                 }
             }

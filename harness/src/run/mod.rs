@@ -37,8 +37,11 @@ use serde_json::{Value, json};
 
 pub use config::{ClusterKind, RunArgs, RunConfig};
 pub(crate) use config::{toml_error, with_run_settings};
-use deploy::Deployment;
-use interpreter::{Interpreter, Stats, StoreFactory};
+pub(crate) use deploy::Deployment;
+pub(crate) use interpreter::{HarnessFailure, Session, SessionFactory, SessionFuture};
+use interpreter::{Interpreter, Stats, StoreFactory, store_sessions};
+
+use crate::client::ExternalClient;
 
 use crate::error::UsageError;
 
@@ -165,7 +168,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
 }
 
 /// `STORE/NAME/TIME`, created, with `STORE/NAME/latest` pointing at it.
-fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
+pub(crate) fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace(':', "");
@@ -261,6 +264,18 @@ fn drive(
         .filter_map(|name| Fault::from_name(name))
         .collect();
     let faults_nemesis = build_nemesis(config, deployment, &faults)?;
+    let external = match &config.client_cmd {
+        Some(command) => Some(Arc::new(
+            ExternalClient::new(
+                command.clone(),
+                config.op_timeout,
+                deployment.client_addrs(),
+                Some(&run_dir.join("clients.log")),
+            )
+            .with_context(|| format!("cannot create {}", run_dir.join("clients.log").display()))?,
+        )),
+        None => None,
+    };
     let stores = store_factory(config, deployment);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -278,7 +293,10 @@ fn drive(
     let stats = Arc::new(Stats::default());
     let cpu_before = cpu_time();
     let outcome = runtime.block_on(async {
-        run_setup(&stores, &setup).await?;
+        match &external {
+            Some(external) => crate::client::run_setup(external, &setup).await?,
+            None => run_setup(&stores, &setup).await?,
+        }
         let clients_gen: BoxGen = if config.rate > 0.0 {
             rate(config.rate, generator).boxed()
         } else {
@@ -305,10 +323,20 @@ fn drive(
         let interpreter = Interpreter {
             concurrency: config.concurrency,
             seed: config.seed,
-            client: Arc::from(client),
-            stores,
+            sessions: match &external {
+                Some(external) => external.sessions(),
+                None => store_sessions(Arc::from(client), stores),
+            },
             faults: faults_nemesis,
-            op_timeout: config.op_timeout + Duration::from_secs(1),
+            // A safety net: sessions enforce the time-out themselves (a program's first
+            // request gets its start-up grace on top).
+            op_timeout: config.op_timeout
+                + Duration::from_secs(1)
+                + if external.is_some() {
+                    crate::client::STARTUP_GRACE
+                } else {
+                    Duration::ZERO
+                },
             stats: Arc::clone(&stats),
         };
         let outcome = interpreter
@@ -349,8 +377,24 @@ fn drive(
         "history_write_seconds": writing.as_secs_f64(),
         "history_write_cpu_share": writing.as_secs_f64() / cpu.as_secs_f64().max(1e-9),
     });
+    // A client program that never completed anything gives a history no checker can
+    // fault: say so rather than report it valid.
+    let mut client_failure = None;
+    if let Some(external) = &external {
+        stats_json["client_programs"] = Value::from(external.programs());
+        stats_json["client_restarts"] = Value::from(external.restarts());
+        let ok = stats.ok.load(std::sync::atomic::Ordering::Relaxed);
+        if ok == 0 && client_ops > 0 {
+            client_failure = Some(format!(
+                "the client program `{}` completed none of its {client_ops} operations ok (see {} and the history's errors; check it with `faultline client-test`)",
+                external.command(),
+                run_dir.join("clients.log").display()
+            ));
+        }
+    }
     let failure = outcome
         .harness_failure
+        .or(client_failure)
         .or(heal_error.map(|e| format!("healing failed: {e}")));
     if let Some(failure) = failure {
         stats_json["harness_failure"] = Value::from(failure);
