@@ -33,9 +33,7 @@ mod remote;
 pub mod ssh;
 
 pub use cleanup::{Registry, Resource, clean};
-pub use db::{
-    Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, Pause, PowerLoss, Primaries,
-};
+pub use db::{Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, Pause, PowerLoss, Primaries};
 pub use error::{CleanupError, ClusterError, RemoteError};
 pub use localhost::Localhost;
 pub use netns::{NetnsCluster, NetnsHost};
