@@ -463,9 +463,13 @@ fn build_nemesis(
                 let disk =
                     DiskNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
                         .map_err(|e| UsageError(format!("--nemesis disk: {e}")))?;
-                // Full disks need the nodes' directories on this machine.
+                // Full disks need the nodes' directories on this machine, and cannot
+                // replace a data directory that is a faultline-lazyfs mount (`power`).
+                let lazyfs = faults.contains(&Fault::Power);
                 Box::new(match deployment.kind {
-                    ClusterKind::Local => disk.disk_full(Arc::clone(&deployment.registry)),
+                    ClusterKind::Local if !lazyfs => {
+                        disk.disk_full(Arc::clone(&deployment.registry))
+                    }
                     _ => disk,
                 })
             }
