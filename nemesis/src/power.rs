@@ -175,39 +175,13 @@ impl Nemesis for PowerNemesis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    /// A database without the power-loss capability.
-    struct Plain;
-
-    impl Db for Plain {
-        fn name(&self) -> &str {
-            "plain"
-        }
-        fn setup(&self, _: &Node) -> Result<(), ClusterError> {
-            Ok(())
-        }
-        fn start(&self, _: &Node) -> Result<(), ClusterError> {
-            Ok(())
-        }
-        fn await_ready(&self, _: &Node, _: Duration) -> Result<(), ClusterError> {
-            Ok(())
-        }
-        fn client_addr(&self, node: &Node) -> String {
-            node.addr.clone()
-        }
-    }
+    use crate::process::tests::{Plain, nodes};
 
     #[test]
     fn power_loss_needs_the_capability() {
-        let nodes = vec![Node {
-            id: 1,
-            name: "n1".into(),
-            addr: "10.0.0.1".into(),
-            dir: PathBuf::from("/tmp/n1"),
-            remote: Arc::new(faultline_clusters::Localhost::new()),
-        }];
-        let err = PowerNemesis::new(Arc::new(Plain), nodes, 1).err().unwrap();
+        let err = PowerNemesis::new(Arc::new(Plain), nodes(1), 1)
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "database plain has no power-loss capability; cannot build a power nemesis"

@@ -317,12 +317,13 @@ impl Nemesis for PauseNemesis {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A database without capabilities: only `targets` and construction are tested
-    /// here; the real thing is in `tests/netns_faults.rs`.
-    struct Plain;
+    /// here (and in the power nemesis's tests); the real thing is in
+    /// `tests/netns_faults.rs`.
+    pub(crate) struct Plain;
 
     impl Db for Plain {
         fn name(&self) -> &str {
@@ -342,7 +343,8 @@ mod tests {
         }
     }
 
-    fn nodes(n: usize) -> Vec<Node> {
+    /// `n` nodes `n1`… on the local host, at 10.0.0.I.
+    pub(crate) fn nodes(n: usize) -> Vec<Node> {
         (1..=n)
             .map(|i| Node {
                 id: i as u32,
