@@ -4,8 +4,9 @@
 //! Needs root, iproute2, nftables, etcd-server and python3 (CI installs them).
 
 mod common;
+use common::{results, run_dir, text};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,24 +34,6 @@ fn faultline(subcommand: &str, args: &[&str], store: &Path) -> Output {
         .current_dir(common::workspace())
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn run_dir(store: &Path) -> PathBuf {
-    store.join("latest").canonicalize().unwrap()
-}
-
-fn results(store: &Path) -> Value {
-    let text = std::fs::read_to_string(run_dir(store).join("results.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 fn history(store: &Path) -> Vec<Value> {

@@ -4,7 +4,7 @@
 //! caught. Needs root, iproute2, nftables and /dev/fuse.
 
 mod common;
-use common::ensure_kv_binary;
+use common::{ensure_kv_binary, run_dir, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -64,19 +64,6 @@ fn power_run(extra: &[&str], seed: &str, store: &Path) -> Output {
         .arg(store)
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn run_dir(store: &Path) -> PathBuf {
-    store.join("latest").canonicalize().unwrap()
 }
 
 /// The nemesis's `info` lines for power losses.

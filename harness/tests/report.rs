@@ -4,7 +4,7 @@
 //! Debian package `chromium` (CI installs both).
 
 mod common;
-use common::ensure_kv_binary;
+use common::{ensure_kv_binary, text};
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -17,15 +17,6 @@ fn faultline(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// What headless Chromium made of a page: the DOM it built, and its log.

@@ -2,7 +2,7 @@
 //! Needs root, iproute2 and nftables (CI installs them); etcd tests need etcd-server.
 
 mod common;
-use common::ensure_kv_binary;
+use common::{ensure_kv_binary, results, run_dir, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,25 +22,6 @@ fn faultline(args: &[&str], store: &Path) -> Output {
         .arg(store)
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// The newest run directory under `store` (`STORE/latest`).
-fn run_dir(store: &Path) -> PathBuf {
-    store.join("latest").canonicalize().unwrap()
-}
-
-fn results(store: &Path) -> Value {
-    let text = std::fs::read_to_string(run_dir(store).join("results.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 /// Nothing of any run is left: no namespace, bridge or node process of ours.

@@ -2,7 +2,7 @@
 //! the store's index, the JUnit report, exit codes, and the HTTP server.
 
 mod common;
-use common::ensure_kv_binary;
+use common::{ensure_kv_binary, text};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -27,15 +27,6 @@ fn suite(dir: &Path, text: &str) -> (Output, PathBuf) {
         .output()
         .unwrap();
     (out, file)
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Parses the whole document: panics unless it is well-formed XML.

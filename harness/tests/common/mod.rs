@@ -85,3 +85,24 @@ pub fn ensure_kv_binary() {
         .unwrap();
     assert!(status.success(), "building faultline-kv failed");
 }
+
+/// An output's exit code, stdout and stderr, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The newest run directory under `store` (`STORE/latest`).
+pub fn run_dir(store: &Path) -> PathBuf {
+    store.join("latest").canonicalize().unwrap()
+}
+
+/// The newest run's `results.json`.
+pub fn results(store: &Path) -> Value {
+    let text = fs::read_to_string(run_dir(store).join("results.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
