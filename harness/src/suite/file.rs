@@ -31,6 +31,9 @@ with_run_settings! {
     /// replace the file's (`faultline suite FILE --profile NAME`).
     struct Profile {
         matrix: Option<Matrix>,
+        /// `[[run]]` names this profile leaves out (e.g. a fault the profile's
+        /// backend cannot inject); each must name a run of the file.
+        skip: Option<Vec<String>>,
     }
 }
 
@@ -147,6 +150,24 @@ pub fn load(
         RunConfig::resolve(args)
             .map_err(|e| UsageError(format!("{}:{line}: run `{label}`: {}", path.display(), e.0)))
     };
+    let skip: &[String] = profile
+        .and_then(|p| p.get_ref().skip.as_deref())
+        .unwrap_or_default();
+    if let (Some(profile), Some(unknown)) = (
+        profile,
+        skip.iter().find(|s| {
+            !file
+                .run
+                .iter()
+                .any(|e| e.get_ref().name.as_ref() == Some(*s))
+        }),
+    ) {
+        return Err(UsageError(format!(
+            "{}:{}: the profile skips `{unknown}`, but no [[run]] has that name",
+            path.display(),
+            line_of(profile.span().start)
+        )));
+    }
     let mut runs = Vec::new();
     let matrix = match (&file.matrix, profile) {
         (Some(m), Some(p)) => Some((
@@ -244,6 +265,9 @@ pub fn load(
     for (i, entry) in file.run.iter().enumerate() {
         let line = line_of(entry.span().start);
         let e = entry.get_ref();
+        if e.name.as_ref().is_some_and(|name| skip.contains(name)) {
+            continue;
+        }
         let mut args = base(&|args: &mut RunArgs| e.overlay(args));
         args.name = e.name.clone();
         let label = e.name.clone().unwrap_or_else(|| {
@@ -293,6 +317,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::run::ClusterKind;
 
     fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -354,6 +379,33 @@ mod tests {
         assert!(suite.runs.iter().all(|r| r.expect == Expect::Valid));
         let ci = load(&path, None, Some("ci")).unwrap();
         assert_eq!(ci.runs.len(), 2 * 5);
+        let docker = load(&path, None, Some("docker")).unwrap();
+        assert_eq!(docker.runs.len(), 2 * 5);
+        assert!(
+            docker
+                .runs
+                .iter()
+                .all(|r| r.config.cluster == ClusterKind::Docker)
+        );
+        assert!(
+            docker
+                .runs
+                .iter()
+                .all(|r| !r.config.nemesis.contains(&"power".into()))
+        );
+        let docker_full = load(&path, None, Some("docker-full")).unwrap();
+        assert_eq!(docker_full.runs.len(), 2 * 5 * 6 * 3);
+        let bugs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/bugs.toml");
+        let on_docker = load(&bugs, None, Some("docker")).unwrap();
+        let all_bugs = load(&bugs, None, None).unwrap();
+        assert_eq!(on_docker.runs.len() + 1, all_bugs.runs.len());
+        let etcd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/etcd.toml");
+        let etcd = load(&etcd, None, Some("docker")).unwrap();
+        assert!(
+            etcd.runs
+                .iter()
+                .all(|r| r.config.cluster == ClusterKind::Docker)
+        );
         for name in ["bugs", "etcd"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../suites/{name}.toml"));
             let suite = load(&path, None, None).unwrap();
@@ -396,6 +448,24 @@ mod tests {
         assert!(short.runs[..4].iter().all(|r| r.config.seed == 7));
         let e = load(&path, None, Some("nightly")).unwrap_err().0;
         assert!(e.ends_with("no profile `nightly`; the file has: ci"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_skips_named_runs_and_refuses_unknown_names() {
+        let text = "[[run]]\nname = \"a\"\n\n[[run]]\nname = \"b\"\nbug = [\"no-fsync\"]\n\n\
+                    [profile.docker]\ncluster = \"docker\"\nskip = [\"b\"]\n\n\
+                    [profile.typo]\nskip = [\"c\"]\n";
+        let (_dir, path) = file(text);
+        let all = load(&path, None, None).unwrap();
+        assert_eq!(all.runs.len(), 2);
+        let docker = load(&path, None, Some("docker")).unwrap();
+        let labels: Vec<&str> = docker.runs.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["a"]);
+        let e = load(&path, None, Some("typo")).unwrap_err().0;
+        assert!(
+            e.ends_with(":12: the profile skips `c`, but no [[run]] has that name"),
+            "{e}"
+        );
     }
 
     #[test]
