@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_clusters::{ClusterError, Db, Node};
+use faultline_clusters::{Db, Node};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use crate::error::NemesisError;
 use crate::nemesis::{Nemesis, unknown_f};
-use crate::process::{DEFAULT_READY_TIMEOUT, node_error, on_each, targets};
+use crate::process::{DEFAULT_READY_TIMEOUT, node_error, on_each, restart, targets};
 
 /// The `f` that cuts the power of nodes.
 pub const POWER_LOSS: &str = "power-loss";
@@ -127,30 +127,7 @@ impl PowerNemesis {
     }
 
     fn power_on(&mut self) -> Result<Vec<String>, NemesisError> {
-        let to_start: Vec<&Node> = self
-            .nodes
-            .iter()
-            .filter(|n| self.down.contains(&n.name))
-            .collect();
-        let db = &*self.db;
-        let timeout = self.ready_timeout;
-        let (started, result) = on_each(&to_start, |node| {
-            let not_back = |source: ClusterError| NemesisError::NotBack {
-                node: node.name.clone(),
-                log: node.log_file(),
-                source: Box::new(source),
-            };
-            let running = node
-                .remote
-                .is_running(&node.pid_file())
-                .map_err(|e| not_back(e.into()))?;
-            if !running {
-                db.start(node).map_err(not_back)?;
-            }
-            db.await_ready(node, timeout).map_err(not_back)
-        });
-        self.down.retain(|n| !started.contains(n));
-        result.map(|()| started)
+        restart(&*self.db, &self.nodes, &mut self.down, self.ready_timeout)
     }
 }
 

@@ -164,40 +164,46 @@ impl KillNemesis {
         &self.killed
     }
 
-    fn log_of(&self, node: &Node) -> PathBuf {
-        self.db
-            .log_files(node)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| node.log_file())
-    }
-
     fn start_killed(&mut self) -> Result<Vec<String>, NemesisError> {
-        let to_start: Vec<&Node> = self
-            .nodes
-            .iter()
-            .filter(|n| self.killed.contains(&n.name))
-            .collect();
-        let db = &*self.db;
-        let timeout = self.ready_timeout;
-        let (started, result) = on_each(&to_start, |node| {
-            let not_back = |source: ClusterError| NemesisError::NotBack {
-                node: node.name.clone(),
-                log: self.log_of(node),
-                source: Box::new(source),
-            };
-            let running = node
-                .remote
-                .is_running(&node.pid_file())
-                .map_err(|e| not_back(e.into()))?;
-            if !running {
-                db.start(node).map_err(not_back)?;
-            }
-            db.await_ready(node, timeout).map_err(not_back)
-        });
-        self.killed.retain(|n| !started.contains(n));
-        result.map(|()| started)
+        restart(&*self.db, &self.nodes, &mut self.killed, self.ready_timeout)
     }
+}
+
+/// Starts the nodes named in `down` (unless already running) and waits until each is
+/// ready, on all at once; the started ones leave `down`. Returns their names. A node
+/// that does not come back is an error naming its log.
+pub(crate) fn restart(
+    db: &dyn Db,
+    nodes: &[Node],
+    down: &mut Vec<String>,
+    timeout: Duration,
+) -> Result<Vec<String>, NemesisError> {
+    let to_start: Vec<&Node> = nodes.iter().filter(|n| down.contains(&n.name)).collect();
+    let (started, result) = on_each(&to_start, |node| {
+        let not_back = |source: ClusterError| NemesisError::NotBack {
+            node: node.name.clone(),
+            log: log_of(db, node),
+            source: Box::new(source),
+        };
+        let running = node
+            .remote
+            .is_running(&node.pid_file())
+            .map_err(|e| not_back(e.into()))?;
+        if !running {
+            db.start(node).map_err(not_back)?;
+        }
+        db.await_ready(node, timeout).map_err(not_back)
+    });
+    down.retain(|n| !started.contains(n));
+    result.map(|()| started)
+}
+
+/// The node's main log: the database's first, else the node's own.
+fn log_of(db: &dyn Db, node: &Node) -> PathBuf {
+    db.log_files(node)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| node.log_file())
 }
 
 impl Nemesis for KillNemesis {
