@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::raft::{Entry, NodeId, Role, Snapshot};
 
 use super::node::{Paxos, Peer, PromiseInfo};
-use super::read::ReadQueue;
 use super::types::{Accepted, Ballot, MessageBody};
+use crate::read_queue::ReadQueue;
 
 impl Paxos {
     /// Starts phase 1 with a ballot above every round seen.

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::raft::{ConfigError, Entry, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Status};
 
-use super::read::ReadQueue;
 use super::types::{Accepted, Ballot, Config, Durable, MAX_NODE_ID, Message, MessageBody, Ready};
+use crate::read_queue::ReadQueue;
 
 /// A leader's view of one acceptor.
 #[derive(Debug, Clone, Default)]

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use super::log::RaftLog;
 use super::progress::{Progress, quorum};
-use super::read::ReadQueue;
 use super::types::{
     Config, ConfigError, Entry, HardState, Message, MessageBody, NodeId, NotLeader, ReadState,
     Ready, Role, Snapshot, SnapshotMeta, Status,
 };
+use crate::read_queue::ReadQueue;
 
 /// One Raft node, without I/O. See the [module docs](super) for the driving loop.
 #[derive(Debug)]
