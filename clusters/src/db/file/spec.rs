@@ -1,29 +1,16 @@
-//! A database described in a TOML file (`--db-file mydb.toml`): what to upload, how to
-//! start and stop it, where its logs are, how to tell it is ready and who leads. The
-//! format is specified in `docs/db-file.md`; `examples/etcd/etcd.toml` is a full
-//! example.
-//!
-//! [`DbFile::load`] reads and checks the file (every placeholder is known, every path
-//! exists) before anything is deployed; errors are `FILE:LINE: message`. [`FileDb`] runs
-//! it on the nodes through the same [`Db`] lifecycle as the built-in databases, so every
-//! nemesis applies: kill through the stop signal or command, pause through signals on the
-//! recorded pid, isolate-leader and `primaries` targets only when a leader command is
-//! given.
+//! The `--db-file` format: [`DbFile::load`] reads and checks it; placeholders and their
+//! expansion.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Db, Node, Pause, Primaries, kill_and_wait, resolve, wait_until};
 use crate::error::ClusterError;
-use crate::localhost::Localhost;
-use crate::remote::{Cmd, DaemonSpec, Remote, Signal};
+use crate::remote::Signal;
 
 /// Every placeholder a command may hold, for messages.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -181,7 +168,7 @@ fn placeholders(template: &str) -> Result<Vec<String>, String> {
 
 /// Replaces each placeholder of `template` with its value from `values` (checked
 /// templates only: unknown ones are left as they are).
-fn expand(template: &str, values: &BTreeMap<&str, String>) -> String {
+pub(super) fn expand(template: &str, values: &BTreeMap<&str, String>) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
@@ -436,255 +423,16 @@ fn parse_signal(name: &str) -> Option<Signal> {
     })
 }
 
-/// The database of a [`DbFile`], on the cluster's nodes.
-#[derive(Debug, Clone)]
-pub struct FileDb {
-    file: DbFile,
-    nodes: Vec<Node>,
-}
-
-impl FileDb {
-    /// The database `file` describes, for the cluster `nodes`.
-    pub fn new(file: DbFile, nodes: &[Node]) -> FileDb {
-        FileDb {
-            file,
-            nodes: nodes.to_vec(),
-        }
-    }
-
-    /// Its description.
-    pub fn file(&self) -> &DbFile {
-        &self.file
-    }
-
-    /// How long a node may take to become ready, if the file says.
-    pub fn ready_timeout(&self) -> Option<Duration> {
-        self.file.ready_timeout
-    }
-
-    /// Every placeholder's value for `node`.
-    fn values(&self, node: &Node) -> BTreeMap<&'static str, String> {
-        let mut values = self.node_values(node);
-        let peer = |n: &Node| expand(&self.file.peer, &self.node_values(n));
-        values.insert(
-            "peers",
-            self.nodes.iter().map(peer).collect::<Vec<_>>().join(","),
-        );
-        values.insert(
-            "others",
-            self.nodes
-                .iter()
-                .filter(|n| n.name != node.name)
-                .map(peer)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        values.insert("log_file", node.log_file().to_string_lossy().into_owned());
-        values
-    }
-
-    fn node_values(&self, node: &Node) -> BTreeMap<&'static str, String> {
-        let mut values = BTreeMap::new();
-        values.insert("node", node.name.clone());
-        values.insert("id", node.id.to_string());
-        values.insert("addr", node.addr.clone());
-        values.insert("port", self.file.port.to_string());
-        if let Some(p) = self.file.peer_port {
-            values.insert("peer_port", p.to_string());
-        }
-        values.insert("dir", node.dir.to_string_lossy().into_owned());
-        values.insert("data_dir", node.data_dir().to_string_lossy().into_owned());
-        values
-    }
-
-    fn argv(&self, node: &Node, template: &[String]) -> Cmd {
-        let values = self.values(node);
-        let mut argv = template.iter().map(|a| expand(a, &values));
-        let program = argv.next().unwrap_or_default();
-        Cmd::new(program).args(argv)
-    }
-
-    /// Runs `template` for `node` on the controller, in the file's directory.
-    fn controller(
-        &self,
-        node: &Node,
-        template: &[String],
-        timeout: Duration,
-    ) -> Result<String, String> {
-        let cmd = self
-            .argv(node, template)
-            .dir(self.file.base_dir())
-            .timeout(timeout);
-        let out = Localhost::new().run(&cmd).map_err(|e| e.to_string())?;
-        if out.success() {
-            Ok(out.stdout)
-        } else {
-            let why = out.stderr.trim();
-            let why = if why.is_empty() {
-                out.stdout.trim()
-            } else {
-                why
-            };
-            Err(format!("`{cmd}` failed with {}: {why}", out.status))
-        }
-    }
-}
-
-impl Db for FileDb {
-    fn name(&self) -> &str {
-        &self.file.name
-    }
-
-    fn setup(&self, node: &Node) -> Result<(), ClusterError> {
-        let values = self.values(node);
-        for (from, to) in &self.file.upload {
-            node.remote
-                .upload(from, &node.dir.join(expand(to, &values)))?;
-        }
-        node.remote.run_ok(
-            &Cmd::new("mkdir")
-                .args(["-p", &node.data_dir().to_string_lossy()])
-                .timeout(Duration::from_secs(30)),
-        )?;
-        self.start(node)
-    }
-
-    fn start(&self, node: &Node) -> Result<(), ClusterError> {
-        let values = self.values(node);
-        let mut cmd = self.argv(node, &self.file.start).dir(&node.dir);
-        for (key, value) in &self.file.env {
-            cmd = cmd.env(key, expand(value, &values));
-        }
-        let spec = DaemonSpec::new(cmd, node.pid_file(), node.log_file());
-        node.remote.start_daemon(&spec)?;
-        Ok(())
-    }
-
-    /// Stops the node as the file says, waits up to `stop.timeout` for it to exit, then
-    /// kills it (SIGKILL) and waits until it is gone.
-    fn kill(&self, node: &Node) -> Result<(), ClusterError> {
-        let pid_file = node.pid_file();
-        let asked = match &self.file.stop {
-            Stop::Signal(Signal::Kill) => false,
-            Stop::Signal(signal) => node.remote.signal(&pid_file, *signal)?,
-            Stop::Command(argv) => {
-                if node.remote.is_running(&pid_file)? {
-                    let cmd = self
-                        .argv(node, argv)
-                        .timeout(self.file.stop_timeout.max(Duration::from_secs(1)));
-                    // A stop command that fails still leaves SIGKILL below.
-                    let _ = node.remote.run(&cmd);
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        if asked {
-            let deadline = Instant::now() + self.file.stop_timeout;
-            while Instant::now() < deadline && node.remote.is_running(&pid_file)? {
-                thread::sleep(Duration::from_millis(20));
-            }
-        }
-        kill_and_wait(node)
-    }
-
-    fn await_ready(&self, node: &Node, timeout: Duration) -> Result<(), ClusterError> {
-        let timeout = self.file.ready_timeout.unwrap_or(timeout);
-        match &self.file.ready {
-            Ready::Port(port) => {
-                let addr = format!("{}:{port}", node.addr);
-                wait_until(self.name(), node, &addr, timeout, || {
-                    let socket = resolve(&addr)?;
-                    TcpStream::connect_timeout(&socket, Duration::from_secs(1))
-                        .map(drop)
-                        .map_err(|e| format!("cannot connect: {e}"))
-                })
-            }
-            Ready::Command(argv) => {
-                let addr = self.client_addr(node);
-                wait_until(self.name(), node, &addr, timeout, || {
-                    self.controller(node, argv, Duration::from_secs(10))
-                        .map(drop)
-                })
-            }
-        }
-    }
-
-    fn client_addr(&self, node: &Node) -> String {
-        format!("{}:{}", node.addr, self.file.port)
-    }
-
-    fn log_files(&self, node: &Node) -> Vec<PathBuf> {
-        let values = self.values(node);
-        let mut logs = vec![node.log_file()];
-        for log in &self.file.logs {
-            let path = PathBuf::from(expand(log, &values));
-            logs.push(if path.is_absolute() {
-                path
-            } else {
-                node.dir.join(path)
-            });
-        }
-        logs
-    }
-
-    fn pause(&self) -> Option<&dyn Pause> {
-        Some(self)
-    }
-
-    fn primaries(&self) -> Option<&dyn Primaries> {
-        self.file.leader.as_ref().map(|_| self as &dyn Primaries)
-    }
-}
-
-impl Pause for FileDb {}
-
-impl Primaries for FileDb {
-    /// Asks each node (the leader command with its placeholders) who leads; the output's
-    /// first line names a node by name, address, or `address:port` (a URL scheme is
-    /// ignored). Nodes that fail to answer, or answer nothing, are skipped.
-    fn primaries(&self, nodes: &[Node]) -> Vec<String> {
-        let Some(argv) = &self.file.leader else {
-            return Vec::new();
-        };
-        let mut leaders: Vec<String> = Vec::new();
-        for node in nodes {
-            let Ok(out) = self.controller(node, argv, Duration::from_secs(5)) else {
-                continue;
-            };
-            let answer = out.lines().next().unwrap_or("").trim();
-            let answer = answer.split_once("://").map_or(answer, |(_, rest)| rest);
-            let answer = answer.trim_end_matches('/');
-            if answer.is_empty() {
-                continue;
-            }
-            if let Some(leader) = self.nodes.iter().find(|n| {
-                n.name == answer
-                    || n.addr == answer
-                    || self.client_addr(n) == answer
-                    || self
-                        .file
-                        .peer_port
-                        .is_some_and(|p| format!("{}:{p}", n.addr) == answer)
-            }) && !leaders.contains(&leader.name)
-            {
-                leaders.push(leader.name.clone());
-            }
-        }
-        leaders
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<DbFile, String> {
+    pub(in crate::db::file) fn parse(text: &str) -> Result<DbFile, String> {
         DbFile::parse(text, Path::new("/x/db.toml")).map_err(|e| e.to_string())
     }
 
-    const MINIMAL: &str = "name = \"mydb\"\nport = 7000\nstart = [\"mydb\", \"--id\", \"{id}\"]\n";
+    pub(in crate::db::file) const MINIMAL: &str =
+        "name = \"mydb\"\nport = 7000\nstart = [\"mydb\", \"--id\", \"{id}\"]\n";
 
     #[test]
     fn placeholders_are_found_and_expanded() {
@@ -745,68 +493,5 @@ mod tests {
         assert!(e.contains("`{peers}` in `peer` here"), "{e}");
         let e = parse("name = \"d\"\nport = 1\nstart = []\n").unwrap_err();
         assert!(e.starts_with("/x/db.toml:3: `start` is empty"), "{e}");
-    }
-
-    #[test]
-    fn commands_get_each_nodes_values() {
-        let text = "name = \"d\"\nport = 9\npeer_port = 8\npeer = \"{node}=http://{addr}:{peer_port}\"\n\
-                    start = [\"d\", \"--peers={peers}\", \"--others={others}\", \"{data_dir}\"]\n\
-                    leader = [\"who\", \"{addr}:{port}\"]\n[stop]\nsignal = \"TERM\"\n";
-        let f = parse(text).unwrap();
-        assert_eq!(f.stop, Stop::Signal(Signal::Term));
-        let remote: std::sync::Arc<dyn Remote> = std::sync::Arc::new(Localhost::new());
-        let nodes: Vec<Node> = (1..=2)
-            .map(|i| Node {
-                id: i,
-                name: format!("n{i}"),
-                addr: format!("10.0.0.{i}"),
-                dir: PathBuf::from(format!("/d/n{i}")),
-                remote: remote.clone(),
-            })
-            .collect();
-        let db = FileDb::new(f, &nodes);
-        let cmd = db.argv(&nodes[0], &db.file.start);
-        assert_eq!(
-            cmd.argv(),
-            [
-                "d",
-                "--peers=n1=http://10.0.0.1:8,n2=http://10.0.0.2:8",
-                "--others=n2=http://10.0.0.2:8",
-                "/d/n1/data"
-            ]
-        );
-        assert_eq!(db.client_addr(&nodes[1]), "10.0.0.2:9");
-        assert!(Db::primaries(&db).is_some());
-    }
-
-    #[test]
-    fn the_leader_command_names_a_node_by_name_address_or_url() {
-        let remote: std::sync::Arc<dyn Remote> = std::sync::Arc::new(Localhost::new());
-        let nodes: Vec<Node> = (1..=3)
-            .map(|i| Node {
-                id: i,
-                name: format!("n{i}"),
-                addr: format!("10.0.0.{i}"),
-                dir: PathBuf::from(format!("/d/n{i}")),
-                remote: remote.clone(),
-            })
-            .collect();
-        let leaders = |answer: &str| {
-            let text = format!(
-                "name = \"d\"\nport = 9\nstart = [\"d\"]\nleader = [\"echo\", \"{answer}\"]\n"
-            );
-            // Run in an existing directory: the file's.
-            let file = DbFile::parse(&text, &std::env::temp_dir().join("db.toml")).unwrap();
-            Primaries::primaries(&FileDb::new(file, &nodes), &nodes)
-        };
-        assert_eq!(leaders("n2"), ["n2"]);
-        assert_eq!(leaders("http://10.0.0.3:9/"), ["n3"]);
-        assert_eq!(leaders("10.0.0.1"), ["n1"]);
-        assert!(leaders("").is_empty());
-        assert!(leaders("n7").is_empty());
-        // Each node answers with its own name: every node "leads".
-        assert_eq!(leaders("{node}"), ["n1", "n2", "n3"]);
-        let db = FileDb::new(parse(MINIMAL).unwrap(), &nodes);
-        assert!(Db::primaries(&db).is_none());
     }
 }
