@@ -8,4 +8,5 @@
 
 pub mod control;
 pub mod fs;
+mod state;
 pub mod undo;
