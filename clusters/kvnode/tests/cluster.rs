@@ -191,6 +191,29 @@ fn txn(cluster: &Cluster, leader: u64, ops: Value) -> Value {
     panic!("transaction {ops} never reached a leader");
 }
 
+/// Waits up to 15 s until `node` follows `leader` and has applied `applied` entries.
+fn await_caught_up(cluster: &Cluster, node: u64, leader: u64, applied: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = call(
+            &cluster.client_addr(node),
+            json!({"id": 0, "type": "status"}),
+        );
+        let caught_up = status.as_ref().is_some_and(|s| {
+            s["status"]["leader"] == leader
+                && s["status"]["applied"].as_u64().unwrap_or(0) >= applied
+        });
+        if caught_up {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted node did not catch up: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn three_nodes_survive_a_leader_kill() {
     let mut cluster = Cluster::new(3);
@@ -247,25 +270,7 @@ fn three_nodes_survive_a_leader_kill() {
 
     // The old leader restarts from its data directory and catches up (by snapshot).
     cluster.start(leader);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = call(
-            &cluster.client_addr(leader),
-            json!({"id": 0, "type": "status"}),
-        );
-        let caught_up = status.as_ref().is_some_and(|s| {
-            s["status"]["leader"] == new_leader
-                && s["status"]["applied"].as_u64().unwrap_or(0) >= 60
-        });
-        if caught_up {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "restarted node did not catch up: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    await_caught_up(&cluster, leader, new_leader, 60);
     let r = txn(&cluster, new_leader, json!([["r", "log", null]]));
     assert_eq!(r["txn"][0][2].as_array().unwrap().len(), 60);
     let log = cluster.log(leader);
@@ -341,25 +346,7 @@ fn paxos_mode_survives_a_leader_kill() {
 
     // The old leader restarts from its commit log and catches up.
     cluster.start(leader);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = call(
-            &cluster.client_addr(leader),
-            json!({"id": 0, "type": "status"}),
-        );
-        let caught_up = status.as_ref().is_some_and(|s| {
-            s["status"]["leader"] == new_leader
-                && s["status"]["applied"].as_u64().unwrap_or(0) >= 60
-        });
-        if caught_up {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "restarted node did not catch up: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    await_caught_up(&cluster, leader, new_leader, 60);
     let r = txn(&cluster, new_leader, json!([["r", "log", null]]));
     assert_eq!(r["txn"][0][2].as_array().unwrap().len(), 60);
     assert!(cluster.log(leader).contains("recovered durable state"));
