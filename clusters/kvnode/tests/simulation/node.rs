@@ -8,7 +8,7 @@ use faultline_kv::consensus::{PeerMessage, Protocol};
 use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
 use faultline_kv::paxos::Paxos;
 use faultline_kv::raft::{
-    Config, Entry, HardState, NodeId, NotLeader, Raft, Ready, Role, Snapshot,
+    Config, Entry, HardState, NodeId, NotLeader, Raft, ReadState, Ready, Role, Snapshot,
 };
 use serde_json::Value;
 
@@ -303,20 +303,7 @@ impl World {
                 }
                 apply(node, entry, &mut done);
             }
-            for rs in &ready.read_states {
-                node.ready_reads.push((rs.ctx, rs.index));
-            }
-            for ctx in &ready.failed_reads {
-                if let Some(w) = node.waiting_reads.remove(ctx) {
-                    done.push(Completion {
-                        client: w.client,
-                        op: w.op,
-                        outcome: OpType::Fail,
-                        value: None,
-                        error: Some("leadership-lost"),
-                    });
-                }
-            }
+            take_reads(node, &ready.read_states, &ready.failed_reads, &mut done);
             let Some(raft) = node.raft.as_mut() else {
                 return Ok(());
             };
@@ -421,6 +408,30 @@ pub fn apply(node: &mut SimNode, entry: &Entry, done: &mut Vec<Completion>) {
         Some(TxnOutcome::Aborted { code, .. }) => completion(OpType::Fail, None, Some(code)),
         None => completion(OpType::Fail, None, Some("no-op")),
     });
+}
+
+/// Queues the core's confirmed reads until applied far enough; fails the reads it
+/// gave up (leadership lost).
+pub fn take_reads(
+    node: &mut SimNode,
+    read_states: &[ReadState],
+    failed_reads: &[u64],
+    done: &mut Vec<Completion>,
+) {
+    for rs in read_states {
+        node.ready_reads.push((rs.ctx, rs.index));
+    }
+    for ctx in failed_reads {
+        if let Some(w) = node.waiting_reads.remove(ctx) {
+            done.push(Completion {
+                client: w.client,
+                op: w.op,
+                outcome: OpType::Fail,
+                value: None,
+                error: Some("leadership-lost"),
+            });
+        }
+    }
 }
 
 pub fn serve_reads(node: &mut SimNode, applied: u64, done: &mut Vec<Completion>) {

@@ -6,13 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use faultline_checker::OpType;
 use faultline_kv::consensus::PeerMessage;
 use faultline_kv::kv::Store;
 use faultline_kv::paxos::{self, Accepted, Ballot, Durable, Paxos};
 use faultline_kv::raft::{Entry, NodeId, Role, Snapshot};
 
-use crate::node::{Completion, SimNode, apply, serve_reads};
+use crate::node::{Completion, SimNode, apply, serve_reads, take_reads};
 use crate::world::{SimConfig, World};
 
 /// What survives a crash of a Paxos node.
@@ -140,20 +139,7 @@ impl World {
                     .map_err(|e| format!("agreement (learned value): {e}"))?;
                 apply(node, entry, &mut done);
             }
-            for rs in &ready.read_states {
-                node.ready_reads.push((rs.ctx, rs.index));
-            }
-            for ctx in &ready.failed_reads {
-                if let Some(w) = node.waiting_reads.remove(ctx) {
-                    done.push(Completion {
-                        client: w.client,
-                        op: w.op,
-                        outcome: OpType::Fail,
-                        value: None,
-                        error: Some("leadership-lost"),
-                    });
-                }
-            }
+            take_reads(node, &ready.read_states, &ready.failed_reads, &mut done);
             let Some(core) = node.paxos.as_mut() else {
                 return Ok(());
             };
