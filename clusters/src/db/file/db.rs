@@ -258,15 +258,10 @@ mod tests {
     use super::*;
     use crate::db::file::spec::tests::{MINIMAL, parse};
 
-    #[test]
-    fn commands_get_each_nodes_values() {
-        let text = "name = \"d\"\nport = 9\npeer_port = 8\npeer = \"{node}=http://{addr}:{peer_port}\"\n\
-                    start = [\"d\", \"--peers={peers}\", \"--others={others}\", \"{data_dir}\"]\n\
-                    leader = [\"who\", \"{addr}:{port}\"]\n[stop]\nsignal = \"TERM\"\n";
-        let f = parse(text).unwrap();
-        assert_eq!(f.stop, Stop::Signal(Signal::Term));
+    /// Nodes `n1`…`nN` at `10.0.0.I`, in `/d/nI`, on this machine.
+    fn nodes(n: u32) -> Vec<Node> {
         let remote: std::sync::Arc<dyn Remote> = std::sync::Arc::new(Localhost::new());
-        let nodes: Vec<Node> = (1..=2)
+        (1..=n)
             .map(|i| Node {
                 id: i,
                 name: format!("n{i}"),
@@ -274,7 +269,17 @@ mod tests {
                 dir: PathBuf::from(format!("/d/n{i}")),
                 remote: remote.clone(),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn commands_get_each_nodes_values() {
+        let text = "name = \"d\"\nport = 9\npeer_port = 8\npeer = \"{node}=http://{addr}:{peer_port}\"\n\
+                    start = [\"d\", \"--peers={peers}\", \"--others={others}\", \"{data_dir}\"]\n\
+                    leader = [\"who\", \"{addr}:{port}\"]\n[stop]\nsignal = \"TERM\"\n";
+        let f = parse(text).unwrap();
+        assert_eq!(f.stop, Stop::Signal(Signal::Term));
+        let nodes = nodes(2);
         let db = FileDb::new(f, &nodes);
         let cmd = db.argv(&nodes[0], &db.file.start);
         assert_eq!(
@@ -292,16 +297,7 @@ mod tests {
 
     #[test]
     fn the_leader_command_names_a_node_by_name_address_or_url() {
-        let remote: std::sync::Arc<dyn Remote> = std::sync::Arc::new(Localhost::new());
-        let nodes: Vec<Node> = (1..=3)
-            .map(|i| Node {
-                id: i,
-                name: format!("n{i}"),
-                addr: format!("10.0.0.{i}"),
-                dir: PathBuf::from(format!("/d/n{i}")),
-                remote: remote.clone(),
-            })
-            .collect();
+        let nodes = nodes(3);
         let leaders = |answer: &str| {
             let text = format!(
                 "name = \"d\"\nport = 9\nstart = [\"d\"]\nleader = [\"echo\", \"{answer}\"]\n"
