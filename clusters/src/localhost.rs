@@ -215,14 +215,27 @@ fn to_nix(signal: Signal) -> NixSignal {
 }
 
 /// Whether `pid` is a zombie: exited, waiting for a parent that is not us to reap it.
+/// The leader of a multi-threaded process turns zombie as soon as it exits, while its
+/// other threads may still be dying with the process's files (a listening socket) open:
+/// that is not exited yet, so a restart cannot fail on a port still bound.
 fn is_zombie(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
+    let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
             stat.rsplit_once(')')
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    zombie && threads(pid).is_none_or(|n| n <= 1)
+}
+
+/// How many threads `pid` has (the `Threads:` line of `/proc/PID/status`).
+fn threads(pid: u32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Kills the process group led by `child` (spawned with `process_group(0)`).
@@ -381,5 +394,19 @@ impl Remote for Localhost {
             Some(pid) => self.send(pid, None),
             None => Ok(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_process_is_no_zombie_and_has_threads() {
+        let me = std::process::id();
+        assert!(threads(me).is_some_and(|n| n >= 1));
+        assert!(!is_zombie(me));
+        assert_eq!(threads(u32::MAX), None);
+        assert!(!is_zombie(u32::MAX));
     }
 }

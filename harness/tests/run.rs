@@ -124,6 +124,52 @@ fn a_correct_cluster_under_partitions_and_kills_is_valid() {
 }
 
 #[test]
+fn a_correct_cluster_under_a_crash_restart_storm_is_valid() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let out = faultline(
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "storm",
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "2",
+            "--recovery-time",
+            "2",
+            "--seed",
+            "3",
+        ],
+        store.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = results(store.path());
+    assert_eq!(results["valid"], Value::Bool(true), "{results}");
+    // Each storm's plan, then every bounce it did, are in the history.
+    let nemesis = std::fs::read_to_string(run_dir(store.path()).join("nemesis.jsonl")).unwrap();
+    let infos: Vec<Value> = nemesis
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|op| op["type"] == "info")
+        .collect();
+    assert!(
+        infos
+            .iter()
+            .any(|op| op["f"] == "start-storm" && op["value"]["target"].is_string()),
+        "{nemesis}"
+    );
+    let bounces: u64 = infos
+        .iter()
+        .filter(|op| op["f"] == "stop-storm")
+        .map(|op| op["value"]["count"].as_u64().unwrap())
+        .sum();
+    assert!(bounces > 0, "{nemesis}");
+    assert_nothing_left(store.path());
+}
+
+#[test]
 fn paxos_mode_under_partitions_and_kills_is_valid() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let store = tempfile::tempdir().unwrap();

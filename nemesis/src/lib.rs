@@ -13,7 +13,7 @@
 //!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss,
 //!   delay with jitter and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
 //!   [`DiskNemesis`] (torn or corrupted write-ahead logs, full disks), [`PowerNemesis`]
-//!   (power loss: unsynced writes lost), the no-op [`Noop`] and
+//!   (power loss: unsynced writes lost), [`StormNemesis`] (crash-restart storms), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
 //!   process's operations (start a random enabled fault, stop it, …) for the run loop.
@@ -70,6 +70,7 @@ mod partitioner;
 mod power;
 mod process;
 pub mod schedule;
+mod storm;
 
 pub use clock::{BUMP_CLOCK, ClockNemesis, MAX_RANDOM_BUMP_SECS, RESET_CLOCK, STROBE_CLOCK};
 pub use disk::{
@@ -93,3 +94,4 @@ pub use process::{
     DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
 };
 pub use schedule::{DEFAULT_INTERVAL, Fault, Schedule, final_heal, schedule};
+pub use storm::{DEFAULT_STORM_PERIOD, START_STORM, STOP_STORM, STORM_TARGETS, StormNemesis};

@@ -16,6 +16,7 @@ use crate::packet::{START_PACKET, STOP_PACKET};
 use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::power::{POWER_LOSS, POWER_ON};
 use crate::process::{KILL, PAUSE, RESUME, START};
+use crate::storm::{START_STORM, STOP_STORM};
 
 /// The default mean time between fault changes in a run.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -42,11 +43,14 @@ pub enum Fault {
     /// Power loss: crashed nodes lose their unsynced writes (`power-loss` /
     /// `power-on`).
     Power,
+    /// A crash-restart storm: nodes bounced (killed and restarted at once) again and
+    /// again until it stops (`start-storm` / `stop-storm`).
+    Storm,
 }
 
 impl Fault {
     /// Every fault, in order.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
@@ -54,6 +58,7 @@ impl Fault {
         Fault::Clock,
         Fault::Disk,
         Fault::Power,
+        Fault::Storm,
     ];
 
     /// The `f` that starts this fault.
@@ -66,6 +71,7 @@ impl Fault {
             Fault::Clock => BUMP_CLOCK,
             Fault::Disk => START_DISK,
             Fault::Power => POWER_LOSS,
+            Fault::Storm => START_STORM,
         }
     }
 
@@ -79,11 +85,12 @@ impl Fault {
             Fault::Clock => RESET_CLOCK,
             Fault::Disk => RESTORE_LOG,
             Fault::Power => POWER_ON,
+            Fault::Storm => STOP_STORM,
         }
     }
 
     /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
-    /// `clock`, `disk`, `power`).
+    /// `clock`, `disk`, `power`, `storm`).
     pub fn name(self) -> &'static str {
         match self {
             Fault::Partition => "partition",
@@ -93,6 +100,7 @@ impl Fault {
             Fault::Clock => "clock",
             Fault::Disk => "disk",
             Fault::Power => "power",
+            Fault::Storm => "storm",
         }
     }
 

@@ -23,6 +23,7 @@ pub const FAULTS: &[&str] = &[
     "clock",
     "disk",
     "power",
+    "storm",
     "all",
     "none",
 ];
@@ -75,11 +76,12 @@ pub fn unsupported_fault(fault: &str, db: &str, cluster: ClusterKind) -> Option<
 }
 
 /// The faults `all` stands for with `db` on `cluster`: every one it supports (clock on
-/// SSH hosts only when asked for by name, since it needs libfaketime installed there).
+/// SSH hosts only when asked for by name, since it needs libfaketime installed there;
+/// `storm` only by name, since it keeps restarting nodes for as long as it lasts).
 pub fn all_faults(db: &str, cluster: ClusterKind) -> Vec<String> {
     FAULTS
         .iter()
-        .filter(|f| !matches!(**f, "all" | "none"))
+        .filter(|f| !matches!(**f, "all" | "none" | "storm"))
         .filter(|f| !(**f == "clock" && cluster == ClusterKind::Ssh))
         .filter(|f| unsupported_fault(f, db, cluster).is_none())
         .map(|f| f.to_string())
@@ -110,7 +112,7 @@ pub struct RunArgs {
     /// [default: register].
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma-separated: partition, kill, pause, packet, clock, disk, power, all (every
+    /// Faults, comma-separated: partition, kill, pause, packet, clock, disk, power, storm, all (every
     /// one the database and cluster support), or none [default: partition,kill].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,

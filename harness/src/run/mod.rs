@@ -24,7 +24,7 @@ use faultline_checker::{History, Results, Validity};
 use faultline_clusters::cleanup::teardown_on_interrupt;
 use faultline_nemesis::{
     ClockNemesis, Compose, DiskNemesis, Fault, KillNemesis, Nemesis, Net, NetnsNet, PacketNemesis,
-    PartitionNemesis, PauseNemesis, PowerNemesis,
+    PartitionNemesis, PauseNemesis, PowerNemesis, StormNemesis,
 };
 use faultline_workloads::store::Store;
 use faultline_workloads::store::etcd::{EtcdStore, ReadMode};
@@ -477,6 +477,11 @@ fn build_nemesis(
                 PowerNemesis::new(Arc::clone(&deployment.db), deployment.nodes.clone(), seed)
                     .map_err(|e| UsageError(format!("--nemesis power: {e}")))?,
             ),
+            Fault::Storm => Box::new(StormNemesis::new(
+                Arc::clone(&deployment.db),
+                deployment.nodes.clone(),
+                seed,
+            )),
         };
         members.push(member);
     }
