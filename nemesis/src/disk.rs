@@ -92,7 +92,9 @@ struct Damaged {
 ///   `fill-disk` with a null value; returns that fault's value with `"fault":F`.
 /// - `restore-log` (and [`Nemesis::heal`]): puts the original bytes of every corrupted
 ///   log back (the node was down since, so the log is exactly as before), frees every
-///   full disk, restarts every damaged or crashed node and waits until it serves.
+///   full disk and restarts its node afresh (it may be exiting on a write that failed
+///   just before), restarts every other damaged or crashed node and waits until each
+///   serves.
 ///   Returns `{"restored":[…]}`.
 pub struct DiskNemesis {
     db: Arc<dyn Db>,
@@ -538,6 +540,14 @@ impl DiskNemesis {
                     if let Some(disks) = &self.full_disks {
                         disks.free(node)?;
                     }
+                    // A node whose write failed just before the space came back may be
+                    // on its way out: stop it for sure and start it afresh, rather than
+                    // wait on a process about to exit (seen in the nightly suite).
+                    self.db.kill(node).map_err(|e| NemesisError::Node {
+                        node: node.name.clone(),
+                        action: "kill",
+                        source: Box::new(e),
+                    })?;
                 }
                 if let Some((offset, bytes)) = &d.original {
                     self.db.kill(node).map_err(|e| NemesisError::Node {

@@ -201,7 +201,13 @@ fn a_full_disk_crashes_the_node_without_losing_acknowledged_writes_and_heals() {
         .invoke("fill-disk", &json!({ "node": leader }))
         .unwrap();
     assert_eq!(value["moved"], json!(false), "{value}");
+    // Restored at once, while the node may still be running on its full disk (or be
+    // exiting on a failed write): it is stopped and started afresh, not waited on.
+    let pid = || std::fs::read_to_string(node.pid_file()).unwrap();
+    let before = pid();
     nemesis.invoke("restore-log", &Value::Null).unwrap();
+    assert_ne!(pid(), before, "the full node was not restarted afresh");
+    assert!(s.answers(&node));
     let value = nemesis.invoke("start-disk", &Value::Null).unwrap();
     assert!(
         value["fault"] == json!("truncate-log") || value["fault"] == json!("fill-disk"),
