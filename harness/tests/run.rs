@@ -170,6 +170,46 @@ fn a_correct_cluster_under_a_crash_restart_storm_is_valid() {
 }
 
 #[test]
+fn partitions_also_isolate_the_leader() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let out = faultline(
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "8",
+            "--recovery-time",
+            "2",
+            "--seed",
+            "3",
+        ],
+        store.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Seed 3's first partition is the `primary` topology (the choice replays from the
+    // seed): the node faultline-kv names as leader, cut off alone.
+    let nemesis = std::fs::read_to_string(run_dir(store.path()).join("nemesis.jsonl")).unwrap();
+    let primary: Vec<Value> = nemesis
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|op| op["type"] == "info" && op["f"] == "start-partition")
+        .map(|op| op["value"].clone())
+        .filter(|v| v.get("primaries").is_some())
+        .collect();
+    assert!(!primary.is_empty(), "{nemesis}");
+    for v in &primary {
+        assert_eq!(v["primaries"].as_array().map(Vec::len), Some(1), "{v}");
+        assert_eq!(v["isolated"][0], v["primaries"], "{v}");
+    }
+    assert_nothing_left(store.path());
+}
+
+#[test]
 fn paxos_mode_under_partitions_and_kills_is_valid() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let store = tempfile::tempdir().unwrap();

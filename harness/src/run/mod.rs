@@ -418,7 +418,15 @@ fn build_nemesis(
         let member: Box<dyn Nemesis> = match fault {
             Fault::Partition => {
                 let net = deployment.net().context("cannot set up network faults")?;
-                Box::new(PartitionNemesis::new(net, &names, seed))
+                let partitions = PartitionNemesis::new(net, &names, seed);
+                // Isolating the leader, where the database can say who leads.
+                Box::new(if deployment.db.primaries().is_some() {
+                    partitions
+                        .with_primaries(Arc::clone(&deployment.db), deployment.nodes.clone())
+                        .context("cannot set up leader partitions")?
+                } else {
+                    partitions
+                })
             }
             Fault::Kill => Box::new(KillNemesis::new(
                 Arc::clone(&deployment.db),
