@@ -4,7 +4,7 @@
 //! Needs root, iproute2, nftables, etcd-server and python3 (CI installs them).
 
 mod common;
-use common::{results, run_dir, text};
+use common::{assert_no_processes, results, run_dir, run_lines, text};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -37,24 +37,7 @@ fn faultline(subcommand: &str, args: &[&str], store: &Path) -> Output {
 }
 
 fn history(store: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir(store).join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// No process of the run is left (node or client program).
-fn assert_no_processes(store: &Path) {
-    let ps = Command::new("pgrep")
-        .args(["-f", &store.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "processes left: {}",
-        String::from_utf8_lossy(&ps.stdout)
-    );
+    run_lines(store, "history.jsonl")
 }
 
 const SHORT_RUN: [&str; 10] = [

@@ -4,7 +4,7 @@
 //! caught. Needs root, iproute2, nftables and /dev/fuse.
 
 mod common;
-use common::{ensure_kv_binary, run_dir, text};
+use common::{assert_no_processes, ensure_kv_binary, run_dir, run_lines, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -68,10 +68,8 @@ fn power_run(extra: &[&str], seed: &str, store: &Path) -> Output {
 
 /// The nemesis's `info` lines for power losses.
 fn power_losses(store: &Path) -> Vec<Value> {
-    let history = std::fs::read_to_string(run_dir(store).join("history.jsonl")).unwrap();
-    history
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    run_lines(store, "history.jsonl")
+        .into_iter()
         .filter(|op| op["f"] == "power-loss" && op["type"] == "info")
         .collect()
 }
@@ -84,15 +82,7 @@ fn assert_no_lazyfs_left(store: &Path) {
         "mounts left under {}",
         store.display()
     );
-    let ps = Command::new("pgrep")
-        .args(["-f", &store.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "processes left: {}",
-        String::from_utf8_lossy(&ps.stdout)
-    );
+    assert_no_processes(&store);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! Needs root, iproute2 and nftables (CI installs them); etcd tests need etcd-server.
 
 mod common;
-use common::{ensure_kv_binary, results, run_dir, text};
+use common::{assert_no_processes, ensure_kv_binary, results, run_dir, run_lines, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -39,15 +39,7 @@ fn assert_nothing_left(store: &Path) {
         .filter(|p| p.ends_with("state.json"))
         .collect();
     assert!(state.is_empty(), "state files left: {state:?}");
-    let ps = Command::new("pgrep")
-        .args(["-f", &store.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "processes left: {}",
-        String::from_utf8_lossy(&ps.stdout)
-    );
+    assert_no_processes(store);
     let run = results(store)["cluster_run"].as_str().unwrap().to_string();
     assert!(
         !netns.contains(&format!("fl-{run}")),
@@ -148,24 +140,20 @@ fn a_correct_cluster_under_a_crash_restart_storm_is_valid() {
     let results = results(store.path());
     assert_eq!(results["valid"], Value::Bool(true), "{results}");
     // Each storm's plan, then every bounce it did, are in the history.
-    let nemesis = std::fs::read_to_string(run_dir(store.path()).join("nemesis.jsonl")).unwrap();
-    let infos: Vec<Value> = nemesis
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|op| op["type"] == "info")
-        .collect();
+    let nemesis = run_lines(store.path(), "nemesis.jsonl");
+    let infos: Vec<&Value> = nemesis.iter().filter(|op| op["type"] == "info").collect();
     assert!(
         infos
             .iter()
             .any(|op| op["f"] == "start-storm" && op["value"]["target"].is_string()),
-        "{nemesis}"
+        "{nemesis:?}"
     );
     let bounces: u64 = infos
         .iter()
         .filter(|op| op["f"] == "stop-storm")
         .map(|op| op["value"]["count"].as_u64().unwrap())
         .sum();
-    assert!(bounces > 0, "{nemesis}");
+    assert!(bounces > 0, "{nemesis:?}");
     assert_nothing_left(store.path());
 }
 
@@ -193,15 +181,14 @@ fn partitions_also_isolate_the_leader() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Seed 3's first partition is the `primary` topology (the choice replays from the
     // seed): the node faultline-kv names as leader, cut off alone.
-    let nemesis = std::fs::read_to_string(run_dir(store.path()).join("nemesis.jsonl")).unwrap();
+    let nemesis = run_lines(store.path(), "nemesis.jsonl");
     let primary: Vec<Value> = nemesis
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .iter()
         .filter(|op| op["type"] == "info" && op["f"] == "start-partition")
         .map(|op| op["value"].clone())
         .filter(|v| v.get("primaries").is_some())
         .collect();
-    assert!(!primary.is_empty(), "{nemesis}");
+    assert!(!primary.is_empty(), "{nemesis:?}");
     for v in &primary {
         assert_eq!(v["primaries"].as_array().map(Vec::len), Some(1), "{v}");
         assert_eq!(v["isolated"][0], v["primaries"], "{v}");
@@ -459,15 +446,7 @@ fn ctrl_c_stops_the_run_removes_everything_and_keeps_the_history() {
         .filter(|p| p.ends_with("state.json"))
         .collect();
     assert!(state.is_empty(), "state files left: {state:?}");
-    let ps = Command::new("pgrep")
-        .args(["-f", &store.path().display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "processes left: {}",
-        String::from_utf8_lossy(&ps.stdout)
-    );
+    assert_no_processes(store.path());
 }
 
 fn nix_kill(pid: u32, signal: &str) {

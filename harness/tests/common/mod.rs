@@ -106,3 +106,26 @@ pub fn results(store: &Path) -> Value {
     let text = fs::read_to_string(run_dir(store).join("results.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// The newest run's JSON-lines file `name` (`history.jsonl`, `nemesis.jsonl`), a value
+/// a line.
+pub fn run_lines(store: &Path, name: &str) -> Vec<Value> {
+    fs::read_to_string(run_dir(store).join(name))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// No process whose command line names `store` is left (a node or a client program).
+pub fn assert_no_processes(store: &Path) {
+    let ps = Command::new("pgrep")
+        .args(["-f", &store.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
