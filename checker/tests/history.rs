@@ -422,7 +422,7 @@ fn edn_map_over_several_lines() {
 fn edn_bad_syntax() {
     assert_eq!(
         edn_error("{:type :invoke, :f :read, :process 0, :value nil}\n{:type :ok :f}\n"),
-        "h.edn:2: not valid EDN: Map must have an even number of elements"
+        "h.edn:2: not valid EDN: the map's key `f` has no value (a map holds key-value pairs)"
     );
 }
 
@@ -430,7 +430,7 @@ fn edn_bad_syntax() {
 fn edn_bad_syntax_inside_a_vector() {
     assert_eq!(
         edn_error("[{:type :invoke, :f :read, :process 0, :value nil}\n {:type :ok :f}]\n"),
-        "h.edn:2: not valid EDN: Map must have an even number of elements"
+        "h.edn:2: not valid EDN: the map's key `f` has no value (a map holds key-value pairs)"
     );
 }
 
@@ -438,7 +438,7 @@ fn edn_bad_syntax_inside_a_vector() {
 fn edn_truncated_map() {
     assert_eq!(
         edn_error("{:type :invoke, :f :read, :process 0, :value nil}\n{:type :ok, :f :read\n"),
-        "h.edn:2: not valid EDN: the map starting here never closes (was the file truncated?)"
+        "h.edn:2: not valid EDN: the operation starting on this line never closes: `}` expected (was the file truncated?)"
     );
 }
 
@@ -446,7 +446,7 @@ fn edn_truncated_map() {
 fn edn_element_that_is_not_a_map() {
     assert_eq!(
         edn_error("[{:type :invoke, :f :read, :process 0, :value nil} 42]\n"),
-        "h.edn:2: expected an operation map, got 42"
+        "h.edn:1: expected an operation map, got an integer (42)"
     );
 }
 

@@ -2,7 +2,6 @@
 //! as a human summary, as `results.json` on stdout (`--json`), and in `--out DIR`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use clap::{Args, ValueEnum};
 use faultline_checker::bank::{self, BankOptions};
 use faultline_checker::counter::{self, CounterOptions};
 use faultline_checker::elle::{self, Artifact, ConsistencyModel, ElleOptions, ElleWorkload};
-use faultline_checker::history::Format;
+use faultline_checker::history::{Format, ReadLimits};
 use faultline_checker::linearizable::{self, LinearizableOptions, ModelKind};
 use faultline_checker::set::{self, SetOptions};
 use faultline_checker::{History, InputError, OpType, Results, Validity, Verdict};
@@ -41,8 +40,9 @@ pub struct CheckArgs {
     /// cycle search by steps instead.)
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_seconds)]
     pub time_limit: Duration,
-    /// Linearizable: give up with "unknown" when the search's memory exceeds this many
-    /// MiB (default 4096).
+    /// The memory, in MiB, that reading the history may take (refused with exit 254
+    /// beyond it; default three quarters of the machine's) and that the linearizability
+    /// search may take (unknown beyond it; default 4096).
     #[arg(long, value_name = "MIB")]
     pub memory_limit: Option<u64>,
     /// Write `results.json` (and any drawings) into this directory, creating it.
@@ -166,7 +166,10 @@ pub(crate) struct Limits {
 pub fn run(args: &CheckArgs) -> Result<Validity> {
     let started = Instant::now();
     let format = args.format.map(Format::from);
-    let history = History::read(&args.history, format)?;
+    let read_limits = args
+        .memory_limit
+        .map_or_else(ReadLimits::default, ReadLimits::with_memory_mib);
+    let history = History::read_with(&args.history, format, &read_limits)?;
     let choice = choose_checker(&history, args)?;
     let limits = Limits {
         time_limit: args.time_limit,
@@ -201,23 +204,8 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
     } else {
         summary::render(&args.history, choice.name(), &results, elapsed)
     };
-    print_stdout(&text)?;
+    crate::output::write_stdout(&text).context("cannot write to stdout")?;
     Ok(results.valid())
-}
-
-/// Prints to stdout. A closed pipe (`faultline check … | head`) is not an error: the
-/// verdict still decides the exit code.
-fn print_stdout(text: &str) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to stdout")
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Selects the checker: `--checker`, else `--model` (linearizable), the elle, bank or
@@ -366,8 +354,15 @@ fn infer_workload(history: &History) -> ElleWorkload {
     }
 }
 
-/// Runs the chosen checker.
+/// Runs the chosen checker. A history with no client operation verified nothing: its
+/// verdict is unknown, whatever the checker.
 pub(crate) fn run_checker(history: &History, choice: &Choice, limits: &Limits) -> Result<Checked> {
+    if !history.ops().iter().any(|op| op.is_client()) {
+        return Ok(Checked {
+            verdict: nothing_to_check(),
+            artifacts: Vec::new(),
+        });
+    }
     match choice {
         Choice::Linearizable(model) => {
             let mut options = LinearizableOptions {
@@ -408,6 +403,20 @@ pub(crate) fn run_checker(history: &History, choice: &Choice, limits: &Limits) -
             verdict: counter::check(history, options)?,
             artifacts: Vec::new(),
         }),
+    }
+}
+
+/// The verdict for a history without client operations: unknown, since nothing was
+/// verified (an empty file, or only nemesis events).
+fn nothing_to_check() -> Verdict {
+    let reason = "the history has no client operations: nothing was checked";
+    let mut details = Map::new();
+    details.insert("error".into(), Value::from(reason));
+    details.insert("ops".into(), Value::from(0));
+    Verdict {
+        valid: Validity::Unknown,
+        details,
+        explanation: vec![format!("{reason}.")],
     }
 }
 

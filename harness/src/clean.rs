@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::error::UsageError;
+use crate::output::say;
 
 /// Arguments of `faultline clean`.
 #[derive(Debug, Args)]
@@ -28,14 +29,14 @@ pub fn run(args: &CleanArgs) -> Result<()> {
     }
     let report = faultline_clusters::clean(&args.store)
         .with_context(|| format!("cleaning {}", args.store.display()))?;
-    println!(
+    say!(
         "cleaned {} run(s), {} resource(s); skipped {} run(s) whose controller is still running",
         report.cleaned.len(),
         report.removed,
         report.skipped.len()
     );
     for skipped in &report.skipped {
-        println!("skipped {}", skipped.display());
+        say!("skipped {}", skipped.display());
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use faultline_clusters::ssh::{self, SshConfig, SshHost};
 use faultline_clusters::{Cmd, Remote};
 
 use crate::error::UsageError;
+use crate::output::say;
 
 /// How long `uname -a` may take on a host.
 const UNAME_LIMIT: Duration = Duration::from_secs(20);
@@ -58,13 +59,13 @@ pub fn run(args: &HostsArgs) -> Result<()> {
         (ClusterKind::Local, None) => {
             faultline_clusters::netns::check_prerequisites()
                 .map_err(|e| UsageError(e.to_string()))?;
-            println!("local: ok (root, ip, nft)");
+            say!("local: ok (root, ip, nft)");
             Ok(())
         }
         (ClusterKind::Docker, None) => {
             faultline_clusters::docker::check_prerequisites()
                 .map_err(|e| UsageError(e.to_string()))?;
-            println!("docker: ok (the Docker daemon answers)");
+            say!("docker: ok (the Docker daemon answers)");
             Ok(())
         }
     }
@@ -96,7 +97,7 @@ fn check_ssh(file: &std::path::Path) -> Result<()> {
     let mut last_error = None;
     for (spec, result) in config.hosts.iter().zip(results) {
         match result {
-            Ok(uname) => println!("{} {}: ok, {uname}", spec.name, spec.address),
+            Ok(uname) => say!("{} {}: ok, {uname}", spec.name, spec.address),
             Err(message) => {
                 if let Some(previous) = last_error.replace(message) {
                     eprintln!("faultline: {previous}");

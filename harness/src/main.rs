@@ -8,6 +8,7 @@ mod client;
 mod error;
 mod generate;
 mod hosts;
+mod output;
 mod report;
 mod run;
 mod serve;

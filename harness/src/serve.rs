@@ -12,6 +12,7 @@ use clap::Args;
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::error::UsageError;
+use crate::output::say;
 
 /// Serve the store (index, reports, results) over HTTP on 127.0.0.1, read-only.
 #[derive(Debug, Args)]
@@ -42,7 +43,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .to_ip()
         .map(|a| a.port())
         .context("the server has no IP address")?;
-    println!(
+    say!(
         "faultline: serving {} at http://127.0.0.1:{port}/ (Ctrl-C to stop)",
         root.display()
     );

@@ -18,6 +18,7 @@ use faultline_checker::Validity;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::output::{say, say_raw};
 use crate::run::RunConfig;
 
 mod file;
@@ -169,7 +170,7 @@ pub fn run(args: &SuiteArgs) -> Result<i32> {
     let suite = load(&args.file, args.store.as_deref(), args.profile.as_deref())?;
     if args.dry_run {
         for (i, planned) in suite.runs.iter().enumerate() {
-            println!(
+            say!(
                 "{:>3}. {} (line {}): {} {} on {} node(s), faults {}, expect {}",
                 i + 1,
                 planned.label,
@@ -215,9 +216,9 @@ pub fn run(args: &SuiteArgs) -> Result<i32> {
     }
     fs::write(&junit_path, xml)
         .with_context(|| format!("cannot write {}", junit_path.display()))?;
-    print!("{}", summary(&suite.name, &outcomes));
-    println!("  index: {}", index.display());
-    println!("  junit: {}", junit_path.display());
+    say_raw!("{}", summary(&suite.name, &outcomes));
+    say!("  index: {}", index.display());
+    say!("  junit: {}", junit_path.display());
     Ok(exit_code(&outcomes))
 }
 

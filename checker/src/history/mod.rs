@@ -2,6 +2,7 @@
 //! reader, a writer, pairing of invocations with completions, and Jepsen EDN import.
 
 pub mod edn;
+mod input;
 mod op;
 mod parse;
 mod reader;
@@ -11,6 +12,7 @@ mod writer;
 use std::fmt;
 use std::path::Path;
 
+pub use input::{MAX_LINE_BYTES, ReadLimits};
 pub use op::{Key, Op, OpType, Process};
 pub use reader::{HistoryReadError, HistoryReader, MAX_REPORTED_PROBLEMS};
 pub use validate::Validator;
@@ -111,12 +113,22 @@ impl History {
     }
 
     /// Reads a history in the given format, or by the file's extension when `format`
-    /// is `None` (`.edn` is EDN, anything else JSONL).
+    /// is `None` (`.edn` is EDN, anything else JSONL), within the default limits.
     pub fn read(path: &Path, format: Option<Format>) -> Result<History, InputError> {
+        History::read_with(path, format, &ReadLimits::default())
+    }
+
+    /// Reads a history as [`History::read`] does, within `limits`: a longer line or a
+    /// history larger than the memory limit is refused with the line it was found on.
+    pub fn read_with(
+        path: &Path,
+        format: Option<Format>,
+        limits: &ReadLimits,
+    ) -> Result<History, InputError> {
         let format = format.unwrap_or_else(|| Format::from_path(path));
         match format {
-            Format::Jsonl => History::read_jsonl(path),
-            Format::Edn => edn::read_edn_file(path),
+            Format::Jsonl => HistoryReader::open_with(path, limits)?.read_all(),
+            Format::Edn => edn::read_edn_file_with(path, limits),
         }
     }
 

@@ -6,6 +6,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::input::{
+    LineSource, MemoryBudget, ReadLimits, has_float, oversized_integer, oversized_integer_message,
+};
 use super::op::Op;
 use super::parse::op_from_object;
 use super::validate::Validator;
@@ -17,26 +20,34 @@ pub const MAX_REPORTED_PROBLEMS: usize = 50;
 /// Reads a history one event at a time, validating as it goes.
 ///
 /// Each item is an [`Op`] with its line number, or a [`HistoryError`] naming the file and
-/// line. Reading continues after an error, so a caller can report every problem at once.
-/// Blank lines are skipped.
+/// line. Reading continues after an error, so a caller can report every problem at once,
+/// except after a line longer than [`ReadLimits::max_line_bytes`], a line that could take
+/// the history past [`ReadLimits::memory_bytes`], or an I/O error: there it stops. Blank
+/// lines are skipped.
 pub struct HistoryReader<R> {
     source: String,
-    input: R,
-    line: usize,
-    buffer: String,
+    lines: LineSource<R>,
     validator: Validator,
+    budget: MemoryBudget,
+    stopped: bool,
 }
 
 impl HistoryReader<BufReader<File>> {
-    /// Opens `path` for reading.
+    /// Opens `path` for reading, with the default [`ReadLimits`].
     pub fn open(path: &Path) -> Result<Self, InputError> {
+        HistoryReader::open_with(path, &ReadLimits::default())
+    }
+
+    /// Opens `path` for reading within `limits`.
+    pub fn open_with(path: &Path, limits: &ReadLimits) -> Result<Self, InputError> {
         let file = File::open(path).map_err(|e| InputError::Io {
             source_name: path.display().to_string(),
             message: e.to_string(),
         })?;
-        Ok(HistoryReader::new(
+        Ok(HistoryReader::with_limits(
             path.display().to_string(),
             BufReader::with_capacity(1 << 20, file),
+            limits,
         ))
     }
 }
@@ -44,20 +55,17 @@ impl HistoryReader<BufReader<File>> {
 impl<R: BufRead> HistoryReader<R> {
     /// Reads from `input`; `source` names it in error messages (usually the file path).
     pub fn new(source: String, input: R) -> Self {
-        HistoryReader {
-            source,
-            input,
-            line: 0,
-            buffer: String::new(),
-            validator: Validator::new(),
-        }
+        HistoryReader::with_limits(source, input, &ReadLimits::default())
     }
 
-    fn error(&self, message: String) -> HistoryError {
-        HistoryError {
-            source_name: self.source.clone(),
-            line: self.line,
-            message,
+    /// Reads from `input` within `limits`.
+    pub fn with_limits(source: String, input: R, limits: &ReadLimits) -> Self {
+        HistoryReader {
+            source,
+            lines: LineSource::new(input, limits.max_line_bytes),
+            validator: Validator::new(),
+            budget: MemoryBudget::new(limits.memory_bytes),
+            stopped: false,
         }
     }
 
@@ -92,6 +100,60 @@ impl<R: BufRead> HistoryReader<R> {
     }
 }
 
+/// The state a line is parsed against.
+struct LineState<'a> {
+    line: usize,
+    validator: &'a mut Validator,
+    budget: &'a mut MemoryBudget,
+}
+
+/// Parses one non-blank line into an event. The error says whether reading must stop.
+fn parse_line(state: LineState<'_>, text: &str, truncated: bool) -> Result<Op, (String, bool)> {
+    state.budget.admit(text.len()).map_err(|m| (m, true))?;
+    let object = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => object,
+        Ok(other) => {
+            state.validator.skip_line();
+            return Err((
+                format!(
+                    "expected a JSON object, got {}",
+                    super::parse::json_type(&other)
+                ),
+                false,
+            ));
+        }
+        Err(e) => {
+            state.validator.skip_line();
+            let hint = if truncated && e.is_eof() {
+                " (the line is cut short: was the file truncated?)"
+            } else {
+                ""
+            };
+            return Err((format!("not valid JSON: {e}{hint}"), false));
+        }
+    };
+    if object.values().any(has_float)
+        && let Some(token) = oversized_integer(text)
+    {
+        state.validator.skip_line();
+        return Err((oversized_integer_message(token), false));
+    }
+    let op = match op_from_object(object) {
+        Ok(op) => op,
+        Err(message) => {
+            // Keep the index sequence in step so one bad line reports once.
+            state.validator.skip_line();
+            return Err((message, false));
+        }
+    };
+    let problems = state.validator.check(&op, state.line);
+    if !problems.is_empty() {
+        return Err((problems.join("; "), false));
+    }
+    state.budget.charge(&op);
+    Ok(op)
+}
+
 /// What can go wrong reading one event.
 #[derive(Debug)]
 pub enum HistoryReadError {
@@ -106,60 +168,45 @@ impl<R: BufRead> Iterator for HistoryReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            self.buffer.clear();
-            self.line += 1;
-            match self.input.read_line(&mut self.buffer) {
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(e) => {
-                    return Some(Err(HistoryReadError::Io(InputError::Io {
+            if self.stopped {
+                return None;
+            }
+            let next = self.lines.next()?;
+            let (line, truncated) = (next.number, !next.complete);
+            let text = match next.text {
+                Ok(text) => text.trim(),
+                Err(error) => {
+                    if error.is_fatal() {
+                        self.stopped = true;
+                    } else {
+                        self.validator.skip_line();
+                    }
+                    return Some(Err(HistoryReadError::Invalid(HistoryError {
                         source_name: self.source.clone(),
-                        message: format!("line {}: {e}", self.line),
+                        line,
+                        message: error.message(),
                     })));
                 }
-            }
-            let text = self.buffer.trim();
+            };
             if text.is_empty() {
                 continue;
             }
-            let truncated = !self.buffer.ends_with('\n');
-            let object = match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(object)) => object,
-                Ok(other) => {
-                    return Some(Err(HistoryReadError::Invalid(self.error(format!(
-                        "expected a JSON object, got {}",
-                        super::parse::json_type(&other)
-                    )))));
-                }
-                Err(e) => {
-                    let hint = if truncated && e.is_eof() {
-                        " (the line is cut short: was the file truncated?)"
-                    } else {
-                        ""
-                    };
-                    return Some(Err(HistoryReadError::Invalid(
-                        self.error(format!("not valid JSON: {e}{hint}")),
-                    )));
-                }
+            let state = LineState {
+                line,
+                validator: &mut self.validator,
+                budget: &mut self.budget,
             };
-            let op = match op_from_object(object) {
-                Ok(op) => op,
-                Err(message) => {
-                    // Keep the index sequence in step so one bad line reports once.
-                    self.validator.skip_line();
-                    return Some(Err(HistoryReadError::Invalid(self.error(message))));
+            return Some(match parse_line(state, text, truncated) {
+                Ok(op) => Ok((op, line)),
+                Err((message, fatal)) => {
+                    self.stopped |= fatal;
+                    Err(HistoryReadError::Invalid(HistoryError {
+                        source_name: self.source.clone(),
+                        line,
+                        message,
+                    }))
                 }
-            };
-            let problems = self.validator.check(&op, self.line);
-            if let Some(first) = problems.first() {
-                let message = if problems.len() == 1 {
-                    first.clone()
-                } else {
-                    problems.join("; ")
-                };
-                return Some(Err(HistoryReadError::Invalid(self.error(message))));
-            }
-            return Some(Ok((op, self.line)));
+            });
         }
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::ExternalClient;
 use crate::error::UsageError;
+use crate::output::say;
 use crate::run::{Deployment, RunArgs, RunConfig, Session};
 
 /// Flags of `faultline client-test`.
@@ -322,11 +323,11 @@ fn check(
                 Err(failure) => failure.completion,
             };
             match mismatch(step, &done) {
-                None => println!("ok    {}", step.what),
+                None => say!("ok    {}", step.what),
                 Some(why) => {
                     failures += 1;
-                    println!("FAIL  {}: {}", step.what, why);
-                    println!("      request: {}", session.request(&step.op));
+                    say!("FAIL  {}: {}", step.what, why);
+                    say!("      request: {}", session.request(&step.op));
                 }
             }
             if done.op_type == OpType::Info {
@@ -338,14 +339,14 @@ fn check(
         failures
     });
     if failures == 0 {
-        println!(
+        say!(
             "client-test: all {} checks passed: `{}` speaks the protocol",
             steps.len(),
             client.command()
         );
         Ok(0)
     } else {
-        println!(
+        say!(
             "client-test: {failures} of {} checks failed (protocol: docs/your-client.md){}",
             steps.len(),
             log.map(|l| format!("; the program's stderr is in {}", l.display()))

@@ -53,11 +53,25 @@ pub fn required(dir: &Path, name: &str) -> Result<PathBuf> {
     }
 }
 
-/// A JSON file, parsed.
+/// A JSON file holding an object, parsed. Malformed JSON, or anything but an object, is
+/// the user's to fix (exit 254), named with its line.
 pub fn read_json(path: &Path) -> Result<Value> {
     let text =
         fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+    match serde_json::from_str::<Value>(&text) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(UsageError(format!(
+            "{}:1: expected a JSON object (a Faultline results.json or config.json)",
+            path.display()
+        ))
+        .into()),
+        Err(e) => Err(UsageError(format!(
+            "{}:{}: not valid JSON: {e}",
+            path.display(),
+            e.line()
+        ))
+        .into()),
+    }
 }
 
 /// `DIR/config.json` when there is one and it parses.

@@ -22,6 +22,7 @@ use faultline_checker::History;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::output::say;
 use data::{Drawing, LogTail};
 use plots::{FaultInterval, Plot, Quantiles, truncate};
 use timeline::Counterexample;
@@ -50,7 +51,7 @@ pub struct ReportArgs {
 /// Runs `faultline report`: re-renders `RUN_DIR/report.html`.
 pub fn run(args: &ReportArgs) -> Result<()> {
     let path = render_run(&args.run_dir)?;
-    println!("report: {}", path.display());
+    say!("report: {}", path.display());
     Ok(())
 }
 

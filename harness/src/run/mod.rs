@@ -44,6 +44,7 @@ use interpreter::{Interpreter, Stats, StoreFactory, store_sessions};
 use crate::client::ExternalClient;
 
 use crate::error::UsageError;
+use crate::output::{say, say_raw};
 
 /// The longest the final phase (e.g. final reads) may take.
 const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(120);
@@ -159,11 +160,11 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     results.checkers.insert(name.to_string(), verdict);
     let valid = results.valid();
     write_results(config, started, &run_dir, &results, valid)?;
-    print!(
+    say_raw!(
         "{}",
         crate::summary::render(&history_path, name, &results, checking.elapsed())
     );
-    println!("  results: {}", run_dir.join("results.json").display());
+    say!("  results: {}", run_dir.join("results.json").display());
     Ok(Finished { valid, run_dir })
 }
 
