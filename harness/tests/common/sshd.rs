@@ -126,3 +126,140 @@ impl Drop for Sshd {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a command and asserts that it succeeded.
+fn run(argv: &[&str]) {
+    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+    assert!(out.status.success(), "{argv:?}: {out:?}");
+}
+
+/// An sshd on port 22 inside a network namespace made for the test, reached over a
+/// veth pair at `addr` (as in `clusters/tests/ssh.rs`); everything removed on drop.
+pub struct NetnsSshd {
+    netns: String,
+    veth: String,
+    child: Option<Child>,
+    /// The namespace's address.
+    pub addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl NetnsSshd {
+    /// Starts it; `client_key` (and `.pub`) is the key root logs in with, and
+    /// `known_hosts` holds the host key as `ADDRESS KEY`.
+    pub fn start() -> NetnsSshd {
+        let id = std::process::id();
+        let net = format!("10.252.{}", id % 250);
+        let mut host = NetnsSshd {
+            netns: format!("flhs{id}"),
+            veth: format!("flh{id}h"),
+            child: None,
+            addr: format!("{net}.2"),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let (ns, veth) = (host.netns.clone(), host.veth.clone());
+        let peer = format!("flh{id}n");
+        run(&["ip", "netns", "add", &ns]);
+        run(&[
+            "ip", "link", "add", &veth, "type", "veth", "peer", "name", &peer,
+        ]);
+        run(&["ip", "link", "set", &peer, "netns", &ns]);
+        run(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", &veth]);
+        run(&["ip", "link", "set", &veth, "up"]);
+        let cidr = format!("{}/24", host.addr);
+        for args in [
+            &["ip", "addr", "add", &cidr, "dev", &peer][..],
+            &["ip", "link", "set", &peer, "up"],
+            &["ip", "link", "set", "lo", "up"],
+        ] {
+            let mut argv = vec!["ip", "netns", "exec", ns.as_str()];
+            argv.extend_from_slice(args);
+            run(&argv);
+        }
+        let d = host.dir.path().to_path_buf();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        fs::create_dir_all("/run/sshd").unwrap();
+        let config = format!(
+            "Port 22\nListenAddress {addr}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
+            addr = host.addr,
+            d = d.display()
+        );
+        fs::write(d.join("sshd_config"), config).unwrap();
+        let log = fs::File::create(d.join("sshd.log")).unwrap();
+        host.child = Some(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let addr: std::net::SocketAddr = format!("{}:22", host.addr).parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen: {}",
+                fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let public = fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let key: Vec<&str> = public.split_whitespace().take(2).collect();
+        fs::write(
+            d.join("known_hosts"),
+            format!("{} {}\n", host.addr, key.join(" ")),
+        )
+        .unwrap();
+        host
+    }
+
+    /// A file in the test's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A hosts file naming this host `n1`.
+    pub fn hosts_file(&self) -> PathBuf {
+        let file = self.path("hosts.toml");
+        fs::write(
+            &file,
+            format!(
+                "known_hosts = \"known_hosts\"\nconnect_timeout_secs = 5\nretries = 2\n\
+                 [[host]]\nname = \"n1\"\naddress = \"{}\"\nkey = \"client_key\"\n",
+                self.addr
+            ),
+        )
+        .unwrap();
+        file
+    }
+}
+
+impl Drop for NetnsSshd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.netns])
+            .output()
+            .map(|out| {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).output();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .output();
+    }
+}
