@@ -61,8 +61,8 @@ fn check(uid: Option<u32>, path: Option<&std::ffi::OsStr>) -> Result<(), Cluster
     Ok(())
 }
 
-/// The effective uid of this process, from `/proc/self/status`.
-fn effective_uid() -> Option<u32> {
+/// The effective uid of this process, from `/proc/self/status`; `None` if unreadable.
+pub fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(2)?.parse().ok()

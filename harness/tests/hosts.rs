@@ -2,11 +2,14 @@
 //! (started here on 127.0.0.1, needs root and openssh-server) with an unknown host key,
 //! a wrong user key and a correct setup; and `--cluster local` (needs root, ip, nft).
 
+mod common;
+
 use std::fs;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use common::sshd::{Sshd, free_port, sshd_available};
 
 fn faultline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -38,23 +41,6 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) {
     for needle in needles {
         assert!(err.contains(needle), "`{needle}` not in: {err}");
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn keygen(path: &Path) {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]
@@ -110,93 +96,11 @@ fn an_unreachable_host_is_named() {
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
-/// An `sshd` on 127.0.0.1 with its own host key, accepting `client_key` for root; killed
-/// when dropped.
-struct Sshd {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sshd {
-    fn start() -> Sshd {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        keygen(&d.join("host_key"));
-        keygen(&d.join("client_key"));
-        keygen(&d.join("other_key"));
-        fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        let status = Command::new("mkdir")
-            .args(["-p", "-m", "0755", "/run/sshd"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let port = free_port();
-        let config = format!(
-            "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-             UsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n",
-            d = d.display()
-        );
-        fs::write(d.join("sshd_config"), config).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stderr(fs::File::create(d.join("sshd.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let sshd = Sshd { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not listen: {}",
-                fs::read_to_string(sshd.path("sshd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sshd
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a hosts file for this sshd with `key` and `known_hosts` content.
-    fn hosts_file(&self, key: &str, known_hosts: &str) -> PathBuf {
-        fs::write(self.path("known_hosts"), known_hosts).unwrap();
-        let file = self.path("hosts.toml");
-        fs::write(
-            &file,
-            format!(
-                "known_hosts = \"known_hosts\"\nconnect_timeout_secs = 5\nretries = 1\n\
-                 [[host]]\nname = \"n1\"\naddress = \"127.0.0.1\"\nport = {}\nkey = \"{key}\"\n",
-                self.port
-            ),
-        )
-        .unwrap();
-        file
-    }
-
-    /// The known_hosts line of this sshd's host key.
-    fn known_hosts_line(&self) -> String {
-        let public = fs::read_to_string(self.path("host_key.pub")).unwrap();
-        let mut fields = public.split_whitespace();
-        let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
-        format!("[127.0.0.1]:{} {kind} {key}\n", self.port)
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn ssh_hosts_against_a_real_sshd() {
+    if !sshd_available() {
+        return;
+    }
     let sshd = Sshd::start();
 
     // An unknown host key: named, with the opt-in.
@@ -210,6 +114,37 @@ fn ssh_hosts_against_a_real_sshd() {
             "accept_unknown_host_keys = true",
         ],
     );
+
+    // A plain `ADDRESS KEY` entry is for port 22 only: not this host's port.
+    let line = sshd.known_hosts_line();
+    let plain = line.replacen(&format!("[127.0.0.1]:{}", sshd.port), "127.0.0.1", 1);
+    let file = sshd.hosts_file("client_key", &plain);
+    let out = check_hosts(&file);
+    assert_one_line_error(&out, &["n1 (127.0.0.1:", "host key not in"]);
+
+    // A @revoked key is refused, even with a line accepting it, naming the line.
+    let revoked = format!("{line}# compromised\n@revoked {line}");
+    let file = sshd.hosts_file("client_key", &revoked);
+    let out = check_hosts(&file);
+    assert_one_line_error(&out, &["n1 (127.0.0.1:", "marked @revoked in", "line 3"]);
+
+    // A @cert-authority line is not a host key.
+    let file = sshd.hosts_file("client_key", &format!("@cert-authority {line}"));
+    let out = check_hosts(&file);
+    assert_one_line_error(&out, &["n1 (127.0.0.1:", "host key not in"]);
+
+    // Hashed by `ssh-keygen -H`, the [host]:port entry still matches.
+    let file = sshd.hosts_file("client_key", &line);
+    let hashed = Command::new("ssh-keygen")
+        .args(["-H", "-f"])
+        .arg(sshd.path("known_hosts"))
+        .output()
+        .unwrap();
+    assert!(hashed.status.success(), "{hashed:?}");
+    let text = fs::read_to_string(sshd.path("known_hosts")).unwrap();
+    assert!(text.starts_with("|1|"), "{text}");
+    let out = check_hosts(&file);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     // A key the server does not accept.
     let file = sshd.hosts_file("other_key", &sshd.known_hosts_line());

@@ -1,5 +1,6 @@
 //! The resource registry: every resource a run creates on this machine (namespace, link,
-//! nft table or rule, process, container, Docker network…) is written to the run's state
+//! nft table or rule, process, container, Docker network…), and its directory on each
+//! SSH host, is written to the run's state
 //! file *before* it is created, so that teardown, and [`clean`] after a crash, can remove
 //! it.
 //!
@@ -21,6 +22,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CleanupError;
+use crate::ssh::HostSpec;
 
 mod interrupt;
 mod remove;
@@ -92,6 +94,19 @@ pub enum Resource {
         /// Its name or id.
         name: String,
     },
+    /// A run's directory on an SSH host (`/tmp/faultline-RUN`: the nodes' binaries,
+    /// data, logs), removed with `rm -rf` over a new SSH session; the directory and the
+    /// host's name are checked again before ([`crate::ssh::check_run_dir`]).
+    SshDir {
+        /// The host, as in the hosts file.
+        host: HostSpec,
+        /// The known_hosts file its key is checked against.
+        known_hosts: PathBuf,
+        /// Whether a key missing from `known_hosts` is accepted.
+        accept_unknown_host_keys: bool,
+        /// The directory, `/tmp/faultline-RUN`.
+        dir: PathBuf,
+    },
     /// Anything else: a command that removes it, run on this machine, which must succeed
     /// (exit 0) also when the resource is already gone.
     Command {
@@ -130,6 +145,14 @@ impl std::fmt::Display for Resource {
             Resource::Process { pid, .. } => write!(f, "process {pid}"),
             Resource::Container { name } => write!(f, "container {name}"),
             Resource::DockerNetwork { name } => write!(f, "docker network {name}"),
+            Resource::SshDir { host, dir, .. } => write!(
+                f,
+                "directory {} on SSH host {} ({}:{})",
+                dir.display(),
+                host.name,
+                host.address,
+                host.port
+            ),
             Resource::Command { description, .. } => f.write_str(description),
         }
     }

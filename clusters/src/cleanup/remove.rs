@@ -101,6 +101,12 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             &["not found", "No such network"],
         )
         .map(drop),
+        Resource::SshDir {
+            host,
+            known_hosts,
+            accept_unknown_host_keys,
+            dir,
+        } => crate::ssh::remove_run_dir(host, known_hosts, *accept_unknown_host_keys, dir),
         Resource::Command { argv, .. } => {
             if argv.is_empty() {
                 return Ok(());

@@ -191,3 +191,48 @@ fn nothing_can_be_recorded_once_teardown_began() {
     assert!(refused.to_string().contains("being torn down"), "{refused}");
     assert!(registry.resources().is_empty());
 }
+
+fn ssh_dir(name: &str, dir: &str) -> Resource {
+    Resource::SshDir {
+        host: crate::ssh::HostSpec {
+            name: name.into(),
+            // Nothing listens there: a removal that got as far as connecting would fail
+            // with "cannot connect", not with the refusal the tests expect.
+            address: "127.0.0.1".into(),
+            port: 1,
+            user: "root".into(),
+            key: "/nonexistent/key".into(),
+            sudo: false,
+        },
+        known_hosts: "/nonexistent/known_hosts".into(),
+        accept_unknown_host_keys: false,
+        dir: dir.into(),
+    }
+}
+
+#[test]
+fn ssh_dirs_round_trip_and_say_where_they_are() {
+    let r = ssh_dir("n1", "/tmp/faultline-3fa9c1");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["kind"], "ssh-dir");
+    assert_eq!(json["dir"], "/tmp/faultline-3fa9c1");
+    assert_eq!(json["host"]["address"], "127.0.0.1");
+    assert_eq!(serde_json::from_value::<Resource>(json).unwrap(), r);
+    assert_eq!(
+        r.to_string(),
+        "directory /tmp/faultline-3fa9c1 on SSH host n1 (127.0.0.1:1)"
+    );
+}
+
+#[test]
+fn a_tampered_ssh_dir_is_refused_before_connecting() {
+    for dir in ["/", "/tmp", "/tmp/faultline-x/../../etc", "/home/user"] {
+        let err = remove(&ssh_dir("n1", dir)).unwrap_err();
+        assert!(err.contains("refusing to remove it"), "{dir}: {err}");
+    }
+    let err = remove(&ssh_dir("../..", "/tmp/faultline-3fa9c1")).unwrap_err();
+    assert!(err.starts_with("bad host name `../..`"), "{err}");
+    // A good record does try the host, and says it cannot reach it.
+    let err = remove(&ssh_dir("n1", "/tmp/faultline-3fa9c1")).unwrap_err();
+    assert!(err.contains("n1 (127.0.0.1:1): cannot connect"), "{err}");
+}

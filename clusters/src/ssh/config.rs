@@ -7,7 +7,9 @@
 //! retries = 3
 //!
 //! [[host]]
-//! name = "n1"                  # defaults to the address
+//! name = "n1"                  # defaults to the address; the host's directory is
+//!                              # /tmp/faultline-RUN/NAME, so the name follows the rule of
+//!                              # `--name` (crate::check_name)
 //! address = "10.0.0.1"
 //! port = 22                    # the default
 //! user = "root"                # the default
@@ -20,9 +22,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
 use super::SshError;
+use crate::check_name;
 
 /// The hosts file, parsed and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +45,10 @@ pub struct SshConfig {
 }
 
 /// One host of the hosts file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostSpec {
-    /// Its name in the run (`n1`).
+    /// Its name in the run (`n1`), checked by [`check_name`]: it names the host's
+    /// directory.
     pub name: String,
     /// Its address or DNS name.
     pub address: String,
@@ -72,8 +77,8 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHost {
-    name: Option<String>,
-    address: String,
+    name: Option<Spanned<String>>,
+    address: Spanned<String>,
     port: Option<u16>,
     user: Option<String>,
     key: PathBuf,
@@ -120,17 +125,46 @@ impl SshConfig {
         }
         let mut names = HashSet::new();
         let mut hosts = Vec::new();
+        let line_of = |span: std::ops::Range<usize>| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        };
         for (i, h) in raw.host.into_iter().enumerate() {
-            let name = h.name.unwrap_or_else(|| h.address.clone());
-            if h.address.trim().is_empty() {
-                return Err(error(format!("host #{}: empty address", i + 1)));
+            let address_line = line_of(h.address.span());
+            let address = h.address.into_inner();
+            if address.trim().is_empty() {
+                return Err(error(format!(
+                    "line {address_line}: host #{}: empty address",
+                    i + 1
+                )));
+            }
+            if address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(error(format!(
+                    "line {address_line}: host #{}: address `{}` has spaces or control characters; give an IP address or a DNS name",
+                    i + 1,
+                    address.escape_debug()
+                )));
+            }
+            let (name, name_line, defaulted) = match h.name {
+                Some(name) => (name.get_ref().clone(), line_of(name.span()), false),
+                None => (address.clone(), address_line, true),
+            };
+            if let Err(reason) = check_name(&name) {
+                let hint = if defaulted {
+                    " (the name defaults to the address: give the host a `name`)"
+                } else {
+                    ""
+                };
+                return Err(error(format!(
+                    "line {name_line}: host #{}: bad name {reason}; it names the host's directory /tmp/faultline-RUN/NAME{hint}",
+                    i + 1
+                )));
             }
             if !names.insert(name.clone()) {
                 return Err(error(format!("host `{name}`: name given twice")));
             }
             hosts.push(HostSpec {
                 name,
-                address: h.address,
+                address,
                 port: h.port.unwrap_or(22),
                 user: h.user.unwrap_or_else(|| "root".to_string()),
                 key: base.join(h.key),
@@ -190,5 +224,50 @@ mod tests {
             "[[host]]\naddress = \"a\"\nkey = \"k\"\n[[host]]\naddress = \"a\"\nkey = \"k\"\n";
         let err = SshConfig::parse(dup, Path::new("h.toml")).unwrap_err();
         assert_eq!(err.to_string(), "h.toml: host `a`: name given twice");
+    }
+
+    #[test]
+    fn host_names_follow_the_run_name_rule() {
+        let bad = [
+            ("\"../../../tmp/x\"", "`../../../tmp/x`"),
+            ("\"a/b\"", "`a/b`"),
+            ("\"..\"", "`..`"),
+            ("\"\"", "empty name"),
+            ("\"-rf\"", "`-rf`"),
+            ("\"a\\u0000b\"", "`a\\0b`"),
+        ];
+        for (name, expected) in bad {
+            let text = format!("[[host]]\nname = {name}\naddress = \"10.0.0.1\"\nkey = \"k\"\n");
+            let err = SshConfig::parse(&text, Path::new("h.toml")).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("h.toml: line 2: host #1: bad name {expected}")),
+                "{name}: {msg}"
+            );
+            assert!(msg.contains("/tmp/faultline-RUN/NAME"), "{msg}");
+        }
+        let long = format!(
+            "[[host]]\nname = \"{}\"\naddress = \"a\"\nkey = \"k\"\n",
+            "n".repeat(crate::MAX_NAME_LEN + 1)
+        );
+        let err = SshConfig::parse(&long, Path::new("h.toml")).unwrap_err();
+        assert!(err.to_string().contains("use at most 128"), "{err}");
+        // Without a name, the address is the name: an IPv6 address needs one.
+        let text = "[[host]]\naddress = \"fe80::1\"\nkey = \"k\"\n";
+        let err = SshConfig::parse(text, Path::new("h.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("h.toml: line 2: host #1: bad name `fe80::1`"),
+            "{msg}"
+        );
+        assert!(msg.contains("give the host a `name`"), "{msg}");
+        let text = "[[host]]\nname = \"n1\"\naddress = \"fe80::1\"\nkey = \"k\"\n";
+        assert!(SshConfig::parse(text, Path::new("h.toml")).is_ok());
+        let text = "[[host]]\nname = \"n1\"\naddress = \"a b\"\nkey = \"k\"\n";
+        let err = SshConfig::parse(text, Path::new("h.toml")).unwrap_err();
+        assert!(
+            err.to_string().contains("line 3: host #1: address `a b`"),
+            "{err}"
+        );
     }
 }

@@ -10,8 +10,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ssh2::{CheckResult, FileStat, KnownHostFileKind, OpenFlags, OpenType, Session};
+use ssh2::{FileStat, OpenFlags, OpenType, Session};
 
+use super::known_hosts::check_host_key;
 use super::{HostSpec, SshConfig, SshError};
 use crate::error::RemoteError;
 use crate::posix;
@@ -68,6 +69,11 @@ impl SshHost {
     /// The host's entry in the hosts file.
     pub fn spec(&self) -> &HostSpec {
         &self.spec
+    }
+
+    /// The hosts file's settings this host was connected with.
+    pub fn config(&self) -> &SshConfig {
+        &self.config
     }
 
     /// An idle session, or a new one (connecting again, with the host's retries).
@@ -370,50 +376,6 @@ fn handshake(spec: &HostSpec, timeout: Duration) -> Result<Session, String> {
         }
     }
     Err(last)
-}
-
-fn check_host_key(
-    session: &Session,
-    spec: &HostSpec,
-    config: &SshConfig,
-    address: &str,
-) -> Result<(), SshError> {
-    let known_hosts = config.known_hosts.clone();
-    let kh_error = |reason: String| SshError::KnownHosts {
-        host: spec.name.clone(),
-        known_hosts: known_hosts.clone(),
-        reason,
-    };
-    let (key, _) = session
-        .host_key()
-        .ok_or_else(|| kh_error("the server sent no host key".to_string()))?;
-    let mut kh = session
-        .known_hosts()
-        .map_err(|e| kh_error(e.message().to_string()))?;
-    if known_hosts.exists() || !config.accept_unknown_host_keys {
-        if let Err(e) = fs::metadata(&known_hosts) {
-            return Err(kh_error(e.to_string()));
-        }
-        kh.read_file(&known_hosts, KnownHostFileKind::OpenSSH)
-            .map_err(|e| kh_error(e.message().to_string()))?;
-    }
-    match kh.check_port(&spec.address, spec.port, key) {
-        CheckResult::Match => Ok(()),
-        CheckResult::NotFound if config.accept_unknown_host_keys => Ok(()),
-        CheckResult::NotFound => Err(SshError::UnknownHostKey {
-            host: spec.name.clone(),
-            address: address.to_string(),
-            addr: spec.address.clone(),
-            port: spec.port,
-            known_hosts,
-        }),
-        CheckResult::Mismatch => Err(SshError::HostKeyMismatch {
-            host: spec.name.clone(),
-            address: address.to_string(),
-            known_hosts,
-        }),
-        CheckResult::Failure => Err(kh_error("libssh2 could not check the key".to_string())),
-    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -16,12 +16,16 @@
 
 mod config;
 mod host;
+mod known_hosts;
+mod run_dir;
+mod sha1;
 
 use std::path::PathBuf;
 use std::thread;
 
 pub use config::{HostSpec, SshConfig};
 pub use host::SshHost;
+pub use run_dir::{check_run_dir, remove_run_dir, run_dir};
 
 /// Something went wrong reading the hosts file or connecting to a host. Every message
 /// is one line naming the file or the host, and what to do.
@@ -79,8 +83,23 @@ pub enum SshError {
         /// The known_hosts file.
         known_hosts: PathBuf,
     },
-    /// The known_hosts file could not be read.
-    #[error("{host}: cannot read known_hosts file {}: {reason}", known_hosts.display())]
+    /// A `@revoked` line of the known_hosts file names the host's key.
+    #[error(
+        "{host} ({address}): host key is marked @revoked in {}, line {line}; it must not be accepted: check the host (was it compromised?) and give it a new host key",
+        known_hosts.display()
+    )]
+    RevokedHostKey {
+        /// The host.
+        host: String,
+        /// `address:port`.
+        address: String,
+        /// The known_hosts file.
+        known_hosts: PathBuf,
+        /// The `@revoked` line.
+        line: usize,
+    },
+    /// The known_hosts file could not be read, or a line of it is malformed.
+    #[error("{host}: known_hosts file {}: {reason}", known_hosts.display())]
     KnownHosts {
         /// The host.
         host: String,
@@ -116,6 +135,7 @@ impl SshError {
             SshError::Connect { host, .. }
             | SshError::UnknownHostKey { host, .. }
             | SshError::HostKeyMismatch { host, .. }
+            | SshError::RevokedHostKey { host, .. }
             | SshError::KnownHosts { host, .. }
             | SshError::Auth { host, .. } => Some(host),
         }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::ExternalClient;
 use crate::error::UsageError;
 use crate::output::say;
-use crate::run::{Deployment, RunArgs, RunConfig, Session};
+use crate::run::{Prepared, RunArgs, RunConfig, Session};
 
 /// Flags of `faultline client-test`.
 #[derive(Debug, Args)]
@@ -276,6 +276,7 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
         op_timeout: Some(args.op_timeout),
         ..RunArgs::default()
     })?;
+    let prepared = Prepared::new(&config)?;
     let run_dir = crate::run::create_run_dir(&config)?;
     eprintln!(
         "faultline: starting {} on {} node(s) in {}",
@@ -283,7 +284,8 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
         config.nodes,
         run_dir.display()
     );
-    let deployment = Deployment::deploy(&config, &run_dir)?;
+    let deployment = prepared.deploy(&config, &run_dir)?;
+    crate::run::point_latest(&config, &run_dir);
     let guard = teardown_on_interrupt(Arc::clone(&deployment.registry))
         .context("cannot install the Ctrl-C handler")?;
     let log = run_dir.join("clients.log");

@@ -558,16 +558,8 @@ impl RunConfig {
             .or(file.store)
             .unwrap_or_else(|| PathBuf::from("store"));
         let name = pick_str(args.name.as_ref(), file.name, &format!("{db}-{workload}"));
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            || name.starts_with('.')
-        {
-            return Err(UsageError(format!(
-                "{}: `{name}`; use letters, digits, `-`, `_` and `.`",
-                origin("name")
-            )));
+        if let Err(reason) = faultline_clusters::check_name(&name) {
+            return Err(UsageError(format!("{}: {reason}", origin("name"))));
         }
         let seed = args.seed.or(file.seed).unwrap_or_else(rand::random);
         Ok(RunConfig {

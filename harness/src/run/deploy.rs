@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use faultline_clusters::docker::{self, DockerCluster};
-use faultline_clusters::ssh::{self, SshConfig};
+use faultline_clusters::ssh::{self, SshConfig, SshHost};
 use faultline_clusters::{
     Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, NetnsCluster, Node, Registry, Remote,
 };
@@ -110,32 +110,40 @@ fn etcd_binary() -> Result<PathBuf> {
         })
 }
 
-impl Deployment {
-    /// Creates the hosts and starts the database on all of them; waits until every node
-    /// serves. On an error, removes whatever was created.
-    pub fn deploy(config: &RunConfig, run_dir: &Path) -> Result<Deployment> {
-        let mut kv_args: Vec<String> = Vec::new();
-        if config.consensus != "raft" {
-            kv_args.extend(["--consensus".to_string(), config.consensus.clone()]);
-        }
-        for bug in &config.bug {
-            kv_args.extend(["--bug".to_string(), bug.clone()]);
-        }
-        kv_args.extend(config.kv_args.iter().cloned());
-        let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
+/// Where the nodes will run, checked and (for SSH) connected.
+enum Backend {
+    Local,
+    Docker { binaries: Vec<PathBuf> },
+    Ssh { hosts: Vec<SshHost> },
+}
+
+/// A run that passed every check that can refuse it, before anything is created: the
+/// database file and binaries, root and tools for local hosts, the Docker daemon, the
+/// hosts file and every SSH host answering (connected, host key checked, logged in).
+/// [`Prepared::deploy`] then creates the hosts; `faultline run` creates the run's
+/// directory in between, so a refused run leaves the store as it was.
+pub struct Prepared {
+    described: Option<DbFile>,
+    backend: Backend,
+    /// faultline-kv on this machine, when the nodes run it from here.
+    kv: Option<PathBuf>,
+    /// faultline-lazyfs, for the power nemesis.
+    lazyfs: Option<PathBuf>,
+}
+
+impl Prepared {
+    /// Every check that can refuse the run; for SSH, connects to the hosts (the first
+    /// `--nodes` of the hosts file). Creates nothing.
+    pub fn new(config: &RunConfig) -> Result<Prepared> {
         let described = match &config.db_file {
             Some(path) => Some(DbFile::load(path).map_err(|e| UsageError(e.to_string()))?),
             None => None,
         };
-        let (hosts, nodes, registry, image_bin) = match config.cluster {
+        let backend = match config.cluster {
             ClusterKind::Local => {
                 faultline_clusters::netns::check_prerequisites()
                     .map_err(|e| UsageError(e.to_string()))?;
-                let cluster = NetnsCluster::create(&run_dir.join("nodes"), config.nodes)
-                    .context("cannot create the local hosts")?;
-                let nodes = cluster.nodes();
-                let registry = Arc::clone(cluster.registry());
-                (Hosts::Local(cluster), nodes, registry, None)
+                Backend::Local
             }
             ClusterKind::Docker => {
                 docker::check_prerequisites().map_err(|e| UsageError(e.to_string()))?;
@@ -146,6 +154,65 @@ impl Deployment {
                     (None, "etcd") => vec![etcd_binary()?],
                     (None, _) => vec![kv_binary()?],
                 };
+                Backend::Docker { binaries }
+            }
+            ClusterKind::Ssh => Backend::Ssh {
+                hosts: connect_ssh(config)?,
+            },
+        };
+        let mut kv = None;
+        let mut lazyfs = None;
+        match (&described, config.db.as_str()) {
+            (Some(_), _) => {}
+            (None, "etcd") => {
+                if config.cluster != ClusterKind::Docker {
+                    etcd_binary()?;
+                }
+            }
+            (None, _) => {
+                if config.cluster != ClusterKind::Docker {
+                    kv = Some(kv_binary()?);
+                }
+                if config.nemesis.iter().any(|f| f == "power") {
+                    lazyfs = Some(lazyfs_binary()?);
+                }
+            }
+        }
+        Ok(Prepared {
+            described,
+            backend,
+            kv,
+            lazyfs,
+        })
+    }
+
+    /// Creates the hosts and starts the database on all of them; waits until every node
+    /// serves. On an error, removes whatever was created.
+    pub fn deploy(self, config: &RunConfig, run_dir: &Path) -> Result<Deployment> {
+        let mut kv_args: Vec<String> = Vec::new();
+        if config.consensus != "raft" {
+            kv_args.extend(["--consensus".to_string(), config.consensus.clone()]);
+        }
+        for bug in &config.bug {
+            kv_args.extend(["--bug".to_string(), bug.clone()]);
+        }
+        kv_args.extend(config.kv_args.iter().cloned());
+        let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
+        let Prepared {
+            described,
+            backend,
+            kv,
+            lazyfs,
+        } = self;
+        let (hosts, nodes, registry, image_bin) = match backend {
+            Backend::Local => {
+                let cluster = NetnsCluster::create(&run_dir.join("nodes"), config.nodes)
+                    .context("cannot create the local hosts")?;
+                let nodes = cluster.nodes();
+                let registry = Arc::clone(cluster.registry());
+                (Hosts::Local(cluster), nodes, registry, None)
+            }
+            Backend::Docker { binaries } => {
                 let refs: Vec<&Path> = binaries.iter().map(PathBuf::as_path).collect();
                 let image = docker::build_image(&refs).context("cannot build the node image")?;
                 let run = faultline_clusters::netns::new_run_id();
@@ -164,64 +231,34 @@ impl Deployment {
                     Some(PathBuf::from("/usr/local/bin")),
                 )
             }
-            ClusterKind::Ssh => {
-                let file = config.hosts.as_deref().ok_or_else(|| {
-                    UsageError("--cluster ssh needs a hosts file: pass --hosts FILE".into())
-                })?;
-                let ssh_config = SshConfig::load(file).map_err(|e| UsageError(e.to_string()))?;
-                if ssh_config.hosts.len() < config.nodes {
-                    return Err(UsageError(format!(
-                        "{}: lists {} hosts, but the run needs --nodes {}",
-                        file.display(),
-                        ssh_config.hosts.len(),
-                        config.nodes
-                    ))
-                    .into());
-                }
+            Backend::Ssh { hosts } => {
                 let run = faultline_clusters::netns::new_run_id();
                 let registry = Arc::new(
                     Registry::create(run_dir, &run)
                         .context("cannot create the run's state file")?,
                 );
-                let hosts = ssh::connect_all(&ssh_config).map_err(|e| UsageError(e.to_string()))?;
-                let nodes = hosts
-                    .into_iter()
-                    .take(config.nodes)
-                    .enumerate()
-                    .map(|(i, host)| {
-                        let spec = host.spec().clone();
-                        Node {
-                            id: (i + 1) as u32,
-                            name: spec.name.clone(),
-                            addr: spec.address.clone(),
-                            dir: PathBuf::from(format!("/tmp/faultline-{run}/{}", spec.name)),
-                            remote: Arc::new(host) as Arc<dyn Remote>,
-                        }
-                    })
-                    .collect();
+                let nodes = ssh_nodes(hosts, &run, &registry)?;
                 (Hosts::Ssh, nodes, registry, None)
             }
         };
         let db: Arc<dyn Db> = match (described, config.db.as_str()) {
             (Some(file), _) => Arc::new(FileDb::new(file, &nodes)),
-            (None, "etcd") => {
-                if config.cluster != ClusterKind::Docker {
-                    etcd_binary()?;
-                }
-                Arc::new(EtcdDb::new(&nodes))
-            }
+            (None, "etcd") => Arc::new(EtcdDb::new(&nodes)),
             (None, _) => {
-                let db = match (&image_bin, config.cluster) {
+                let db = match (&image_bin, kv) {
                     (Some(bin), _) => KvDb::new(bin.join("faultline-kv"), &nodes).upload(false),
-                    (None, ClusterKind::Local) => KvDb::new(kv_binary()?, &nodes).upload(false),
-                    (None, _) => KvDb::new(kv_binary()?, &nodes),
+                    (None, Some(kv)) if config.cluster == ClusterKind::Local => {
+                        KvDb::new(kv, &nodes).upload(false)
+                    }
+                    (None, Some(kv)) => KvDb::new(kv, &nodes),
+                    (None, None) => return Err(anyhow!("no faultline-kv binary (a bug)")),
                 };
                 // A clock nemesis needs every node under libfaketime from the start.
                 let faketime = config.nemesis.iter().any(|f| f == "clock");
                 let mut db = db.args(kv_args).faketime(faketime);
                 // A power nemesis needs every data directory on faultline-lazyfs.
-                if config.nemesis.iter().any(|f| f == "power") {
-                    db = db.lazyfs(Lazyfs::new(lazyfs_binary()?, Arc::clone(&registry)));
+                if let Some(lazyfs) = lazyfs {
+                    db = db.lazyfs(Lazyfs::new(lazyfs, Arc::clone(&registry)));
                 }
                 Arc::new(db)
             }
@@ -241,7 +278,54 @@ impl Deployment {
         }
         Ok(deployment)
     }
+}
 
+/// Loads the hosts file and connects to the first `--nodes` hosts.
+fn connect_ssh(config: &RunConfig) -> Result<Vec<SshHost>> {
+    let file = config
+        .hosts
+        .as_deref()
+        .ok_or_else(|| UsageError("--cluster ssh needs a hosts file: pass --hosts FILE".into()))?;
+    let mut ssh_config = SshConfig::load(file).map_err(|e| UsageError(e.to_string()))?;
+    if ssh_config.hosts.len() < config.nodes {
+        return Err(UsageError(format!(
+            "{}: lists {} hosts, but the run needs --nodes {}",
+            file.display(),
+            ssh_config.hosts.len(),
+            config.nodes
+        ))
+        .into());
+    }
+    ssh_config.hosts.truncate(config.nodes);
+    Ok(ssh::connect_all(&ssh_config).map_err(|e| UsageError(e.to_string()))?)
+}
+
+/// The nodes on SSH hosts, each in `/tmp/faultline-RUN/NAME`; the run's directory on
+/// every host is recorded in `registry` first, so teardown and `faultline clean`
+/// remove it.
+fn ssh_nodes(hosts: Vec<SshHost>, run: &str, registry: &Registry) -> Result<Vec<Node>> {
+    let dir = ssh::run_dir(run).map_err(|e| anyhow!("run id {e}"))?;
+    let mut nodes = Vec::new();
+    for (i, host) in hosts.into_iter().enumerate() {
+        let resource = host
+            .run_dir_resource(run)
+            .map_err(|e| anyhow!("run id {e}"))?;
+        registry
+            .record(resource)
+            .context("cannot record the run's directory on the SSH hosts")?;
+        let spec = host.spec().clone();
+        nodes.push(Node {
+            id: (i + 1) as u32,
+            name: spec.name.clone(),
+            addr: spec.address.clone(),
+            dir: dir.join(&spec.name),
+            remote: Arc::new(host) as Arc<dyn Remote>,
+        });
+    }
+    Ok(nodes)
+}
+
+impl Deployment {
     /// The local cluster, when the hosts are local.
     pub fn local(&self) -> Option<&NetnsCluster> {
         match &self.hosts {

@@ -1,4 +1,5 @@
-//! `faultline run`: the whole test. Set up hosts → deploy the database → run clients
+//! `faultline run`: the whole test. Check everything that can refuse the run (before
+//! its directory exists) → set up hosts → deploy the database → run clients
 //! and nemesis by the generator for the time limit → heal → let the cluster recover →
 //! final operations → collect node logs → tear down → check → `results.json` →
 //! Jepsen's exit code.
@@ -37,7 +38,7 @@ use serde_json::{Value, json};
 
 pub use config::{ClusterKind, RunArgs, RunConfig};
 pub(crate) use config::{toml_error, with_run_settings};
-pub(crate) use deploy::Deployment;
+pub(crate) use deploy::{Deployment, Prepared};
 pub(crate) use interpreter::{HarnessFailure, Session, SessionFactory, SessionFuture};
 use interpreter::{Interpreter, Stats, StoreFactory, store_sessions};
 
@@ -69,6 +70,8 @@ pub struct Finished {
 pub fn execute(config: &RunConfig) -> Result<Finished> {
     let workload =
         workload::by_name(&config.workload, &WorkloadOptions::default()).map_err(UsageError)?;
+    // Everything that can refuse the run happens before its directory exists.
+    let prepared = Prepared::new(config)?;
     let run_dir = create_run_dir(config)?;
     fs::write(
         run_dir.join("config.json"),
@@ -92,7 +95,8 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     );
 
     let started = Instant::now();
-    let deployment = Deployment::deploy(config, &run_dir)?;
+    let deployment = prepared.deploy(config, &run_dir)?;
+    point_latest(config, &run_dir);
     eprintln!(
         "faultline: {} serving on {} node(s) after {:.1} s",
         config.db,
@@ -168,7 +172,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     Ok(Finished { valid, run_dir })
 }
 
-/// `STORE/NAME/TIME`, created, with `STORE/NAME/latest` pointing at it.
+/// `STORE/NAME/TIME`, created. `latest` is not moved yet: see [`point_latest`].
 pub(crate) fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
@@ -183,18 +187,24 @@ pub(crate) fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
     }
     fs::create_dir_all(&dir)
         .map_err(|e| UsageError(format!("--store: cannot create {}: {e}", dir.display())))?;
-    // `STORE/NAME/latest` → this run; `STORE/latest` → the newest run of any test.
+    Ok(dir)
+}
+
+/// Points `STORE/NAME/latest` at `run_dir`, and `STORE/latest` too (the newest run of
+/// any test): once the run has deployed, so a run that never started leaves them where
+/// they were.
+pub(crate) fn point_latest(config: &RunConfig, run_dir: &Path) {
+    let test_dir = config.store.join(&config.name);
     let latest = test_dir.join("latest");
     let _ = fs::remove_file(&latest);
-    if let Some(name) = dir.file_name() {
+    if let Some(name) = run_dir.file_name() {
         let _ = std::os::unix::fs::symlink(name, &latest);
     }
     let store_latest = config.store.join("latest");
     let _ = fs::remove_file(&store_latest);
-    if let (Some(test), Some(run)) = (test_dir.file_name(), dir.file_name()) {
+    if let (Some(test), Some(run)) = (test_dir.file_name(), run_dir.file_name()) {
         let _ = std::os::unix::fs::symlink(Path::new(test).join(run), &store_latest);
     }
-    Ok(dir)
 }
 
 /// Writes `nemesis.jsonl`: the nemesis's lines of the history (what was done, when).
