@@ -18,7 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ssh2::Session;
 
-use super::sha1::hmac_sha1;
+use hmac::{Hmac, KeyInit, Mac};
 use super::{HostSpec, SshConfig, SshError};
 
 /// What a known_hosts file says about a host's key.
@@ -173,7 +173,7 @@ impl Names {
     /// pattern matches and no negated one does; or the hash matches.
     fn matches(&self, name: &str) -> bool {
         match self {
-            Names::Hashed { salt, hash } => hmac_sha1(salt, name.as_bytes()).as_slice() == hash,
+            Names::Hashed { salt, hash } => hashed_name_matches(salt, hash, name),
             Names::Patterns(patterns) => {
                 let mut positive = false;
                 for pattern in patterns {
@@ -262,3 +262,13 @@ pub(crate) fn check_host_key(
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `hash` is OpenSSH's hashed form of `name` with `salt` (`|1|SALT|HASH`,
+/// `HashKnownHosts`): HMAC-SHA1 of the name keyed by the salt.
+fn hashed_name_matches(salt: &[u8], hash: &[u8], name: &str) -> bool {
+    let Ok(mut mac) = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(salt) else {
+        return false;
+    };
+    mac.update(name.as_bytes());
+    mac.verify_slice(hash).is_ok()
+}

@@ -18,7 +18,6 @@ mod config;
 mod host;
 mod known_hosts;
 mod run_dir;
-mod sha1;
 
 use std::path::PathBuf;
 use std::thread;
