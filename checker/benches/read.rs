@@ -45,7 +45,10 @@ fn edn_value(value: &Value, out: &mut String) {
 
 /// One event as a Jepsen `history.edn` line.
 fn edn_line(op: &faultline_checker::Op) -> String {
-    let mut line = format!("{{:index {}, :time {}, :type :{}, :process ", op.index, op.time, op.op_type);
+    let mut line = format!(
+        "{{:index {}, :time {}, :type :{}, :process ",
+        op.index, op.time, op.op_type
+    );
     match op.process {
         Process::Client(p) => line.push_str(&p.to_string()),
         Process::Nemesis => line.push_str(":nemesis"),
@@ -54,7 +57,11 @@ fn edn_line(op: &faultline_checker::Op) -> String {
     // Micro-op names as keywords, as Jepsen writes them.
     let mut value = String::new();
     edn_value(&op.value, &mut value);
-    line.push_str(&value.replace("[\"append\"", "[:append").replace("[\"r\"", "[:r"));
+    line.push_str(
+        &value
+            .replace("[\"append\"", "[:append")
+            .replace("[\"r\"", "[:r"),
+    );
     line.push('}');
     line
 }
@@ -108,7 +115,11 @@ fn main() {
             "| {} | {txns} | {:.0} MB | {} | {:.0} |",
             path.extension().and_then(|e| e.to_str()).unwrap_or("?"),
             bytes as f64 / 1e6,
-            times.iter().map(|t| format!("{t:.3} s")).collect::<Vec<_>>().join(" / "),
+            times
+                .iter()
+                .map(|t| format!("{t:.3} s"))
+                .collect::<Vec<_>>()
+                .join(" / "),
             bytes as f64 / 1e6 / best
         );
     }

@@ -187,7 +187,7 @@ impl<R: BufRead> LineSource<R> {
             if available.is_empty() {
                 return Ok(!self.buffer.is_empty());
             }
-            let (take, complete) = match available.iter().position(|&b| b == b'\n') {
+            let (take, complete) = match memchr::memchr(b'\n', available) {
                 Some(at) => (at + 1, true),
                 None => (available.len(), false),
             };
@@ -234,9 +234,15 @@ impl MemoryBudget {
         ))
     }
 
+    /// Accounts for an event that is kept, whose fields' heap was estimated as `heap`
+    /// bytes (see [`ValueStats`]), with room for the vectors that hold it.
+    pub(crate) fn charge_heap(&mut self, heap: usize) {
+        let held = 2 * (std::mem::size_of::<Op>() + std::mem::size_of::<usize>());
+        self.used = self.used.saturating_add(held + heap);
+    }
+
     /// Accounts for an event that is kept, with room for the vectors that hold it.
     pub(crate) fn charge(&mut self, op: &Op) {
-        let held = 2 * (std::mem::size_of::<Op>() + std::mem::size_of::<usize>());
         let heap = op.f.capacity()
             + value_bytes(&op.value)
             + op.node.as_ref().map_or(0, String::capacity)
@@ -245,7 +251,7 @@ impl MemoryBudget {
                 .iter()
                 .map(|(k, v)| k.capacity() + ENTRY_BYTES + value_bytes(v))
                 .sum::<usize>();
-        self.used = self.used.saturating_add(held + heap);
+        self.charge_heap(heap);
     }
 }
 
@@ -269,14 +275,45 @@ pub(crate) fn value_bytes(value: &Value) -> usize {
     }
 }
 
-/// True when any number in `value` is not an integer (so the text it came from may hold
-/// an integer too large for 64 bits, which JSON parsers round to a float).
-pub(crate) fn has_float(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => n.is_f64(),
-        Value::Array(items) => items.iter().any(has_float),
-        Value::Object(map) => map.values().any(has_float),
-        _ => false,
+/// What one walk over a parsed line finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ValueStats {
+    /// The heap the values hold, estimated as [`value_bytes`] does.
+    pub(crate) bytes: usize,
+    /// Whether any number is not an integer (so the text it came from may hold an
+    /// integer too large for 64 bits, which JSON parsers round to a float).
+    pub(crate) has_float: bool,
+}
+
+impl ValueStats {
+    /// The stats of a JSON object's fields.
+    pub(crate) fn of_object(map: &serde_json::Map<String, Value>) -> ValueStats {
+        let mut stats = ValueStats::default();
+        for (k, v) in map {
+            stats.bytes += k.capacity() + ENTRY_BYTES;
+            stats.add(v);
+        }
+        stats
+    }
+
+    fn add(&mut self, value: &Value) {
+        match value {
+            Value::Null | Value::Bool(_) => {}
+            Value::Number(n) => self.has_float |= n.is_f64(),
+            Value::String(s) => self.bytes += s.capacity(),
+            Value::Array(items) => {
+                self.bytes += items.capacity() * VALUE_BYTES;
+                for item in items {
+                    self.add(item);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    self.bytes += k.capacity() + ENTRY_BYTES;
+                    self.add(v);
+                }
+            }
+        }
     }
 }
 
@@ -421,7 +458,15 @@ mod tests {
         let small: Value = serde_json::from_str("[1,2]").unwrap();
         let large: Value = serde_json::from_str("[1,2,3,4,5,6,7,8,9,10,11,12]").unwrap();
         assert!(value_bytes(&large) > value_bytes(&small));
-        assert!(has_float(&serde_json::from_str("[1,[2.5]]").unwrap()));
-        assert!(!has_float(&small));
+        let object = |text: &str| match serde_json::from_str(text).unwrap() {
+            Value::Object(map) => ValueStats::of_object(&map),
+            _ => unreachable!(),
+        };
+        assert!(object(r#"{"a":[1,[2.5]]}"#).has_float);
+        assert!(!object(r#"{"a":[1,2]}"#).has_float);
+        assert_eq!(
+            object(r#"{"value":[1,2]}"#).bytes,
+            "value".len() + ENTRY_BYTES + value_bytes(&small)
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::input::{
-    LineSource, MemoryBudget, ReadLimits, has_float, oversized_integer, oversized_integer_message,
+    LineSource, MemoryBudget, ReadLimits, ValueStats, oversized_integer, oversized_integer_message,
 };
 use super::op::Op;
 use super::parse::op_from_object;
@@ -132,7 +132,8 @@ fn parse_line(state: LineState<'_>, text: &str, truncated: bool) -> Result<Op, (
             return Err((format!("not valid JSON: {e}{hint}"), false));
         }
     };
-    if object.values().any(has_float)
+    let stats = ValueStats::of_object(&object);
+    if stats.has_float
         && let Some(token) = oversized_integer(text)
     {
         state.validator.skip_line();
@@ -150,7 +151,7 @@ fn parse_line(state: LineState<'_>, text: &str, truncated: bool) -> Result<Op, (
     if !problems.is_empty() {
         return Err((problems.join("; "), false));
     }
-    state.budget.charge(&op);
+    state.budget.charge_heap(stats.bytes);
     Ok(op)
 }
 

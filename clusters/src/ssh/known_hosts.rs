@@ -18,8 +18,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ssh2::Session;
 
-use hmac::{Hmac, KeyInit, Mac};
 use super::{HostSpec, SshConfig, SshError};
+use hmac::{Hmac, KeyInit, Mac};
 
 /// What a known_hosts file says about a host's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
