@@ -20,6 +20,7 @@
 //!   `value`. Ordinary register histories never look like that, because their reads are
 //!   invoked with `nil`.
 
+mod atoms;
 mod forms;
 
 use std::collections::{HashMap, HashSet};
