@@ -435,12 +435,12 @@ static EMPTY_LIST: Value = Value::Array(Vec::new());
 /// of `null` (a missing key) observed the empty list, as in Elle and the history spec;
 /// reads in `info` completions (and invocations' placeholders) stay `null`: no
 /// information.
-fn committed_read<'h>(
-    value: &'h Value,
+fn committed_read(
+    value: &Value,
     kind: MopKind,
     outcome: Outcome,
     workload: ElleWorkload,
-) -> &'h Value {
+) -> &Value {
     match (value, kind, outcome, workload) {
         (Value::Null, MopKind::Read, Outcome::Ok, ElleWorkload::ListAppend) => &EMPTY_LIST,
         _ => value,

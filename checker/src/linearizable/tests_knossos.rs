@@ -290,6 +290,9 @@ fn unordered_queue_valid_and_invalid() {
     assert_verdict(&h, uq, &s, Validity::Valid);
 }
 
+/// A generated micro-op: (write, key index, value).
+type GenMop = (bool, usize, Value);
+
 /// A random multi-register history: transactions of one to three micro-ops over keys
 /// `x`, `y`, values `0..domain`, applied to a true state at completion (or, crashed,
 /// maybe), with some reads replaced by a random value or null.
@@ -297,12 +300,11 @@ fn multi_register_history(seed: u64, ops: usize, processes: u64, domain: i64) ->
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let keys = ["x", "y"];
     let mut state: [Value; 2] = [Value::Null, Value::Null];
-    let mut open: Vec<Option<(u64, Vec<(bool, usize, Value)>)>> =
-        (0..processes).map(|_| None).collect();
+    let mut open: Vec<Option<(u64, Vec<GenMop>)>> = (0..processes).map(|_| None).collect();
     let mut next_process = processes;
     let mut events: Vec<(u64, OpType, Value)> = Vec::new();
     let mut started = 0;
-    let render = |mops: &[(bool, usize, Value)]| -> Value {
+    let render = |mops: &[GenMop]| -> Value {
         Value::Array(
             mops.iter()
                 .map(|(w, k, v)| json!([if *w { "write" } else { "read" }, keys[*k], v]))
@@ -314,7 +316,7 @@ fn multi_register_history(seed: u64, ops: usize, processes: u64, domain: i64) ->
         match open[slot].take() {
             None if started < ops => {
                 let process = next_process + slot as u64;
-                let mops: Vec<(bool, usize, Value)> = (0..rng.random_range(1..=3))
+                let mops: Vec<GenMop> = (0..rng.random_range(1..=3))
                     .map(|_| {
                         let write = rng.random_bool(0.5);
                         let value = if write {
