@@ -14,6 +14,7 @@ pub mod linearizable;
 pub mod results;
 /// The set checker (Jepsen's `set-full`): lost, stale, never-read, unexpected, duplicated elements.
 pub mod set;
+pub mod shape;
 pub mod synth;
 #[cfg(test)]
 mod testing;

@@ -81,8 +81,12 @@ fn fixtures_have_the_verdict_their_name_says() {
 #[test]
 fn inferred_model_gives_the_same_verdict() {
     // `register` fixtures are inferred as cas-register, which accepts the same histories.
+    // An unordered queue has the FIFO queue's operations: it is never inferred.
     for path in fixtures() {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if stem.starts_with("unordered-queue-") {
+            continue;
+        }
         let history = History::read(&path, None).unwrap();
         let verdict = check(&history, &LinearizableOptions::default()).unwrap();
         assert_eq!(verdict.valid, expected(&stem), "{stem}");

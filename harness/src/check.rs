@@ -11,8 +11,9 @@ use faultline_checker::bank::{self, BankOptions};
 use faultline_checker::counter::{self, CounterOptions};
 use faultline_checker::elle::{self, Artifact, ConsistencyModel, ElleOptions, ElleWorkload};
 use faultline_checker::history::{Format, ReadLimits};
-use faultline_checker::linearizable::{self, LinearizableOptions, ModelKind};
+use faultline_checker::linearizable::{self, LinearizableOptions, ModelKind, NilReads, Semantics};
 use faultline_checker::set::{self, SetOptions};
+use faultline_checker::shape::{TxnShape, txn_shape};
 use faultline_checker::{History, InputError, OpType, Results, Validity, Verdict};
 use serde_json::{Map, Value};
 
@@ -24,15 +25,23 @@ use crate::summary;
 pub struct CheckArgs {
     /// The history: Faultline JSONL, or Jepsen EDN (`.edn`, or with `--format edn`).
     pub history: PathBuf,
-    /// The checker; by default chosen from the operations: `txn` → elle, `transfer` →
-    /// bank, `add`/`read` with list reads → set, with integer reads → counter, anything
-    /// else → linearizable.
+    /// The checker; by default chosen from the operations: transactions of Elle's
+    /// micro-ops (every value a list of `[append|r|w, key, value]`, whatever `f` says) →
+    /// elle, `transfer` → bank, `add`/`read` with list reads → set, with integer reads →
+    /// counter, anything else (including Knossos's `[read|write, key, value]`
+    /// transactions) → linearizable.
     #[arg(long, value_enum)]
     pub checker: Option<CheckerName>,
-    /// The linearizability model: register, cas-register, mutex, set, fifo-queue.
-    /// By default inferred from the operations.
+    /// The linearizability model: register, cas-register, mutex, set, fifo-queue,
+    /// unordered-queue, multi-register. By default inferred from the operations.
     #[arg(long, value_parser = parse_model)]
     pub model: Option<ModelKind>,
+    /// Linearizable (register, cas-register, multi-register): the initial value, as
+    /// JSON: e.g. `0` for Knossos's `(cas-register 0)`, `{"x":0,"y":0}` for
+    /// `(multi-register {:x 0 :y 0})`. Default `null`: unset. A read of `null` says the
+    /// register is `null` in JSONL histories, and nothing (Knossos) in EDN ones.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    pub initial_value: Option<Value>,
     /// The file format; by default from the extension (`.edn` is EDN, else JSONL).
     #[arg(long, value_enum)]
     pub format: Option<FormatName>,
@@ -114,6 +123,10 @@ fn parse_model(text: &str) -> Result<ModelKind, String> {
     ModelKind::parse(text).map_err(|e| e.to_string())
 }
 
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("`{text}` is not JSON: {e}"))
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
@@ -124,7 +137,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// The checker chosen for a history, with what it needs to know.
 #[derive(Debug, Clone)]
 pub(crate) enum Choice {
-    Linearizable(ModelKind),
+    Linearizable(ModelKind, Semantics),
     Elle(ElleOptions),
     Bank(BankOptions),
     Set(SetOptions),
@@ -135,7 +148,7 @@ impl Choice {
     /// The checker's name in `results.json`.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Choice::Linearizable(_) => "linearizable",
+            Choice::Linearizable(..) => "linearizable",
             Choice::Elle(_) => "elle",
             Choice::Bank(_) => "bank",
             Choice::Set(_) => "set",
@@ -170,7 +183,11 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
         .memory_limit
         .map_or_else(ReadLimits::default, ReadLimits::with_memory_mib);
     let history = History::read_with(&args.history, format, &read_limits)?;
-    let choice = choose_checker(&history, args)?;
+    let choice = choose_checker(
+        &history,
+        args,
+        format.unwrap_or_else(|| Format::from_path(&args.history)),
+    )?;
     let limits = Limits {
         time_limit: args.time_limit,
         memory_limit_mib: args.memory_limit,
@@ -208,17 +225,22 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
     Ok(results.valid())
 }
 
-/// Selects the checker: `--checker`, else `--model` (linearizable), the elle, bank or
-/// set flags, else from the operations: `txn` → elle, `transfer` → bank, `add`/`read`
-/// → set or counter (see [`infer_add_read`]), anything else → linearizable with the
-/// model [`ModelKind::infer`] picks.
-fn choose_checker(history: &History, args: &CheckArgs) -> Result<Choice, InputError> {
+/// Selects the checker: `--checker`, else `--model` or `--initial-value`
+/// (linearizable), the elle, bank or set flags, else from the operations: Elle-shaped
+/// transactions (see [`txn_shape`]) → elle, `transfer` → bank, `add`/`read` → set or
+/// counter (see [`infer_add_read`]), anything else → linearizable with the model
+/// [`ModelKind::infer`] picks. `format` decides what a register read of `null` says.
+fn choose_checker(
+    history: &History,
+    args: &CheckArgs,
+    format: Format,
+) -> Result<Choice, InputError> {
     let elle_flag = args.workload.is_some() || args.consistency_model.is_some();
     let bank_flag =
         args.bank_total.is_some() || args.bank_accounts.is_some() || args.bank_negative_allowed;
     let checker = match args.checker {
         Some(checker) => checker,
-        None if args.model.is_some() => CheckerName::Linearizable,
+        None if args.model.is_some() || args.initial_value.is_some() => CheckerName::Linearizable,
         None if elle_flag || has_transactions(history) => CheckerName::Elle,
         None if bank_flag || has_f(history, "transfer") => CheckerName::Bank,
         None if args.set_linearizable => CheckerName::Set,
@@ -237,6 +259,9 @@ fn choose_checker(history: &History, args: &CheckArgs) -> Result<Choice, InputEr
     }
     if args.set_linearizable && checker != CheckerName::Set {
         return misplaced("--set-linearizable", "set");
+    }
+    if checker != CheckerName::Linearizable && args.initial_value.is_some() {
+        return misplaced("--initial-value", "linearizable");
     }
     if !matches!(checker, CheckerName::Linearizable | CheckerName::Elle) {
         if args.model.is_some() {
@@ -274,7 +299,16 @@ fn choose_checker(history: &History, args: &CheckArgs) -> Result<Choice, InputEr
                 Some(model) => model,
                 None => ModelKind::infer(history)?,
             };
-            Ok(Choice::Linearizable(model))
+            // Knossos reads a nil read as "unknown"; our spec as "the register is null".
+            let semantics = Semantics {
+                initial_value: args.initial_value.clone().unwrap_or(Value::Null),
+                nil_reads: match format {
+                    Format::Edn => NilReads::Unknown,
+                    Format::Jsonl => NilReads::Null,
+                },
+            };
+            semantics.validate(model)?;
+            Ok(Choice::Linearizable(model, semantics))
         }
         // ---- elle branch ----------------------------------------------------------
         // The transactional checker (checker/src/elle/, `faultline_checker::elle`).
@@ -298,9 +332,9 @@ fn choose_checker(history: &History, args: &CheckArgs) -> Result<Choice, InputEr
     }
 }
 
-/// True when any client operation is a transaction.
+/// True when the client operations are Elle's transactions (by their values).
 fn has_transactions(history: &History) -> bool {
-    has_f(history, "txn")
+    matches!(txn_shape(history), Some(TxnShape::Elle(_)))
 }
 
 /// True when any client operation has function `f`.
@@ -328,29 +362,13 @@ fn infer_add_read(history: &History) -> Result<Option<CheckerName>, InputError> 
     }
 }
 
-/// Elle's workload from the micro-ops: any `append` → list-append, else any `w` →
-/// rw-register, else (reads only) list-append.
+/// Elle's workload from the micro-ops (see [`TxnShape`]): any `append` →
+/// list-append, else any `w` → rw-register, else (reads only, or not Elle's shape: the
+/// checker then names what is wrong) list-append.
 fn infer_workload(history: &History) -> ElleWorkload {
-    let mut writes = false;
-    for op in history.ops() {
-        if !op.is_client() || op.f != "txn" || op.op_type != OpType::Invoke {
-            continue;
-        }
-        let Value::Array(mops) = &op.value else {
-            continue;
-        };
-        for mop in mops {
-            match mop.get(0).and_then(Value::as_str) {
-                Some("append") => return ElleWorkload::ListAppend,
-                Some("w") => writes = true,
-                _ => {}
-            }
-        }
-    }
-    if writes {
-        ElleWorkload::RwRegister
-    } else {
-        ElleWorkload::ListAppend
+    match txn_shape(history) {
+        Some(TxnShape::Elle(workload)) => workload,
+        _ => ElleWorkload::ListAppend,
     }
 }
 
@@ -364,10 +382,11 @@ pub(crate) fn run_checker(history: &History, choice: &Choice, limits: &Limits) -
         });
     }
     match choice {
-        Choice::Linearizable(model) => {
+        Choice::Linearizable(model, semantics) => {
             let mut options = LinearizableOptions {
                 model: Some(*model),
                 time_limit: limits.time_limit,
+                semantics: semantics.clone(),
                 ..LinearizableOptions::default()
             };
             if let Some(mib) = limits.memory_limit_mib {
@@ -425,8 +444,12 @@ fn checker_info(choice: &Choice, args: &CheckArgs, format: Option<Format>) -> Va
     let mut info = Map::new();
     info.insert("name".into(), Value::from(choice.name()));
     match choice {
-        Choice::Linearizable(model) => {
+        Choice::Linearizable(model, semantics) => {
             info.insert("model".into(), Value::from(model.name()));
+            info.insert("initial_value".into(), semantics.initial_value.clone());
+            if model.has_registers() {
+                info.insert("nil_reads".into(), Value::from(semantics.nil_reads.name()));
+            }
             info.insert(
                 "time_limit_seconds".into(),
                 Value::from(args.time_limit.as_secs_f64()),

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::prepare::{Entry, KeyProblem, ModelKind, NEVER};
+use super::kind::ModelKind;
+use super::prepare::{Entry, KeyProblem, NEVER};
 use super::search::{Failure, GaveUp, Outcome};
 use super::{KeyResult, object, validity};
 use crate::history::{History, Op};

@@ -7,7 +7,9 @@
 //! reason) when the time limit or memory ceiling stops the search, never a guess.
 
 mod explain;
+mod kind;
 mod model;
+mod multi;
 mod precheck;
 mod prepare;
 mod search;
@@ -16,6 +18,8 @@ mod search;
 mod oracle;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_knossos;
 
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -23,8 +27,10 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
-pub use model::{Action, FifoQueue, Model, Mutex, Register, Set, ValueId};
-pub use prepare::{Entry, KeyProblem, ModelKind, NEVER, prepare};
+pub use kind::{ModelKind, NilReads, Semantics};
+pub use model::{Action, FifoQueue, MicroOp, Model, Mutex, Register, Set, UnorderedQueue, ValueId};
+pub use multi::MultiRegister;
+pub use prepare::{Entry, KeyProblem, NEVER, prepare};
 pub use search::{Failure, GaveUp, Limits, Outcome, SearchReport, search};
 
 use crate::history::{History, InputError};
@@ -43,6 +49,9 @@ pub struct LinearizableOptions {
     /// Run the register precheck, which refutes reads no write could have served without
     /// searching. Default on; turning it off only serves to measure the search.
     pub precheck: bool,
+    /// The initial value, and what a read of `null` says. Default: unset, and a read of
+    /// `null` says the register is `null` (Faultline's spec).
+    pub semantics: Semantics,
 }
 
 impl Default for LinearizableOptions {
@@ -52,6 +61,7 @@ impl Default for LinearizableOptions {
             time_limit: Duration::from_secs(300),
             memory_limit_bytes: 4 << 30,
             precheck: true,
+            semantics: Semantics::default(),
         }
     }
 }
@@ -72,7 +82,7 @@ pub fn check(history: &History, options: &LinearizableOptions) -> Result<Verdict
         None => ModelKind::infer(history)?,
     };
     let started = Instant::now();
-    let results = check_keys(prepare(history, model)?, model, options);
+    let results = check_keys(prepare(history, model, &options.semantics)?, model, options);
     Ok(explain::verdict(
         history,
         model,
@@ -95,9 +105,15 @@ pub fn check_keys(
     // Largest first, so the long searches start early.
     let mut problems = problems;
     problems.sort_by_key(|p| std::cmp::Reverse(p.completed.len() + p.crashed.len()));
+    let nil_reads_unknown = options.semantics.nil_reads == NilReads::Unknown;
     let mut results: Vec<KeyResult> = problems
         .into_par_iter()
         .map(|problem| {
+            let register = |cas: bool| Register {
+                cas,
+                initial: problem.initial.first().copied().unwrap_or(model::NULL),
+                nil_reads_unknown,
+            };
             let report = match model {
                 ModelKind::Register | ModelKind::CasRegister
                     if let Some(failure) = options.precheck.then(|| refute(&problem)).flatten() =>
@@ -107,10 +123,21 @@ pub fn check_keys(
                         configurations: 0,
                     }
                 }
-                ModelKind::Register => refine(&Register { cas: false }, &problem, &limits),
-                ModelKind::CasRegister => refine(&Register { cas: true }, &problem, &limits),
+                ModelKind::Register => refine(&register(false), &problem, &limits),
+                ModelKind::CasRegister => refine(&register(true), &problem, &limits),
                 ModelKind::Mutex => refine(&Mutex, &problem, &limits),
                 ModelKind::Set => refine(&Set, &problem, &limits),
+                // As for the FIFO queue: repeated crashed enqueues grow it without end.
+                ModelKind::UnorderedQueue => search(&UnorderedQueue, &problem, &limits, false),
+                ModelKind::MultiRegister => refine(
+                    &MultiRegister {
+                        initial: problem.initial.clone().into_boxed_slice(),
+                        keys: problem.slot_keys.clone().into_boxed_slice(),
+                        nil_reads_unknown,
+                    },
+                    &problem,
+                    &limits,
+                ),
                 // Repeating a crashed enqueue grows the queue without end: no relaxation.
                 ModelKind::FifoQueue => search(
                     &FifoQueue {

@@ -40,6 +40,19 @@ pub enum Action {
     Dequeue(ValueId),
     /// A dequeue whose result is unknown (it crashed): removes the head, if any.
     DequeueUnknown,
+    /// A multi-register transaction: its micro-ops, applied in order, atomically.
+    Txn(Box<[MicroOp]>),
+}
+
+/// One micro-op of a multi-register transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MicroOp {
+    /// The register: an index into the state.
+    pub slot: u32,
+    /// A write (else a read).
+    pub write: bool,
+    /// The value written, or the value read.
+    pub value: ValueId,
 }
 
 /// A sequential specification: an initial state and a step function.
@@ -93,6 +106,22 @@ pub trait Model: Sync {
 pub struct Register {
     /// Whether compare-and-set is an operation of this register.
     pub cas: bool,
+    /// The value before any write (`NULL` when unset).
+    pub initial: ValueId,
+    /// Knossos's meaning of a read of `null`: legal in every state (the read's value is
+    /// unknown). Otherwise it says the register is `null`.
+    pub nil_reads_unknown: bool,
+}
+
+impl Register {
+    /// A register, a cas-register when `cas`, starting unset, reads of `null` meaning
+    /// the register is `null`.
+    pub fn new(cas: bool) -> Register {
+        Register {
+            cas,
+            ..Register::default()
+        }
+    }
 }
 
 fn register_step(state: &ValueId, action: &Action) -> Option<ValueId> {
@@ -140,11 +169,12 @@ fn register_absorbs(state: &ValueId, action: &Action) -> bool {
 impl Model for Register {
     type State = ValueId;
     fn init(&self) -> ValueId {
-        NULL
+        self.initial
     }
     fn step(&self, state: &ValueId, action: &Action) -> Option<ValueId> {
         match action {
             Action::Cas(..) if !self.cas => None,
+            Action::Read(NULL) if self.nil_reads_unknown => Some(*state),
             _ => register_step(state, action),
         }
     }
@@ -160,6 +190,9 @@ impl Model for Register {
         target: &Action,
         candidates: &mut dyn Iterator<Item = (&Action, usize)>,
     ) -> bool {
+        if self.nil_reads_unknown && *target == Action::Read(NULL) {
+            return true;
+        }
         register_could_fit(state, target, candidates)
     }
     fn describe(&self, state: &ValueId, show: &dyn Fn(ValueId) -> String) -> String {
@@ -353,19 +386,83 @@ impl Model for FifoQueue {
     }
 }
 
+/// Knossos's `unordered-queue`: a dequeue returns any queued element. There is no
+/// empty dequeue (Jepsen's clients record one as `fail`): a dequeue of `null` needs a
+/// queued `null`, as in Knossos. Crashed dequeues are not searched: removing an element
+/// only takes choices away from later dequeues.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnorderedQueue;
+
+impl Model for UnorderedQueue {
+    /// The queued elements, sorted (a multiset).
+    type State = Vec<ValueId>;
+    fn init(&self) -> Vec<ValueId> {
+        Vec::new()
+    }
+    fn step(&self, state: &Vec<ValueId>, action: &Action) -> Option<Vec<ValueId>> {
+        match action {
+            Action::Enqueue(e) => {
+                let mut next = state.clone();
+                let at = next.partition_point(|x| x <= e);
+                next.insert(at, *e);
+                Some(next)
+            }
+            Action::Dequeue(e) => state.binary_search(e).ok().map(|at| {
+                let mut next = state.clone();
+                next.remove(at);
+                next
+            }),
+            _ => None,
+        }
+    }
+    fn could_fit(
+        &self,
+        state: &Vec<ValueId>,
+        target: &Action,
+        candidates: &mut dyn Iterator<Item = (&Action, usize)>,
+    ) -> bool {
+        // A dequeue of e needs e queued, or enqueued by a candidate.
+        let Action::Dequeue(wanted) = target else {
+            return true;
+        };
+        if state.binary_search(wanted).is_ok() {
+            return true;
+        }
+        for (candidate, _) in candidates {
+            if *candidate == Action::Enqueue(*wanted) {
+                return true;
+            }
+        }
+        false
+    }
+    fn describe(&self, state: &Vec<ValueId>, show: &dyn Fn(ValueId) -> String) -> String {
+        let items: Vec<String> = state.iter().map(|&e| show(e)).collect();
+        format!("queue = {{{}}} (unordered)", items.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn cas_register_steps() {
-        let m = Register { cas: true };
+        let m = Register::new(true);
         assert_eq!(m.step(&NULL, &Action::Write(3)), Some(3));
         assert_eq!(m.step(&3, &Action::Cas(3, 4)), Some(4));
         assert_eq!(m.step(&3, &Action::Cas(2, 4)), None);
         assert_eq!(m.step(&3, &Action::Read(3)), Some(3));
         assert_eq!(m.step(&3, &Action::Read(1)), None);
-        assert_eq!(Register { cas: false }.step(&3, &Action::Cas(3, 4)), None);
+        assert_eq!(Register::new(false).step(&3, &Action::Cas(3, 4)), None);
+        // Knossos: a read of nil is legal in any state; ours: it says the register is nil.
+        let knossos = Register {
+            cas: true,
+            initial: 5,
+            nil_reads_unknown: true,
+        };
+        assert_eq!(knossos.init(), 5);
+        assert_eq!(knossos.step(&3, &Action::Read(NULL)), Some(3));
+        assert_eq!(m.step(&3, &Action::Read(NULL)), None);
     }
 
     #[test]
@@ -396,5 +493,19 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn unordered_queue_dequeues_any_element() {
+        let q = UnorderedQueue;
+        let s = q.step(&vec![], &Action::Enqueue(2)).unwrap();
+        let s = q.step(&s, &Action::Enqueue(1)).unwrap();
+        let s = q.step(&s, &Action::Enqueue(2)).unwrap();
+        assert_eq!(s, vec![1, 2, 2]);
+        assert_eq!(q.step(&s, &Action::Dequeue(2)), Some(vec![1, 2]));
+        assert_eq!(q.step(&s, &Action::Dequeue(1)), Some(vec![2, 2]));
+        assert_eq!(q.step(&s, &Action::Dequeue(3)), None);
+        // No empty dequeue: null must be queued.
+        assert_eq!(q.step(&vec![], &Action::Dequeue(NULL)), None);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! For an observer `o` of value `v` (a completed read of `v`, or a completed cas expecting
 //! `v`), some producer of `v` must be the last state change before `o`: a completed or
-//! crashed write or cas writing `v`, invoked before `o` returned, or the initial `null`.
+//! crashed write or cas writing `v`, invoked before `o` returned, or the initial value (`null` unless given).
 //! A producer `p` is ruled out when a completed operation `s` writing another value was
 //! invoked after `p` returned and returned before `o` was invoked: `s` then takes effect
 //! after `p` and before `o`. Crashed producers have no return, so they are never ruled
@@ -73,6 +73,7 @@ impl TopTwo {
 /// O(n log n) in the key's operations.
 pub fn refute_register(problem: &KeyProblem) -> Option<Refutation> {
     let completed = &problem.completed;
+    let initial = problem.initial.first().copied().unwrap_or(NULL);
     // Completed state changes in return order, with running top-two by invocation.
     let mut changes: Vec<(u64, u64, ValueId, usize)> = completed
         .iter()
@@ -129,7 +130,7 @@ pub fn refute_register(problem: &KeyProblem) -> Option<Refutation> {
         let separator = prefix[returned_before].excluding(needed);
         let latest_separator_call = separator.map(|c| c.0);
         let survives = |ret: u64| latest_separator_call.is_none_or(|call| ret > call);
-        let initial_serves = needed == NULL && latest_separator_call.is_none();
+        let initial_serves = needed == initial && latest_separator_call.is_none();
         let list = producers.get(&needed).map_or(&[][..], Vec::as_slice);
         let invoked = list.partition_point(|p| p.0 < entry.ret);
         let producer_serves = match best_return
@@ -145,7 +146,7 @@ pub fn refute_register(problem: &KeyProblem) -> Option<Refutation> {
             None => false,
         };
         if !(initial_serves || producer_serves) {
-            let any_producer = needed == NULL || invoked > 0;
+            let any_producer = needed == initial || invoked > 0;
             return Some(Refutation {
                 observer: o,
                 value: needed,

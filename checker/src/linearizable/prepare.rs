@@ -1,100 +1,13 @@
 //! Turning a history into independent search problems, one per key.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 
 use serde_json::Value;
 
+use super::kind::{ModelKind, NilReads, Semantics};
 use super::model::{Action, NULL, UNOBSERVED, ValueId};
+use super::multi::{Slots, parse_txn};
 use crate::history::{History, InputError, Key, OpType, Operation, Process};
-
-/// Which sequential specification to check against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    /// `read`/`write` register.
-    Register,
-    /// `read`/`write`/`cas` register.
-    CasRegister,
-    /// `acquire`/`release` lock.
-    Mutex,
-    /// `add`/`read` set (reads return the whole set).
-    Set,
-    /// `enqueue`/`dequeue` FIFO queue.
-    FifoQueue,
-}
-
-impl ModelKind {
-    /// Every model, for listing in messages.
-    pub const ALL: [ModelKind; 5] = [
-        ModelKind::Register,
-        ModelKind::CasRegister,
-        ModelKind::Mutex,
-        ModelKind::Set,
-        ModelKind::FifoQueue,
-    ];
-
-    /// The model's name on the command line and in results.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Register => "register",
-            ModelKind::CasRegister => "cas-register",
-            ModelKind::Mutex => "mutex",
-            ModelKind::Set => "set",
-            ModelKind::FifoQueue => "fifo-queue",
-        }
-    }
-
-    /// Parses a model name; the error lists the known ones.
-    pub fn parse(name: &str) -> Result<ModelKind, InputError> {
-        ModelKind::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                InputError::Unsupported(format!(
-                    "unknown model `{name}`: use one of {}",
-                    ModelKind::ALL.map(ModelKind::name).join(", ")
-                ))
-            })
-    }
-
-    /// Picks a model from the functions the history's client operations use:
-    /// `read`/`write`/`cas` → cas-register, `acquire`/`release` → mutex,
-    /// `add`/`read` → set, `enqueue`/`dequeue` → fifo-queue.
-    pub fn infer(history: &History) -> Result<ModelKind, InputError> {
-        let fs: HashSet<&str> = history
-            .ops()
-            .iter()
-            .filter(|op| op.is_client())
-            .map(|op| op.f.as_str())
-            .collect();
-        let within = |allowed: &[&str]| fs.iter().all(|f| allowed.contains(f));
-        let model = if fs.is_empty() || within(&["read", "write", "cas"]) {
-            ModelKind::CasRegister
-        } else if within(&["acquire", "release"]) {
-            ModelKind::Mutex
-        } else if within(&["add", "read"]) {
-            ModelKind::Set
-        } else if within(&["enqueue", "dequeue"]) {
-            ModelKind::FifoQueue
-        } else {
-            let mut names: Vec<&str> = fs.into_iter().collect();
-            names.sort_unstable();
-            return Err(InputError::Unsupported(format!(
-                "{}: cannot pick a model for operations {}: pass --model ({})",
-                history.source_name(),
-                names.join(", "),
-                ModelKind::ALL.map(ModelKind::name).join(", ")
-            )));
-        };
-        Ok(model)
-    }
-}
-
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Marks an operation that never completed: it has no return.
 pub const NEVER: u64 = u64::MAX;
@@ -133,6 +46,11 @@ pub struct KeyProblem {
     /// Queues whose elements are enqueued and dequeued at most once: for each element,
     /// the invocation and return of the completed dequeue that returned it.
     pub dequeue_windows: Option<HashMap<ValueId, (u64, u64)>>,
+    /// The initial state's values: the register's (register, cas-register), or each
+    /// slot's (multi-register); empty for other models.
+    pub initial: Vec<ValueId>,
+    /// Multi-register: each slot's key, as an interned value.
+    pub slot_keys: Vec<ValueId>,
 }
 
 impl KeyProblem {
@@ -181,18 +99,26 @@ impl Interner {
     }
 }
 
-/// Splits the history by key and converts every client operation for `model`.
-/// Failed operations are dropped (they did not happen).
-pub fn prepare(history: &History, model: ModelKind) -> Result<Vec<KeyProblem>, InputError> {
-    prepare_with(history, model, true)
+/// Splits the history by key and converts every client operation for `model`, with the
+/// initial value and meaning of `null` reads of `semantics`. Failed operations are
+/// dropped (they did not happen), and so are completed reads that say nothing (reads of
+/// `null` when [`NilReads::Unknown`]).
+pub fn prepare(
+    history: &History,
+    model: ModelKind,
+    semantics: &Semantics,
+) -> Result<Vec<KeyProblem>, InputError> {
+    prepare_with(history, model, semantics, true)
 }
 
-/// [`prepare`], optionally keeping every crashed operation (for the brute-force oracle).
+/// [`prepare`], optionally keeping every operation (for the brute-force oracle).
 pub(crate) fn prepare_with(
     history: &History,
     model: ModelKind,
+    semantics: &Semantics,
     prune: bool,
 ) -> Result<Vec<KeyProblem>, InputError> {
+    semantics.validate(model)?;
     let mut by_key: BTreeMap<Option<Key>, Vec<Operation<'_>>> = BTreeMap::new();
     for operation in history.operations() {
         by_key
@@ -202,18 +128,27 @@ pub(crate) fn prepare_with(
     }
     by_key
         .into_iter()
-        .map(|(key, operations)| prepare_key(history, model, key, &operations, prune))
+        .map(|(key, operations)| prepare_key(history, model, semantics, key, &operations, prune))
         .collect()
 }
 
 fn prepare_key(
     history: &History,
     model: ModelKind,
+    semantics: &Semantics,
     key: Option<Key>,
     operations: &[Operation<'_>],
     prune: bool,
 ) -> Result<KeyProblem, InputError> {
     let mut interner = Interner::new();
+    let mut slots = Slots::default();
+    let mut conversion = Conversion {
+        model,
+        semantics,
+        prune,
+        interner: &mut interner,
+        slots: &mut slots,
+    };
     let mut completed = Vec::new();
     let mut crashed = Vec::new();
     let mut crashed_ignored = 0;
@@ -225,8 +160,9 @@ fn prepare_key(
             continue;
         }
         let done = outcome == OpType::Ok;
-        let Some(action) = action_of(history, model, operation, done, &mut interner)? else {
-            crashed_ignored += 1;
+        let Some(action) = conversion.action_of(history, operation, done)? else {
+            // A completed read that says nothing is no operation at all.
+            crashed_ignored += usize::from(!done);
             continue;
         };
         let entry = Entry {
@@ -257,6 +193,22 @@ fn prepare_key(
         crashed
     };
     crashed_ignored += before - crashed.len();
+    let (initial, slot_keys) = match model {
+        ModelKind::Register | ModelKind::CasRegister => {
+            (vec![interner.intern(&semantics.initial_value)], Vec::new())
+        }
+        ModelKind::MultiRegister => slots
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    interner.intern(&semantics.initial_of_key(k)),
+                    interner.intern(k),
+                )
+            })
+            .unzip(),
+        _ => (Vec::new(), Vec::new()),
+    };
     Ok(KeyProblem {
         key,
         completed,
@@ -266,75 +218,111 @@ fn prepare_key(
         values: interner.values,
         unobserved,
         dequeue_windows,
+        initial,
+        slot_keys,
     })
 }
 
-/// The model's action for one operation; `None` for crashed operations whose outcome
-/// cannot matter (reads).
-fn action_of(
-    history: &History,
+/// What converting one key's operations needs.
+struct Conversion<'a> {
     model: ModelKind,
-    operation: &Operation<'_>,
-    done: bool,
-    interner: &mut Interner,
-) -> Result<Option<Action>, InputError> {
-    let invoke = operation.invoke;
-    let position = |index: u64| history.position_of_index(index);
-    let result = operation.completion.map(|c| (&c.value, position(c.index)));
-    let f = invoke.f.as_str();
-    let wrong_f = || {
-        history.error_at(
-            position(invoke.index),
-            format!(
-                "the {model} model has no operation `{f}` (it knows {})",
-                known_fs(model)
-            ),
-        )
-    };
-    let action = match (model, f) {
-        (ModelKind::Register | ModelKind::CasRegister, "read") => match result {
-            Some((value, _)) if done => Action::Read(interner.intern(value)),
-            _ => return Ok(None),
-        },
-        (ModelKind::Register | ModelKind::CasRegister, "write") => {
-            Action::Write(interner.intern(&invoke.value))
-        }
-        (ModelKind::CasRegister, "cas") => match &invoke.value {
-            Value::Array(pair) if pair.len() == 2 => {
-                Action::Cas(interner.intern(&pair[0]), interner.intern(&pair[1]))
+    semantics: &'a Semantics,
+    prune: bool,
+    interner: &'a mut Interner,
+    slots: &'a mut Slots,
+}
+
+impl Conversion<'_> {
+    /// The model's action for one operation; `None` for operations whose outcome cannot
+    /// matter: crashed reads (and crashed dequeues of the unordered queue), and, when
+    /// pruning, completed reads that say nothing.
+    fn action_of(
+        &mut self,
+        history: &History,
+        operation: &Operation<'_>,
+        done: bool,
+    ) -> Result<Option<Action>, InputError> {
+        let model = self.model;
+        let invoke = operation.invoke;
+        let position = |index: u64| history.position_of_index(index);
+        let result = operation.completion.map(|c| (&c.value, position(c.index)));
+        let f = invoke.f.as_str();
+        let wrong_f = || {
+            history.error_at(
+                position(invoke.index),
+                format!(
+                    "the {model} model has no operation `{f}` (it knows {})",
+                    known_fs(model)
+                ),
+            )
+        };
+        let nil_unknown = self.semantics.nil_reads == NilReads::Unknown;
+        let interner = &mut *self.interner;
+        let action = match (model, f) {
+            (ModelKind::Register | ModelKind::CasRegister, "read") => match result {
+                Some((Value::Null, _)) if done && nil_unknown && self.prune => return Ok(None),
+                Some((value, _)) if done => Action::Read(interner.intern(value)),
+                _ => return Ok(None),
+            },
+            (ModelKind::Register | ModelKind::CasRegister, "write") => {
+                Action::Write(interner.intern(&invoke.value))
             }
-            other => {
-                return Err(history.error_at(
-                    position(invoke.index),
-                    format!("a cas value must be [old, new], got {other}"),
-                ));
+            (ModelKind::CasRegister, "cas") => match &invoke.value {
+                Value::Array(pair) if pair.len() == 2 => {
+                    Action::Cas(interner.intern(&pair[0]), interner.intern(&pair[1]))
+                }
+                other => {
+                    return Err(history.error_at(
+                        position(invoke.index),
+                        format!("a cas value must be [old, new], got {other}"),
+                    ));
+                }
+            },
+            (ModelKind::Mutex, "acquire") => Action::Acquire,
+            (ModelKind::Mutex, "release") => Action::Release,
+            (ModelKind::Set, "add") => Action::Add(interner.intern(&invoke.value)),
+            (ModelKind::Set, "read") => match result {
+                Some((Value::Array(items), _)) if done => {
+                    let mut elements: Vec<ValueId> =
+                        items.iter().map(|v| interner.intern(v)).collect();
+                    elements.sort_unstable();
+                    elements.dedup();
+                    Action::ReadSet(elements.into_boxed_slice())
+                }
+                Some((other, line)) if done => {
+                    return Err(history
+                        .error_at(line, format!("a set read must return a list, got {other}")));
+                }
+                _ => return Ok(None),
+            },
+            (ModelKind::FifoQueue | ModelKind::UnorderedQueue, "enqueue") => {
+                Action::Enqueue(interner.intern(&invoke.value))
             }
-        },
-        (ModelKind::Mutex, "acquire") => Action::Acquire,
-        (ModelKind::Mutex, "release") => Action::Release,
-        (ModelKind::Set, "add") => Action::Add(interner.intern(&invoke.value)),
-        (ModelKind::Set, "read") => match result {
-            Some((Value::Array(items), _)) if done => {
-                let mut elements: Vec<ValueId> = items.iter().map(|v| interner.intern(v)).collect();
-                elements.sort_unstable();
-                elements.dedup();
-                Action::ReadSet(elements.into_boxed_slice())
+            (ModelKind::FifoQueue | ModelKind::UnorderedQueue, "dequeue") => match result {
+                Some((value, _)) if done => Action::Dequeue(interner.intern(value)),
+                _ if model == ModelKind::UnorderedQueue => return Ok(None),
+                _ => Action::DequeueUnknown,
+            },
+            // Knossos looks only at the value: `f` is "txn", or anything.
+            (ModelKind::MultiRegister, _) => {
+                let (value, line) = match result {
+                    Some((value, line)) if done => (value, line),
+                    _ => (&invoke.value, position(invoke.index)),
+                };
+                let slots = &mut *self.slots;
+                let mops = parse_txn(value, done, &mut |k| slots.slot(k), &mut |v| {
+                    interner.intern(v)
+                })
+                .map_err(|message| history.error_at(line, message))?;
+                if mops.is_empty() && !done {
+                    return Ok(None);
+                }
+                Action::Txn(mops)
             }
-            Some((other, line)) if done => {
-                return Err(
-                    history.error_at(line, format!("a set read must return a list, got {other}"))
-                );
-            }
-            _ => return Ok(None),
-        },
-        (ModelKind::FifoQueue, "enqueue") => Action::Enqueue(interner.intern(&invoke.value)),
-        (ModelKind::FifoQueue, "dequeue") => match result {
-            Some((value, _)) if done => Action::Dequeue(interner.intern(value)),
-            _ => Action::DequeueUnknown,
-        },
-        _ => return Err(wrong_f()),
-    };
-    Ok(Some(action))
+            _ => return Err(wrong_f()),
+        };
+        Ok(Some(action))
+    }
 }
 
 fn known_fs(model: ModelKind) -> &'static str {
@@ -343,7 +331,8 @@ fn known_fs(model: ModelKind) -> &'static str {
         ModelKind::CasRegister => "read, write, cas",
         ModelKind::Mutex => "acquire, release",
         ModelKind::Set => "add, read",
-        ModelKind::FifoQueue => "enqueue, dequeue",
+        ModelKind::FifoQueue | ModelKind::UnorderedQueue => "enqueue, dequeue",
+        ModelKind::MultiRegister => "transactions of read and write micro-ops",
     }
 }
 
@@ -422,14 +411,14 @@ fn merge_unobserved_values(
             })
             .flatten()
             .collect(),
-        ModelKind::FifoQueue => completed
+        ModelKind::FifoQueue | ModelKind::UnorderedQueue => completed
             .iter()
             .filter_map(|e| match e.action {
                 Action::Dequeue(v) => Some(v),
                 _ => None,
             })
             .collect(),
-        ModelKind::Mutex => return Vec::new(),
+        ModelKind::Mutex | ModelKind::MultiRegister => return Vec::new(),
     };
     let mut merged = Vec::new();
     for entry in completed.iter_mut() {
@@ -486,11 +475,15 @@ fn keep_relevant_crashed(model: ModelKind, completed: &[Entry], crashed: Vec<Ent
                 .filter(|e| !matches!(e.action, Action::Add(v) if !read.contains(&v)))
                 .collect()
         }
-        ModelKind::FifoQueue => {
+        ModelKind::FifoQueue | ModelKind::UnorderedQueue => {
             let dequeued: HashSet<ValueId> = completed
                 .iter()
                 .filter_map(|e| match e.action {
-                    Action::Dequeue(v) if v != NULL => Some(v),
+                    // A fifo-queue's dequeue of null found it empty; an unordered
+                    // queue's took a queued null.
+                    Action::Dequeue(v) if v != NULL || model == ModelKind::UnorderedQueue => {
+                        Some(v)
+                    }
                     _ => None,
                 })
                 .collect();
@@ -499,6 +492,6 @@ fn keep_relevant_crashed(model: ModelKind, completed: &[Entry], crashed: Vec<Ent
                 .filter(|e| !matches!(e.action, Action::Enqueue(v) if !dequeued.contains(&v)))
                 .collect()
         }
-        ModelKind::Mutex => crashed,
+        ModelKind::Mutex | ModelKind::MultiRegister => crashed,
     }
 }

@@ -44,13 +44,39 @@ fn verdict(h: &History, model: ModelKind) -> Validity {
 }
 
 fn oracle_verdict(h: &History, model: ModelKind) -> Validity {
-    let problems = prepare_with(h, model, false).unwrap();
-    let all = problems.iter().all(|p| match model {
-        ModelKind::Register => oracle::linearizable(&Register { cas: false }, p),
-        ModelKind::CasRegister => oracle::linearizable(&Register { cas: true }, p),
-        ModelKind::Mutex => oracle::linearizable(&Mutex, p),
-        ModelKind::Set => oracle::linearizable(&Set, p),
-        ModelKind::FifoQueue => oracle::linearizable(&FifoQueue::default(), p),
+    oracle_verdict_with(h, model, &Semantics::default())
+}
+
+/// The brute-force verdict with every operation kept (no pruning).
+pub(super) fn oracle_verdict_with(
+    h: &History,
+    model: ModelKind,
+    semantics: &Semantics,
+) -> Validity {
+    let problems = prepare_with(h, model, semantics, false).unwrap();
+    let nil_reads_unknown = semantics.nil_reads == NilReads::Unknown;
+    let all = problems.iter().all(|p| {
+        let register = |cas| Register {
+            cas,
+            initial: p.initial[0],
+            nil_reads_unknown,
+        };
+        match model {
+            ModelKind::Register => oracle::linearizable(&register(false), p),
+            ModelKind::CasRegister => oracle::linearizable(&register(true), p),
+            ModelKind::Mutex => oracle::linearizable(&Mutex, p),
+            ModelKind::Set => oracle::linearizable(&Set, p),
+            ModelKind::FifoQueue => oracle::linearizable(&FifoQueue::default(), p),
+            ModelKind::UnorderedQueue => oracle::linearizable(&UnorderedQueue, p),
+            ModelKind::MultiRegister => oracle::linearizable(
+                &MultiRegister {
+                    initial: p.initial.clone().into(),
+                    keys: p.slot_keys.clone().into(),
+                    nil_reads_unknown,
+                },
+                p,
+            ),
+        }
     });
     if all {
         Validity::Valid
@@ -258,6 +284,7 @@ fn unknown_when_time_runs_out() {
             memory_limit_bytes: 1 << 30,
             model: None,
             precheck: false,
+            semantics: Semantics::default(),
         },
     )
     .unwrap();

@@ -141,14 +141,19 @@ impl WorkloadClient for TxnClient {
             let Some(micros) = self.micros(&op.value) else {
                 return Completion::malformed(op);
             };
+            let kind = self.kind;
             super::run_txn(store, &op.value, &micros, |values| {
-                // The invocation's micro-ops with reads filled in.
+                // The invocation's micro-ops with reads filled in. A list-append read
+                // of a missing key (the store's null) is the empty list, as in Elle.
                 let invoked = op.value.as_array().cloned().unwrap_or_default();
                 let filled = invoked
                     .into_iter()
                     .zip(values)
                     .map(|(m, read)| match m.as_array().map(Vec::as_slice) {
-                        Some([f, k, _]) if f == "r" => json!([f, k, read]),
+                        Some([f, k, _]) if f == "r" => match (kind, read) {
+                            (Kind::ListAppend, Value::Null) => json!([f, k, []]),
+                            (_, read) => json!([f, k, read]),
+                        },
                         _ => m,
                     })
                     .collect();
@@ -204,6 +209,14 @@ mod tests {
             let expected = match kind {
                 Kind::ListAppend => json!([["append", 1, 7], ["r", 1, [7]]]),
                 Kind::RwRegister => json!([["w", 1, 7], ["r", 1, 7]]),
+            };
+            assert_eq!((done.op_type, done.value), (OpType::Ok, expected));
+            // A missing key: list-append records the empty list, rw-register null.
+            let missing = OpSpec::new("txn", json!([["r", 2, null]]));
+            let done = block_on(w.client.invoke(&mut store, p, &missing));
+            let expected = match kind {
+                Kind::ListAppend => json!([["r", 2, []]]),
+                Kind::RwRegister => json!([["r", 2, null]]),
             };
             assert_eq!((done.op_type, done.value), (OpType::Ok, expected));
             let bad = OpSpec::new("txn", json!([["append", 1, 7]]));
