@@ -16,9 +16,10 @@
 //!   micro-ops): it becomes `"txn"`.
 //! - Independent histories (`jepsen.independent`) carry `[k v]` tuples as values. A
 //!   history is read as independent when every client operation's value is a two-element
-//!   vector whose first element is a string or number; the tuple then becomes `key` and
-//!   `value`. Ordinary register histories never look like that, because their reads are
-//!   invoked with `nil`.
+//!   vector whose first element is a string or number (and not every operation is a
+//!   `cas` of two plain values, a cas-register history's `[old new]`); the tuple then
+//!   becomes `key` and `value`. Ordinary register histories never look like that,
+//!   because their reads are invoked with `nil`.
 
 mod atoms;
 mod forms;
@@ -270,8 +271,16 @@ fn lift_independent_tuples(ops: &mut [Op]) {
         matches!(&op.value, Value::Array(items) if items.len() == 2
             && matches!(items[0], Value::String(_) | Value::Number(_)))
     };
+    // A cas-register history of only `cas` has `[old new]` pairs; an independent one
+    // has `[k [old new]]`.
+    let plain_cas =
+        |op: &Op| op.f == "cas" && matches!(&op.value, Value::Array(items) if !items[1].is_array());
     let mut clients = ops.iter().filter(|op| op.is_client()).peekable();
-    if clients.peek().is_none() || !clients.all(is_tuple) || ops.iter().any(|op| op.key.is_some()) {
+    if clients.peek().is_none()
+        || !clients.all(is_tuple)
+        || ops.iter().filter(|op| op.is_client()).all(plain_cas)
+        || ops.iter().any(|op| op.key.is_some())
+    {
         return;
     }
     for op in ops.iter_mut().filter(|op| op.is_client()) {
@@ -373,6 +382,22 @@ mod tests {
         assert_eq!(got[1]["jepsen_index"], 11);
         let got = ops("{:index 0, :type :invoke, :f :read, :process 0}\n");
         assert!(!got[0].contains_key("jepsen_index"));
+    }
+
+    #[test]
+    fn cas_pairs_are_not_independent_tuples() {
+        let got = ops(concat!(
+            "{:type :invoke, :f :cas, :process 0, :value [0 1]}\n",
+            "{:type :ok, :f :cas, :process 0, :value [0 1]}\n",
+        ));
+        assert_eq!(got[0]["value"], serde_json::json!([0, 1]));
+        assert!(!got[0].contains_key("key"));
+        let got = ops(concat!(
+            "{:type :invoke, :f :cas, :process 0, :value [7 [0 1]]}\n",
+            "{:type :ok, :f :cas, :process 0, :value [7 [0 1]]}\n",
+        ));
+        assert_eq!(got[0]["key"], 7);
+        assert_eq!(got[0]["value"], serde_json::json!([0, 1]));
     }
 
     #[test]
