@@ -332,9 +332,15 @@ fn choose_checker(
     }
 }
 
-/// True when the client operations are Elle's transactions (by their values).
+/// True when the client operations are Elle's transactions (by their values), or are
+/// called `txn` without a shape anyone checks: Elle then names the malformed micro-op
+/// and its line, rather than no checker fitting.
 fn has_transactions(history: &History) -> bool {
-    matches!(txn_shape(history), Some(TxnShape::Elle(_)))
+    match txn_shape(history) {
+        Some(TxnShape::Elle(_)) => true,
+        Some(TxnShape::MultiRegister) => false,
+        None => has_f(history, "txn"),
+    }
 }
 
 /// True when any client operation has function `f`.

@@ -150,3 +150,23 @@ fn report_on_malformed_results_exits_254() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_malformed_transaction_is_refused_with_its_line() {
+    let text = concat!(
+        r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"txn","value":[["append","x",1]]}"#,
+        "\n",
+        r#"{"index":1,"time":1,"process":0,"type":"ok","f":"txn","value":[["append","x",1]]}"#,
+        "\n",
+        r#"{"index":2,"time":2,"process":0,"type":"invoke","f":"txn","value":[["append","x"]]}"#,
+        "\n",
+    );
+    let (_dir, path) = temp_file("txn.jsonl", text);
+    let output = faultline(&["check", &path]);
+    assert_exit(&output, 254);
+    assert!(
+        stderr(&output).contains("txn.jsonl:3:"),
+        "{}",
+        stderr(&output)
+    );
+}
