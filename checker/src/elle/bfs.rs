@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::graph::{TxnGraph, rel};
-use super::search::Local;
+use super::local::Local;
 use super::spec::{Label, STATES, Spec, classify};
 
 /// A cycle of transactions (graph node ids); `labels[i]` leads from `nodes[i]` to

@@ -21,6 +21,7 @@ mod hash;
 mod lattice;
 mod list_append;
 mod list_append_anomalies;
+mod local;
 pub mod model;
 mod render;
 mod rw_register;
