@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use faultline_checker::history::Op;
-use faultline_workloads::{BoxGen, Context, GenOp, Generator, OpSpec, Process, once, seq};
+use faultline_checker::history::{Op, Process};
+use faultline_generator::{BoxGen, Context, GenOp, Generator, OpSpec, once, seq};
 use rand::RngExt;
 use serde_json::Value;
 
@@ -136,8 +136,8 @@ pub struct Schedule {
 ///
 /// Its operations are for [`Process::Nemesis`] only (it waits while that process is busy
 /// or absent); combine it with the clients' generator with
-/// [`faultline_workloads::clients_and_nemesis`], bound it with
-/// [`faultline_workloads::time_limit`], and follow it with [`final_heal`]. With no
+/// [`faultline_generator::clients_and_nemesis`], bound it with
+/// [`faultline_generator::time_limit`], and follow it with [`final_heal`]. With no
 /// faults it is exhausted at once.
 pub fn schedule(faults: &[Fault], interval: Duration) -> Schedule {
     let mut unique: Vec<Fault> = faults.to_vec();
@@ -217,14 +217,14 @@ pub fn final_heal(faults: &[Fault]) -> BoxGen {
         .into_iter()
         .map(|f| once(OpSpec::new(f.stop_f(), Value::Null)).boxed())
         .collect();
-    faultline_workloads::nemesis(seq(ops)).boxed()
+    faultline_generator::nemesis(seq(ops)).boxed()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faultline_workloads::sim::{Simulation, invocations};
-    use faultline_workloads::{nemesis, phases, time_limit};
+    use faultline_generator::sim::{Simulation, invocations};
+    use faultline_generator::{nemesis, phases, time_limit};
 
     /// The nemesis's invocations (f, time) of a 10-minute run with `faults`, then the
     /// final heal.

@@ -27,13 +27,30 @@ fn strict(initial_value: Value) -> Semantics {
     }
 }
 
-fn verdict_with(h: &History, model: ModelKind, semantics: &Semantics) -> Validity {
-    let options = LinearizableOptions {
+/// `null` reads under Knossos's meaning (unknown) when `unknown`, else strict.
+fn semantics(unknown: bool, initial_value: Value) -> Semantics {
+    if unknown {
+        knossos(initial_value)
+    } else {
+        strict(initial_value)
+    }
+}
+
+fn options(model: ModelKind, semantics: Semantics) -> LinearizableOptions {
+    LinearizableOptions {
         model: Some(model),
-        semantics: semantics.clone(),
+        semantics,
         ..LinearizableOptions::default()
-    };
-    check(h, &options).unwrap().valid
+    }
+}
+
+fn verdict_with(h: &History, model: ModelKind, semantics: &Semantics) -> Validity {
+    check(h, &options(model, semantics.clone())).unwrap().valid
+}
+
+/// A row of a `txn` operation.
+fn txn(p: u64, t: &'static str, mops: Value) -> (u64, &'static str, &'static str, Value) {
+    (p, t, "txn", mops)
 }
 
 /// Both the search and the oracle give `expected`.
@@ -46,80 +63,32 @@ fn assert_verdict(h: &History, model: ModelKind, semantics: &Semantics, expected
 fn multi_register_valid_and_invalid() {
     use Validity::{Invalid, Valid};
     let mr = ModelKind::MultiRegister;
+    let write = json!([["write", "x", 1], ["write", "y", 1]]);
+    let read = json!([["read", "x", null], ["read", "y", null]]);
     // T1 writes x=1,y=1 atomically; T2, concurrent, reads x=1 and y=1: valid.
     let valid = rows(&[
-        (
-            1,
-            "invoke",
-            "txn",
-            json!([["write", "x", 1], ["write", "y", 1]]),
-        ),
-        (
-            2,
-            "invoke",
-            "txn",
-            json!([["read", "x", null], ["read", "y", null]]),
-        ),
-        (
-            1,
-            "ok",
-            "txn",
-            json!([["write", "x", 1], ["write", "y", 1]]),
-        ),
-        (2, "ok", "txn", json!([["read", "x", 1], ["read", "y", 1]])),
+        txn(1, "invoke", write.clone()),
+        txn(2, "invoke", read.clone()),
+        txn(1, "ok", write.clone()),
+        txn(2, "ok", json!([["read", "x", 1], ["read", "y", 1]])),
     ]);
     assert_verdict(&valid, mr, &strict(Value::Null), Valid);
     // A torn read (x=1 but y unset) sees half a transaction: invalid either way.
     let torn = rows(&[
-        (
-            1,
-            "invoke",
-            "txn",
-            json!([["write", "x", 1], ["write", "y", 1]]),
-        ),
-        (
-            2,
-            "invoke",
-            "txn",
-            json!([["read", "x", null], ["read", "y", null]]),
-        ),
-        (
-            1,
-            "ok",
-            "txn",
-            json!([["write", "x", 1], ["write", "y", 1]]),
-        ),
-        (2, "ok", "txn", json!([["read", "x", 1], ["read", "y", 2]])),
+        txn(1, "invoke", write.clone()),
+        txn(2, "invoke", read.clone()),
+        txn(1, "ok", write.clone()),
+        txn(2, "ok", json!([["read", "x", 1], ["read", "y", 2]])),
     ]);
     assert_verdict(&torn, mr, &strict(Value::Null), Invalid);
     assert_verdict(&torn, mr, &knossos(Value::Null), Invalid);
     // y read as null after the write completed: strict says y was unset (invalid);
     // Knossos says the read told nothing (valid).
     let nil_read = rows(&[
-        (
-            1,
-            "invoke",
-            "txn",
-            json!([["write", "x", 1], ["write", "y", 1]]),
-        ),
-        (
-            1,
-            "ok",
-            "txn",
-            json!([["write", "x", 1], ["write", "y", 1]]),
-        ),
-        (
-            2,
-            "invoke",
-            "txn",
-            json!([["read", "x", null], ["read", "y", null]]),
-        ),
-        (
-            2,
-            "ok",
-            "txn",
-            json!([["read", "x", 1], ["read", "y", null]]),
-        ),
+        txn(1, "invoke", write.clone()),
+        txn(1, "ok", write),
+        txn(2, "invoke", read),
+        txn(2, "ok", json!([["read", "x", 1], ["read", "y", null]])),
     ]);
     assert_verdict(&nil_read, mr, &strict(Value::Null), Invalid);
     assert_verdict(&nil_read, mr, &knossos(Value::Null), Valid);
@@ -131,21 +100,16 @@ fn initial_values_change_verdicts_as_in_knossos() {
     let mr = ModelKind::MultiRegister;
     // (multi-register {:x 0 :y 0}): reading 0 before any write is legal only then.
     let zero = rows(&[
-        (
-            1,
-            "invoke",
-            "txn",
-            json!([["read", "x", null], ["write", "y", 2]]),
-        ),
-        (1, "ok", "txn", json!([["read", "x", 0], ["write", "y", 2]])),
+        txn(1, "invoke", json!([["read", "x", null], ["write", "y", 2]])),
+        txn(1, "ok", json!([["read", "x", 0], ["write", "y", 2]])),
     ]);
     assert_verdict(&zero, mr, &knossos(json!({"x": 0, "y": 0})), Valid);
     assert_verdict(&zero, mr, &knossos(Value::Null), Invalid);
     assert_verdict(&zero, mr, &knossos(json!({})), Invalid);
     // Integer keys are named by their decimal text in the object.
     let int_keys = rows(&[
-        (1, "invoke", "txn", json!([["read", 7, null]])),
-        (1, "ok", "txn", json!([["read", 7, 0]])),
+        txn(1, "invoke", json!([["read", 7, null]])),
+        txn(1, "ok", json!([["read", 7, 0]])),
     ]);
     assert_verdict(&int_keys, mr, &strict(json!({"7": 0})), Valid);
     // (cas-register 0) vs (cas-register nil): a cas from 0 needs the register at 0.
@@ -208,34 +172,26 @@ fn nil_reads_per_meaning() {
 #[test]
 fn initial_value_must_fit_the_model() {
     let h = rows(&[(1, "invoke", "acquire", json!(null))]);
-    let options = LinearizableOptions {
-        model: Some(ModelKind::Mutex),
-        semantics: strict(json!(0)),
-        ..LinearizableOptions::default()
-    };
-    let e = check(&h, &options).unwrap_err().to_string();
+    let e = check(&h, &options(ModelKind::Mutex, strict(json!(0))))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("initial value applies only"), "{e}");
-    let h = rows(&[(1, "invoke", "txn", json!([["read", "x", null]]))]);
-    let options = LinearizableOptions {
-        model: Some(ModelKind::MultiRegister),
-        semantics: strict(json!(0)),
-        ..LinearizableOptions::default()
-    };
-    let e = check(&h, &options).unwrap_err().to_string();
+    let h = rows(&[txn(1, "invoke", json!([["read", "x", null]]))]);
+    let e = check(&h, &options(ModelKind::MultiRegister, strict(json!(0))))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("JSON object"), "{e}");
 }
 
 #[test]
 fn multi_register_errors_name_the_line() {
     let h = rows(&[
-        (1, "invoke", "txn", json!([["read", "x", null]])),
-        (1, "ok", "txn", json!([["cas", "x", [1, 2]]])),
+        txn(1, "invoke", json!([["read", "x", null]])),
+        txn(1, "ok", json!([["cas", "x", [1, 2]]])),
     ]);
-    let options = LinearizableOptions {
-        model: Some(ModelKind::MultiRegister),
-        ..LinearizableOptions::default()
-    };
-    let e = check(&h, &options).unwrap_err().to_string();
+    let e = check(&h, &options(ModelKind::MultiRegister, Semantics::default()))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("test:2:") && e.contains("read and write"),
         "{e}"
@@ -390,10 +346,7 @@ proptest! {
         (unknown, zero) in semantics_strategy(),
     ) {
         let h = multi_register_history(seed, ops, processes, domain);
-        let semantics = Semantics {
-            initial_value: if zero { json!({"x": 0, "y": 0}) } else { Value::Null },
-            nil_reads: if unknown { NilReads::Unknown } else { NilReads::Null },
-        };
+        let semantics = semantics(unknown, if zero { json!({"x": 0, "y": 0}) } else { Value::Null });
         let expected = oracle_verdict_with(&h, ModelKind::MultiRegister, &semantics);
         prop_assert_eq!(verdict_with(&h, ModelKind::MultiRegister, &semantics), expected);
     }
@@ -426,10 +379,7 @@ proptest! {
             }
         }
         let h = History::from_ops("test", generated).unwrap();
-        let semantics = Semantics {
-            initial_value: if zero { json!(0) } else { Value::Null },
-            nil_reads: if unknown { NilReads::Unknown } else { NilReads::Null },
-        };
+        let semantics = semantics(unknown, if zero { json!(0) } else { Value::Null });
         for model in [ModelKind::Register, ModelKind::CasRegister] {
             if model == ModelKind::Register && h.ops().iter().any(|op| op.f == "cas") {
                 continue;

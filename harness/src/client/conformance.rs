@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use faultline_checker::history::Key;
 use faultline_checker::{OpType, Process};
 use faultline_clusters::cleanup::teardown_on_interrupt;
-use faultline_workloads::{Key, OpSpec};
+use faultline_generator::OpSpec;
 use serde_json::{Value, json};
 
 use super::ExternalClient;

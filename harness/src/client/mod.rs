@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faultline_checker::{OpType, Process};
-use faultline_workloads::OpSpec;
+use faultline_generator::OpSpec;
 use faultline_workloads::store::Micro;
 use faultline_workloads::workload::Completion;
 use serde_json::{Map, Value, json};

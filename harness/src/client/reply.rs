@@ -2,7 +2,7 @@
 //! garbage (`docs/your-client.md`); and the micro-ops requests carry.
 
 use faultline_checker::OpType;
-use faultline_workloads::OpSpec;
+use faultline_generator::OpSpec;
 use faultline_workloads::store::Micro;
 use faultline_workloads::workload::Completion;
 use serde_json::{Value, json};

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use faultline_checker::{Op, OpType, Process};
+use faultline_generator::{Context, GenOp, Generator, OpSpec};
 use faultline_nemesis::Nemesis;
 use faultline_workloads::store::Store;
 use faultline_workloads::workload::{Completion, WorkloadClient};
-use faultline_workloads::{Context, GenOp, Generator, OpSpec};
 use serde_json::Value;
 use tokio::sync::mpsc;
 

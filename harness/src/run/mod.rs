@@ -23,6 +23,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow};
 use faultline_checker::{History, Results, Validity};
 use faultline_clusters::cleanup::teardown_on_interrupt;
+use faultline_generator::{
+    BoxGen, Generator, clients, clients_and_nemesis, nemesis, phases, rate, sleep, time_limit,
+};
 use faultline_nemesis::{
     ClockNemesis, Compose, DiskNemesis, Fault, KillNemesis, Nemesis, Net, NetnsNet, PacketNemesis,
     PartitionNemesis, PauseNemesis, PowerNemesis, StormNemesis,
@@ -31,9 +34,6 @@ use faultline_workloads::store::Store;
 use faultline_workloads::store::etcd::{EtcdStore, ReadMode};
 use faultline_workloads::store::kv::KvStore;
 use faultline_workloads::workload::{self, Workload, WorkloadOptions};
-use faultline_workloads::{
-    BoxGen, Generator, clients, clients_and_nemesis, nemesis, phases, rate, sleep, time_limit,
-};
 use serde_json::{Value, json};
 
 pub use config::{ClusterKind, RunArgs, RunConfig};

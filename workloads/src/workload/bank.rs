@@ -6,12 +6,11 @@
 //! `0`…`N-1`; reads return `{"0": balance, …}`.
 
 use faultline_checker::history::Process;
+use faultline_generator::{Generator, OpSpec, clients, each_thread, from_fn, once, until_ok};
 use serde_json::{Map, Value, json};
 
 use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
-use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store, StoreError};
-use crate::{clients, each_thread, from_fn, once, until_ok};
 
 /// Transfers move at most this much.
 const MAX_AMOUNT: u64 = 5;

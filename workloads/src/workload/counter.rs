@@ -2,12 +2,11 @@
 //! of the increments certainly applied and the sum of those possibly applied.
 
 use faultline_checker::history::Process;
+use faultline_generator::{Generator, OpSpec, clients, each_thread, from_fn, once, until_ok};
 use serde_json::{Value, json};
 
 use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient};
-use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
-use crate::{clients, each_thread, from_fn, once, until_ok};
 
 const KEY: &str = "counter";
 

@@ -6,14 +6,13 @@
 //! holder crashed stays locked: groups move to a fresh key every `ops_per_key`
 //! operations.
 
-use faultline_checker::history::Process;
+use faultline_checker::history::{Key, Process};
 use faultline_checker::linearizable::ModelKind;
+use faultline_generator::{Generator, OpSpec, from_fn, independent};
 use serde_json::{Value, json};
 
 use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
-use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
-use crate::{Key, from_fn, independent};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let generator = independent(

@@ -24,10 +24,10 @@ mod txn;
 use std::future::Future;
 use std::pin::Pin;
 
-use faultline_checker::history::{OpType, Process};
+use faultline_checker::history::{Key, OpType, Process};
+use faultline_generator::{BoxGen, OpSpec};
 use serde_json::Value;
 
-use crate::generator::{BoxGen, OpSpec};
 use crate::store::{Micro, Store, StoreError, TxnOk};
 
 /// Every workload's name, for flags and messages.
@@ -225,10 +225,10 @@ async fn run_txn(
 }
 
 /// The store key of an independent history key under `prefix`.
-fn store_key(prefix: &str, key: Option<&crate::Key>) -> String {
+fn store_key(prefix: &str, key: Option<&Key>) -> String {
     match key {
-        Some(crate::Key::Int(i)) => format!("{prefix}{i}"),
-        Some(crate::Key::Str(s)) => format!("{prefix}{s}"),
+        Some(Key::Int(i)) => format!("{prefix}{i}"),
+        Some(Key::Str(s)) => format!("{prefix}{s}"),
         None => prefix.to_string(),
     }
 }

@@ -1,14 +1,13 @@
 //! `register`: reads, writes and compare-and-sets on independent keys, checked for
 //! linearizability with the cas-register model, key by key.
 
-use faultline_checker::history::Process;
+use faultline_checker::history::{Key, Process};
 use faultline_checker::linearizable::ModelKind;
+use faultline_generator::{Generator, OpSpec, from_fn, independent};
 use serde_json::{Value, json};
 
 use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
-use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
-use crate::{Key, from_fn, independent};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let values = options.value_count.max(1);

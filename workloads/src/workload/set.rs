@@ -7,13 +7,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use faultline_checker::history::Process;
+use faultline_checker::history::{Key, Process};
+use faultline_generator::{
+    Generator, OpSpec, clients, each_thread, from_fn, independent, limit, once, repeat, seq,
+    until_ok,
+};
 use serde_json::{Value, json};
 
 use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
-use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
-use crate::{Key, clients, each_thread, from_fn, independent, limit, once, repeat, seq, until_ok};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let highest_key = Arc::new(AtomicI64::new(-1));
@@ -97,9 +99,9 @@ impl WorkloadClient for SetClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Simulation;
     use crate::workload::testing::{MemStore, block_on};
     use faultline_checker::history::OpType;
+    use faultline_generator::sim::Simulation;
 
     #[test]
     fn adds_are_unique_and_every_key_gets_final_reads() {

@@ -10,12 +10,10 @@ use std::collections::HashMap;
 
 use faultline_checker::elle::ElleWorkload;
 use faultline_checker::history::Process;
+use faultline_generator::{Context, Generator, OpSpec, from_fn};
 use serde_json::{Value, json};
 
 use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
-use crate::context::Context;
-use crate::from_fn;
-use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
 
 /// Which kind of transactions.
@@ -167,9 +165,9 @@ impl WorkloadClient for TxnClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Simulation;
     use crate::workload::testing::{MemStore, block_on};
     use faultline_checker::history::OpType;
+    use faultline_generator::sim::Simulation;
 
     #[test]
     fn appended_values_are_unique_per_key_and_keys_rotate() {

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use faultline_checker::history::{Op, OpType};
-use faultline_workloads::sim::Simulation;
-use faultline_workloads::{self as g, BoxGen, Generator, Key, OpSpec};
+use faultline_checker::history::{Key, Op, OpType};
+use faultline_generator::sim::Simulation;
+use faultline_generator::{self as g, BoxGen, Generator, OpSpec};
 use serde_json::json;
 
 /// A register test as issue 6 describes it: independent keys with random

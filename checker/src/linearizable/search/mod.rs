@@ -41,6 +41,9 @@
 //! The search stops with "unknown" when its deadline passes or the shared memory budget
 //! is spent; it never guesses.
 
+mod memo;
+mod moves;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -48,6 +51,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::model::{Action, Model, UNOBSERVED};
 use super::prepare::KeyProblem;
+use memo::MemoKey;
 
 /// Shared limits for all the searches of one check.
 #[derive(Debug)]
@@ -107,8 +111,6 @@ pub struct SearchReport {
     pub configurations: u64,
 }
 
-const MAX_STATES_REPORTED: usize = 8;
-
 #[derive(Clone, Copy, Debug)]
 enum Move {
     Completed(u32),
@@ -127,14 +129,6 @@ struct Frame<S> {
     moves: Vec<Move>,
     next: usize,
     undo: Option<Undo<S>>,
-}
-
-#[derive(Hash, PartialEq, Eq)]
-struct MemoKey<S> {
-    k: u32,
-    debt: bool,
-    mask: Box<[u64]>,
-    state: S,
 }
 
 struct Search<'p, M: Model> {
@@ -293,233 +287,6 @@ impl<'p, M: Model> Search<'p, M> {
 
     fn done(&self) -> bool {
         self.k >= self.ret_order.len()
-    }
-
-    /// Keeps the queue rule's count in step with an action taking effect (+1: undone).
-    fn count_enqueue(&mut self, action_of: Option<&Action>, undone: bool) {
-        if let (Some(left), Some(Action::Enqueue(v))) =
-            (self.observed_enqueues_left.as_mut(), action_of)
-            && *v != UNOBSERVED
-        {
-            *left = if undone {
-                *left + 1
-            } else {
-                left.saturating_sub(1)
-            };
-        }
-    }
-
-    /// Linearizes completed operation `x` (already checked to fit) into the current
-    /// configuration, advancing k past everything linearized.
-    fn linearize(&mut self, x: u32, undo: &mut Undo<M::State>) {
-        let problem = self.problem;
-        self.count_enqueue(Some(&problem.completed[x as usize].action), false);
-        self.linearized[x as usize] = true;
-        undo.linearized.push(x);
-        while self.k < self.ret_order.len() && self.linearized[self.ret_order[self.k] as usize] {
-            self.k += 1;
-        }
-    }
-
-    /// Linearizes every operation the model absorbs in the current state, until none
-    /// fits. Anything absorbed observes the state, which pays a crashed move's debt.
-    fn close_over_reads(&mut self, undo: &mut Undo<M::State>) {
-        let before = undo.linearized.len();
-        self.absorb(undo);
-        if undo.linearized.len() > before {
-            self.debt = false;
-        }
-    }
-
-    fn absorb(&mut self, undo: &mut Undo<M::State>) {
-        'again: while !self.done() {
-            let span = &self.span[self.k];
-            for &x in span.iter() {
-                if self.linearized[x as usize] {
-                    continue;
-                }
-                let action = &self.problem.completed[x as usize].action;
-                if !self.model.absorbs(&self.state, action) {
-                    continue;
-                }
-                // Absorbed operations may change the state (a queue's dequeue of its
-                // head); the undo record restores the state from before the move.
-                if let Some(next) = self.model.step(&self.state, action) {
-                    self.state = next;
-                    self.linearize(x, undo);
-                    continue 'again;
-                }
-            }
-            break;
-        }
-    }
-
-    fn deadline_position(&self) -> u64 {
-        self.problem.completed[self.ret_order[self.k] as usize].ret
-    }
-
-    /// The model's necessary condition for the deadline operation to fit, given every
-    /// operation that can be linearized before it.
-    fn deadline_could_fit(&self) -> bool {
-        let deadline_op = &self.problem.completed[self.ret_order[self.k] as usize].action;
-        let deadline = self.deadline_position();
-        let completed = self.span[self.k]
-            .iter()
-            .filter(|&&x| !self.linearized[x as usize])
-            .map(|&x| (&self.problem.completed[x as usize].action, 1));
-        // A crashed class offers each of its invoked, unused operations (all of them, as
-        // often as wanted, when crashed operations are reusable).
-        let crashed = self
-            .class_calls
-            .iter()
-            .enumerate()
-            .filter_map(|(class, calls)| {
-                let invoked = calls.partition_point(|&c| c < deadline);
-                let available = if self.crashed_reusable && invoked > 0 {
-                    usize::MAX
-                } else {
-                    invoked.saturating_sub(self.used[class] as usize)
-                };
-                (available > 0).then(|| (&self.class_actions[class], available))
-            });
-        self.model
-            .could_fit(&self.state, deadline_op, &mut completed.chain(crashed))
-    }
-
-    /// Queues: may element `a` be enqueued now? Not if another element still to be
-    /// enqueued now (a candidate) must be dequeued before `a`'s dequeue begins.
-    fn enqueue_in_order(&self, action: &Action) -> bool {
-        if *action == Action::Enqueue(UNOBSERVED)
-            && self.observed_enqueues_left.is_some_and(|left| left > 0)
-        {
-            return false;
-        }
-        let (Some(windows), Action::Enqueue(a)) = (&self.problem.dequeue_windows, action) else {
-            return true;
-        };
-        let Some(&(a_call, _)) = windows.get(a) else {
-            return true;
-        };
-        let dequeued_before_a = |other: &Action| match other {
-            Action::Enqueue(b) if b != a => {
-                windows.get(b).is_some_and(|&(_, b_ret)| b_ret < a_call)
-            }
-            _ => false,
-        };
-        let completed = self.span[self.k]
-            .iter()
-            .filter(|&&x| !self.linearized[x as usize])
-            .any(|&x| dequeued_before_a(&self.problem.completed[x as usize].action));
-        let deadline = self.deadline_position();
-        let crashed = self.class_calls.iter().enumerate().any(|(class, calls)| {
-            let invoked = calls.partition_point(|&c| c < deadline);
-            invoked > self.used[class] as usize && dequeued_before_a(&self.class_actions[class])
-        });
-        !(completed || crashed)
-    }
-
-    fn moves(&mut self) -> Vec<Move> {
-        if !self.deadline_could_fit() {
-            return Vec::new();
-        }
-        self.generation += 1;
-        let generation = self.generation;
-        let mut moves = Vec::new();
-        // In return order, so the first candidate of each action is the one to offer.
-        for &x in self.span[self.k].iter() {
-            if self.linearized[x as usize] {
-                continue;
-            }
-            let action = self.completed_action[x as usize] as usize;
-            if self.debt
-                && self
-                    .model
-                    .overwrites(&self.problem.completed[x as usize].action)
-            {
-                continue;
-            }
-            if self.offered[action] != generation {
-                self.offered[action] = generation;
-                moves.push(Move::Completed(x));
-            }
-        }
-        let deadline = self.deadline_position();
-        for (class, calls) in self.class_calls.iter().enumerate() {
-            if let Some(twin) = self.crashed_twin[class]
-                && self.offered[twin as usize] == generation
-            {
-                continue;
-            }
-            let candidate = &self.class_actions[class];
-            if (self.debt && self.model.overwrites(candidate)) || !self.enqueue_in_order(candidate)
-            {
-                continue;
-            }
-            let invoked = calls.partition_point(|&c| c < deadline);
-            let available = if self.crashed_reusable {
-                invoked > 0
-            } else {
-                invoked > self.used[class] as usize
-            };
-            if available {
-                moves.push(Move::Crashed(class as u16));
-            }
-        }
-        moves
-    }
-
-    fn memo_key(&self) -> MemoKey<M::State> {
-        let span = &self.span[self.k];
-        let mut mask = vec![0u64; span.len().div_ceil(64)].into_boxed_slice();
-        for (bit, &x) in span.iter().enumerate() {
-            if self.linearized[x as usize] {
-                mask[bit / 64] |= 1 << (bit % 64);
-            }
-        }
-        MemoKey {
-            k: self.k as u32,
-            debt: self.debt,
-            mask,
-            state: self.state.clone(),
-        }
-    }
-
-    /// Records the current configuration; false if it (or one it dominates) was seen.
-    fn remember(&mut self) -> bool {
-        let key = self.memo_key();
-        let entry_bytes = 64 + key.mask.len() * 8 + std::mem::size_of::<M::State>();
-        if self.used.is_empty() || self.crashed_reusable {
-            if !self.seen.insert(key) {
-                return false;
-            }
-            self.memory_local += entry_bytes;
-            return true;
-        }
-        let used = &self.used;
-        let seen = self.seen_with_crashed.entry(key).or_default();
-        if seen
-            .iter()
-            .any(|s| s.iter().zip(used.iter()).all(|(a, b)| a <= b))
-        {
-            return false;
-        }
-        seen.retain(|s| !s.iter().zip(used.iter()).all(|(a, b)| b <= a));
-        seen.push(used.clone().into_boxed_slice());
-        self.memory_local += entry_bytes + used.len() * 2 + 16;
-        true
-    }
-
-    fn note_depth(&mut self) {
-        if self.k > self.deepest_k {
-            self.deepest_k = self.k;
-            self.deepest_states.clear();
-        }
-        if self.k == self.deepest_k
-            && self.deepest_states.len() < MAX_STATES_REPORTED
-            && !self.deepest_states.contains(&self.state)
-        {
-            self.deepest_states.push(self.state.clone());
-        }
     }
 
     fn undo(&mut self, undo: Undo<M::State>) {
