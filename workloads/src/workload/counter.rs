@@ -1,10 +1,13 @@
 //! `counter`: increments and reads of one counter; every read must lie between the sum
 //! of the increments certainly applied and the sum of those possibly applied.
 
+use std::sync::Arc;
+
+use faultline_checker::checkers::Counter;
 use faultline_checker::history::Process;
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient};
 use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
 use crate::{clients, each_thread, from_fn, once, until_ok};
@@ -28,7 +31,7 @@ pub(super) fn workload() -> Workload {
         final_generator: Some(final_reads.boxed()),
         setup: Vec::new(),
         client: Box::new(CounterClient),
-        check: CheckSpec::Counter,
+        checker: Arc::new(Counter::new()),
     }
 }
 

@@ -1,11 +1,14 @@
 //! `register`: reads, writes and compare-and-sets on independent keys, checked for
 //! linearizability with the cas-register model, key by key.
 
+use std::sync::Arc;
+
+use faultline_checker::checkers::Linearizable;
 use faultline_checker::history::Process;
 use faultline_checker::linearizable::ModelKind;
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
 use crate::{Key, from_fn, independent};
@@ -35,7 +38,7 @@ pub(super) fn workload(options: &WorkloadOptions) -> Workload {
         final_generator: None,
         setup: Vec::new(),
         client: Box::new(RegisterClient),
-        check: CheckSpec::Linearizable(ModelKind::CasRegister),
+        checker: Arc::new(Linearizable::new(ModelKind::CasRegister)),
     }
 }
 

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use faultline_checker::checkers::SetFull;
 use faultline_checker::history::Process;
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::generator::{Generator, OpSpec};
 use crate::store::{Micro, Store};
 use crate::{Key, clients, each_thread, from_fn, independent, limit, once, repeat, seq, until_ok};
@@ -59,7 +60,7 @@ pub(super) fn workload(options: &WorkloadOptions) -> Workload {
         final_generator: Some(final_reads.boxed()),
         setup: Vec::new(),
         client: Box::new(SetClient),
-        check: CheckSpec::Set,
+        checker: Arc::new(SetFull::default()),
     }
 }
 

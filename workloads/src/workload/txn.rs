@@ -7,12 +7,14 @@
 //! keeps lists short and version orders easy to infer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use faultline_checker::elle::ElleWorkload;
+use faultline_checker::checkers::Elle;
+use faultline_checker::elle::{ElleOptions, ElleWorkload};
 use faultline_checker::history::Process;
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::context::Context;
 use crate::from_fn;
 use crate::generator::{Generator, OpSpec};
@@ -97,7 +99,7 @@ pub(super) fn workload(kind: Kind, options: &WorkloadOptions) -> Workload {
         final_generator: None,
         setup: Vec::new(),
         client: Box::new(TxnClient { kind }),
-        check: CheckSpec::Elle(elle),
+        checker: Arc::new(Elle::new(ElleOptions::new(elle))),
     }
 }
 
