@@ -55,6 +55,21 @@ pub trait Checker: Send + Sync {
     fn check(&self, history: &History, options: &CheckOptions) -> Result<Checked, InputError>;
 }
 
+/// A shared checker is a checker (e.g. a workload's, composed with others).
+impl<C: Checker + ?Sized> Checker for std::sync::Arc<C> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn describe(&self, options: &CheckOptions) -> Map<String, Value> {
+        (**self).describe(options)
+    }
+
+    fn check(&self, history: &History, options: &CheckOptions) -> Result<Checked, InputError> {
+        (**self).check(history, options)
+    }
+}
+
 /// How far one check may go, and what it should produce besides the verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckOptions {

@@ -117,6 +117,7 @@ fn compose_nests_each_result_under_its_name() {
     );
     let names: Vec<&str> = checked.members.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
+    assert_eq!(checker.names().collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(checked.members[1].1.verdict.valid, Validity::Invalid);
     // Only the members that are not valid explain themselves, under their names.
     assert_eq!(
@@ -149,6 +150,25 @@ fn a_composition_inside_a_composition_nests_deeper() {
         json!({"name": "compose", "checkers": {
             "inner": {"name": "compose", "checkers": {"x": {"name": "x"}, "y": {"name": "y"}}},
             "z": {"name": "z"}}})
+    );
+}
+
+#[test]
+fn a_shared_checker_composes() {
+    let shared: std::sync::Arc<dyn Checker> =
+        std::sync::Arc::new(Linearizable::new(ModelKind::CasRegister));
+    let checker = Compose::new()
+        .with(shared.name(), Box::new(std::sync::Arc::clone(&shared)))
+        .unwrap()
+        .with("other", fixed("other", Validity::Valid))
+        .unwrap();
+    let checked = checker
+        .check(&register_history(), &CheckOptions::default())
+        .unwrap();
+    assert_eq!(checked.verdict.details["linearizable"]["valid"], true);
+    assert_eq!(
+        checked.verdict.details["linearizable"]["model"],
+        "cas-register"
     );
 }
 
