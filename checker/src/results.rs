@@ -107,7 +107,7 @@ impl Results {
     /// Records the answer of the test's checker, called `name`: a composition's members
     /// each under their own name (`checkers` then holds the composition's nested
     /// results, as Jepsen's `results.edn` holds `compose`'s), any other checker's verdict
-    /// under `name`.
+    /// (and that of a composition of none) under `name`.
     pub fn record(&mut self, name: &str, checked: &Checked) {
         if checked.members.is_empty() {
             self.checkers

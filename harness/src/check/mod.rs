@@ -84,7 +84,8 @@ pub struct CheckArgs {
     pub set_linearizable: bool,
 }
 
-/// The checkers `check` can run.
+/// The values of `--checker`: which [`Checker`](faultline_checker::Checker) `choose`
+/// builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckerName {
     /// Linearizability of single-object operations, per key.
