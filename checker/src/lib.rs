@@ -6,6 +6,7 @@
 
 /// The bank checker: every read of the accounts sums to the total, with no negative balance.
 pub mod bank;
+pub mod checkers;
 /// The counter checker: every read lies between the totals the adds could have produced.
 pub mod counter;
 pub mod elle;
@@ -19,5 +20,6 @@ pub mod synth;
 #[cfg(test)]
 mod testing;
 
+pub use checkers::{CheckOptions, Checked, Checker, Compose};
 pub use history::{History, InputError, Op, OpType, Process};
 pub use results::{Results, Validity, Verdict};

@@ -5,41 +5,24 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use faultline_checker::bank::BankOptions;
-use faultline_checker::counter::CounterOptions;
-use faultline_checker::elle::ElleOptions;
-use faultline_checker::set::SetOptions;
-use faultline_checker::{History, Verdict};
-use faultline_workloads::workload::CheckSpec;
+use faultline_checker::{CheckOptions, Checked, Checker, History};
 
-use crate::check::{Choice, Limits, run_checker, write_artifacts};
+use crate::check::write_artifacts;
 
-/// The checker's name in `results.json` and its verdict. Elle's cycle drawings go to
-/// `run_dir/elle/`.
+/// Checks `history` with `checker`, giving up after `time_limit`. Elle's cycle drawings
+/// go to `run_dir/elle/`.
 pub fn check(
     history: &History,
-    spec: &CheckSpec,
+    checker: &dyn Checker,
     time_limit: Duration,
     run_dir: &Path,
-) -> Result<(&'static str, Verdict)> {
-    let choice = match spec {
-        // Our own runs write JSONL: a read of null says the register is null.
-        CheckSpec::Linearizable(model) => Choice::Linearizable(*model, Default::default()),
-        CheckSpec::Elle(workload) => Choice::Elle(ElleOptions::new(*workload)),
-        CheckSpec::Bank { total, accounts } => Choice::Bank(BankOptions {
-            total: *total,
-            accounts: Some(accounts.clone()),
-            negative_allowed: false,
-        }),
-        CheckSpec::Set => Choice::Set(SetOptions::default()),
-        CheckSpec::Counter => Choice::Counter(CounterOptions::default()),
-    };
-    let limits = Limits {
+) -> Result<Checked> {
+    let options = CheckOptions {
         time_limit,
         memory_limit_mib: None,
         draw: true,
     };
-    let checked = run_checker(history, &choice, &limits)?;
+    let checked = checker.check(history, &options)?;
     write_artifacts(run_dir, &checked.artifacts)?;
-    Ok((choice.name(), checked.verdict))
+    Ok(checked)
 }

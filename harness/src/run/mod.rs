@@ -105,7 +105,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     );
     let guard = teardown_on_interrupt(Arc::clone(&deployment.registry))
         .context("cannot install the Ctrl-C handler")?;
-    let check_spec = workload.check.clone();
+    let checker = Arc::clone(&workload.checker);
     let cluster_run = deployment.registry.run();
     let driven = drive(config, &deployment, workload, &run_dir);
     let log_problems = deployment.collect_logs(&run_dir);
@@ -159,14 +159,14 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     let history = History::from_ops(&history_path.display().to_string(), ops)
         .context("the recorded history is malformed (a bug in faultline)")?;
     let checking = Instant::now();
-    let (name, verdict) = checking::check(&history, &check_spec, config.check_time_limit, &run_dir)
+    let checked = checking::check(&history, &*checker, config.check_time_limit, &run_dir)
         .context("cannot check the history")?;
-    results.checkers.insert(name.to_string(), verdict);
+    results.record(checker.name(), &checked);
     let valid = results.valid();
     write_results(config, started, &run_dir, &results, valid)?;
     say_raw!(
         "{}",
-        crate::summary::render(&history_path, name, &results, checking.elapsed())
+        crate::summary::render(&history_path, checker.name(), &results, checking.elapsed())
     );
     say!("  results: {}", run_dir.join("results.json").display());
     Ok(Finished { valid, run_dir })

@@ -5,11 +5,15 @@
 //! transaction, so it commits only if neither changed in between. Accounts are named
 //! `0`…`N-1`; reads return `{"0": balance, …}`.
 
+use std::sync::Arc;
+
+use faultline_checker::bank::BankOptions;
+use faultline_checker::checkers::Bank;
 use faultline_checker::history::Process;
 use faultline_generator::{Generator, OpSpec, clients, each_thread, from_fn, once, until_ok};
 use serde_json::{Map, Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Micro, Store, StoreError};
 
 /// Transfers move at most this much.
@@ -63,10 +67,11 @@ pub(super) fn workload(options: &WorkloadOptions) -> Result<Workload, String> {
         client: Box::new(BankClient {
             accounts: names.clone(),
         }),
-        check: CheckSpec::Bank {
+        checker: Arc::new(Bank::new(BankOptions {
             total: options.total,
-            accounts: names,
-        },
+            accounts: Some(names),
+            negative_allowed: false,
+        })),
     })
 }
 

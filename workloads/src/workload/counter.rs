@@ -1,11 +1,14 @@
 //! `counter`: increments and reads of one counter; every read must lie between the sum
 //! of the increments certainly applied and the sum of those possibly applied.
 
+use std::sync::Arc;
+
+use faultline_checker::checkers::Counter;
 use faultline_checker::history::Process;
 use faultline_generator::{Generator, OpSpec, clients, each_thread, from_fn, once, until_ok};
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient};
 use crate::store::{Micro, Store};
 
 const KEY: &str = "counter";
@@ -27,7 +30,7 @@ pub(super) fn workload() -> Workload {
         final_generator: Some(final_reads.boxed()),
         setup: Vec::new(),
         client: Box::new(CounterClient),
-        check: CheckSpec::Counter,
+        checker: Arc::new(Counter::new()),
     }
 }
 

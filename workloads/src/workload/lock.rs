@@ -6,12 +6,15 @@
 //! holder crashed stays locked: groups move to a fresh key every `ops_per_key`
 //! operations.
 
+use std::sync::Arc;
+
+use faultline_checker::checkers::Linearizable;
 use faultline_checker::history::{Key, Process};
 use faultline_checker::linearizable::ModelKind;
 use faultline_generator::{Generator, OpSpec, from_fn, independent};
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Micro, Store};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
@@ -36,7 +39,7 @@ pub(super) fn workload(options: &WorkloadOptions) -> Workload {
         final_generator: None,
         setup: Vec::new(),
         client: Box::new(LockClient),
-        check: CheckSpec::Linearizable(ModelKind::Mutex),
+        checker: Arc::new(Linearizable::new(ModelKind::Mutex)),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Workloads: what the clients do and how it is checked. A [`Workload`] is a generator of
 //! client operations (history spec's `f` and `value`), a [`WorkloadClient`] that performs
 //! each operation as transactions on a [`Store`], optional setup transactions and a final
-//! generator (run after the faults are healed), and the checker that judges the history
-//! ([`CheckSpec`]).
+//! generator (run after the faults are healed), and the [`Checker`] that judges the
+//! history, built.
 //!
 //! | workload | operations | checker |
 //! |---|---|---|
@@ -23,7 +23,9 @@ mod txn;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use faultline_checker::Checker;
 use faultline_checker::history::{Key, OpType, Process};
 use faultline_generator::{BoxGen, OpSpec};
 use serde_json::Value;
@@ -120,26 +122,6 @@ pub trait WorkloadClient: Send + Sync {
     ) -> InvokeFuture<'a>;
 }
 
-/// Which checker judges a workload's history, with its options.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckSpec {
-    /// Linearizability against a model, per key.
-    Linearizable(faultline_checker::linearizable::ModelKind),
-    /// Elle's cycle detection.
-    Elle(faultline_checker::elle::ElleWorkload),
-    /// The bank checker: every read sums to `total` over `accounts`.
-    Bank {
-        /// The constant total.
-        total: i64,
-        /// The account names.
-        accounts: Vec<String>,
-    },
-    /// The set checker.
-    Set,
-    /// The counter checker.
-    Counter,
-}
-
 /// Settings shared by workloads; each uses the ones that concern it.
 #[derive(Debug, Clone)]
 pub struct WorkloadOptions {
@@ -188,8 +170,9 @@ pub struct Workload {
     pub setup: Vec<Vec<Micro>>,
     /// How operations are performed.
     pub client: Box<dyn WorkloadClient>,
-    /// How the history is checked.
-    pub check: CheckSpec,
+    /// How the history is checked (shared: the run keeps it while the rest of the
+    /// workload is consumed by the interpreter).
+    pub checker: Arc<dyn Checker>,
 }
 
 /// The workload called `name`, or an error listing the names.

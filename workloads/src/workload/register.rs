@@ -1,12 +1,15 @@
 //! `register`: reads, writes and compare-and-sets on independent keys, checked for
 //! linearizability with the cas-register model, key by key.
 
+use std::sync::Arc;
+
+use faultline_checker::checkers::Linearizable;
 use faultline_checker::history::{Key, Process};
 use faultline_checker::linearizable::ModelKind;
 use faultline_generator::{Generator, OpSpec, from_fn, independent};
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Micro, Store};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
@@ -34,7 +37,7 @@ pub(super) fn workload(options: &WorkloadOptions) -> Workload {
         final_generator: None,
         setup: Vec::new(),
         client: Box::new(RegisterClient),
-        check: CheckSpec::Linearizable(ModelKind::CasRegister),
+        checker: Arc::new(Linearizable::new(ModelKind::CasRegister)),
     }
 }
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use faultline_checker::checkers::SetFull;
 use faultline_checker::history::{Key, Process};
 use faultline_generator::{
     Generator, OpSpec, clients, each_thread, from_fn, independent, limit, once, repeat, seq,
@@ -14,7 +15,7 @@ use faultline_generator::{
 };
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Micro, Store};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
@@ -61,7 +62,7 @@ pub(super) fn workload(options: &WorkloadOptions) -> Workload {
         final_generator: Some(final_reads.boxed()),
         setup: Vec::new(),
         client: Box::new(SetClient),
-        check: CheckSpec::Set,
+        checker: Arc::new(SetFull::default()),
     }
 }
 

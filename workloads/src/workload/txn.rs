@@ -7,13 +7,15 @@
 //! keeps lists short and version orders easy to infer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use faultline_checker::elle::ElleWorkload;
+use faultline_checker::checkers::Elle;
+use faultline_checker::elle::{ElleOptions, ElleWorkload};
 use faultline_checker::history::Process;
 use faultline_generator::{Context, Generator, OpSpec, from_fn};
 use serde_json::{Value, json};
 
-use super::{CheckSpec, Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
+use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Micro, Store};
 
 /// Which kind of transactions.
@@ -95,7 +97,7 @@ pub(super) fn workload(kind: Kind, options: &WorkloadOptions) -> Workload {
         final_generator: None,
         setup: Vec::new(),
         client: Box::new(TxnClient { kind }),
-        check: CheckSpec::Elle(elle),
+        checker: Arc::new(Elle::new(ElleOptions::new(elle))),
     }
 }
 
