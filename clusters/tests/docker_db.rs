@@ -13,30 +13,15 @@ use std::time::{Duration, Instant};
 
 use faultline_clusters::cleanup::Registry;
 use faultline_clusters::db::{setup_all, teardown_all};
-use faultline_clusters::docker::{
-    DockerCluster, DockerError, RUN_LABEL, build_image, check_prerequisites,
-};
+use faultline_clusters::docker::{DockerCluster, RUN_LABEL, build_image};
 use faultline_clusters::{Db, EtcdDb, KvDb, clean};
+use faultline_testsupport::{Need, available, kv_binary};
 use serde_json::json;
 
-use common::{ChildController, kv_binary, kv_txn};
+use common::{ChildController, kv_txn};
 
 /// Where the image puts the node binaries.
 const IMAGE_BIN: &str = "/usr/local/bin";
-
-/// Whether a Docker engine is usable; `false` (skip) when there is no `docker` CLI.
-fn have_docker() -> bool {
-    match check_prerequisites() {
-        Err(DockerError::NoCli) => {
-            eprintln!("skipped: no docker CLI on this machine");
-            false
-        }
-        other => {
-            other.unwrap();
-            true
-        }
-    }
-}
 
 fn docker_lines(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
@@ -59,7 +44,7 @@ fn kv_image() -> String {
 
 #[test]
 fn five_kv_nodes_on_docker_serve() {
-    if !have_docker() {
+    if !available(Need::Docker) {
         return;
     }
     let image = kv_image();
@@ -93,7 +78,7 @@ fn five_kv_nodes_on_docker_serve() {
 
 #[test]
 fn three_etcd_nodes_on_docker_answer_a_write_and_a_read() {
-    if !have_docker() {
+    if !available(Need::Docker) {
         return;
     }
     let etcd = Path::new("/usr/bin/etcd");
@@ -139,7 +124,7 @@ fn docker_child_controller() {
 
 #[test]
 fn clean_removes_the_containers_a_sigkilled_controller_left() {
-    if !have_docker() {
+    if !available(Need::Docker) {
         return;
     }
     kv_image(); // built here, so the child's wait does not include a build

@@ -112,19 +112,14 @@ fn connects(from: &faultline_clusters::Node, to: &faultline_clusters::Node) -> b
 #[test]
 fn loss_on_docker_containers_through_nsenter() {
     use faultline_clusters::cleanup::{Registry, Resource};
-    use faultline_clusters::docker::{
-        DockerCluster, DockerError, build_image, check_prerequisites,
-    };
+    use faultline_clusters::docker::{DockerCluster, build_image};
+    use faultline_testsupport::{Need, available};
     use std::sync::Arc;
 
-    match check_prerequisites() {
-        Err(DockerError::NoCli) => {
-            eprintln!("skipped: no docker CLI on this machine");
-            return;
-        }
-        other => other.unwrap(),
+    if !available(Need::Docker) {
+        return;
     }
-    let image = build_image(&[&support::kv_binary()]).unwrap();
+    let image = build_image(&[&faultline_testsupport::kv_binary()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = format!("nempk{}", std::process::id());
     let registry = Arc::new(Registry::create(dir.path(), &run).unwrap());

@@ -3,22 +3,14 @@
 //! reads, and fail-over in a 3-node cluster when a node is killed.
 
 use std::collections::{BTreeSet, HashSet};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use faultline_testsupport::free_port;
 use faultline_workloads::store::etcd::{EtcdStore, ReadMode};
 use faultline_workloads::store::{Micro, Store, StoreError, TxnOk};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `n` etcd members `n1`..; all killed on drop.
 struct Etcd {

@@ -3,28 +3,17 @@
 //! a paused cluster.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use faultline_testsupport::{free_port, kv_binary};
 use faultline_workloads::store::kv::KvStore;
 use faultline_workloads::store::{Micro, Store, StoreError, TxnOk};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-
-#[path = "../../testsupport/kv_binary.rs"]
-mod kv_binary;
-use kv_binary::kv_binary;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Three nodes `n1`..`n3` (ids 1..3); all killed on drop.
 struct Cluster {

@@ -8,8 +8,6 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub mod sshd;
-
 /// Runs the binary from the workspace root, so paths are the README's.
 pub fn faultline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
