@@ -15,6 +15,10 @@ use faultline_clusters::{Cmd, KvDb, Node};
 use faultline_nemesis::{DockerNet, Net, isolate, one_way};
 use faultline_testsupport::{Need, available, kv_binary};
 
+#[path = "support/probe.rs"]
+mod probe;
+use probe::{connect_ms, connect_script, median};
+
 /// Whether `from` opens a TCP connection to `to`'s peer port within 1 s (busybox `nc`
 /// inside the container).
 fn connects(from: &Node, to: &Node) -> bool {
@@ -89,29 +93,13 @@ fn connect_times(from: &str, to: &Node, count: usize) -> Vec<f64> {
     let pid = faultline_clusters::docker::container_pid(from)
         .unwrap()
         .unwrap();
-    let script = format!(
-        "for i in $(seq {count}); do s=$EPOCHREALTIME; exec 3<>/dev/tcp/{}/{} || exit 1; \
-         e=$EPOCHREALTIME; exec 3>&-; echo \"$s $e\"; done",
-        to.addr,
-        KvDb::PEER_PORT
-    );
+    let script = connect_script(&to.addr, KvDb::PEER_PORT, count);
     let out = Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-n", "bash", "-c", &script])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let (a, b) = l.split_once(' ').unwrap();
-            (b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap()) * 1000.0
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    connect_ms(&String::from_utf8_lossy(&out.stdout))
 }
 
 #[test]

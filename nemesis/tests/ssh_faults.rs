@@ -20,6 +20,10 @@ use faultline_testsupport::sshd::SshdCluster;
 use faultline_testsupport::{Need, available, kv_binary, sh};
 use serde_json::{Value, json};
 
+#[path = "support/probe.rs"]
+mod probe;
+use probe::{connect_ms, connect_script, median};
+
 /// Probes of the rig's namespaces, run there directly (not over SSH).
 trait Probe {
     /// The namespace host `name`.
@@ -108,27 +112,13 @@ fn ssh_net_partitions_over_ssh_and_heals() {
 
 /// `count` TCP connect times (ms) from `from`'s namespace to `to`'s sshd.
 fn connect_times(rig: &SshdCluster, from: &str, to: &str, count: usize) -> Vec<f64> {
-    let script = format!(
-        "for i in $(seq {count}); do s=$EPOCHREALTIME; exec 3<>/dev/tcp/{}/22 || exit 1; \
-         e=$EPOCHREALTIME; exec 3>&-; echo \"$s $e\"; done",
-        rig.host(to).addr()
-    );
+    let script = connect_script(&rig.host(to).addr().to_string(), 22, count);
     let out = rig
         .host(from)
         .run_ok(&Cmd::new("bash").args(["-c", &script]))
         .unwrap()
         .stdout;
-    out.lines()
-        .map(|l| {
-            let (a, b) = l.split_once(' ').unwrap();
-            (b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap()) * 1000.0
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    connect_ms(&out)
 }
 
 #[test]
