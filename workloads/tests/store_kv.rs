@@ -15,6 +15,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
+mod common;
+use common::{ok_within, r};
+
 /// Three nodes `n1`..`n3` (ids 1..3); all killed on drop.
 struct Cluster {
     clients: Vec<String>,
@@ -129,21 +132,7 @@ fn status(addr: &str) -> Option<Value> {
 
 /// Retries definite failures (leadership changes) until `ok`; an `info` fails the test.
 async fn ok(store: &mut KvStore, ops: &[Micro]) -> TxnOk {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match store.txn(ops).await {
-            Ok(ok) => return ok,
-            Err(StoreError::Fail { error, .. }) if Instant::now() < deadline => {
-                eprintln!("retrying {ops:?} after fail {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{ops:?}: {e:?}"),
-        }
-    }
-}
-
-fn r(k: &str) -> Micro {
-    Micro::Read(k.into())
+    ok_within(store, ops, Duration::from_secs(10)).await
 }
 
 #[tokio::test]
