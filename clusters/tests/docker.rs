@@ -5,7 +5,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,11 +14,7 @@ use faultline_clusters::docker::{DockerCluster, RUN_LABEL, build_image};
 use faultline_clusters::{Cmd, DaemonSpec, ExitStatus, Remote, RemoteError, Signal};
 use faultline_testsupport::{Need, available, kv_binary};
 
-fn docker_lines(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {:?}", out);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::docker_lines;
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -33,16 +33,21 @@ pub fn kv_txn(db: &KvDb, nodes: &[Node], txn: Value) -> Value {
     }
 }
 
+/// Runs `docker ARGS…` on the controller, asserting that it succeeded; its trimmed
+/// stdout.
+pub fn docker_lines(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Asserts that no container and no network labelled with Docker run `run` is left.
 pub fn assert_docker_run_gone(run: &str) {
     let label = format!("label={}={run}", faultline_clusters::docker::RUN_LABEL);
     let ps: &[&str] = &["ps", "-aq", "--filter", &label];
     let networks: &[&str] = &["network", "ls", "-q", "--filter", &label];
     for args in [ps, networks] {
-        let out = Command::new("docker").args(args).output().unwrap();
-        assert!(out.status.success(), "docker {args:?}: {out:?}");
-        let left = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(left.trim(), "", "docker {args:?}: left behind");
+        assert_eq!(docker_lines(args), "", "docker {args:?}: left behind");
     }
 }
 
