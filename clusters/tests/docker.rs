@@ -5,22 +5,16 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use faultline_clusters::cleanup::Registry;
-use faultline_clusters::docker::{
-    DockerCluster, DockerError, RUN_LABEL, build_image, check_prerequisites,
-};
+use faultline_clusters::docker::{DockerCluster, RUN_LABEL, build_image};
 use faultline_clusters::{Cmd, DaemonSpec, ExitStatus, Remote, RemoteError, Signal};
+use faultline_testsupport::{Need, available, kv_binary};
 
-fn docker_lines(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {:?}", out);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::docker_lines;
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -35,14 +29,10 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn docker_nodes_run_commands_files_and_daemons_and_leave_nothing() {
-    match check_prerequisites() {
-        Err(DockerError::NoCli) => {
-            eprintln!("skipped: no docker CLI on this machine");
-            return;
-        }
-        other => other.unwrap(),
+    if !available(Need::Docker) {
+        return;
     }
-    let kv = common::kv_binary();
+    let kv = kv_binary();
     let image = build_image(&[&kv]).unwrap();
     let started = Instant::now();
     assert_eq!(build_image(&[&kv]).unwrap(), image, "the image is cached");

@@ -6,52 +6,21 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use faultline_clusters::cleanup::Registry;
 use faultline_clusters::db::{setup_all, teardown_all};
-use faultline_clusters::docker::{
-    DockerCluster, DockerError, RUN_LABEL, build_image, check_prerequisites,
-};
+use faultline_clusters::docker::{DockerCluster, RUN_LABEL, build_image};
 use faultline_clusters::{Db, EtcdDb, KvDb, clean};
+use faultline_testsupport::{Need, available, kv_binary};
 use serde_json::json;
 
-use common::{ChildController, kv_binary, kv_txn};
+use common::{ChildController, assert_docker_run_gone, docker_lines, kv_txn};
 
 /// Where the image puts the node binaries.
 const IMAGE_BIN: &str = "/usr/local/bin";
-
-/// Whether a Docker engine is usable; `false` (skip) when there is no `docker` CLI.
-fn have_docker() -> bool {
-    match check_prerequisites() {
-        Err(DockerError::NoCli) => {
-            eprintln!("skipped: no docker CLI on this machine");
-            false
-        }
-        other => {
-            other.unwrap();
-            true
-        }
-    }
-}
-
-fn docker_lines(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Asserts that no container and no network labelled with run `run` is left.
-fn assert_docker_gone(run: &str) {
-    let label = format!("label={RUN_LABEL}={run}");
-    let containers = docker_lines(&["ps", "-aq", "--filter", &label]);
-    assert_eq!(containers, "", "containers left");
-    let networks = docker_lines(&["network", "ls", "-q", "--filter", &label]);
-    assert_eq!(networks, "", "networks left");
-}
 
 fn kv_image() -> String {
     build_image(&[&kv_binary()]).unwrap()
@@ -59,7 +28,7 @@ fn kv_image() -> String {
 
 #[test]
 fn five_kv_nodes_on_docker_serve() {
-    if !have_docker() {
+    if !available(Need::Docker) {
         return;
     }
     let image = kv_image();
@@ -87,13 +56,13 @@ fn five_kv_nodes_on_docker_serve() {
 
     let label = cluster.run().to_string();
     cluster.teardown().unwrap();
-    assert_docker_gone(&label);
+    assert_docker_run_gone(&label);
     assert!(registry.resources().is_empty());
 }
 
 #[test]
 fn three_etcd_nodes_on_docker_answer_a_write_and_a_read() {
-    if !have_docker() {
+    if !available(Need::Docker) {
         return;
     }
     let etcd = Path::new("/usr/bin/etcd");
@@ -114,7 +83,7 @@ fn three_etcd_nodes_on_docker_answer_a_write_and_a_read() {
 
     let label = cluster.run().to_string();
     cluster.teardown().unwrap();
-    assert_docker_gone(&label);
+    assert_docker_run_gone(&label);
 }
 
 /// The controller that `clean_removes_the_containers_a_sigkilled_controller_left` kills:
@@ -139,7 +108,7 @@ fn docker_child_controller() {
 
 #[test]
 fn clean_removes_the_containers_a_sigkilled_controller_left() {
-    if !have_docker() {
+    if !available(Need::Docker) {
         return;
     }
     kv_image(); // built here, so the child's wait does not include a build
@@ -161,5 +130,5 @@ fn clean_removes_the_containers_a_sigkilled_controller_left() {
     let report = clean(dir.path()).unwrap();
     assert_eq!((report.cleaned.len(), report.skipped.len()), (1, 0));
     assert_eq!(report.removed, 3, "two containers and the network");
-    assert_docker_gone(&run);
+    assert_docker_run_gone(&run);
 }

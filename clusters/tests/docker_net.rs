@@ -19,7 +19,8 @@ use faultline_clusters::{Cmd, Signal};
 use faultline_clusters::{Db, KvDb, Node};
 use serde_json::json;
 
-use common::{assert_docker_run_gone, docker_available, kv_binary, kv_txn};
+use common::{assert_docker_run_gone, kv_txn};
+use faultline_testsupport::{Need, available, kv_binary};
 
 /// Whether `from` opens a TCP connection to `addr:port` within 1 s (busybox `nc`
 /// inside the container).
@@ -51,7 +52,7 @@ fn has_table(net: &DockerNet) -> bool {
 
 #[test]
 fn partition_heal_and_pause_on_docker() {
-    if !docker_available() {
+    if !available(Need::Docker) {
         return;
     }
     let image = build_image(&[&kv_binary()]).unwrap();

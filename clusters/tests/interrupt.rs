@@ -2,8 +2,6 @@
 //! namespace cluster and a daemon gets SIGINT and removes everything before it exits.
 //! Needs root, iproute2 and nftables.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use faultline_clusters::cleanup::{start_time, teardown_on_interrupt};
 use faultline_clusters::{Cmd, DaemonSpec, NetnsCluster, Remote, clean};
-
-use common::assert_gone;
+use faultline_testsupport::{assert_netns_run_gone, sh};
 
 /// The child controller that `sigint_tears_down_the_run_despite_a_second_signal`
 /// interrupts: runs only when that
@@ -104,7 +101,7 @@ fn sigint_tears_down_the_run_despite_a_second_signal() {
         fields[2].parse::<u64>().unwrap(),
     );
     let state = dir.path().join(faultline_clusters::cleanup::STATE_FILE);
-    assert!(common::sh(&["ip", "netns", "list"]).contains(&run));
+    assert!(sh(&["ip", "netns", "list"]).contains(&run));
     assert!(alive(pid, start), "the daemon is not running");
     assert!(state.exists());
 
@@ -121,7 +118,7 @@ fn sigint_tears_down_the_run_despite_a_second_signal() {
     // No clean: the child's own teardown removed everything, and its state file.
     assert!(!alive(pid, start), "the daemon {pid} survived");
     assert!(!state.exists(), "state file left");
-    assert_gone(&run, dir.path());
+    assert_netns_run_gone(&run, dir.path());
     assert_no_namespace_of(&run, dir.path());
 }
 

@@ -1,7 +1,7 @@
 //! The local namespace backend and the databases on it, for real: needs root, iproute2,
 //! nftables, etcd (Debian `etcd-server`) and the `faultline-kv` release binary (built if
-//! missing, see `common::kv_binary`). Every cluster is torn down by its `Drop` even when
-//! a test fails. Traffic stays on each run's own bridge.
+//! missing, see `faultline_testsupport::kv_binary`). Every cluster is torn down by its
+//! `Drop` even when a test fails. Traffic stays on each run's own bridge.
 
 mod common;
 
@@ -12,7 +12,8 @@ use faultline_clusters::db::{setup_all, teardown_all};
 use faultline_clusters::{Cmd, Db, EtcdDb, KvDb, NetnsCluster, Remote, clean};
 use serde_json::json;
 
-use common::{ChildController, assert_gone, kv_binary, kv_txn};
+use common::{ChildController, kv_txn};
+use faultline_testsupport::{assert_netns_run_gone, kv_binary, sh};
 
 #[test]
 fn five_kv_nodes_serve_and_reach_only_the_bridge() {
@@ -82,7 +83,7 @@ fn five_kv_nodes_serve_and_reach_only_the_bridge() {
 
     let run = cluster.run_id().to_string();
     cluster.teardown().unwrap();
-    assert_gone(&run, dir.path());
+    assert_netns_run_gone(&run, dir.path());
 }
 
 #[test]
@@ -99,7 +100,7 @@ fn three_etcd_nodes_answer_a_write_and_a_read() {
 
     let run = cluster.run_id().to_string();
     cluster.teardown().unwrap();
-    assert_gone(&run, dir.path());
+    assert_netns_run_gone(&run, dir.path());
 }
 
 #[test]
@@ -114,10 +115,10 @@ fn clean_removes_what_a_dropped_controller_left() {
     let run = cluster.run_id().to_string();
     // A crash: no teardown.
     std::mem::forget(cluster);
-    assert!(common::sh(&["ip", "netns", "list"]).contains(&run));
+    assert!(sh(&["ip", "netns", "list"]).contains(&run));
     let report = clean(dir.path()).unwrap();
     assert_eq!(report.cleaned.len(), 1);
-    assert_gone(&run, dir.path());
+    assert_netns_run_gone(&run, dir.path());
 }
 
 /// The controller that `clean_removes_what_a_sigkilled_controller_left` kills: runs only
@@ -144,11 +145,11 @@ fn clean_removes_what_a_sigkilled_controller_left() {
         ChildController::spawn("child_controller", "FAULTLINE_TEST_CHILD_DIR", dir.path());
     let run = child.await_marker("run-id", Duration::from_secs(30));
     child.sigkill();
-    assert!(common::sh(&["ip", "netns", "list"]).contains(&run));
-    assert!(!common::sh(&["pgrep", "-af", &dir.path().to_string_lossy()]).is_empty());
+    assert!(sh(&["ip", "netns", "list"]).contains(&run));
+    assert!(!sh(&["pgrep", "-af", &dir.path().to_string_lossy()]).is_empty());
     let report = clean(dir.path()).unwrap();
     assert_eq!((report.cleaned.len(), report.skipped.len()), (1, 0));
-    assert_gone(&run, dir.path());
+    assert_netns_run_gone(&run, dir.path());
 }
 
 #[test]

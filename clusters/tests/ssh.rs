@@ -1,136 +1,24 @@
 //! The SSH backend against a real `sshd` started inside a network namespace made for
-//! the test (see `shared/notes/linux-faults.md`, "SSH test hosts on one machine").
-//! Needs root, iproute2, ssh-keygen and /usr/sbin/sshd (Debian `openssh-server`).
-
-mod common;
+//! the test ([`NetnsSshd`]; see `shared/notes/linux-faults.md`, "SSH test hosts on one
+//! machine"). Needs root, iproute2, ssh-keygen and /usr/sbin/sshd (Debian
+//! `openssh-server`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use faultline_clusters::ssh::{SshConfig, SshError, SshHost, connect_all, on_all};
 use faultline_clusters::{Cmd, DaemonSpec, ExitStatus, Remote, RemoteError, Signal};
+use faultline_testsupport::sshd::NetnsSshd;
+use faultline_testsupport::{Need, available};
 
-use common::{await_sessions_closed, await_sshd, keygen, known_hosts_line, run, sshd_config};
-
-/// A namespace with a veth pair to the host and sshd listening on the namespace's
-/// address; everything removed on drop, also when the test fails.
-struct SshdHost {
-    netns: String,
-    veth: String,
-    dir: tempfile::TempDir,
-    addr: String,
-    /// A second address of the namespace, where nothing listens.
-    dead_addr: String,
-    sshd: Option<Child>,
-}
-
-impl SshdHost {
-    fn start() -> SshdHost {
-        let id = std::process::id();
-        let net = format!("10.251.{}", id % 250);
-        let mut host = SshdHost {
-            netns: format!("flssh{id}"),
-            veth: format!("fls{id}h"),
-            dir: tempfile::tempdir().unwrap(),
-            addr: format!("{net}.2"),
-            dead_addr: format!("{net}.3"),
-            sshd: None,
-        };
-        let (ns, veth) = (host.netns.clone(), host.veth.clone());
-        let peer = format!("fls{id}n");
-        run(&["ip", "netns", "add", &ns]);
-        run(&[
-            "ip", "link", "add", &veth, "type", "veth", "peer", "name", &peer,
-        ]);
-        run(&["ip", "link", "set", &peer, "netns", &ns]);
-        run(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", &veth]);
-        run(&["ip", "link", "set", &veth, "up"]);
-        let in_ns = |args: &[&str]| {
-            let mut argv = vec!["ip", "netns", "exec", ns.as_str()];
-            argv.extend_from_slice(args);
-            run(&argv);
-        };
-        in_ns(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", host.addr),
-            "dev",
-            &peer,
-        ]);
-        in_ns(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", host.dead_addr),
-            "dev",
-            &peer,
-        ]);
-        in_ns(&["ip", "link", "set", &peer, "up"]);
-        in_ns(&["ip", "link", "set", "lo", "up"]);
-
-        let d = host.dir.path().to_path_buf();
-        keygen(&d.join("id"));
-        keygen(&d.join("id_wrong"));
-        let config = sshd_config(&d, &host.addr, &d.join("id.pub"));
-        let log = fs::File::create(d.join("sshd.log")).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        host.sshd = Some(child);
-        await_sshd(&host.addr, &d.join("sshd.log"));
-        fs::write(d.join("known_hosts"), known_hosts_line(&d, &host.addr)).unwrap();
-        host
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A hosts file for this host under `name`, with `extra` top-level settings first.
-    fn hosts_file(&self, file: &str, extra: &str, hosts: &[(&str, &str, &str)]) -> PathBuf {
-        let mut text = format!("{extra}\nconnect_timeout_secs = 2\nretries = 2\n");
-        for (name, addr, key) in hosts {
-            text.push_str(&format!(
-                "[[host]]\nname = \"{name}\"\naddress = \"{addr}\"\nuser = \"root\"\nkey = \"{key}\"\n"
-            ));
-        }
-        let path = self.path(file);
-        fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for SshdHost {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.sshd.take() {
-            // Let the sessions of closed connections end and be reaped by sshd (not
-            // orphaned to init), then SIGTERM, so that sshd ends the rest itself.
-            await_sessions_closed(child.id());
-            let _ = Command::new("kill").arg(child.id().to_string()).output();
-            let start = Instant::now();
-            while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(2) {
-                thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .output();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
-            .output();
-    }
+/// The test's hosts file `file` for `sshd`: `extra` top-level settings, short time-outs
+/// and two attempts, then `hosts`.
+fn hosts_file(sshd: &NetnsSshd, file: &str, extra: &str, hosts: &[(&str, &str, &str)]) -> PathBuf {
+    let settings = format!("{extra}\nconnect_timeout_secs = 2\nretries = 2");
+    sshd.hosts_file(file, &settings, hosts)
 }
 
 fn connect_one(path: &Path) -> Result<SshHost, SshError> {
@@ -140,13 +28,13 @@ fn connect_one(path: &Path) -> Result<SshHost, SshError> {
 
 #[test]
 fn ssh_hosts_run_commands_files_daemons_and_refuse_bad_keys() {
-    if !Path::new("/usr/sbin/sshd").exists() {
-        eprintln!("skipped: /usr/sbin/sshd missing (apt-get install openssh-server)");
+    if !available(Need::Sshd) {
         return;
     }
-    let sshd = SshdHost::start();
+    let sshd = NetnsSshd::start(251);
     let addr = sshd.addr.clone();
-    let good = sshd.hosts_file(
+    let good = hosts_file(
+        &sshd,
         "hosts.toml",
         "known_hosts = \"known_hosts\"",
         &[("n1", &addr, "id"), ("n2", &addr, "id")],
@@ -246,7 +134,8 @@ fn ssh_hosts_run_commands_files_daemons_and_refuse_bad_keys() {
     assert!(!n1.signal(&pid_file, Signal::Kill).unwrap());
 
     // A key the host does not accept.
-    let wrong = sshd.hosts_file(
+    let wrong = hosts_file(
+        &sshd,
         "wrong.toml",
         "known_hosts = \"known_hosts\"",
         &[("n1", &addr, "id_wrong")],
@@ -261,7 +150,8 @@ fn ssh_hosts_run_commands_files_daemons_and_refuse_bad_keys() {
 
     // A host key not in known_hosts: refused unless the user opts in.
     fs::write(sshd.path("empty_known_hosts"), "").unwrap();
-    let unknown = sshd.hosts_file(
+    let unknown = hosts_file(
+        &sshd,
         "unknown.toml",
         "known_hosts = \"empty_known_hosts\"",
         &[("n1", &addr, "id")],
@@ -273,7 +163,8 @@ fn ssh_hosts_run_commands_files_daemons_and_refuse_bad_keys() {
         msg.starts_with("n1 (") && msg.contains("accept_unknown_host_keys") && !msg.contains('\n'),
         "{msg}"
     );
-    let opt_in = sshd.hosts_file(
+    let opt_in = hosts_file(
+        &sshd,
         "opt_in.toml",
         "known_hosts = \"empty_known_hosts\"\naccept_unknown_host_keys = true",
         &[("n1", &addr, "id")],
@@ -294,7 +185,8 @@ fn ssh_hosts_run_commands_files_daemons_and_refuse_bad_keys() {
         format!("{addr} {}\n", other.join(" ")),
     )
     .unwrap();
-    let mismatch = sshd.hosts_file(
+    let mismatch = hosts_file(
+        &sshd,
         "mismatch.toml",
         "known_hosts = \"bad_known_hosts\"",
         &[("n1", &addr, "id")],
@@ -305,7 +197,8 @@ fn ssh_hosts_run_commands_files_daemons_and_refuse_bad_keys() {
 
     // An address in the namespace where no sshd listens.
     let dead = sshd.dead_addr.clone();
-    let unreachable = sshd.hosts_file(
+    let unreachable = hosts_file(
+        &sshd,
         "dead.toml",
         "known_hosts = \"known_hosts\"",
         &[("n3", &dead, "id")],

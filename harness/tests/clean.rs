@@ -9,7 +9,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::sshd::{Sshd, sshd_available};
+use faultline_testsupport::sshd::Sshd;
+use faultline_testsupport::{Need, available};
 use serde_json::json;
 
 fn faultline(args: &[&str]) -> std::process::Output {
@@ -70,7 +71,7 @@ fn clean_of_a_missing_store_is_a_one_line_usage_error() {
 
 #[test]
 fn clean_removes_the_run_directory_on_an_ssh_host() {
-    if !sshd_available() {
+    if !available(Need::Sshd) {
         return;
     }
     let sshd = Sshd::start();

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::sshd::{Sshd, free_port, sshd_available};
+use faultline_testsupport::sshd::Sshd;
+use faultline_testsupport::{Need, available, free_port};
 
 fn faultline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -98,7 +99,7 @@ fn an_unreachable_host_is_named() {
 
 #[test]
 fn ssh_hosts_against_a_real_sshd() {
-    if !sshd_available() {
+    if !available(Need::Sshd) {
         return;
     }
     let sshd = Sshd::start();

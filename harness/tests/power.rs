@@ -4,9 +4,9 @@
 //! caught. Needs root, iproute2, nftables and /dev/fuse.
 
 mod common;
-use common::{assert_no_processes, ensure_kv_binary, run_dir, run_lines, text};
+use common::{assert_no_processes, ensure_binary, ensure_kv_binary, run_dir, run_lines, text};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
@@ -20,33 +20,9 @@ const SEED: &str = "6";
 /// One run at a time: each uses the whole (2-core) machine.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// faultline-lazyfs beside the faultline binary under test, built if missing.
-fn ensure_lazyfs_binary() {
-    let faultline = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
-    if faultline.with_file_name("faultline-lazyfs").exists() {
-        return;
-    }
-    let profile_dir = faultline.parent().unwrap();
-    let release = profile_dir.file_name().unwrap() == "release";
-    let target = profile_dir.parent().unwrap();
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "faultline-lazyfs"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building faultline-lazyfs failed");
-}
-
 fn power_run(extra: &[&str], seed: &str, store: &Path) -> Output {
     ensure_kv_binary();
-    ensure_lazyfs_binary();
+    ensure_binary("faultline-lazyfs");
     Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args([
             "run",

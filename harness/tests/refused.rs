@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::sshd::free_port;
 use common::{assert_exit, stderr};
+use faultline_testsupport::free_port;
 
 /// A store with one earlier run of test `t`, `t/latest` and `latest` pointing at it.
 fn store_with_a_run() -> tempfile::TempDir {

@@ -7,16 +7,22 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::sshd::{NetnsSshd, sshd_available};
 use common::{assert_exit, ensure_kv_binary, results, run_dir, text};
+use faultline_testsupport::sshd::NetnsSshd;
+use faultline_testsupport::{Need, available};
 
 #[test]
 fn an_ssh_run_deploys_and_removes_its_directory_on_the_host() {
-    if !sshd_available() {
+    if !available(Need::Sshd) {
         return;
     }
     ensure_kv_binary();
-    let sshd = NetnsSshd::start();
+    let sshd = NetnsSshd::start(252);
+    let hosts = sshd.hosts_file(
+        "hosts.toml",
+        "known_hosts = \"known_hosts\"\nconnect_timeout_secs = 5\nretries = 2",
+        &[("n1", &sshd.addr, "id")],
+    );
     let store = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args(["run", "--cluster", "ssh", "--nodes", "1", "--name", "t"])
@@ -30,7 +36,7 @@ fn an_ssh_run_deploys_and_removes_its_directory_on_the_host() {
         ])
         .args(["--concurrency", "2", "--rate", "20"])
         .arg("--hosts")
-        .arg(sshd.hosts_file())
+        .arg(&hosts)
         .arg("--store")
         .arg(store.path())
         .output()

@@ -1,6 +1,7 @@
 //! [`DockerNet`] against a real Docker engine: three `faultline-kv` containers, a
 //! partition and a one-way cut applied by grudge, then healed; a partition left in place
-//! goes with the containers. Skipped when there is no `docker` CLI.
+//! goes with the containers. Needs Docker (`faultline_testsupport::available`: skipped
+//! without the `docker` command, a failure under `CI=true`).
 
 use std::path::Path;
 use std::process::Command;
@@ -9,13 +10,14 @@ use std::time::Duration;
 
 use faultline_clusters::cleanup::{Registry, Resource};
 use faultline_clusters::db::setup_all;
-use faultline_clusters::docker::{DockerCluster, DockerError, build_image, check_prerequisites};
+use faultline_clusters::docker::{DockerCluster, build_image};
 use faultline_clusters::{Cmd, KvDb, Node};
 use faultline_nemesis::{DockerNet, Net, isolate, one_way};
+use faultline_testsupport::{Need, available, kv_binary};
 
-#[path = "../../testsupport/kv_binary.rs"]
-mod kv_binary;
-use kv_binary::kv_binary;
+#[path = "support/probe.rs"]
+mod probe;
+use probe::{connect_ms, connect_script, median};
 
 /// Whether `from` opens a TCP connection to `to`'s peer port within 1 s (busybox `nc`
 /// inside the container).
@@ -36,12 +38,8 @@ fn tables(registry: &Registry) -> usize {
 
 #[test]
 fn docker_net_applies_grudges_and_heals() {
-    match check_prerequisites() {
-        Err(DockerError::NoCli) => {
-            eprintln!("skipped: no docker CLI on this machine");
-            return;
-        }
-        other => other.unwrap(),
+    if !available(Need::Docker) {
+        return;
     }
     let image = build_image(&[&kv_binary()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -95,29 +93,13 @@ fn connect_times(from: &str, to: &Node, count: usize) -> Vec<f64> {
     let pid = faultline_clusters::docker::container_pid(from)
         .unwrap()
         .unwrap();
-    let script = format!(
-        "for i in $(seq {count}); do s=$EPOCHREALTIME; exec 3<>/dev/tcp/{}/{} || exit 1; \
-         e=$EPOCHREALTIME; exec 3>&-; echo \"$s $e\"; done",
-        to.addr,
-        KvDb::PEER_PORT
-    );
+    let script = connect_script(&to.addr, KvDb::PEER_PORT, count);
     let out = Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-n", "bash", "-c", &script])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let (a, b) = l.split_once(' ').unwrap();
-            (b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap()) * 1000.0
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    connect_ms(&String::from_utf8_lossy(&out.stdout))
 }
 
 #[test]
@@ -126,17 +108,16 @@ fn clock_and_delay_faults_on_docker_containers() {
     use faultline_nemesis::{ClockNemesis, Nemesis, PacketNemesis};
     use serde_json::{Value, json};
 
-    match check_prerequisites() {
-        Err(DockerError::NoCli) => {
-            eprintln!("skipped: no docker CLI on this machine");
-            return;
-        }
-        other => other.unwrap(),
-    }
-    let Some(lib) = FAKETIME_LIBS.iter().find(|p| Path::new(p).is_file()) else {
-        eprintln!("skipped: libfaketime missing (apt-get install libfaketime)");
+    if !available(Need::Docker) {
         return;
-    };
+    }
+    if !available(Need::Libfaketime) {
+        return;
+    }
+    let lib = FAKETIME_LIBS
+        .iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("libfaketime is installed");
     // The image carries libfaketime (taken from this machine).
     let image = build_image(&[&kv_binary()]).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -4,8 +4,6 @@
 //! assertion fails; each ends with an explicit teardown and a check that nothing of its
 //! run is left.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,16 +12,8 @@ use faultline_clusters::{Cmd, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote, R
 use faultline_nemesis::{
     Compose, KillNemesis, Nemesis, Net, NetnsNet, PartitionNemesis, PauseNemesis, SshNet, isolate,
 };
+use faultline_testsupport::{assert_netns_run_gone, kv_binary};
 use serde_json::{Value, json};
-
-#[path = "../../testsupport/kv_binary.rs"]
-mod kv_binary;
-use kv_binary::kv_binary;
-
-fn sh(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A 3-node cluster serving `faultline-kv`. The cluster is declared first so that it is
 /// torn down before its directory is removed.
@@ -131,19 +121,8 @@ impl Setup {
         let run = self.cluster.run_id().to_string();
         let dir = self.dir.path().to_path_buf();
         self.cluster.teardown().unwrap();
-        assert_gone(&run, &dir);
+        assert_netns_run_gone(&run, &dir);
     }
-}
-
-fn assert_gone(run: &str, dir: &Path) {
-    let netns = sh(&["ip", "netns", "list"]);
-    assert!(!netns.contains(run), "namespaces left: {netns}");
-    let links = sh(&["ip", "-o", "link"]);
-    assert!(!links.contains(run), "links left: {links}");
-    let tables = sh(&["nft", "list", "tables"]);
-    assert!(!tables.contains(run), "nft tables left: {tables}");
-    let procs = sh(&["pgrep", "-af", &dir.to_string_lossy()]);
-    assert!(procs.trim().is_empty(), "processes left: {procs}");
 }
 
 #[test]

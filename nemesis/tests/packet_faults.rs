@@ -4,8 +4,11 @@
 use faultline_nemesis::{Nemesis, PacketNemesis};
 use serde_json::{Value, json};
 
+#[path = "support/probe.rs"]
+mod probe;
 #[path = "support/cluster.rs"]
 mod support;
+use probe::{connect_ms, connect_script, median};
 use support::setup;
 
 #[test]
@@ -112,19 +115,14 @@ fn connects(from: &faultline_clusters::Node, to: &faultline_clusters::Node) -> b
 #[test]
 fn loss_on_docker_containers_through_nsenter() {
     use faultline_clusters::cleanup::{Registry, Resource};
-    use faultline_clusters::docker::{
-        DockerCluster, DockerError, build_image, check_prerequisites,
-    };
+    use faultline_clusters::docker::{DockerCluster, build_image};
+    use faultline_testsupport::{Need, available};
     use std::sync::Arc;
 
-    match check_prerequisites() {
-        Err(DockerError::NoCli) => {
-            eprintln!("skipped: no docker CLI on this machine");
-            return;
-        }
-        other => other.unwrap(),
+    if !available(Need::Docker) {
+        return;
     }
-    let image = build_image(&[&support::kv_binary()]).unwrap();
+    let image = build_image(&[&faultline_testsupport::kv_binary()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = format!("nempk{}", std::process::id());
     let registry = Arc::new(Registry::create(dir.path(), &run).unwrap());
@@ -183,24 +181,9 @@ fn delayer() -> &'static str {
 /// `count` TCP connect times (ms) from `from`'s namespace to `to`'s peer port, measured
 /// inside the namespace with bash's `$EPOCHREALTIME`.
 fn connect_times(s: &support::Setup, from: &str, to: &str, count: usize) -> Vec<f64> {
-    let script = format!(
-        "for i in $(seq {count}); do s=$EPOCHREALTIME; exec 3<>/dev/tcp/{}/{} || exit 1; \
-         e=$EPOCHREALTIME; exec 3>&-; echo \"$s $e\"; done",
-        s.host(to).addr(),
-        faultline_clusters::KvDb::PEER_PORT
-    );
-    s.run_in(from, &["bash", "-c", &script])
-        .lines()
-        .map(|l| {
-            let (a, b) = l.split_once(' ').unwrap();
-            (b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap()) * 1000.0
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    let addr = s.host(to).addr().to_string();
+    let script = connect_script(&addr, faultline_clusters::KvDb::PEER_PORT, count);
+    connect_ms(&s.run_in(from, &["bash", "-c", &script]))
 }
 
 #[test]

@@ -3,106 +3,43 @@
 //! connected with a hosts file and a known_hosts file. A partition is loaded with nft
 //! over SSH and healed; packet loss and delay (the delayer uploaded and started over
 //! SSH) take effect and heal; the clocks of faultline-kv nodes started over SSH under
-//! libfaketime move and reset. Needs root, iproute2, nftables, ssh-keygen and /usr/sbin/sshd;
-//! skipped without sshd. Everything is removed by `Drop` even when the test fails.
+//! libfaketime move and reset. Needs root, iproute2, nftables, ssh-keygen and
+//! /usr/sbin/sshd (`faultline_testsupport::available`: skipped without it, a failure
+//! under `CI=true`). Everything is removed by `Drop` even when the test fails.
 
 use std::fs;
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use faultline_clusters::db::{FAKETIME_LIBS, Primaries, request_line, setup_all, teardown_all};
-use faultline_clusters::ssh::{SshConfig, connect_all};
-use faultline_clusters::{
-    Cmd, DaemonSpec, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote, Signal,
-};
+use faultline_clusters::{Cmd, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote};
 use faultline_nemesis::{ClockNemesis, Nemesis, Net, PacketNemesis, SshNet, isolate};
+use faultline_testsupport::sshd::SshdCluster;
+use faultline_testsupport::{Need, available, kv_binary, sh};
 use serde_json::{Value, json};
 
-#[path = "../../testsupport/kv_binary.rs"]
-mod kv_binary;
-use kv_binary::kv_binary;
+#[path = "support/probe.rs"]
+mod probe;
+use probe::{connect_ms, connect_script, median};
 
-fn sh(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Probes of the rig's namespaces, run there directly (not over SSH).
+trait Probe {
+    /// The namespace host `name`.
+    fn host(&self, name: &str) -> &NetnsHost;
+    /// Whether `from`'s namespace opens a TCP connection to `to`'s sshd within 1 s.
+    fn reaches(&self, from: &str, to: &str) -> bool;
+    /// `nft list tables` on `node`.
+    fn tables(&self, node: &str) -> String;
 }
 
-/// Makes an ed25519 key pair without a passphrase: `path` and `path.pub`.
-fn keygen(path: &Path) {
-    let out = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "faultline-test",
-            "-f",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
-/// Prepares an sshd in `dir` listening on `addr`, accepting `client_pub`; its config.
-fn sshd_config(dir: &Path, addr: &str, client_pub: &Path) -> PathBuf {
-    fs::create_dir_all(dir).unwrap();
-    keygen(&dir.join("host_key"));
-    fs::copy(client_pub, dir.join("authorized_keys")).unwrap();
-    let config = format!(
-        "Port 22\nListenAddress {addr}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-         StrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
-        dir.join("host_key").display(),
-        dir.join("sshd.pid").display(),
-        dir.join("authorized_keys").display()
-    );
-    let path = dir.join("sshd_config");
-    fs::write(&path, config).unwrap();
-    fs::create_dir_all("/run/sshd").unwrap();
-    fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-/// Whether some process has `pid` as its parent.
-fn has_children(pid: u32) -> bool {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        fs::read_to_string(e.path().join("stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
-                .is_some_and(|ppid| ppid == pid.to_string())
-        })
-    })
-}
-
-/// The namespaces with an sshd in each; `Drop` stops the sshds (after their sessions
-/// end), then the cluster's own `Drop` removes the rest.
-struct Rig {
-    cluster: Option<NetnsCluster>,
-    sshd: Vec<(u32, PathBuf)>,
-}
-
-impl Rig {
-    fn cluster(&self) -> &NetnsCluster {
-        self.cluster.as_ref().unwrap()
-    }
-
+impl Probe for SshdCluster {
     fn host(&self, name: &str) -> &NetnsHost {
         let hosts = self.cluster().hosts();
         hosts.iter().find(|h| h.host() == name).unwrap()
     }
 
-    /// Whether `from`'s namespace opens a TCP connection to `to`'s sshd within 1 s.
     fn reaches(&self, from: &str, to: &str) -> bool {
         let probe = format!("exec 3<>/dev/tcp/{}/22", self.host(to).addr());
         let cmd = Cmd::new("timeout")
@@ -115,108 +52,27 @@ impl Rig {
         let cmd = Cmd::new("nft").args(["list", "tables"]);
         self.host(node).run_ok(&cmd).unwrap().stdout
     }
-
-    fn stop_sshd(&mut self) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
-        for ((pid, pid_file), host) in self.sshd.iter().zip(cluster.hosts()) {
-            let start = Instant::now();
-            while has_children(*pid) && start.elapsed() < Duration::from_secs(3) {
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = host.signal(pid_file, Signal::Term);
-            let start = Instant::now();
-            while host.is_running(pid_file).unwrap_or(false)
-                && start.elapsed() < Duration::from_secs(2)
-            {
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.stop_sshd();
-        self.cluster.take();
-    }
 }
 
 /// Three namespaces with an sshd each, and the hosts file and known_hosts to reach
 /// them (in `d`); `None` (skipped) without sshd.
-fn start_rig(d: &Path) -> Option<Rig> {
-    if !Path::new("/usr/sbin/sshd").exists() {
-        eprintln!("skipped: /usr/sbin/sshd missing (apt-get install openssh-server)");
+fn start_rig(d: &Path) -> Option<SshdCluster> {
+    if !available(Need::Sshd) {
         return None;
     }
-    keygen(&d.join("id"));
-    let mut rig = Rig {
-        cluster: Some(NetnsCluster::create(&d.join("run"), 3).unwrap()),
-        sshd: Vec::new(),
-    };
-    let mut known_hosts = String::new();
-    let mut text =
-        "known_hosts = \"known_hosts\"\nconnect_timeout_secs = 2\nretries = 5\n".to_string();
-    for host in rig.cluster().hosts().to_vec() {
-        let addr = host.addr().to_string();
-        let sshd_dir = host.dir().join("sshd");
-        let config = sshd_config(&sshd_dir, &addr, &d.join("id.pub"));
-        let pid_file = sshd_dir.join("daemon.pid");
-        let spec = DaemonSpec::new(
-            Cmd::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(config.to_string_lossy()),
-            &pid_file,
-            sshd_dir.join("sshd.log"),
-        );
-        let pid = host.start_daemon(&spec).unwrap();
-        rig.sshd.push((pid, pid_file));
-        let public = fs::read_to_string(sshd_dir.join("host_key.pub")).unwrap();
-        let key: Vec<&str> = public.split_whitespace().take(2).collect();
-        known_hosts.push_str(&format!("{addr} {}\n", key.join(" ")));
-        text.push_str(&format!(
-            "[[host]]\nname = \"{}\"\naddress = \"{addr}\"\nuser = \"root\"\nkey = \"id\"\n",
-            host.host()
-        ));
-        let sock: SocketAddr = format!("{addr}:22").parse().unwrap();
-        let start = Instant::now();
-        while TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "sshd on {addr}");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-    fs::write(d.join("known_hosts"), known_hosts).unwrap();
-    fs::write(d.join("hosts.toml"), text).unwrap();
-    Some(rig)
+    let cluster = NetnsCluster::create(&d.join("run"), 3).unwrap();
+    Some(SshdCluster::start(cluster, d, 5))
 }
 
 /// The rig's hosts as nodes reached over SSH (directories `HOSTDIR/node`).
-fn ssh_nodes(rig: &Rig, d: &Path) -> Vec<Node> {
-    let config = SshConfig::load(&d.join("hosts.toml")).unwrap();
-    let hosts = rig.cluster().hosts();
-    connect_all(&config)
-        .unwrap()
-        .into_iter()
-        .zip(hosts)
-        .enumerate()
-        .map(|(i, (remote, h))| Node {
-            id: (i + 1) as u32,
-            name: h.host().to_string(),
-            addr: h.addr().to_string(),
-            dir: h.dir().join("node"),
-            remote: Arc::new(remote) as Arc<dyn Remote>,
-        })
-        .collect()
+fn ssh_nodes(rig: &SshdCluster) -> Vec<Node> {
+    rig.ssh_nodes("node")
 }
 
 /// Stops the sshds (the SSH sessions must be closed), tears down, checks that nothing
 /// is left.
-fn finish(mut rig: Rig, d: &Path) {
-    let run = rig.cluster().run_id().to_string();
-    rig.stop_sshd();
-    let cluster = rig.cluster.take().unwrap();
-    cluster.teardown().unwrap();
+fn finish(rig: SshdCluster, d: &Path) {
+    let run = rig.teardown();
     let netns = sh(&["ip", "netns", "list"]);
     assert!(!netns.contains(&run), "namespaces left: {netns}");
     let left = sh(&["pgrep", "-af", &d.to_string_lossy()]);
@@ -232,7 +88,7 @@ fn ssh_net_partitions_over_ssh_and_heals() {
     };
     let run = rig.cluster().run_id().to_string();
     {
-        let nodes = ssh_nodes(&rig, d);
+        let nodes = ssh_nodes(&rig);
         let net = SshNet::new(&nodes, &run).unwrap();
 
         net.drop(&isolate(&["n1", "n2", "n3"], "n1").unwrap().grudge)
@@ -255,28 +111,14 @@ fn ssh_net_partitions_over_ssh_and_heals() {
 }
 
 /// `count` TCP connect times (ms) from `from`'s namespace to `to`'s sshd.
-fn connect_times(rig: &Rig, from: &str, to: &str, count: usize) -> Vec<f64> {
-    let script = format!(
-        "for i in $(seq {count}); do s=$EPOCHREALTIME; exec 3<>/dev/tcp/{}/22 || exit 1; \
-         e=$EPOCHREALTIME; exec 3>&-; echo \"$s $e\"; done",
-        rig.host(to).addr()
-    );
+fn connect_times(rig: &SshdCluster, from: &str, to: &str, count: usize) -> Vec<f64> {
+    let script = connect_script(&rig.host(to).addr().to_string(), 22, count);
     let out = rig
         .host(from)
         .run_ok(&Cmd::new("bash").args(["-c", &script]))
         .unwrap()
         .stdout;
-    out.lines()
-        .map(|l| {
-            let (a, b) = l.split_once(' ').unwrap();
-            (b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap()) * 1000.0
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    connect_ms(&out)
 }
 
 #[test]
@@ -288,7 +130,7 @@ fn packet_loss_and_delay_over_ssh_and_heal() {
     };
     let run = rig.cluster().run_id().to_string();
     {
-        let nodes = ssh_nodes(&rig, d);
+        let nodes = ssh_nodes(&rig);
         let mut nemesis = PacketNemesis::remote(&nodes, &run, 4)
             .unwrap()
             .delayer(env!("CARGO_BIN_EXE_faultline-delayer"));
@@ -402,8 +244,7 @@ fn write(db: &KvDb, nodes: &[Node], value: u64) {
 
 #[test]
 fn clock_faults_over_ssh() {
-    if !FAKETIME_LIBS.iter().any(|p| Path::new(p).is_file()) {
-        eprintln!("skipped: libfaketime missing (apt-get install libfaketime)");
+    if !available(Need::Libfaketime) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -412,7 +253,7 @@ fn clock_faults_over_ssh() {
         return;
     };
     {
-        let nodes = ssh_nodes(&rig, d);
+        let nodes = ssh_nodes(&rig);
         // The kv binary is uploaded over SSH and started under libfaketime there.
         let db = Arc::new(KvDb::new(kv_binary(), &nodes).faketime(true));
         setup_all(&*db, &nodes, Duration::from_secs(30)).unwrap();

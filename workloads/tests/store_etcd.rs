@@ -3,22 +3,17 @@
 //! reads, and fail-over in a 3-node cluster when a node is killed.
 
 use std::collections::{BTreeSet, HashSet};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use faultline_testsupport::free_port;
 use faultline_workloads::store::etcd::{EtcdStore, ReadMode};
 use faultline_workloads::store::{Micro, Store, StoreError, TxnOk};
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{append, ok_within, r};
 
 /// `n` etcd members `n1`..; all killed on drop.
 struct Etcd {
@@ -127,27 +122,9 @@ impl Drop for Etcd {
     }
 }
 
-fn r(k: &str) -> Micro {
-    Micro::Read(k.into())
-}
-
-fn append(k: &str, v: i64) -> Micro {
-    Micro::Append(k.into(), json!(v))
-}
-
 /// Retries definite failures until `ok`; an `info` fails the test.
 async fn ok(store: &mut EtcdStore, ops: &[Micro]) -> TxnOk {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match store.txn(ops).await {
-            Ok(ok) => return ok,
-            Err(StoreError::Fail { error, .. }) if Instant::now() < deadline => {
-                eprintln!("retrying {ops:?} after fail {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{ops:?}: {e:?}"),
-        }
-    }
+    ok_within(store, ops, Duration::from_secs(15)).await
 }
 
 fn fail_code(result: Result<TxnOk, StoreError>) -> String {

@@ -3,28 +3,20 @@
 //! a paused cluster.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use faultline_testsupport::{free_port, kv_binary};
 use faultline_workloads::store::kv::KvStore;
 use faultline_workloads::store::{Micro, Store, StoreError, TxnOk};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-#[path = "../../testsupport/kv_binary.rs"]
-mod kv_binary;
-use kv_binary::kv_binary;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{ok_within, r};
 
 /// Three nodes `n1`..`n3` (ids 1..3); all killed on drop.
 struct Cluster {
@@ -140,21 +132,7 @@ fn status(addr: &str) -> Option<Value> {
 
 /// Retries definite failures (leadership changes) until `ok`; an `info` fails the test.
 async fn ok(store: &mut KvStore, ops: &[Micro]) -> TxnOk {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match store.txn(ops).await {
-            Ok(ok) => return ok,
-            Err(StoreError::Fail { error, .. }) if Instant::now() < deadline => {
-                eprintln!("retrying {ops:?} after fail {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{ops:?}: {e:?}"),
-        }
-    }
-}
-
-fn r(k: &str) -> Micro {
-    Micro::Read(k.into())
+    ok_within(store, ops, Duration::from_secs(10)).await
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The real filesystem, mounted with FUSE: needs root and `/dev/fuse`.
+//! The real filesystem, mounted with FUSE: needs root and `/dev/fuse`
+//! (`faultline_testsupport::available`: skipped without them, a failure under `CI=true`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use faultline_lazyfs::control::{LOSE_UNSYNCED, STATUS, request};
+use faultline_testsupport::{Need, available};
 
 /// A mounted lazyfs, unmounted (and its process reaped) when dropped.
 struct Mounted {
@@ -17,8 +19,7 @@ struct Mounted {
 
 impl Mounted {
     fn new() -> Option<Mounted> {
-        if !nix_is_root() || !Path::new("/dev/fuse").exists() {
-            eprintln!("skipped: needs root and /dev/fuse");
+        if !available(Need::Root) || !available(Need::Fuse) {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -70,11 +71,6 @@ impl Drop for Mounted {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 fn is_mounted(path: &Path) -> bool {

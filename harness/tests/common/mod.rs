@@ -8,8 +8,6 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub mod sshd;
-
 /// Runs the binary from the workspace root, so paths are the README's.
 pub fn faultline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -65,9 +63,14 @@ pub fn json_of(output: &Output) -> Value {
 
 /// faultline-kv beside the faultline binary under test, built if missing.
 pub fn ensure_kv_binary() {
+    ensure_binary("faultline-kv");
+}
+
+/// The binary of workspace package `package` (named as it) beside the faultline binary
+/// under test, built with the same profile if missing.
+pub fn ensure_binary(package: &str) {
     let faultline = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
-    let kv = faultline.with_file_name("faultline-kv");
-    if kv.exists() {
+    if faultline.with_file_name(package).exists() {
         return;
     }
     let profile_dir = faultline.parent().unwrap();
@@ -76,7 +79,7 @@ pub fn ensure_kv_binary() {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "-p", "faultline-kv"]);
+    build.args(["build", "-p", package]);
     if release {
         build.arg("--release");
     }
@@ -85,7 +88,7 @@ pub fn ensure_kv_binary() {
         .env("CARGO_TARGET_DIR", target)
         .status()
         .unwrap();
-    assert!(status.success(), "building faultline-kv failed");
+    assert!(status.success(), "building {package} failed");
 }
 
 /// An output's exit code, stdout and stderr, for assertion messages.

@@ -1,10 +1,8 @@
-//! Shared by the packet, clock and disk fault tests (included with `#[path]`): a real
+//! Shared by the packet, clock and disk fault tests (a `#[path]` module): a real
 //! 3-node local cluster serving `faultline-kv`, and small probes.
 
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,14 +10,9 @@ use faultline_clusters::db::{Primaries, request_line, setup_all};
 use faultline_clusters::{Cmd, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote, Resource};
 use serde_json::Value;
 
-#[path = "../../../testsupport/kv_binary.rs"]
-mod kv_binary;
-pub use kv_binary::kv_binary;
-
-pub fn sh(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use faultline_testsupport::assert_netns_run_gone;
+#[allow(unused_imports)] // each test file uses a different subset
+pub use faultline_testsupport::{kv_binary, sh};
 
 /// A 3-node cluster serving `faultline-kv`. The cluster is declared first so that it is
 /// torn down before its directory is removed.
@@ -171,17 +164,6 @@ impl Setup {
         let run = self.cluster.run_id().to_string();
         let dir = self.dir.path().to_path_buf();
         self.cluster.teardown().unwrap();
-        assert_gone(&run, &dir);
+        assert_netns_run_gone(&run, &dir);
     }
-}
-
-pub fn assert_gone(run: &str, dir: &Path) {
-    let netns = sh(&["ip", "netns", "list"]);
-    assert!(!netns.contains(run), "namespaces left: {netns}");
-    let links = sh(&["ip", "-o", "link"]);
-    assert!(!links.contains(run), "links left: {links}");
-    let tables = sh(&["nft", "list", "tables"]);
-    assert!(!tables.contains(run), "nft tables left: {tables}");
-    let procs = sh(&["pgrep", "-af", &dir.to_string_lossy()]);
-    assert!(procs.trim().is_empty(), "processes left: {procs}");
 }

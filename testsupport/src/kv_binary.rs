@@ -1,5 +1,4 @@
-//! Shared by the integration tests of several crates (included with `#[path]`): the
-//! release `faultline-kv` binary.
+//! The release `faultline-kv` binary that the integration tests start as nodes.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,9 +9,8 @@ use std::process::Command;
 /// wait on cargo's lock, so a present binary is used as it is.)
 pub fn kv_binary() -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .find(|dir| dir.join("testsupport").is_dir())
-        .expect("the workspace root")
+        .parent()
+        .expect("testsupport/ lies in the workspace root")
         .to_path_buf();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
