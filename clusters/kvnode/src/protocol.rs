@@ -174,7 +174,7 @@ pub fn parse_request(line: &str, node: u64) -> Result<Request, Box<Response>> {
 }
 
 /// The status object for a status response.
-pub fn status_json(status: &crate::raft::Status) -> Value {
+pub fn status_json(status: &crate::consensus::Status) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), status.id.into());
     m.insert("role".into(), status.role.to_string().into());

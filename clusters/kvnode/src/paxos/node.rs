@@ -3,10 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::raft::{ConfigError, Entry, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Status};
+use crate::consensus::read_queue::ReadQueue;
+use crate::consensus::timer::{self, Timed, Timer};
+use crate::consensus::{
+    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, ReadState, Role, Snapshot, SnapshotMeta,
+    Status, quorum,
+};
 
 use super::types::{Accepted, Ballot, Config, Durable, MAX_NODE_ID, Message, MessageBody, Ready};
-use crate::read_queue::ReadQueue;
 
 /// A leader's view of one acceptor.
 #[derive(Debug, Clone, Default)]
@@ -71,12 +75,8 @@ pub struct Paxos {
     pub(super) peers: BTreeMap<NodeId, Peer>,
     /// Acceptor: cached `(ballot, upto)` of the `upto` reported to the leader.
     pub(super) upto_cache: (Ballot, u64),
-    pub(super) election_elapsed: u32,
-    pub(super) heartbeat_elapsed: u32,
-    /// Ticks since start (for snapshot resends).
-    pub(super) ticks: u64,
-    pub(super) randomized_timeout: u32,
-    rng: u64,
+    /// Failure detection, heartbeats, and ticks since start (for snapshot resends).
+    pub(super) timer: Timer,
     pub(super) msgs: Vec<Message>,
     /// Slots whose accepted value changed since the last `Ready`.
     pub(super) unstable: BTreeSet<u64>,
@@ -104,12 +104,8 @@ impl Paxos {
                 cfg.id
             )));
         }
-        if cfg.election_tick <= cfg.heartbeat_tick || cfg.heartbeat_tick == 0 {
-            return Err(ConfigError::Invalid(format!(
-                "election tick ({}) must exceed heartbeat tick ({}) > 0",
-                cfg.election_tick, cfg.heartbeat_tick
-            )));
-        }
+        let rng = cfg.seed ^ 0x2545_f491_4f6c_dd1d ^ cfg.id.rotate_left(40);
+        let timer = Timer::new(cfg.election_tick, cfg.heartbeat_tick, rng)?;
         let voters = match &snapshot {
             Some(s) if !s.meta.voters.is_empty() => s.meta.voters.clone(),
             _ => cfg.voters.clone(),
@@ -132,7 +128,7 @@ impl Paxos {
         while commit < durable.commit && accepted.contains_key(&(commit + 1)) {
             commit += 1;
         }
-        let mut paxos = Paxos {
+        Ok(Paxos {
             id: cfg.id,
             voters,
             promised: durable.promised,
@@ -154,11 +150,7 @@ impl Paxos {
             persisting: None,
             peers: BTreeMap::new(),
             upto_cache: (Ballot::ZERO, 0),
-            election_elapsed: 0,
-            heartbeat_elapsed: 0,
-            ticks: 0,
-            randomized_timeout: cfg.election_tick,
-            rng: cfg.seed ^ 0x2545_f491_4f6c_dd1d ^ cfg.id.rotate_left(40),
+            timer,
             msgs: Vec::new(),
             unstable: BTreeSet::new(),
             prev_promised: durable.promised,
@@ -169,9 +161,7 @@ impl Paxos {
             read_states: Vec::new(),
             failed_reads: Vec::new(),
             cfg,
-        };
-        paxos.reset_timeout();
-        Ok(paxos)
+        })
     }
 
     /// This node's id.
@@ -236,23 +226,6 @@ impl Paxos {
         self.snapshot.as_ref().map_or(0, |s| s.meta.index)
     }
 
-    fn next_random(&mut self) -> u64 {
-        // splitmix64: deterministic from the configured seed.
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Restarts failure detection with a fresh random timeout (the back-off that lets
-    /// duelling proposers settle).
-    pub(super) fn reset_timeout(&mut self) {
-        self.election_elapsed = 0;
-        let base = self.cfg.election_tick;
-        self.randomized_timeout = base + (self.next_random() % u64::from(base)) as u32;
-    }
-
     pub(super) fn send(&mut self, to: NodeId, ballot: Ballot, body: MessageBody) {
         self.msgs.push(Message {
             from: self.id,
@@ -271,7 +244,7 @@ impl Paxos {
     }
 
     pub(super) fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+        quorum(self.voters.len())
     }
 
     /// Records an accepted value (to persist in the next `Ready`).
@@ -295,35 +268,7 @@ impl Paxos {
     /// Advances time by one tick: a leader sends heartbeats and checks it still hears
     /// from a quorum; anyone else runs phase 1 when the leader seems gone.
     pub fn tick(&mut self) {
-        self.ticks += 1;
-        self.election_elapsed = self.election_elapsed.saturating_add(1);
-        if self.role == Role::Leader {
-            self.heartbeat_elapsed += 1;
-            if self.election_elapsed >= self.cfg.election_tick {
-                self.election_elapsed = 0;
-                if !self.check_quorum() {
-                    self.become_follower(None);
-                    return;
-                }
-            }
-            if self.heartbeat_elapsed >= self.cfg.heartbeat_tick {
-                self.heartbeat_elapsed = 0;
-                self.heartbeat();
-            }
-        } else if self.election_elapsed >= self.randomized_timeout {
-            self.campaign();
-        }
-    }
-
-    fn check_quorum(&mut self) -> bool {
-        let mut active = 1;
-        for peer in self.peers.values_mut() {
-            if peer.recent_active {
-                active += 1;
-            }
-            peer.recent_active = false;
-        }
-        active >= self.quorum()
+        timer::tick(self);
     }
 
     /// Gives up proposing (a higher ballot exists, or a quorum is out of reach).
@@ -337,7 +282,7 @@ impl Paxos {
         self.peers.clear();
         self.need_broadcast = false;
         self.persisting = None;
-        self.reset_timeout();
+        self.timer.reset_election_timeout();
     }
 
     /// Handles a message from another node.
@@ -374,7 +319,7 @@ impl Paxos {
     /// others (so a rejoining node does not depose a healthy leader).
     pub(super) fn leader_is_alive(&self, from: NodeId) -> bool {
         self.leader.is_some_and(|l| l != from)
-            && self.election_elapsed < self.cfg.election_tick
+            && self.timer.within_election_tick()
             && self.role != Role::Candidate
     }
 
@@ -478,5 +423,93 @@ impl Paxos {
                 self.send_accepts(peer, false);
             }
         }
+    }
+}
+
+impl Timed for Paxos {
+    fn timer(&mut self) -> &mut Timer {
+        &mut self.timer
+    }
+
+    fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    fn check_quorum(&mut self) -> bool {
+        let mut active = 1;
+        for peer in self.peers.values_mut() {
+            if peer.recent_active {
+                active += 1;
+            }
+            peer.recent_active = false;
+        }
+        active >= self.quorum()
+    }
+
+    fn lose_quorum(&mut self) {
+        self.become_follower(None);
+    }
+
+    fn heartbeat(&mut self) {
+        Paxos::heartbeat(self);
+    }
+
+    fn campaign(&mut self) {
+        Paxos::campaign(self);
+    }
+}
+
+impl Core for Paxos {
+    type Message = Message;
+    type Ready = Ready;
+
+    const PROTOCOL: Protocol = Protocol::Paxos;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn status(&self) -> Status {
+        Paxos::status(self)
+    }
+
+    fn tick(&mut self) {
+        Paxos::tick(self);
+    }
+
+    fn step(&mut self, m: Message) {
+        Paxos::step(self, m);
+    }
+
+    fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
+        Paxos::propose(self, data)
+    }
+
+    fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+        Paxos::read_index(self, ctx)
+    }
+
+    fn has_ready(&self) -> bool {
+        Paxos::has_ready(self)
+    }
+
+    fn ready(&mut self) -> Ready {
+        Paxos::ready(self)
+    }
+
+    fn advance(&mut self, ready: &Ready) {
+        Paxos::advance(self, ready);
+    }
+
+    fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
+        Paxos::compact(self, index, data)
+    }
+
+    fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    fn sends_before_persisting(&self) -> bool {
+        false
     }
 }

@@ -30,10 +30,7 @@ mod replication;
 mod types;
 
 pub use node::Raft;
-pub use types::{
-    Config, ConfigError, CoreBugs, Entry, HardState, Message, MessageBody, NodeId, NotLeader,
-    ReadState, Ready, Role, Snapshot, SnapshotMeta, Status,
-};
+pub use types::{Config, CoreBugs, HardState, Message, MessageBody, Ready};
 
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use super::log::RaftLog;
-use super::progress::{Progress, quorum};
-use super::types::{
-    Config, ConfigError, Entry, HardState, Message, MessageBody, NodeId, NotLeader, ReadState,
-    Ready, Role, Snapshot, SnapshotMeta, Status,
+use super::progress::Progress;
+use super::types::{Config, HardState, Message, MessageBody, Ready};
+use crate::consensus::read_queue::ReadQueue;
+use crate::consensus::timer::{self, Timed, Timer};
+use crate::consensus::{
+    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, ReadState, Role, Snapshot, SnapshotMeta,
+    Status, quorum,
 };
-use crate::read_queue::ReadQueue;
 
 /// One Raft node, without I/O. See the [module docs](super) for the driving loop.
 #[derive(Debug)]
@@ -33,12 +35,8 @@ pub struct Raft {
     pub(super) pending_snapshot: Option<Snapshot>,
     pub(super) progress: BTreeMap<NodeId, Progress>,
     pub(super) votes: BTreeMap<NodeId, bool>,
-    pub(super) election_elapsed: u32,
-    pub(super) heartbeat_elapsed: u32,
-    pub(super) randomized_timeout: u32,
-    /// Ticks since start, for timing snapshot retries.
-    pub(super) ticks: u64,
-    rng: u64,
+    /// Election timeout, heartbeats, and ticks since start (for snapshot retries).
+    pub(super) timer: Timer,
     pub(super) msgs: Vec<Message>,
     prev_hard: HardState,
     /// Appends are owed to followers (proposals arrived); sent when the `Ready` is built.
@@ -61,12 +59,8 @@ impl Raft {
         if cfg.id == 0 {
             return Err(ConfigError::Invalid("node id 0 is reserved".into()));
         }
-        if cfg.election_tick <= cfg.heartbeat_tick || cfg.heartbeat_tick == 0 {
-            return Err(ConfigError::Invalid(format!(
-                "election tick ({}) must exceed heartbeat tick ({}) > 0",
-                cfg.election_tick, cfg.heartbeat_tick
-            )));
-        }
+        let rng = cfg.seed ^ 0x9e37_79b9_7f4a_7c15 ^ cfg.id.rotate_left(32);
+        let timer = Timer::new(cfg.election_tick, cfg.heartbeat_tick, rng)?;
         let (snap_index, snap_term, voters) = match &snapshot {
             Some(s) if !s.meta.voters.is_empty() => {
                 (s.meta.index, s.meta.term, s.meta.voters.clone())
@@ -93,7 +87,7 @@ impl Raft {
             )));
         }
         let commit = hard.commit.max(snap_index).min(log.last_index());
-        let mut raft = Raft {
+        Ok(Raft {
             id: cfg.id,
             voters,
             term: hard.term,
@@ -108,11 +102,7 @@ impl Raft {
             pending_snapshot: None,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
-            election_elapsed: 0,
-            heartbeat_elapsed: 0,
-            randomized_timeout: cfg.election_tick,
-            ticks: 0,
-            rng: cfg.seed ^ 0x9e37_79b9_7f4a_7c15 ^ cfg.id.rotate_left(32),
+            timer,
             msgs: Vec::new(),
             prev_hard: hard,
             need_broadcast: false,
@@ -121,9 +111,7 @@ impl Raft {
             read_states: Vec::new(),
             failed_reads: Vec::new(),
             cfg,
-        };
-        raft.reset_election_timeout();
-        Ok(raft)
+        })
     }
 
     /// This node's id.
@@ -171,21 +159,6 @@ impl Raft {
         self.snapshot.as_ref()
     }
 
-    fn next_random(&mut self) -> u64 {
-        // splitmix64: deterministic from the configured seed, no I/O.
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub(super) fn reset_election_timeout(&mut self) {
-        self.election_elapsed = 0;
-        let base = self.cfg.election_tick;
-        self.randomized_timeout = base + (self.next_random() % u64::from(base)) as u32;
-    }
-
     pub(super) fn send(&mut self, to: NodeId, term: u64, body: MessageBody) {
         self.msgs.push(Message {
             from: self.id,
@@ -210,38 +183,7 @@ impl Raft {
     /// Advances time by one tick: followers and candidates may start an election,
     /// leaders send heartbeats and check that a quorum is still reachable.
     pub fn tick(&mut self) {
-        self.ticks += 1;
-        self.election_elapsed = self.election_elapsed.saturating_add(1);
-        if self.role == Role::Leader {
-            self.heartbeat_elapsed += 1;
-            if self.election_elapsed >= self.cfg.election_tick {
-                self.election_elapsed = 0;
-                if !self.check_quorum() {
-                    let term = self.term;
-                    self.become_follower(term, None);
-                    return;
-                }
-            }
-            if self.heartbeat_elapsed >= self.cfg.heartbeat_tick {
-                self.heartbeat_elapsed = 0;
-                self.broadcast_heartbeat();
-            }
-        } else if self.election_elapsed >= self.randomized_timeout {
-            self.campaign_pre_vote();
-        }
-    }
-
-    /// Whether a quorum was heard from since the last check; resets the window.
-    fn check_quorum(&mut self) -> bool {
-        let id = self.id;
-        let mut active = 1;
-        for (peer, pr) in self.progress.iter_mut() {
-            if *peer != id && pr.recent_active {
-                active += 1;
-            }
-            pr.recent_active = false;
-        }
-        active >= self.quorum()
+        timer::tick(self);
     }
 
     /// Whether a quorum has been heard from in the current check-quorum window.
@@ -263,15 +205,14 @@ impl Raft {
         self.votes.clear();
         self.progress.clear();
         self.need_broadcast = false;
-        self.reset_election_timeout();
+        self.timer.reset_election_timeout();
     }
 
     pub(super) fn become_leader(&mut self) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.votes.clear();
-        self.heartbeat_elapsed = 0;
-        self.election_elapsed = 0;
+        self.timer.reset_leader();
         let last = self.log.last_index();
         self.progress = self
             .peers()
@@ -313,7 +254,7 @@ impl Raft {
             return;
         }
         if m.term > self.term {
-            let in_lease = self.leader.is_some() && self.election_elapsed < self.cfg.election_tick;
+            let in_lease = self.leader.is_some() && self.timer.within_election_tick();
             match m.body {
                 MessageBody::PreVote { .. } | MessageBody::Vote { .. } if in_lease => return,
                 MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => {}
@@ -366,7 +307,7 @@ impl Raft {
                     let term = self.term;
                     self.become_follower(term, Some(m.from));
                 }
-                self.election_elapsed = 0;
+                self.timer.election_elapsed = 0;
                 self.handle_from_leader(m);
             }
             MessageBody::AppendResponse { .. } | MessageBody::HeartbeatResponse { .. } => {
@@ -486,5 +427,95 @@ impl Raft {
         if self.voters.len() == 1 {
             self.maybe_commit();
         }
+    }
+}
+
+impl Timed for Raft {
+    fn timer(&mut self) -> &mut Timer {
+        &mut self.timer
+    }
+
+    fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    fn check_quorum(&mut self) -> bool {
+        let id = self.id;
+        let mut active = 1;
+        for (peer, pr) in self.progress.iter_mut() {
+            if *peer != id && pr.recent_active {
+                active += 1;
+            }
+            pr.recent_active = false;
+        }
+        active >= self.quorum()
+    }
+
+    fn lose_quorum(&mut self) {
+        let term = self.term;
+        self.become_follower(term, None);
+    }
+
+    fn heartbeat(&mut self) {
+        self.broadcast_heartbeat();
+    }
+
+    fn campaign(&mut self) {
+        self.campaign_pre_vote();
+    }
+}
+
+impl Core for Raft {
+    type Message = Message;
+    type Ready = Ready;
+
+    const PROTOCOL: Protocol = Protocol::Raft;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn status(&self) -> Status {
+        Raft::status(self)
+    }
+
+    fn tick(&mut self) {
+        Raft::tick(self);
+    }
+
+    fn step(&mut self, m: Message) {
+        Raft::step(self, m);
+    }
+
+    fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
+        Raft::propose(self, data)
+    }
+
+    fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+        Raft::read_index(self, ctx)
+    }
+
+    fn has_ready(&self) -> bool {
+        Raft::has_ready(self)
+    }
+
+    fn ready(&mut self) -> Ready {
+        Raft::ready(self)
+    }
+
+    fn advance(&mut self, ready: &Ready) {
+        Raft::advance(self, ready);
+    }
+
+    fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
+        Raft::compact(self, index, data)
+    }
+
+    fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    fn sends_before_persisting(&self) -> bool {
+        self.role == Role::Leader
     }
 }

@@ -2,8 +2,7 @@
 //! quorum that it is still the leader, and lets the read run once that index is applied.
 
 use super::node::Raft;
-use super::progress::quorum_value;
-use super::types::{NotLeader, ReadState, Role};
+use crate::consensus::{NotLeader, ReadState, Role, quorum_value};
 
 impl Raft {
     /// Asks to serve a linearizable read identified by `ctx`. The read appears later in

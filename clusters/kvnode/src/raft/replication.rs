@@ -1,8 +1,9 @@
 //! Log replication: appends, heartbeats, snapshots, their answers, and commit.
 
 use super::node::Raft;
-use super::progress::{ProgressState, quorum_value};
-use super::types::{Message, MessageBody, NodeId, Role};
+use super::progress::ProgressState;
+use super::types::{Message, MessageBody};
+use crate::consensus::{NodeId, Role, quorum_value};
 
 impl Raft {
     /// Sends what follower `to` needs next: entries while the pipeline has room
@@ -68,7 +69,7 @@ impl Raft {
         let Some(snapshot) = self.snapshot.clone() else {
             return false;
         };
-        let ticks = self.ticks;
+        let ticks = self.timer.ticks;
         if let Some(pr) = self.progress.get_mut(&to) {
             pr.state = ProgressState::Snapshot {
                 index: snapshot.meta.index,
@@ -181,7 +182,7 @@ impl Raft {
     pub(super) fn handle_leader_response(&mut self, m: Message) {
         let from = m.from;
         let (ticks, election_tick, last) = (
-            self.ticks,
+            self.timer.ticks,
             u64::from(self.cfg.election_tick),
             self.log.last_index(),
         );

@@ -12,9 +12,9 @@ pub mod wal;
 
 use std::path::{Path, PathBuf};
 
-use crate::consensus::{Core, CoreReady};
-use crate::paxos::{self, Accepted, Durable};
-use crate::raft::{Entry, HardState, Ready, Snapshot};
+use crate::consensus::{Core, Entry, Snapshot};
+use crate::paxos::{self, Accepted, Durable, Paxos};
+use crate::raft::{HardState, Raft, Ready};
 
 use wal::{Record, Wal, apply_snapshot_point};
 
@@ -194,29 +194,6 @@ impl Storage {
         Ok(())
     }
 
-    /// Persists whichever kind of `Ready` a core produced.
-    pub fn persist_core(&mut self, ready: &CoreReady) -> Result<(), StorageError> {
-        match ready {
-            CoreReady::Raft(r) => self.persist(r),
-            CoreReady::Paxos(p) => self.persist_paxos(p),
-        }
-    }
-
-    /// Saves a core's latest snapshot and rewrites the log without what it covers.
-    pub fn compact_core(&mut self, core: &Core) -> Result<(), StorageError> {
-        let Some(snapshot) = core.snapshot() else {
-            return Ok(());
-        };
-        match core {
-            Core::Raft(r) => self.compact(snapshot, r.entries_from(snapshot.meta.index + 1)),
-            Core::Paxos(p) => {
-                let accepted = p.accepted_from(snapshot.meta.index + 1);
-                let commit = p.status().commit;
-                self.compact_paxos(snapshot, p.promised(), commit, accepted)
-            }
-        }
-    }
-
     /// Saves a local Multi-Paxos snapshot and rewrites the log to hold the promise,
     /// the chosen hint and the accepted values after the snapshot.
     pub fn compact_paxos(
@@ -255,6 +232,46 @@ impl Storage {
         ];
         records.extend(entries.into_iter().map(Record::Entry));
         self.wal.rewrite(&records)
+    }
+}
+
+/// A consensus core whose durable state [`Storage`] keeps: the server persists each
+/// ready and compacts through it, whichever protocol runs.
+pub trait Persist: Core {
+    /// Makes a ready's durable part durable (see [`Storage::persist`] and
+    /// [`Storage::persist_paxos`]).
+    fn persist(storage: &mut Storage, ready: &Self::Ready) -> Result<(), StorageError>;
+
+    /// Saves the core's latest snapshot and rewrites the log without what it covers
+    /// (nothing without a snapshot).
+    fn compact_storage(&self, storage: &mut Storage) -> Result<(), StorageError>;
+}
+
+impl Persist for Raft {
+    fn persist(storage: &mut Storage, ready: &Ready) -> Result<(), StorageError> {
+        storage.persist(ready)
+    }
+
+    fn compact_storage(&self, storage: &mut Storage) -> Result<(), StorageError> {
+        let Some(snapshot) = self.snapshot() else {
+            return Ok(());
+        };
+        storage.compact(snapshot, self.entries_from(snapshot.meta.index + 1))
+    }
+}
+
+impl Persist for Paxos {
+    fn persist(storage: &mut Storage, ready: &paxos::Ready) -> Result<(), StorageError> {
+        storage.persist_paxos(ready)
+    }
+
+    fn compact_storage(&self, storage: &mut Storage) -> Result<(), StorageError> {
+        let Some(snapshot) = self.snapshot() else {
+            return Ok(());
+        };
+        let accepted = self.accepted_from(snapshot.meta.index + 1);
+        let commit = self.status().commit;
+        storage.compact_paxos(snapshot, self.promised(), commit, accepted)
     }
 }
 

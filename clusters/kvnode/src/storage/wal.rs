@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use crate::codec::{Decoder, Encoder};
+use crate::consensus::Entry;
 use crate::paxos::wire::{get_accepted, get_ballot, put_accepted, put_ballot};
 use crate::paxos::{Accepted, Ballot};
-use crate::raft::{Entry, HardState};
+use crate::raft::HardState;
 
 use super::{StorageError, sync_dir};
 

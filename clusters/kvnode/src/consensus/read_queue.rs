@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use crate::raft::ReadState;
+use super::types::ReadState;
 
 #[derive(Debug, Clone, Copy)]
 struct PendingRead {
