@@ -8,7 +8,6 @@ use crate::consensus::{Entry, NodeId, Role, Snapshot};
 
 use super::node::{Paxos, Peer, PromiseInfo};
 use super::types::{Accepted, Ballot, MessageBody};
-use crate::consensus::read_queue::ReadQueue;
 
 impl Paxos {
     /// Starts phase 1 with a ballot above every round seen.
@@ -19,7 +18,7 @@ impl Paxos {
             node: self.id,
         };
         if self.role == Role::Leader {
-            self.reads.fail_all(&mut self.failed_reads);
+            self.reads.fail_all();
         }
         self.promise(ballot);
         self.role = Role::Candidate;
@@ -162,7 +161,7 @@ impl Paxos {
                 (p, peer)
             })
             .collect();
-        self.reads = ReadQueue::default();
+        self.reads.clear();
         self.timer.reset_leader();
         self.need_broadcast = true;
     }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::consensus::read_queue::ReadQueue;
 use crate::consensus::timer::{self, Timed, Timer};
 use crate::consensus::{
-    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, ReadState, Role, Snapshot, SnapshotMeta,
-    Status, quorum,
+    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, Role, Snapshot, SnapshotMeta, Status,
+    quorum,
 };
 
 use super::types::{Accepted, Ballot, Config, Durable, MAX_NODE_ID, Message, MessageBody, Ready};
@@ -83,10 +83,8 @@ pub struct Paxos {
     prev_promised: Ballot,
     prev_commit: u64,
     pub(super) need_broadcast: bool,
+    /// Linearizable reads: held, waiting for a round, or to hand out.
     pub(super) reads: ReadQueue,
-    pub(super) read_seq: u64,
-    pub(super) read_states: Vec<ReadState>,
-    pub(super) failed_reads: Vec<u64>,
 }
 
 impl Paxos {
@@ -157,9 +155,6 @@ impl Paxos {
             prev_commit: durable.commit,
             need_broadcast: false,
             reads: ReadQueue::default(),
-            read_seq: 0,
-            read_states: Vec::new(),
-            failed_reads: Vec::new(),
             cfg,
         })
     }
@@ -274,7 +269,7 @@ impl Paxos {
     /// Gives up proposing (a higher ballot exists, or a quorum is out of reach).
     pub(super) fn become_follower(&mut self, leader: Option<NodeId>) {
         if self.role == Role::Leader {
-            self.reads.fail_all(&mut self.failed_reads);
+            self.reads.fail_all();
         }
         self.role = Role::Follower;
         self.leader = leader;
@@ -354,10 +349,8 @@ impl Paxos {
             || self.commit != self.prev_commit
             || !self.msgs.is_empty()
             || self.commit > self.applied
-            || !self.read_states.is_empty()
-            || !self.failed_reads.is_empty()
             || self.need_broadcast
-            || self.reads.needs_round()
+            || self.reads.has_work()
     }
 
     /// The work for the application. Handle it fully (see [`Ready`]), then call
@@ -381,8 +374,8 @@ impl Paxos {
             commit: Some(self.commit).filter(|c| *c != self.prev_commit),
             messages: std::mem::take(&mut self.msgs),
             chosen,
-            read_states: std::mem::take(&mut self.read_states),
-            failed_reads: std::mem::take(&mut self.failed_reads),
+            read_states: self.reads.take_ready(),
+            failed_reads: self.reads.take_failed(),
         }
     }
 
@@ -412,9 +405,7 @@ impl Paxos {
         if self.role != Role::Leader {
             return;
         }
-        if self.reads.needs_round() {
-            self.read_seq += 1;
-            self.reads.start_round(self.read_seq);
+        if self.reads.next_round() {
             self.heartbeat();
         }
         if self.need_broadcast {

@@ -48,7 +48,7 @@ impl Paxos {
             return;
         };
         let (next, matched) = (peer.next, peer.matched);
-        let (ballot, commit, read_seq) = (self.ballot, self.commit, self.read_seq);
+        let (ballot, commit, read_seq) = (self.ballot, self.commit, self.reads.seq());
         if next <= self.snapshot_index() {
             let Some(snapshot) = self.snapshot.clone() else {
                 return;

@@ -8,7 +8,7 @@ impl Raft {
     /// Starts a pre-vote round: asks whether peers would vote for us in `term + 1`,
     /// without raising our term (so a node cut off by a partition cannot inflate terms).
     pub(super) fn campaign_pre_vote(&mut self) {
-        self.reads.fail_all(&mut self.failed_reads);
+        self.reads.fail_all();
         self.role = Role::PreCandidate;
         self.leader = None;
         self.progress.clear();

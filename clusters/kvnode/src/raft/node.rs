@@ -9,8 +9,8 @@ use super::types::{Config, HardState, Message, MessageBody, Ready};
 use crate::consensus::read_queue::ReadQueue;
 use crate::consensus::timer::{self, Timed, Timer};
 use crate::consensus::{
-    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, ReadState, Role, Snapshot, SnapshotMeta,
-    Status, quorum,
+    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, Role, Snapshot, SnapshotMeta, Status,
+    quorum,
 };
 
 /// One Raft node, without I/O. See the [module docs](super) for the driving loop.
@@ -41,10 +41,8 @@ pub struct Raft {
     prev_hard: HardState,
     /// Appends are owed to followers (proposals arrived); sent when the `Ready` is built.
     pub(super) need_broadcast: bool,
+    /// Linearizable reads: held, waiting for a round, or to hand out.
     pub(super) reads: ReadQueue,
-    pub(super) read_seq: u64,
-    pub(super) read_states: Vec<ReadState>,
-    pub(super) failed_reads: Vec<u64>,
 }
 
 impl Raft {
@@ -107,9 +105,6 @@ impl Raft {
             prev_hard: hard,
             need_broadcast: false,
             reads: ReadQueue::default(),
-            read_seq: 0,
-            read_states: Vec::new(),
-            failed_reads: Vec::new(),
             cfg,
         })
     }
@@ -194,7 +189,7 @@ impl Raft {
 
     pub(super) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
         if self.role == Role::Leader || term > self.term {
-            self.reads.fail_all(&mut self.failed_reads);
+            self.reads.fail_all();
         }
         if term > self.term {
             self.term = term;
@@ -219,7 +214,7 @@ impl Raft {
             .into_iter()
             .map(|p| (p, Progress::new(last)))
             .collect();
-        self.reads = ReadQueue::default();
+        self.reads.clear();
         // A no-op entry of the new term lets the leader commit earlier entries.
         let term = self.term;
         self.log.push(Entry {
@@ -364,10 +359,8 @@ impl Raft {
             || self.hard_state() != self.prev_hard
             || !self.msgs.is_empty()
             || self.commit > self.applied
-            || !self.read_states.is_empty()
-            || !self.failed_reads.is_empty()
             || self.need_broadcast
-            || self.reads.needs_round()
+            || self.reads.has_work()
     }
 
     /// The work for the application. Handle it fully (see [`Ready`]), then call
@@ -381,8 +374,8 @@ impl Raft {
             hard_state: Some(self.hard_state()).filter(|h| *h != self.prev_hard),
             messages: std::mem::take(&mut self.msgs),
             committed_entries: self.log.slice(self.applied + 1, self.commit, usize::MAX),
-            read_states: std::mem::take(&mut self.read_states),
-            failed_reads: std::mem::take(&mut self.failed_reads),
+            read_states: self.reads.take_ready(),
+            failed_reads: self.reads.take_failed(),
         }
     }
 
@@ -413,9 +406,7 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        if self.reads.needs_round() {
-            self.read_seq += 1;
-            self.reads.start_round(self.read_seq);
+        if self.reads.next_round() {
             self.broadcast_heartbeat();
         }
         if self.need_broadcast {

@@ -33,8 +33,12 @@ impl Raft {
 
     /// Sends one `Append` (or a snapshot) to `to`; returns false if nothing was sent.
     fn send_one_append(&mut self, to: NodeId) -> bool {
-        let (term, commit, read_seq, last) =
-            (self.term, self.commit, self.read_seq, self.log.last_index());
+        let (term, commit, read_seq, last) = (
+            self.term,
+            self.commit,
+            self.reads.seq(),
+            self.log.last_index(),
+        );
         let Some(pr) = self.progress.get(&to) else {
             return false;
         };
@@ -78,7 +82,7 @@ impl Raft {
         }
         let body = MessageBody::InstallSnapshot {
             snapshot,
-            read_seq: self.read_seq,
+            read_seq: self.reads.seq(),
         };
         self.send(to, self.term, body);
         true
@@ -92,7 +96,7 @@ impl Raft {
             };
             let body = MessageBody::Heartbeat {
                 commit: pr.matched.min(self.commit),
-                read_seq: self.read_seq,
+                read_seq: self.reads.seq(),
             };
             self.send(peer, self.term, body);
         }
