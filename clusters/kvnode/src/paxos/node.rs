@@ -159,11 +159,6 @@ impl Paxos {
         })
     }
 
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
     /// The acceptors of the cluster.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
@@ -187,34 +182,6 @@ impl Paxos {
     /// Every accepted value after `lo` (to rewrite storage after a snapshot).
     pub fn accepted_from(&self, lo: u64) -> Vec<Accepted> {
         self.accepted.range(lo..).map(|(_, a)| a.clone()).collect()
-    }
-
-    /// The latest snapshot this node holds.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
-    }
-
-    /// A summary of the node's state (`term` is the packed promised ballot; `last_index`
-    /// the highest slot with an accepted value).
-    pub fn status(&self) -> Status {
-        let snapshot_index = self.snapshot_index();
-        Status {
-            id: self.id,
-            role: self.role,
-            term: self.promised.packed(),
-            leader: self.leader,
-            vote: None,
-            commit: self.commit,
-            applied: self.applied,
-            last_index: self
-                .accepted
-                .keys()
-                .next_back()
-                .copied()
-                .unwrap_or(snapshot_index)
-                .max(snapshot_index),
-            snapshot_index,
-        }
     }
 
     pub(super) fn snapshot_index(&self) -> u64 {
@@ -260,12 +227,6 @@ impl Paxos {
         self.max_round = self.max_round.max(ballot.round);
     }
 
-    /// Advances time by one tick: a leader sends heartbeats and checks it still hears
-    /// from a quorum; anyone else runs phase 1 when the leader seems gone.
-    pub fn tick(&mut self) {
-        timer::tick(self);
-    }
-
     /// Gives up proposing (a higher ballot exists, or a quorum is out of reach).
     pub(super) fn become_follower(&mut self, leader: Option<NodeId>) {
         if self.role == Role::Leader {
@@ -280,35 +241,6 @@ impl Paxos {
         self.timer.reset_election_timeout();
     }
 
-    /// Handles a message from another node.
-    pub fn step(&mut self, m: Message) {
-        if m.to != self.id || m.from == self.id || !self.voters.contains(&m.from) {
-            return;
-        }
-        self.max_round = self.max_round.max(m.ballot.round);
-        match m.body {
-            MessageBody::Prepare { from_slot } => self.handle_prepare(m.from, m.ballot, from_slot),
-            MessageBody::Promise { accepted, snapshot } => {
-                self.handle_promise(m.from, m.ballot, PromiseInfo { accepted, snapshot })
-            }
-            MessageBody::Nack { promised } => self.handle_nack(m.ballot, promised),
-            MessageBody::Accept {
-                first,
-                values,
-                commit,
-                read_seq,
-            } => self.handle_accept(m.from, m.ballot, first, values, commit, read_seq),
-            MessageBody::InstallSnapshot { snapshot, read_seq } => {
-                self.handle_snapshot(m.from, m.ballot, snapshot, read_seq)
-            }
-            MessageBody::Accepted {
-                first,
-                upto,
-                read_seq,
-            } => self.handle_accepted(m.from, m.ballot, first, upto, read_seq),
-        }
-    }
-
     /// Whether a message under `ballot` from `from` may take over: a newer ballot
     /// always can; a node that heard from a live leader recently ignores prepares from
     /// others (so a rejoining node does not depose a healthy leader).
@@ -316,88 +248,6 @@ impl Paxos {
         self.leader.is_some_and(|l| l != from)
             && self.timer.within_election_tick()
             && self.role != Role::Candidate
-    }
-
-    /// Takes a local snapshot of the state machine at `index` (which must be applied)
-    /// and forgets the accepted values up to it. `data` is the application's state.
-    pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
-        if index > self.applied || index <= self.snapshot_index() {
-            return Err(ConfigError::Invalid(format!(
-                "cannot snapshot at {index}: applied {}, snapshot at {}",
-                self.applied,
-                self.snapshot_index()
-            )));
-        }
-        self.accepted = self.accepted.split_off(&(index + 1));
-        self.unstable = self.unstable.split_off(&(index + 1));
-        self.snapshot = Some(Snapshot {
-            meta: SnapshotMeta {
-                index,
-                term: 0,
-                voters: self.voters.clone(),
-            },
-            data,
-        });
-        Ok(())
-    }
-
-    /// Whether [`Paxos::ready`] has anything to do.
-    pub fn has_ready(&self) -> bool {
-        self.pending_snapshot.is_some()
-            || !self.unstable.is_empty()
-            || self.promised != self.prev_promised
-            || self.commit != self.prev_commit
-            || !self.msgs.is_empty()
-            || self.commit > self.applied
-            || self.need_broadcast
-            || self.reads.has_work()
-    }
-
-    /// The work for the application. Handle it fully (see [`Ready`]), then call
-    /// [`Paxos::advance`] with it before stepping or ticking again.
-    pub fn ready(&mut self) -> Ready {
-        self.flush();
-        let accepted = std::mem::take(&mut self.unstable)
-            .into_iter()
-            .filter_map(|slot| self.accepted.get(&slot).cloned())
-            .collect();
-        if self.role == Role::Leader {
-            self.persisting = Some((self.ballot, self.last_slot));
-        }
-        let chosen = (self.applied + 1..=self.commit)
-            .filter_map(|slot| self.accepted.get(&slot).map(|a| a.entry.clone()))
-            .collect();
-        Ready {
-            snapshot: self.pending_snapshot.take(),
-            promised: Some(self.promised).filter(|p| *p != self.prev_promised),
-            accepted,
-            commit: Some(self.commit).filter(|c| *c != self.prev_commit),
-            messages: std::mem::take(&mut self.msgs),
-            chosen,
-            read_states: self.reads.take_ready(),
-            failed_reads: self.reads.take_failed(),
-        }
-    }
-
-    /// Records that a `Ready` was handled: its state is durable and its chosen values
-    /// applied.
-    pub fn advance(&mut self, ready: &Ready) {
-        if let Some(p) = ready.promised {
-            self.prev_promised = p;
-        }
-        if let Some(c) = ready.commit {
-            self.prev_commit = c;
-        }
-        if let Some(last) = ready.chosen.last() {
-            self.applied = self.applied.max(last.index);
-        }
-        if let Some((ballot, last)) = self.persisting.take()
-            && self.role == Role::Leader
-            && ballot == self.ballot
-        {
-            self.self_matched = self.self_matched.max(last);
-            self.maybe_commit();
-        }
     }
 
     /// Sends owed accepts and read rounds (called when building a `Ready`).
@@ -460,16 +310,62 @@ impl Core for Paxos {
         self.id
     }
 
+    /// A summary of the node's state (`term` is the packed promised ballot; `last_index`
+    /// the highest slot with an accepted value).
     fn status(&self) -> Status {
-        Paxos::status(self)
+        let snapshot_index = self.snapshot_index();
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.promised.packed(),
+            leader: self.leader,
+            vote: None,
+            commit: self.commit,
+            applied: self.applied,
+            last_index: self
+                .accepted
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(snapshot_index)
+                .max(snapshot_index),
+            snapshot_index,
+        }
     }
 
+    /// Advances time by one tick: a leader sends heartbeats and checks it still hears
+    /// from a quorum; anyone else runs phase 1 when the leader seems gone.
     fn tick(&mut self) {
-        Paxos::tick(self);
+        timer::tick(self);
     }
 
+    /// Handles a message from another node.
     fn step(&mut self, m: Message) {
-        Paxos::step(self, m);
+        if m.to != self.id || m.from == self.id || !self.voters.contains(&m.from) {
+            return;
+        }
+        self.max_round = self.max_round.max(m.ballot.round);
+        match m.body {
+            MessageBody::Prepare { from_slot } => self.handle_prepare(m.from, m.ballot, from_slot),
+            MessageBody::Promise { accepted, snapshot } => {
+                self.handle_promise(m.from, m.ballot, PromiseInfo { accepted, snapshot })
+            }
+            MessageBody::Nack { promised } => self.handle_nack(m.ballot, promised),
+            MessageBody::Accept {
+                first,
+                values,
+                commit,
+                read_seq,
+            } => self.handle_accept(m.from, m.ballot, first, values, commit, read_seq),
+            MessageBody::InstallSnapshot { snapshot, read_seq } => {
+                self.handle_snapshot(m.from, m.ballot, snapshot, read_seq)
+            }
+            MessageBody::Accepted {
+                first,
+                upto,
+                read_seq,
+            } => self.handle_accepted(m.from, m.ballot, first, upto, read_seq),
+        }
     }
 
     fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
@@ -480,20 +376,86 @@ impl Core for Paxos {
         Paxos::read_index(self, ctx)
     }
 
+    /// Whether [`Paxos::ready`] has anything to do.
     fn has_ready(&self) -> bool {
-        Paxos::has_ready(self)
+        self.pending_snapshot.is_some()
+            || !self.unstable.is_empty()
+            || self.promised != self.prev_promised
+            || self.commit != self.prev_commit
+            || !self.msgs.is_empty()
+            || self.commit > self.applied
+            || self.need_broadcast
+            || self.reads.has_work()
     }
 
+    /// The work for the application. Handle it fully (see [`Ready`]), then call
+    /// [`Paxos::advance`] with it before stepping or ticking again.
     fn ready(&mut self) -> Ready {
-        Paxos::ready(self)
+        self.flush();
+        let accepted = std::mem::take(&mut self.unstable)
+            .into_iter()
+            .filter_map(|slot| self.accepted.get(&slot).cloned())
+            .collect();
+        if self.role == Role::Leader {
+            self.persisting = Some((self.ballot, self.last_slot));
+        }
+        let chosen = (self.applied + 1..=self.commit)
+            .filter_map(|slot| self.accepted.get(&slot).map(|a| a.entry.clone()))
+            .collect();
+        Ready {
+            snapshot: self.pending_snapshot.take(),
+            promised: Some(self.promised).filter(|p| *p != self.prev_promised),
+            accepted,
+            commit: Some(self.commit).filter(|c| *c != self.prev_commit),
+            messages: std::mem::take(&mut self.msgs),
+            chosen,
+            read_states: self.reads.take_ready(),
+            failed_reads: self.reads.take_failed(),
+        }
     }
 
+    /// Records that a `Ready` was handled: its state is durable and its chosen values
+    /// applied.
     fn advance(&mut self, ready: &Ready) {
-        Paxos::advance(self, ready);
+        if let Some(p) = ready.promised {
+            self.prev_promised = p;
+        }
+        if let Some(c) = ready.commit {
+            self.prev_commit = c;
+        }
+        if let Some(last) = ready.chosen.last() {
+            self.applied = self.applied.max(last.index);
+        }
+        if let Some((ballot, last)) = self.persisting.take()
+            && self.role == Role::Leader
+            && ballot == self.ballot
+        {
+            self.self_matched = self.self_matched.max(last);
+            self.maybe_commit();
+        }
     }
 
+    /// Takes a local snapshot of the state machine at `index` (which must be applied)
+    /// and forgets the accepted values up to it. `data` is the application's state.
     fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
-        Paxos::compact(self, index, data)
+        if index > self.applied || index <= self.snapshot_index() {
+            return Err(ConfigError::Invalid(format!(
+                "cannot snapshot at {index}: applied {}, snapshot at {}",
+                self.applied,
+                self.snapshot_index()
+            )));
+        }
+        self.accepted = self.accepted.split_off(&(index + 1));
+        self.unstable = self.unstable.split_off(&(index + 1));
+        self.snapshot = Some(Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term: 0,
+                voters: self.voters.clone(),
+            },
+            data,
+        });
+        Ok(())
     }
 
     fn snapshot(&self) -> Option<&Snapshot> {

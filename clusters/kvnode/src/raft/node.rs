@@ -109,26 +109,6 @@ impl Raft {
         })
     }
 
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
-    /// A summary of the node's state.
-    pub fn status(&self) -> Status {
-        Status {
-            id: self.id,
-            role: self.role,
-            term: self.term,
-            leader: self.leader,
-            vote: self.vote,
-            commit: self.commit,
-            applied: self.applied,
-            last_index: self.log.last_index(),
-            snapshot_index: self.log.snapshot_index(),
-        }
-    }
-
     /// The voters of the cluster.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
@@ -147,11 +127,6 @@ impl Raft {
     /// Entries from `lo` to the end of the log (to rewrite storage after a snapshot).
     pub fn entries_from(&self, lo: u64) -> Vec<Entry> {
         self.log.slice(lo, self.log.last_index(), usize::MAX)
-    }
-
-    /// The latest snapshot this node holds.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
     }
 
     pub(super) fn send(&mut self, to: NodeId, term: u64, body: MessageBody) {
@@ -173,12 +148,6 @@ impl Raft {
 
     pub(super) fn quorum(&self) -> usize {
         quorum(self.voters.len())
-    }
-
-    /// Advances time by one tick: followers and candidates may start an election,
-    /// leaders send heartbeats and check that a quorum is still reachable.
-    pub fn tick(&mut self) {
-        timer::tick(self);
     }
 
     /// Whether a quorum has been heard from in the current check-quorum window.
@@ -225,121 +194,6 @@ impl Raft {
         self.need_broadcast = true;
     }
 
-    /// Proposes a command. On success returns `(index, term)` of its entry: the command
-    /// took effect if and only if the entry applied at `index` has term `term`.
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
-        }
-        let index = self.log.last_index() + 1;
-        self.log.push(Entry {
-            index,
-            term: self.term,
-            data,
-        });
-        self.need_broadcast = true;
-        Ok((index, self.term))
-    }
-
-    /// Handles a message from another node.
-    pub fn step(&mut self, m: Message) {
-        if m.to != self.id || !self.voters.contains(&m.from) || m.from == self.id {
-            return;
-        }
-        if m.term > self.term {
-            let in_lease = self.leader.is_some() && self.timer.within_election_tick();
-            match m.body {
-                MessageBody::PreVote { .. } | MessageBody::Vote { .. } if in_lease => return,
-                MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => {}
-                MessageBody::Append { .. }
-                | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. } => self.become_follower(m.term, Some(m.from)),
-                _ => self.become_follower(m.term, None),
-            }
-        } else if m.term < self.term {
-            match m.body {
-                MessageBody::Append { .. }
-                | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. } => {
-                    // Tell the stale leader about the newer term so it steps down.
-                    let body = MessageBody::AppendResponse {
-                        reject: true,
-                        index: 0,
-                        hint_index: 0,
-                        hint_term: 0,
-                        read_seq: 0,
-                    };
-                    self.send(m.from, self.term, body);
-                }
-                MessageBody::PreVote { .. } => self.send(
-                    m.from,
-                    self.term,
-                    MessageBody::PreVoteResponse { granted: false },
-                ),
-                MessageBody::Vote { .. } => self.send(
-                    m.from,
-                    self.term,
-                    MessageBody::VoteResponse { granted: false },
-                ),
-                _ => {}
-            }
-            return;
-        }
-        match m.body {
-            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.handle_vote_request(m),
-            MessageBody::PreVoteResponse { .. } | MessageBody::VoteResponse { .. } => {
-                self.handle_vote_response(m)
-            }
-            MessageBody::Append { .. }
-            | MessageBody::Heartbeat { .. }
-            | MessageBody::InstallSnapshot { .. } => {
-                if self.role == Role::Leader {
-                    return; // Two leaders in one term cannot happen; ignore.
-                }
-                if self.role != Role::Follower || self.leader != Some(m.from) {
-                    let term = self.term;
-                    self.become_follower(term, Some(m.from));
-                }
-                self.timer.election_elapsed = 0;
-                self.handle_from_leader(m);
-            }
-            MessageBody::AppendResponse { .. } | MessageBody::HeartbeatResponse { .. } => {
-                if self.role == Role::Leader {
-                    self.handle_leader_response(m);
-                }
-            }
-        }
-    }
-
-    /// Takes a local snapshot of the state machine at `index` (which must be applied)
-    /// and forgets the log up to it. `data` is the application's serialized state.
-    pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
-        if index > self.applied || index <= self.log.snapshot_index() {
-            return Err(ConfigError::Invalid(format!(
-                "cannot snapshot at {index}: applied {}, snapshot at {}",
-                self.applied,
-                self.log.snapshot_index()
-            )));
-        }
-        let Some(term) = self.log.term(index) else {
-            return Err(ConfigError::Invalid(format!(
-                "no term known at index {index}"
-            )));
-        };
-        self.log.compact(index);
-        self.snapshot = Some(Snapshot {
-            meta: SnapshotMeta {
-                index,
-                term,
-                voters: self.voters.clone(),
-            },
-            data,
-        });
-        Ok(())
-    }
-
     fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
@@ -349,55 +203,6 @@ impl Raft {
                 self.vote
             },
             commit: self.commit,
-        }
-    }
-
-    /// Whether [`Raft::ready`] has anything to do.
-    pub fn has_ready(&self) -> bool {
-        self.pending_snapshot.is_some()
-            || self.stable < self.log.last_index()
-            || self.hard_state() != self.prev_hard
-            || !self.msgs.is_empty()
-            || self.commit > self.applied
-            || self.need_broadcast
-            || self.reads.has_work()
-    }
-
-    /// The work for the application. Handle it fully (see [`Ready`]), then call
-    /// [`Raft::advance`] with it before stepping or ticking again.
-    pub fn ready(&mut self) -> Ready {
-        self.flush();
-        let last = self.log.last_index();
-        Ready {
-            snapshot: self.pending_snapshot.take(),
-            entries: self.log.slice(self.stable + 1, last, usize::MAX),
-            hard_state: Some(self.hard_state()).filter(|h| *h != self.prev_hard),
-            messages: std::mem::take(&mut self.msgs),
-            committed_entries: self.log.slice(self.applied + 1, self.commit, usize::MAX),
-            read_states: self.reads.take_ready(),
-            failed_reads: self.reads.take_failed(),
-        }
-    }
-
-    /// Records that a `Ready` was handled: its entries are durable and its committed
-    /// entries applied.
-    pub fn advance(&mut self, ready: &Ready) {
-        if let Some(snapshot) = &ready.snapshot {
-            self.stable = self.stable.max(snapshot.meta.index);
-        }
-        if let Some(last) = ready.entries.last()
-            && self.log.term(last.index) == Some(last.term)
-        {
-            self.stable = last.index;
-        }
-        if let Some(hard) = ready.hard_state {
-            self.prev_hard = hard;
-        }
-        if let Some(last) = ready.committed_entries.last() {
-            self.applied = self.applied.max(last.index);
-        }
-        if self.role == Role::Leader {
-            self.maybe_commit();
         }
     }
 
@@ -466,40 +271,193 @@ impl Core for Raft {
         self.id
     }
 
+    /// A summary of the node's state.
     fn status(&self) -> Status {
-        Raft::status(self)
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            vote: self.vote,
+            commit: self.commit,
+            applied: self.applied,
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snapshot_index(),
+        }
     }
 
+    /// Advances time by one tick: followers and candidates may start an election,
+    /// leaders send heartbeats and check that a quorum is still reachable.
     fn tick(&mut self) {
-        Raft::tick(self);
+        timer::tick(self);
     }
 
+    /// Handles a message from another node.
     fn step(&mut self, m: Message) {
-        Raft::step(self, m);
+        if m.to != self.id || !self.voters.contains(&m.from) || m.from == self.id {
+            return;
+        }
+        if m.term > self.term {
+            let in_lease = self.leader.is_some() && self.timer.within_election_tick();
+            match m.body {
+                MessageBody::PreVote { .. } | MessageBody::Vote { .. } if in_lease => return,
+                MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => {}
+                MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. } => self.become_follower(m.term, Some(m.from)),
+                _ => self.become_follower(m.term, None),
+            }
+        } else if m.term < self.term {
+            match m.body {
+                MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. } => {
+                    // Tell the stale leader about the newer term so it steps down.
+                    let body = MessageBody::AppendResponse {
+                        reject: true,
+                        index: 0,
+                        hint_index: 0,
+                        hint_term: 0,
+                        read_seq: 0,
+                    };
+                    self.send(m.from, self.term, body);
+                }
+                MessageBody::PreVote { .. } => self.send(
+                    m.from,
+                    self.term,
+                    MessageBody::PreVoteResponse { granted: false },
+                ),
+                MessageBody::Vote { .. } => self.send(
+                    m.from,
+                    self.term,
+                    MessageBody::VoteResponse { granted: false },
+                ),
+                _ => {}
+            }
+            return;
+        }
+        match m.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.handle_vote_request(m),
+            MessageBody::PreVoteResponse { .. } | MessageBody::VoteResponse { .. } => {
+                self.handle_vote_response(m)
+            }
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
+                if self.role == Role::Leader {
+                    return; // Two leaders in one term cannot happen; ignore.
+                }
+                if self.role != Role::Follower || self.leader != Some(m.from) {
+                    let term = self.term;
+                    self.become_follower(term, Some(m.from));
+                }
+                self.timer.election_elapsed = 0;
+                self.handle_from_leader(m);
+            }
+            MessageBody::AppendResponse { .. } | MessageBody::HeartbeatResponse { .. } => {
+                if self.role == Role::Leader {
+                    self.handle_leader_response(m);
+                }
+            }
+        }
     }
 
+    /// Proposes a command. On success returns `(index, term)` of its entry: the command
+    /// took effect if and only if the entry applied at `index` has term `term`.
     fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
-        Raft::propose(self, data)
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        let index = self.log.last_index() + 1;
+        self.log.push(Entry {
+            index,
+            term: self.term,
+            data,
+        });
+        self.need_broadcast = true;
+        Ok((index, self.term))
     }
 
     fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
         Raft::read_index(self, ctx)
     }
 
+    /// Whether [`Raft::ready`] has anything to do.
     fn has_ready(&self) -> bool {
-        Raft::has_ready(self)
+        self.pending_snapshot.is_some()
+            || self.stable < self.log.last_index()
+            || self.hard_state() != self.prev_hard
+            || !self.msgs.is_empty()
+            || self.commit > self.applied
+            || self.need_broadcast
+            || self.reads.has_work()
     }
 
+    /// The work for the application. Handle it fully (see [`Ready`]), then call
+    /// [`Raft::advance`] with it before stepping or ticking again.
     fn ready(&mut self) -> Ready {
-        Raft::ready(self)
+        self.flush();
+        let last = self.log.last_index();
+        Ready {
+            snapshot: self.pending_snapshot.take(),
+            entries: self.log.slice(self.stable + 1, last, usize::MAX),
+            hard_state: Some(self.hard_state()).filter(|h| *h != self.prev_hard),
+            messages: std::mem::take(&mut self.msgs),
+            committed_entries: self.log.slice(self.applied + 1, self.commit, usize::MAX),
+            read_states: self.reads.take_ready(),
+            failed_reads: self.reads.take_failed(),
+        }
     }
 
+    /// Records that a `Ready` was handled: its entries are durable and its committed
+    /// entries applied.
     fn advance(&mut self, ready: &Ready) {
-        Raft::advance(self, ready);
+        if let Some(snapshot) = &ready.snapshot {
+            self.stable = self.stable.max(snapshot.meta.index);
+        }
+        if let Some(last) = ready.entries.last()
+            && self.log.term(last.index) == Some(last.term)
+        {
+            self.stable = last.index;
+        }
+        if let Some(hard) = ready.hard_state {
+            self.prev_hard = hard;
+        }
+        if let Some(last) = ready.committed_entries.last() {
+            self.applied = self.applied.max(last.index);
+        }
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
     }
 
+    /// Takes a local snapshot of the state machine at `index` (which must be applied)
+    /// and forgets the log up to it. `data` is the application's serialized state.
     fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
-        Raft::compact(self, index, data)
+        if index > self.applied || index <= self.log.snapshot_index() {
+            return Err(ConfigError::Invalid(format!(
+                "cannot snapshot at {index}: applied {}, snapshot at {}",
+                self.applied,
+                self.log.snapshot_index()
+            )));
+        }
+        let Some(term) = self.log.term(index) else {
+            return Err(ConfigError::Invalid(format!(
+                "no term known at index {index}"
+            )));
+        };
+        self.log.compact(index);
+        self.snapshot = Some(Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters: self.voters.clone(),
+            },
+            data,
+        });
+        Ok(())
     }
 
     fn snapshot(&self) -> Option<&Snapshot> {

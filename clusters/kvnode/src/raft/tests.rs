@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::consensus::{NodeId, Role};
+use crate::consensus::{Core, NodeId, Role};
 
 /// A tiny in-memory cluster: messages are queued and delivered on request.
 struct Cluster {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use faultline_checker::OpType;
 use faultline_kv::consensus::{
-    Entry, NodeId, NotLeader, PeerMessage, Protocol, ReadState, Role, Snapshot,
+    Core, Entry, NodeId, NotLeader, PeerMessage, Protocol, ReadState, Role, Snapshot,
 };
 use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
 use faultline_kv::paxos::Paxos;

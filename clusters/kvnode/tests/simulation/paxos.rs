@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use faultline_kv::consensus::{Entry, NodeId, PeerMessage, Role, Snapshot};
+use faultline_kv::consensus::{Core, Entry, NodeId, PeerMessage, Role, Snapshot};
 use faultline_kv::kv::Store;
 use faultline_kv::paxos::{self, Accepted, Ballot, Durable, Paxos};
 
