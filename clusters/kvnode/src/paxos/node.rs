@@ -376,7 +376,7 @@ impl Core for Paxos {
         Paxos::read_index(self, ctx)
     }
 
-    /// Whether [`Paxos::ready`] has anything to do.
+    /// Whether [`Core::ready`](crate::consensus::Core::ready) has anything to do.
     fn has_ready(&self) -> bool {
         self.pending_snapshot.is_some()
             || !self.unstable.is_empty()
@@ -389,7 +389,7 @@ impl Core for Paxos {
     }
 
     /// The work for the application. Handle it fully (see [`Ready`]), then call
-    /// [`Paxos::advance`] with it before stepping or ticking again.
+    /// [`Core::advance`](crate::consensus::Core::advance) with it before stepping or ticking again.
     fn ready(&mut self) -> Ready {
         self.flush();
         let accepted = std::mem::take(&mut self.unstable)

@@ -186,7 +186,7 @@ pub struct Durable {
 /// `promised` and `commit` durably (fsync) before sending anything; then send
 /// `messages`; then install `snapshot` and apply `chosen` to the state machine in
 /// order; serve `read_states` once applied far enough; fail `failed_reads`; then call
-/// [`crate::paxos::Paxos::advance`].
+/// [`Core::advance`](crate::consensus::Core::advance).
 #[derive(Debug, Clone, Default)]
 pub struct Ready {
     /// A snapshot received from another node, to persist and install.

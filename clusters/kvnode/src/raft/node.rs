@@ -384,7 +384,7 @@ impl Core for Raft {
         Raft::read_index(self, ctx)
     }
 
-    /// Whether [`Raft::ready`] has anything to do.
+    /// Whether [`Core::ready`](crate::consensus::Core::ready) has anything to do.
     fn has_ready(&self) -> bool {
         self.pending_snapshot.is_some()
             || self.stable < self.log.last_index()
@@ -396,7 +396,7 @@ impl Core for Raft {
     }
 
     /// The work for the application. Handle it fully (see [`Ready`]), then call
-    /// [`Raft::advance`] with it before stepping or ticking again.
+    /// [`Core::advance`](crate::consensus::Core::advance) with it before stepping or ticking again.
     fn ready(&mut self) -> Ready {
         self.flush();
         let last = self.log.last_index();

@@ -173,7 +173,7 @@ impl Config {
 /// What the application must do, in this order: persist `snapshot`, `entries` and
 /// `hard_state` (durably, before anything else), then send `messages`, then apply
 /// `snapshot` and `committed_entries` to the state machine, serve `read_states` once
-/// applied far enough, fail `failed_reads`; then call [`crate::raft::Raft::advance`].
+/// applied far enough, fail `failed_reads`; then call [`Core::advance`](crate::consensus::Core::advance).
 #[derive(Debug, Clone, Default)]
 pub struct Ready {
     /// A snapshot received from the leader, to persist and install.
