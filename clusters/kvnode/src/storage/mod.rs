@@ -143,25 +143,14 @@ impl Storage {
         let needs_sync = vote_changed || ready.snapshot.is_some() || !ready.entries.is_empty();
         let mut records = Vec::with_capacity(ready.entries.len() + 2);
         if let Some(s) = &ready.snapshot {
-            snapfile::write(&self.snapshot_path, s)?;
-            records.push(Record::Snapshot {
-                index: s.meta.index,
-                term: s.meta.term,
-            });
+            records.push(self.write_snapshot(s)?);
         }
         records.extend(ready.entries.iter().cloned().map(Record::Entry));
         if let Some(h) = ready.hard_state {
             records.push(Record::HardState(h));
             self.hard = h;
         }
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.wal.append(&records)?;
-        if self.fsync && needs_sync {
-            self.wal.sync()?;
-        }
-        Ok(())
+        self.append(&records, needs_sync)
     }
 
     /// Makes a Multi-Paxos `Ready`'s snapshot, accepted values and promise durable
@@ -171,11 +160,7 @@ impl Storage {
             ready.promised.is_some() || ready.snapshot.is_some() || !ready.accepted.is_empty();
         let mut records = Vec::with_capacity(ready.accepted.len() + 3);
         if let Some(s) = &ready.snapshot {
-            snapfile::write(&self.snapshot_path, s)?;
-            records.push(Record::Snapshot {
-                index: s.meta.index,
-                term: s.meta.term,
-            });
+            records.push(self.write_snapshot(s)?);
         }
         if let Some(b) = ready.promised {
             records.push(Record::Promise(b));
@@ -184,10 +169,25 @@ impl Storage {
         if let Some(c) = ready.commit {
             records.push(Record::Chosen(c));
         }
+        self.append(&records, needs_sync)
+    }
+
+    /// Writes the snapshot file; the log record that marks it durable.
+    fn write_snapshot(&self, s: &Snapshot) -> Result<Record, StorageError> {
+        snapfile::write(&self.snapshot_path, s)?;
+        Ok(Record::Snapshot {
+            index: s.meta.index,
+            term: s.meta.term,
+        })
+    }
+
+    /// Appends `records` to the log, fsynced when `needs_sync` (unless the `no-fsync`
+    /// bug is on).
+    fn append(&mut self, records: &[Record], needs_sync: bool) -> Result<(), StorageError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.wal.append(&records)?;
+        self.wal.append(records)?;
         if self.fsync && needs_sync {
             self.wal.sync()?;
         }
@@ -203,12 +203,8 @@ impl Storage {
         commit: u64,
         accepted: Vec<Accepted>,
     ) -> Result<(), StorageError> {
-        snapfile::write(&self.snapshot_path, snapshot)?;
         let mut records = vec![
-            Record::Snapshot {
-                index: snapshot.meta.index,
-                term: snapshot.meta.term,
-            },
+            self.write_snapshot(snapshot)?,
             Record::Promise(promised),
             Record::Chosen(commit),
         ];
@@ -222,14 +218,7 @@ impl Storage {
         snapshot: &Snapshot,
         entries: Vec<Entry>,
     ) -> Result<(), StorageError> {
-        snapfile::write(&self.snapshot_path, snapshot)?;
-        let mut records = vec![
-            Record::Snapshot {
-                index: snapshot.meta.index,
-                term: snapshot.meta.term,
-            },
-            Record::HardState(self.hard),
-        ];
+        let mut records = vec![self.write_snapshot(snapshot)?, Record::HardState(self.hard)];
         records.extend(entries.into_iter().map(Record::Entry));
         self.wal.rewrite(&records)
     }
