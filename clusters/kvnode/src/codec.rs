@@ -1,7 +1,8 @@
 //! A small binary encoding for Raft values, used on the peer wire and in the
 //! write-ahead log: little-endian integers, length-prefixed byte strings.
 
-use crate::raft::{Entry, HardState, Message, MessageBody, Snapshot, SnapshotMeta};
+use crate::consensus::{Entry, Snapshot, SnapshotMeta};
+use crate::raft::{HardState, Message, MessageBody};
 
 /// Bytes that do not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,6 +7,5 @@ pub mod kv;
 pub mod paxos;
 pub mod protocol;
 pub mod raft;
-mod read_queue;
 pub mod server;
 pub mod storage;

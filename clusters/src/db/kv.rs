@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use faultline_kv_proto::{Outcome, Request, Response};
 use serde_json::Value;
 
 use super::lazyfs::{Lazyfs, PowerLoss};
@@ -145,13 +146,13 @@ impl KvDb {
     pub fn status(&self, node: &Node) -> Result<Value, String> {
         let line = request_line(
             &self.client_addr(node),
-            r#"{"id":0,"type":"status"}"#,
+            &Request::status(0).to_line(),
             Duration::from_secs(2),
         )?;
-        let response: Value =
-            serde_json::from_str(&line).map_err(|e| format!("bad response {line:?}: {e}"))?;
-        match response.get("status") {
-            Some(status) if response["type"] == "ok" => Ok(status.clone()),
+        let response = Response::from_line(line.as_bytes())
+            .map_err(|e| format!("bad response {line:?}: {e}"))?;
+        match response.status {
+            Some(status) if response.outcome == Outcome::Ok => Ok(status),
             _ => Err(format!("unexpected response {line}")),
         }
     }

@@ -1,5 +1,5 @@
 //! The bundled node's client: `faultline-kv`'s newline-delimited JSON over TCP (see
-//! `clusters/kvnode/README.md`).
+//! `clusters/kvnode/README.md`; requests and responses are `faultline_kv_proto`'s).
 //!
 //! One request in flight, a connection per node talked to. A read-only call starts at
 //! the client's own node (`preferred % nodes.len()`), so that every node's read path is
@@ -24,6 +24,7 @@ use std::io::ErrorKind;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
+use faultline_kv_proto::{MicroOp, Outcome, Request, Response};
 use serde_json::{Value, json};
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -169,13 +170,13 @@ impl KvStore {
 
     /// Where a `not-leader` answer points: the node whose client address is
     /// `leader_addr`, else the node named `n{leader}`.
-    fn hinted(&self, answer: &Value) -> Next {
-        if let Some(addr) = answer.get("leader_addr").and_then(Value::as_str)
+    fn hinted(&self, answer: &Response) -> Next {
+        if let Some(addr) = answer.leader_addr.as_deref()
             && let Some(i) = self.nodes.iter().position(|(_, a)| a == addr)
         {
             return Next::Node(i);
         }
-        if let Some(id) = answer.get("leader").and_then(Value::as_u64) {
+        if let Some(id) = answer.leader {
             let name = format!("n{id}");
             if let Some(i) = self.nodes.iter().position(|(n, _)| *n == name) {
                 return Next::Node(i);
@@ -189,7 +190,7 @@ impl KvStore {
             return Err(self.fail("unavailable", None));
         }
         let deadline = Instant::now() + self.timeout;
-        let txn = Value::Array(ops.iter().map(micro_json).collect());
+        let txn: Vec<MicroOp> = ops.iter().map(micro_op).collect();
         let mut hops = 0;
         let read_only = ops.iter().all(|op| matches!(op, Micro::Read(_)));
         self.current = if read_only { self.home } else { self.leader };
@@ -201,25 +202,24 @@ impl KvStore {
             let node = conn.node;
             self.next_id += 1;
             let id = self.next_id;
-            let mut line = json!({"id": id, "txn": txn}).to_string();
+            let mut line = Request::txn(id, txn.clone()).to_line();
             line.push('\n');
             let answer = match exchange(conn, &line, id, deadline).await {
                 Ok(answer) => answer,
                 Err(code) => return Err(self.info(code, node)),
             };
-            let error = answer
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string();
-            match answer.get("type").and_then(Value::as_str) {
-                Some("ok") => {
+            let Ok(answer) = Response::from_value(answer) else {
+                return Err(self.info("bad-response", node));
+            };
+            let error = answer.error.clone().unwrap_or_else(|| "unknown".into());
+            match answer.outcome {
+                Outcome::Ok => {
                     if !read_only {
                         self.leader = node;
                     }
                     return self.ok(ops, &answer, node);
                 }
-                Some("fail") if error == "not-leader" => {
+                Outcome::Fail if error == "not-leader" => {
                     if hops >= MAX_HOPS {
                         return Err(self.fail("not-leader", Some(node)));
                     }
@@ -229,21 +229,20 @@ impl KvStore {
                         _ => (node + 1) % self.nodes.len(),
                     };
                 }
-                Some("fail") => return Err(self.fail(&error, Some(node))),
-                Some("info") => {
+                Outcome::Fail => return Err(self.fail(&error, Some(node))),
+                Outcome::Info => {
                     return Err(StoreError::Info {
                         error,
                         node: self.name(node),
                     });
                 }
-                _ => return Err(self.info("bad-response", node)),
             }
         }
     }
 
     /// The values of an `ok` answer: reads' values, `null` for the other micro-ops.
-    fn ok(&mut self, ops: &[Micro], answer: &Value, node: usize) -> Result<TxnOk, StoreError> {
-        let results = answer.get("txn").and_then(Value::as_array);
+    fn ok(&mut self, ops: &[Micro], answer: &Response, node: usize) -> Result<TxnOk, StoreError> {
+        let results = answer.txn.as_ref().and_then(Value::as_array);
         let Some(results) = results.filter(|r| r.len() == ops.len()) else {
             // It committed, but we cannot say what it read.
             return Err(self.info("bad-response", node));
@@ -292,15 +291,35 @@ async fn exchange(
     }
 }
 
-/// The node's `[f, key, value]` form of a micro-op.
-fn micro_json(op: &Micro) -> Value {
+/// The node's micro-op for ours.
+fn micro_op(op: &Micro) -> MicroOp {
+    let key = |k: &String| Value::String(k.clone());
     match op {
-        Micro::Read(k) => json!(["r", k, null]),
-        Micro::Write(k, v) => json!(["w", k, v]),
-        Micro::Cas(k, old, new) => json!(["cas", k, [old, new]]),
-        Micro::Append(k, v) => json!(["append", k, v]),
-        Micro::Add(k, d) => json!(["add", k, d]),
+        Micro::Read(k) => MicroOp::Read { key: key(k) },
+        Micro::Write(k, v) => MicroOp::Write {
+            key: key(k),
+            value: v.clone(),
+        },
+        Micro::Cas(k, old, new) => MicroOp::Cas {
+            key: key(k),
+            old: old.clone(),
+            new: new.clone(),
+        },
+        Micro::Append(k, v) => MicroOp::Append {
+            key: key(k),
+            value: v.clone(),
+        },
+        Micro::Add(k, d) => MicroOp::Add {
+            key: key(k),
+            delta: *d,
+        },
     }
+}
+
+/// The node's `[f, key, value]` form of a micro-op.
+#[cfg(test)]
+fn micro_json(op: &Micro) -> Value {
+    micro_op(op).to_json(None)
 }
 
 impl Store for KvStore {

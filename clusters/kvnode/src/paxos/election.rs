@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::raft::{Entry, NodeId, Role, Snapshot};
+use crate::consensus::{Entry, NodeId, Role, Snapshot};
 
 use super::node::{Paxos, Peer, PromiseInfo};
 use super::types::{Accepted, Ballot, MessageBody};
-use crate::read_queue::ReadQueue;
 
 impl Paxos {
     /// Starts phase 1 with a ballot above every round seen.
@@ -19,7 +18,7 @@ impl Paxos {
             node: self.id,
         };
         if self.role == Role::Leader {
-            self.reads.fail_all(&mut self.failed_reads);
+            self.reads.fail_all();
         }
         self.promise(ballot);
         self.role = Role::Candidate;
@@ -32,7 +31,7 @@ impl Paxos {
             snapshot: None,
         };
         self.promises = BTreeMap::from([(self.id, own)]);
-        self.reset_timeout();
+        self.timer.reset_election_timeout();
         let from_slot = self.from_slot;
         for peer in self.other_voters() {
             self.send(peer, ballot, MessageBody::Prepare { from_slot });
@@ -60,7 +59,7 @@ impl Paxos {
             }
             self.promise(ballot);
             self.leader = None;
-            self.reset_timeout();
+            self.timer.reset_election_timeout();
         }
         let snapshot = self.snapshot.clone().filter(|s| s.meta.index >= from_slot);
         let lo = snapshot.as_ref().map_or(from_slot, |s| s.meta.index + 1);
@@ -162,9 +161,8 @@ impl Paxos {
                 (p, peer)
             })
             .collect();
-        self.reads = ReadQueue::default();
-        self.heartbeat_elapsed = 0;
-        self.election_elapsed = 0;
+        self.reads.clear();
+        self.timer.reset_leader();
         self.need_broadcast = true;
     }
 }

@@ -16,13 +16,14 @@
 //!
 //! The application drives a [`Paxos`] like a Raft node:
 //!
-//! 1. [`Paxos::tick`] at a fixed interval, [`Paxos::step`] for each message,
-//!    [`Paxos::propose`] for commands, [`Paxos::read_index`] for reads;
-//! 2. when [`Paxos::has_ready`], take a [`Ready`]: persist the snapshot, accepted
-//!    values, promised ballot and commit hint and fsync; only then send the messages
+//! 1. through its [`Core`](crate::consensus::Core) methods: `tick` at a fixed
+//!    interval, `step` for each message, [`Paxos::propose`] for commands,
+//!    [`Paxos::read_index`] for reads;
+//! 2. when `has_ready`, take a [`Ready`]: persist the snapshot, accepted values,
+//!    promised ballot and commit hint and fsync; only then send the messages
 //!    (promises and acceptances must be durable first); install the snapshot, apply
 //!    the chosen values; serve confirmed reads;
-//! 3. call [`Paxos::advance`] with the same `Ready`.
+//! 3. call `advance` with the same `Ready`.
 //!
 //! Reads are linearizable through a leader confirmation round (see `read`).
 

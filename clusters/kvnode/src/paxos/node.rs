@@ -3,10 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::raft::{ConfigError, Entry, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Status};
+use crate::consensus::read_queue::ReadQueue;
+use crate::consensus::timer::{self, Timed, Timer};
+use crate::consensus::{
+    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, Role, Snapshot, SnapshotMeta, Status,
+    quorum,
+};
 
 use super::types::{Accepted, Ballot, Config, Durable, MAX_NODE_ID, Message, MessageBody, Ready};
-use crate::read_queue::ReadQueue;
 
 /// A leader's view of one acceptor.
 #[derive(Debug, Clone, Default)]
@@ -71,22 +75,16 @@ pub struct Paxos {
     pub(super) peers: BTreeMap<NodeId, Peer>,
     /// Acceptor: cached `(ballot, upto)` of the `upto` reported to the leader.
     pub(super) upto_cache: (Ballot, u64),
-    pub(super) election_elapsed: u32,
-    pub(super) heartbeat_elapsed: u32,
-    /// Ticks since start (for snapshot resends).
-    pub(super) ticks: u64,
-    pub(super) randomized_timeout: u32,
-    rng: u64,
+    /// Failure detection, heartbeats, and ticks since start (for snapshot resends).
+    pub(super) timer: Timer,
     pub(super) msgs: Vec<Message>,
     /// Slots whose accepted value changed since the last `Ready`.
     pub(super) unstable: BTreeSet<u64>,
     prev_promised: Ballot,
     prev_commit: u64,
     pub(super) need_broadcast: bool,
+    /// Linearizable reads: held, waiting for a round, or to hand out.
     pub(super) reads: ReadQueue,
-    pub(super) read_seq: u64,
-    pub(super) read_states: Vec<ReadState>,
-    pub(super) failed_reads: Vec<u64>,
 }
 
 impl Paxos {
@@ -104,12 +102,8 @@ impl Paxos {
                 cfg.id
             )));
         }
-        if cfg.election_tick <= cfg.heartbeat_tick || cfg.heartbeat_tick == 0 {
-            return Err(ConfigError::Invalid(format!(
-                "election tick ({}) must exceed heartbeat tick ({}) > 0",
-                cfg.election_tick, cfg.heartbeat_tick
-            )));
-        }
+        let rng = cfg.seed ^ 0x2545_f491_4f6c_dd1d ^ cfg.id.rotate_left(40);
+        let timer = Timer::new(cfg.election_tick, cfg.heartbeat_tick, rng)?;
         let voters = match &snapshot {
             Some(s) if !s.meta.voters.is_empty() => s.meta.voters.clone(),
             _ => cfg.voters.clone(),
@@ -132,7 +126,7 @@ impl Paxos {
         while commit < durable.commit && accepted.contains_key(&(commit + 1)) {
             commit += 1;
         }
-        let mut paxos = Paxos {
+        Ok(Paxos {
             id: cfg.id,
             voters,
             promised: durable.promised,
@@ -154,29 +148,15 @@ impl Paxos {
             persisting: None,
             peers: BTreeMap::new(),
             upto_cache: (Ballot::ZERO, 0),
-            election_elapsed: 0,
-            heartbeat_elapsed: 0,
-            ticks: 0,
-            randomized_timeout: cfg.election_tick,
-            rng: cfg.seed ^ 0x2545_f491_4f6c_dd1d ^ cfg.id.rotate_left(40),
+            timer,
             msgs: Vec::new(),
             unstable: BTreeSet::new(),
             prev_promised: durable.promised,
             prev_commit: durable.commit,
             need_broadcast: false,
             reads: ReadQueue::default(),
-            read_seq: 0,
-            read_states: Vec::new(),
-            failed_reads: Vec::new(),
             cfg,
-        };
-        paxos.reset_timeout();
-        Ok(paxos)
-    }
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.id
+        })
     }
 
     /// The acceptors of the cluster.
@@ -204,53 +184,8 @@ impl Paxos {
         self.accepted.range(lo..).map(|(_, a)| a.clone()).collect()
     }
 
-    /// The latest snapshot this node holds.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
-    }
-
-    /// A summary of the node's state (`term` is the packed promised ballot; `last_index`
-    /// the highest slot with an accepted value).
-    pub fn status(&self) -> Status {
-        let snapshot_index = self.snapshot_index();
-        Status {
-            id: self.id,
-            role: self.role,
-            term: self.promised.packed(),
-            leader: self.leader,
-            vote: None,
-            commit: self.commit,
-            applied: self.applied,
-            last_index: self
-                .accepted
-                .keys()
-                .next_back()
-                .copied()
-                .unwrap_or(snapshot_index)
-                .max(snapshot_index),
-            snapshot_index,
-        }
-    }
-
     pub(super) fn snapshot_index(&self) -> u64 {
         self.snapshot.as_ref().map_or(0, |s| s.meta.index)
-    }
-
-    fn next_random(&mut self) -> u64 {
-        // splitmix64: deterministic from the configured seed.
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Restarts failure detection with a fresh random timeout (the back-off that lets
-    /// duelling proposers settle).
-    pub(super) fn reset_timeout(&mut self) {
-        self.election_elapsed = 0;
-        let base = self.cfg.election_tick;
-        self.randomized_timeout = base + (self.next_random() % u64::from(base)) as u32;
     }
 
     pub(super) fn send(&mut self, to: NodeId, ballot: Ballot, body: MessageBody) {
@@ -271,7 +206,7 @@ impl Paxos {
     }
 
     pub(super) fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+        quorum(self.voters.len())
     }
 
     /// Records an accepted value (to persist in the next `Ready`).
@@ -292,27 +227,53 @@ impl Paxos {
         self.max_round = self.max_round.max(ballot.round);
     }
 
-    /// Advances time by one tick: a leader sends heartbeats and checks it still hears
-    /// from a quorum; anyone else runs phase 1 when the leader seems gone.
-    pub fn tick(&mut self) {
-        self.ticks += 1;
-        self.election_elapsed = self.election_elapsed.saturating_add(1);
+    /// Gives up proposing (a higher ballot exists, or a quorum is out of reach).
+    pub(super) fn become_follower(&mut self, leader: Option<NodeId>) {
         if self.role == Role::Leader {
-            self.heartbeat_elapsed += 1;
-            if self.election_elapsed >= self.cfg.election_tick {
-                self.election_elapsed = 0;
-                if !self.check_quorum() {
-                    self.become_follower(None);
-                    return;
-                }
-            }
-            if self.heartbeat_elapsed >= self.cfg.heartbeat_tick {
-                self.heartbeat_elapsed = 0;
-                self.heartbeat();
-            }
-        } else if self.election_elapsed >= self.randomized_timeout {
-            self.campaign();
+            self.reads.fail_all();
         }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.promises.clear();
+        self.peers.clear();
+        self.need_broadcast = false;
+        self.persisting = None;
+        self.timer.reset_election_timeout();
+    }
+
+    /// Whether a message under `ballot` from `from` may take over: a newer ballot
+    /// always can; a node that heard from a live leader recently ignores prepares from
+    /// others (so a rejoining node does not depose a healthy leader).
+    pub(super) fn leader_is_alive(&self, from: NodeId) -> bool {
+        self.leader.is_some_and(|l| l != from)
+            && self.timer.within_election_tick()
+            && self.role != Role::Candidate
+    }
+
+    /// Sends owed accepts and read rounds (called when building a `Ready`).
+    fn flush(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if self.reads.next_round() {
+            self.heartbeat();
+        }
+        if self.need_broadcast {
+            self.need_broadcast = false;
+            for peer in self.other_voters() {
+                self.send_accepts(peer, false);
+            }
+        }
+    }
+}
+
+impl Timed for Paxos {
+    fn timer(&mut self) -> &mut Timer {
+        &mut self.timer
+    }
+
+    fn is_leader(&self) -> bool {
+        self.role == Role::Leader
     }
 
     fn check_quorum(&mut self) -> bool {
@@ -326,22 +287,60 @@ impl Paxos {
         active >= self.quorum()
     }
 
-    /// Gives up proposing (a higher ballot exists, or a quorum is out of reach).
-    pub(super) fn become_follower(&mut self, leader: Option<NodeId>) {
-        if self.role == Role::Leader {
-            self.reads.fail_all(&mut self.failed_reads);
+    fn lose_quorum(&mut self) {
+        self.become_follower(None);
+    }
+
+    fn heartbeat(&mut self) {
+        Paxos::heartbeat(self);
+    }
+
+    fn campaign(&mut self) {
+        Paxos::campaign(self);
+    }
+}
+
+impl Core for Paxos {
+    type Message = Message;
+    type Ready = Ready;
+
+    const PROTOCOL: Protocol = Protocol::Paxos;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// A summary of the node's state (`term` is the packed promised ballot; `last_index`
+    /// the highest slot with an accepted value).
+    fn status(&self) -> Status {
+        let snapshot_index = self.snapshot_index();
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.promised.packed(),
+            leader: self.leader,
+            vote: None,
+            commit: self.commit,
+            applied: self.applied,
+            last_index: self
+                .accepted
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(snapshot_index)
+                .max(snapshot_index),
+            snapshot_index,
         }
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.promises.clear();
-        self.peers.clear();
-        self.need_broadcast = false;
-        self.persisting = None;
-        self.reset_timeout();
+    }
+
+    /// Advances time by one tick: a leader sends heartbeats and checks it still hears
+    /// from a quorum; anyone else runs phase 1 when the leader seems gone.
+    fn tick(&mut self) {
+        timer::tick(self);
     }
 
     /// Handles a message from another node.
-    pub fn step(&mut self, m: Message) {
+    fn step(&mut self, m: Message) {
         if m.to != self.id || m.from == self.id || !self.voters.contains(&m.from) {
             return;
         }
@@ -369,18 +368,76 @@ impl Paxos {
         }
     }
 
-    /// Whether a message under `ballot` from `from` may take over: a newer ballot
-    /// always can; a node that heard from a live leader recently ignores prepares from
-    /// others (so a rejoining node does not depose a healthy leader).
-    pub(super) fn leader_is_alive(&self, from: NodeId) -> bool {
-        self.leader.is_some_and(|l| l != from)
-            && self.election_elapsed < self.cfg.election_tick
-            && self.role != Role::Candidate
+    fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
+        Paxos::propose(self, data)
+    }
+
+    fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+        Paxos::read_index(self, ctx)
+    }
+
+    /// Whether [`Core::ready`](crate::consensus::Core::ready) has anything to do.
+    fn has_ready(&self) -> bool {
+        self.pending_snapshot.is_some()
+            || !self.unstable.is_empty()
+            || self.promised != self.prev_promised
+            || self.commit != self.prev_commit
+            || !self.msgs.is_empty()
+            || self.commit > self.applied
+            || self.need_broadcast
+            || self.reads.has_work()
+    }
+
+    /// The work for the application. Handle it fully (see [`Ready`]), then call
+    /// [`Core::advance`](crate::consensus::Core::advance) with it before stepping or ticking again.
+    fn ready(&mut self) -> Ready {
+        self.flush();
+        let accepted = std::mem::take(&mut self.unstable)
+            .into_iter()
+            .filter_map(|slot| self.accepted.get(&slot).cloned())
+            .collect();
+        if self.role == Role::Leader {
+            self.persisting = Some((self.ballot, self.last_slot));
+        }
+        let chosen = (self.applied + 1..=self.commit)
+            .filter_map(|slot| self.accepted.get(&slot).map(|a| a.entry.clone()))
+            .collect();
+        Ready {
+            snapshot: self.pending_snapshot.take(),
+            promised: Some(self.promised).filter(|p| *p != self.prev_promised),
+            accepted,
+            commit: Some(self.commit).filter(|c| *c != self.prev_commit),
+            messages: std::mem::take(&mut self.msgs),
+            chosen,
+            read_states: self.reads.take_ready(),
+            failed_reads: self.reads.take_failed(),
+        }
+    }
+
+    /// Records that a `Ready` was handled: its state is durable and its chosen values
+    /// applied.
+    fn advance(&mut self, ready: &Ready) {
+        if let Some(p) = ready.promised {
+            self.prev_promised = p;
+        }
+        if let Some(c) = ready.commit {
+            self.prev_commit = c;
+        }
+        if let Some(last) = ready.chosen.last() {
+            self.applied = self.applied.max(last.index);
+        }
+        if let Some((ballot, last)) = self.persisting.take()
+            && self.role == Role::Leader
+            && ballot == self.ballot
+        {
+            self.self_matched = self.self_matched.max(last);
+            self.maybe_commit();
+        }
     }
 
     /// Takes a local snapshot of the state machine at `index` (which must be applied)
     /// and forgets the accepted values up to it. `data` is the application's state.
-    pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
+    fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
         if index > self.applied || index <= self.snapshot_index() {
             return Err(ConfigError::Invalid(format!(
                 "cannot snapshot at {index}: applied {}, snapshot at {}",
@@ -401,82 +458,11 @@ impl Paxos {
         Ok(())
     }
 
-    /// Whether [`Paxos::ready`] has anything to do.
-    pub fn has_ready(&self) -> bool {
-        self.pending_snapshot.is_some()
-            || !self.unstable.is_empty()
-            || self.promised != self.prev_promised
-            || self.commit != self.prev_commit
-            || !self.msgs.is_empty()
-            || self.commit > self.applied
-            || !self.read_states.is_empty()
-            || !self.failed_reads.is_empty()
-            || self.need_broadcast
-            || self.reads.needs_round()
+    fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
 
-    /// The work for the application. Handle it fully (see [`Ready`]), then call
-    /// [`Paxos::advance`] with it before stepping or ticking again.
-    pub fn ready(&mut self) -> Ready {
-        self.flush();
-        let accepted = std::mem::take(&mut self.unstable)
-            .into_iter()
-            .filter_map(|slot| self.accepted.get(&slot).cloned())
-            .collect();
-        if self.role == Role::Leader {
-            self.persisting = Some((self.ballot, self.last_slot));
-        }
-        let chosen = (self.applied + 1..=self.commit)
-            .filter_map(|slot| self.accepted.get(&slot).map(|a| a.entry.clone()))
-            .collect();
-        Ready {
-            snapshot: self.pending_snapshot.take(),
-            promised: Some(self.promised).filter(|p| *p != self.prev_promised),
-            accepted,
-            commit: Some(self.commit).filter(|c| *c != self.prev_commit),
-            messages: std::mem::take(&mut self.msgs),
-            chosen,
-            read_states: std::mem::take(&mut self.read_states),
-            failed_reads: std::mem::take(&mut self.failed_reads),
-        }
-    }
-
-    /// Records that a `Ready` was handled: its state is durable and its chosen values
-    /// applied.
-    pub fn advance(&mut self, ready: &Ready) {
-        if let Some(p) = ready.promised {
-            self.prev_promised = p;
-        }
-        if let Some(c) = ready.commit {
-            self.prev_commit = c;
-        }
-        if let Some(last) = ready.chosen.last() {
-            self.applied = self.applied.max(last.index);
-        }
-        if let Some((ballot, last)) = self.persisting.take()
-            && self.role == Role::Leader
-            && ballot == self.ballot
-        {
-            self.self_matched = self.self_matched.max(last);
-            self.maybe_commit();
-        }
-    }
-
-    /// Sends owed accepts and read rounds (called when building a `Ready`).
-    fn flush(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        if self.reads.needs_round() {
-            self.read_seq += 1;
-            self.reads.start_round(self.read_seq);
-            self.heartbeat();
-        }
-        if self.need_broadcast {
-            self.need_broadcast = false;
-            for peer in self.other_voters() {
-                self.send_accepts(peer, false);
-            }
-        }
+    fn sends_before_persisting(&self) -> bool {
+        false
     }
 }

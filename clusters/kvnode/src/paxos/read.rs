@@ -4,7 +4,7 @@
 //! served after applying up to the noted slot. A new leader first waits until every
 //! slot it adopted from the promises is chosen (its chosen prefix may lag).
 
-use crate::raft::{NotLeader, ReadState, Role};
+use crate::consensus::{NotLeader, Role, quorum_value};
 
 use super::node::Paxos;
 
@@ -29,7 +29,7 @@ impl Paxos {
     fn enqueue_read(&mut self, ctx: u64) {
         let index = self.commit;
         if self.voters.len() == 1 {
-            self.read_states.push(ReadState { ctx, index });
+            self.reads.serve(ctx, index);
             return;
         }
         self.reads.note(ctx, index);
@@ -51,8 +51,7 @@ impl Paxos {
         }
         let mut acked: Vec<u64> = self.peers.values().map(|p| p.read_seq).collect();
         acked.push(u64::MAX);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acked.get(self.quorum() - 1).copied().unwrap_or(0);
-        self.reads.release(confirmed, &mut self.read_states);
+        let confirmed = quorum_value(acked);
+        self.reads.release(confirmed);
     }
 }

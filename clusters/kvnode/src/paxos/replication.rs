@@ -4,15 +4,10 @@
 //! ballot is chosen, and learners apply chosen slots in order. Replicas that lag
 //! behind the leader's snapshot get the snapshot.
 
-use crate::raft::{Entry, NodeId, NotLeader, Role, Snapshot};
+use crate::consensus::{Entry, NodeId, NotLeader, Role, Snapshot, quorum_value};
 
 use super::node::Paxos;
 use super::types::{Ballot, MessageBody};
-
-fn quorum_value(mut values: Vec<u64>) -> u64 {
-    values.sort_unstable_by(|a, b| b.cmp(a));
-    values.get(values.len() / 2).copied().unwrap_or(0)
-}
 
 impl Paxos {
     /// Proposes a command in the next free slot. On success returns `(slot, origin)`:
@@ -53,13 +48,13 @@ impl Paxos {
             return;
         };
         let (next, matched) = (peer.next, peer.matched);
-        let (ballot, commit, read_seq) = (self.ballot, self.commit, self.read_seq);
+        let (ballot, commit, read_seq) = (self.ballot, self.commit, self.reads.seq());
         if next <= self.snapshot_index() {
             let Some(snapshot) = self.snapshot.clone() else {
                 return;
             };
             let index = snapshot.meta.index;
-            let ticks = self.ticks;
+            let ticks = self.timer.ticks;
             let resend_after = u64::from(self.cfg.election_tick);
             let Some(p) = self.peers.get_mut(&to) else {
                 return;
@@ -125,7 +120,7 @@ impl Paxos {
             self.become_follower(Some(from));
         }
         self.promise(ballot);
-        self.election_elapsed = 0;
+        self.timer.election_elapsed = 0;
         true
     }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::raft::{NodeId, Role};
+use crate::consensus::{Core, NodeId, Role};
 
 struct Net {
     nodes: BTreeMap<NodeId, Paxos>,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::raft::{Entry, NodeId, ReadState, Snapshot};
+use crate::consensus::{Entry, NodeId, ReadState, Snapshot};
 
 /// Node ids must stay below this so a ballot packs into one `u64`.
 pub const MAX_NODE_ID: NodeId = 1 << 16;
@@ -186,7 +186,7 @@ pub struct Durable {
 /// `promised` and `commit` durably (fsync) before sending anything; then send
 /// `messages`; then install `snapshot` and apply `chosen` to the state machine in
 /// order; serve `read_states` once applied far enough; fail `failed_reads`; then call
-/// [`crate::paxos::Paxos::advance`].
+/// [`Core::advance`](crate::consensus::Core::advance).
 #[derive(Debug, Clone, Default)]
 pub struct Ready {
     /// A snapshot received from another node, to persist and install.
@@ -205,4 +205,28 @@ pub struct Ready {
     pub read_states: Vec<ReadState>,
     /// Contexts of reads that will never be confirmed: definitely not served.
     pub failed_reads: Vec<u64>,
+}
+
+impl crate::consensus::CoreReady for Ready {
+    type Message = Message;
+
+    fn take_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.messages)
+    }
+
+    fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    fn committed(&self) -> &[Entry] {
+        &self.chosen
+    }
+
+    fn read_states(&self) -> &[ReadState] {
+        &self.read_states
+    }
+
+    fn failed_reads(&self) -> &[u64] {
+        &self.failed_reads
+    }
 }

@@ -2,7 +2,7 @@
 //! [`crate::codec`] (peer wire and write-ahead log).
 
 use crate::codec::{DecodeError, Decoder, Encoder};
-use crate::raft::Snapshot;
+use crate::consensus::Snapshot;
 
 use super::types::{Accepted, Ballot, Message, MessageBody};
 
@@ -191,7 +191,7 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{Entry, SnapshotMeta};
+    use crate::consensus::{Entry, SnapshotMeta};
 
     #[test]
     fn messages_round_trip() {

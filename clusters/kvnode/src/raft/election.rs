@@ -1,19 +1,20 @@
 //! Elections: pre-vote, vote, and counting answers.
 
 use super::node::Raft;
-use super::types::{Message, MessageBody, Role};
+use super::types::{Message, MessageBody};
+use crate::consensus::Role;
 
 impl Raft {
     /// Starts a pre-vote round: asks whether peers would vote for us in `term + 1`,
     /// without raising our term (so a node cut off by a partition cannot inflate terms).
     pub(super) fn campaign_pre_vote(&mut self) {
-        self.reads.fail_all(&mut self.failed_reads);
+        self.reads.fail_all();
         self.role = Role::PreCandidate;
         self.leader = None;
         self.progress.clear();
         self.votes.clear();
         self.votes.insert(self.id, true);
-        self.reset_election_timeout();
+        self.timer.reset_election_timeout();
         if self.votes.len() >= self.quorum() {
             self.campaign_vote();
             return;
@@ -40,7 +41,7 @@ impl Raft {
         self.leader = None;
         self.votes.clear();
         self.votes.insert(self.id, true);
-        self.reset_election_timeout();
+        self.timer.reset_election_timeout();
         if self.votes.len() >= self.quorum() {
             self.become_leader();
             return;
@@ -79,7 +80,7 @@ impl Raft {
         let reply_term = if granted { m.term } else { self.term };
         if granted && !pre {
             self.vote = Some(m.from);
-            self.election_elapsed = 0;
+            self.timer.election_elapsed = 0;
         }
         let body = if pre {
             MessageBody::PreVoteResponse { granted }

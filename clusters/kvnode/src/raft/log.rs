@@ -1,6 +1,6 @@
 //! The in-memory Raft log: entries after the latest snapshot.
 
-use super::types::Entry;
+use crate::consensus::Entry;
 
 /// Entries `snapshot_index + 1 ..= last_index`, with the snapshot's position.
 #[derive(Debug, Clone, Default)]

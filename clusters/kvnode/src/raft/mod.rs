@@ -2,13 +2,13 @@
 //!
 //! The application owns time, the network and the disk, and drives a [`Raft`] like this:
 //!
-//! 1. feed it events: [`Raft::tick`] at a fixed interval, [`Raft::step`] for each
-//!    message from a peer, [`Raft::propose`] for commands and [`Raft::read_index`] for
-//!    reads;
-//! 2. when [`Raft::has_ready`], take a [`Ready`] and handle it in order: persist the
+//! 1. feed it events through its [`Core`](crate::consensus::Core) methods: `tick` at a
+//!    fixed interval, `step` for each message from a peer, `propose` for commands and
+//!    [`Raft::read_index`] for reads;
+//! 2. when `has_ready`, take a [`Ready`] and handle it in order: persist the
 //!    snapshot, entries and hard state durably; send the messages; apply the snapshot
 //!    and committed entries to the state machine; serve the confirmed reads;
-//! 3. call [`Raft::advance`] with the same `Ready`.
+//! 3. call `advance` with the same `Ready`.
 //!
 //! Everything that arrives while step 2 is in progress is batched into the next
 //! `Ready`, which is how the server gets group commit. Randomness (election
@@ -30,10 +30,7 @@ mod replication;
 mod types;
 
 pub use node::Raft;
-pub use types::{
-    Config, ConfigError, CoreBugs, Entry, HardState, Message, MessageBody, NodeId, NotLeader,
-    ReadState, Ready, Role, Snapshot, SnapshotMeta, Status,
-};
+pub use types::{Config, CoreBugs, HardState, Message, MessageBody, Ready};
 
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use super::log::RaftLog;
-use super::progress::{Progress, quorum};
-use super::types::{
-    Config, ConfigError, Entry, HardState, Message, MessageBody, NodeId, NotLeader, ReadState,
-    Ready, Role, Snapshot, SnapshotMeta, Status,
+use super::progress::Progress;
+use super::types::{Config, HardState, Message, MessageBody, Ready};
+use crate::consensus::read_queue::ReadQueue;
+use crate::consensus::timer::{self, Timed, Timer};
+use crate::consensus::{
+    ConfigError, Core, Entry, NodeId, NotLeader, Protocol, Role, Snapshot, SnapshotMeta, Status,
+    quorum,
 };
-use crate::read_queue::ReadQueue;
 
 /// One Raft node, without I/O. See the [module docs](super) for the driving loop.
 #[derive(Debug)]
@@ -33,20 +35,14 @@ pub struct Raft {
     pub(super) pending_snapshot: Option<Snapshot>,
     pub(super) progress: BTreeMap<NodeId, Progress>,
     pub(super) votes: BTreeMap<NodeId, bool>,
-    pub(super) election_elapsed: u32,
-    pub(super) heartbeat_elapsed: u32,
-    pub(super) randomized_timeout: u32,
-    /// Ticks since start, for timing snapshot retries.
-    pub(super) ticks: u64,
-    rng: u64,
+    /// Election timeout, heartbeats, and ticks since start (for snapshot retries).
+    pub(super) timer: Timer,
     pub(super) msgs: Vec<Message>,
     prev_hard: HardState,
     /// Appends are owed to followers (proposals arrived); sent when the `Ready` is built.
     pub(super) need_broadcast: bool,
+    /// Linearizable reads: held, waiting for a round, or to hand out.
     pub(super) reads: ReadQueue,
-    pub(super) read_seq: u64,
-    pub(super) read_states: Vec<ReadState>,
-    pub(super) failed_reads: Vec<u64>,
 }
 
 impl Raft {
@@ -61,12 +57,8 @@ impl Raft {
         if cfg.id == 0 {
             return Err(ConfigError::Invalid("node id 0 is reserved".into()));
         }
-        if cfg.election_tick <= cfg.heartbeat_tick || cfg.heartbeat_tick == 0 {
-            return Err(ConfigError::Invalid(format!(
-                "election tick ({}) must exceed heartbeat tick ({}) > 0",
-                cfg.election_tick, cfg.heartbeat_tick
-            )));
-        }
+        let rng = cfg.seed ^ 0x9e37_79b9_7f4a_7c15 ^ cfg.id.rotate_left(32);
+        let timer = Timer::new(cfg.election_tick, cfg.heartbeat_tick, rng)?;
         let (snap_index, snap_term, voters) = match &snapshot {
             Some(s) if !s.meta.voters.is_empty() => {
                 (s.meta.index, s.meta.term, s.meta.voters.clone())
@@ -93,7 +85,7 @@ impl Raft {
             )));
         }
         let commit = hard.commit.max(snap_index).min(log.last_index());
-        let mut raft = Raft {
+        Ok(Raft {
             id: cfg.id,
             voters,
             term: hard.term,
@@ -108,42 +100,13 @@ impl Raft {
             pending_snapshot: None,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
-            election_elapsed: 0,
-            heartbeat_elapsed: 0,
-            randomized_timeout: cfg.election_tick,
-            ticks: 0,
-            rng: cfg.seed ^ 0x9e37_79b9_7f4a_7c15 ^ cfg.id.rotate_left(32),
+            timer,
             msgs: Vec::new(),
             prev_hard: hard,
             need_broadcast: false,
             reads: ReadQueue::default(),
-            read_seq: 0,
-            read_states: Vec::new(),
-            failed_reads: Vec::new(),
             cfg,
-        };
-        raft.reset_election_timeout();
-        Ok(raft)
-    }
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
-    /// A summary of the node's state.
-    pub fn status(&self) -> Status {
-        Status {
-            id: self.id,
-            role: self.role,
-            term: self.term,
-            leader: self.leader,
-            vote: self.vote,
-            commit: self.commit,
-            applied: self.applied,
-            last_index: self.log.last_index(),
-            snapshot_index: self.log.snapshot_index(),
-        }
+        })
     }
 
     /// The voters of the cluster.
@@ -164,26 +127,6 @@ impl Raft {
     /// Entries from `lo` to the end of the log (to rewrite storage after a snapshot).
     pub fn entries_from(&self, lo: u64) -> Vec<Entry> {
         self.log.slice(lo, self.log.last_index(), usize::MAX)
-    }
-
-    /// The latest snapshot this node holds.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
-    }
-
-    fn next_random(&mut self) -> u64 {
-        // splitmix64: deterministic from the configured seed, no I/O.
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub(super) fn reset_election_timeout(&mut self) {
-        self.election_elapsed = 0;
-        let base = self.cfg.election_tick;
-        self.randomized_timeout = base + (self.next_random() % u64::from(base)) as u32;
     }
 
     pub(super) fn send(&mut self, to: NodeId, term: u64, body: MessageBody) {
@@ -207,31 +150,91 @@ impl Raft {
         quorum(self.voters.len())
     }
 
-    /// Advances time by one tick: followers and candidates may start an election,
-    /// leaders send heartbeats and check that a quorum is still reachable.
-    pub fn tick(&mut self) {
-        self.ticks += 1;
-        self.election_elapsed = self.election_elapsed.saturating_add(1);
-        if self.role == Role::Leader {
-            self.heartbeat_elapsed += 1;
-            if self.election_elapsed >= self.cfg.election_tick {
-                self.election_elapsed = 0;
-                if !self.check_quorum() {
-                    let term = self.term;
-                    self.become_follower(term, None);
-                    return;
-                }
-            }
-            if self.heartbeat_elapsed >= self.cfg.heartbeat_tick {
-                self.heartbeat_elapsed = 0;
-                self.broadcast_heartbeat();
-            }
-        } else if self.election_elapsed >= self.randomized_timeout {
-            self.campaign_pre_vote();
+    /// Whether a quorum has been heard from in the current check-quorum window.
+    pub(super) fn has_lease(&self) -> bool {
+        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+        active >= self.quorum()
+    }
+
+    pub(super) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
+        if self.role == Role::Leader || term > self.term {
+            self.reads.fail_all();
+        }
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.progress.clear();
+        self.need_broadcast = false;
+        self.timer.reset_election_timeout();
+    }
+
+    pub(super) fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.votes.clear();
+        self.timer.reset_leader();
+        let last = self.log.last_index();
+        self.progress = self
+            .peers()
+            .into_iter()
+            .map(|p| (p, Progress::new(last)))
+            .collect();
+        self.reads.clear();
+        // A no-op entry of the new term lets the leader commit earlier entries.
+        let term = self.term;
+        self.log.push(Entry {
+            index: last + 1,
+            term,
+            data: Vec::new(),
+        });
+        self.need_broadcast = true;
+    }
+
+    fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: if self.cfg.bugs.forget_vote {
+                None
+            } else {
+                self.vote
+            },
+            commit: self.commit,
         }
     }
 
-    /// Whether a quorum was heard from since the last check; resets the window.
+    /// Sends owed appends and read rounds (called when building a `Ready`).
+    fn flush(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if self.reads.next_round() {
+            self.broadcast_heartbeat();
+        }
+        if self.need_broadcast {
+            self.need_broadcast = false;
+            for peer in self.peers() {
+                self.send_appends(peer);
+            }
+        }
+        if self.voters.len() == 1 {
+            self.maybe_commit();
+        }
+    }
+}
+
+impl Timed for Raft {
+    fn timer(&mut self) -> &mut Timer {
+        &mut self.timer
+    }
+
+    fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
     fn check_quorum(&mut self) -> bool {
         let id = self.id;
         let mut active = 1;
@@ -244,76 +247,58 @@ impl Raft {
         active >= self.quorum()
     }
 
-    /// Whether a quorum has been heard from in the current check-quorum window.
-    pub(super) fn has_lease(&self) -> bool {
-        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
-        active >= self.quorum()
-    }
-
-    pub(super) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
-        if self.role == Role::Leader || term > self.term {
-            self.reads.fail_all(&mut self.failed_reads);
-        }
-        if term > self.term {
-            self.term = term;
-            self.vote = None;
-        }
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.votes.clear();
-        self.progress.clear();
-        self.need_broadcast = false;
-        self.reset_election_timeout();
-    }
-
-    pub(super) fn become_leader(&mut self) {
-        self.role = Role::Leader;
-        self.leader = Some(self.id);
-        self.votes.clear();
-        self.heartbeat_elapsed = 0;
-        self.election_elapsed = 0;
-        let last = self.log.last_index();
-        self.progress = self
-            .peers()
-            .into_iter()
-            .map(|p| (p, Progress::new(last)))
-            .collect();
-        self.reads = ReadQueue::default();
-        // A no-op entry of the new term lets the leader commit earlier entries.
+    fn lose_quorum(&mut self) {
         let term = self.term;
-        self.log.push(Entry {
-            index: last + 1,
-            term,
-            data: Vec::new(),
-        });
-        self.need_broadcast = true;
+        self.become_follower(term, None);
     }
 
-    /// Proposes a command. On success returns `(index, term)` of its entry: the command
-    /// took effect if and only if the entry applied at `index` has term `term`.
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
-        }
-        let index = self.log.last_index() + 1;
-        self.log.push(Entry {
-            index,
+    fn heartbeat(&mut self) {
+        self.broadcast_heartbeat();
+    }
+
+    fn campaign(&mut self) {
+        self.campaign_pre_vote();
+    }
+}
+
+impl Core for Raft {
+    type Message = Message;
+    type Ready = Ready;
+
+    const PROTOCOL: Protocol = Protocol::Raft;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// A summary of the node's state.
+    fn status(&self) -> Status {
+        Status {
+            id: self.id,
+            role: self.role,
             term: self.term,
-            data,
-        });
-        self.need_broadcast = true;
-        Ok((index, self.term))
+            leader: self.leader,
+            vote: self.vote,
+            commit: self.commit,
+            applied: self.applied,
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snapshot_index(),
+        }
+    }
+
+    /// Advances time by one tick: followers and candidates may start an election,
+    /// leaders send heartbeats and check that a quorum is still reachable.
+    fn tick(&mut self) {
+        timer::tick(self);
     }
 
     /// Handles a message from another node.
-    pub fn step(&mut self, m: Message) {
+    fn step(&mut self, m: Message) {
         if m.to != self.id || !self.voters.contains(&m.from) || m.from == self.id {
             return;
         }
         if m.term > self.term {
-            let in_lease = self.leader.is_some() && self.election_elapsed < self.cfg.election_tick;
+            let in_lease = self.leader.is_some() && self.timer.within_election_tick();
             match m.body {
                 MessageBody::PreVote { .. } | MessageBody::Vote { .. } if in_lease => return,
                 MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => {}
@@ -366,7 +351,7 @@ impl Raft {
                     let term = self.term;
                     self.become_follower(term, Some(m.from));
                 }
-                self.election_elapsed = 0;
+                self.timer.election_elapsed = 0;
                 self.handle_from_leader(m);
             }
             MessageBody::AppendResponse { .. } | MessageBody::HeartbeatResponse { .. } => {
@@ -377,9 +362,80 @@ impl Raft {
         }
     }
 
+    /// Proposes a command. On success returns `(index, term)` of its entry: the command
+    /// took effect if and only if the entry applied at `index` has term `term`.
+    fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        let index = self.log.last_index() + 1;
+        self.log.push(Entry {
+            index,
+            term: self.term,
+            data,
+        });
+        self.need_broadcast = true;
+        Ok((index, self.term))
+    }
+
+    fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+        Raft::read_index(self, ctx)
+    }
+
+    /// Whether [`Core::ready`](crate::consensus::Core::ready) has anything to do.
+    fn has_ready(&self) -> bool {
+        self.pending_snapshot.is_some()
+            || self.stable < self.log.last_index()
+            || self.hard_state() != self.prev_hard
+            || !self.msgs.is_empty()
+            || self.commit > self.applied
+            || self.need_broadcast
+            || self.reads.has_work()
+    }
+
+    /// The work for the application. Handle it fully (see [`Ready`]), then call
+    /// [`Core::advance`](crate::consensus::Core::advance) with it before stepping or ticking again.
+    fn ready(&mut self) -> Ready {
+        self.flush();
+        let last = self.log.last_index();
+        Ready {
+            snapshot: self.pending_snapshot.take(),
+            entries: self.log.slice(self.stable + 1, last, usize::MAX),
+            hard_state: Some(self.hard_state()).filter(|h| *h != self.prev_hard),
+            messages: std::mem::take(&mut self.msgs),
+            committed_entries: self.log.slice(self.applied + 1, self.commit, usize::MAX),
+            read_states: self.reads.take_ready(),
+            failed_reads: self.reads.take_failed(),
+        }
+    }
+
+    /// Records that a `Ready` was handled: its entries are durable and its committed
+    /// entries applied.
+    fn advance(&mut self, ready: &Ready) {
+        if let Some(snapshot) = &ready.snapshot {
+            self.stable = self.stable.max(snapshot.meta.index);
+        }
+        if let Some(last) = ready.entries.last()
+            && self.log.term(last.index) == Some(last.term)
+        {
+            self.stable = last.index;
+        }
+        if let Some(hard) = ready.hard_state {
+            self.prev_hard = hard;
+        }
+        if let Some(last) = ready.committed_entries.last() {
+            self.applied = self.applied.max(last.index);
+        }
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
     /// Takes a local snapshot of the state machine at `index` (which must be applied)
     /// and forgets the log up to it. `data` is the application's serialized state.
-    pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
+    fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError> {
         if index > self.applied || index <= self.log.snapshot_index() {
             return Err(ConfigError::Invalid(format!(
                 "cannot snapshot at {index}: applied {}, snapshot at {}",
@@ -404,87 +460,11 @@ impl Raft {
         Ok(())
     }
 
-    fn hard_state(&self) -> HardState {
-        HardState {
-            term: self.term,
-            vote: if self.cfg.bugs.forget_vote {
-                None
-            } else {
-                self.vote
-            },
-            commit: self.commit,
-        }
+    fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
 
-    /// Whether [`Raft::ready`] has anything to do.
-    pub fn has_ready(&self) -> bool {
-        self.pending_snapshot.is_some()
-            || self.stable < self.log.last_index()
-            || self.hard_state() != self.prev_hard
-            || !self.msgs.is_empty()
-            || self.commit > self.applied
-            || !self.read_states.is_empty()
-            || !self.failed_reads.is_empty()
-            || self.need_broadcast
-            || self.reads.needs_round()
-    }
-
-    /// The work for the application. Handle it fully (see [`Ready`]), then call
-    /// [`Raft::advance`] with it before stepping or ticking again.
-    pub fn ready(&mut self) -> Ready {
-        self.flush();
-        let last = self.log.last_index();
-        Ready {
-            snapshot: self.pending_snapshot.take(),
-            entries: self.log.slice(self.stable + 1, last, usize::MAX),
-            hard_state: Some(self.hard_state()).filter(|h| *h != self.prev_hard),
-            messages: std::mem::take(&mut self.msgs),
-            committed_entries: self.log.slice(self.applied + 1, self.commit, usize::MAX),
-            read_states: std::mem::take(&mut self.read_states),
-            failed_reads: std::mem::take(&mut self.failed_reads),
-        }
-    }
-
-    /// Records that a `Ready` was handled: its entries are durable and its committed
-    /// entries applied.
-    pub fn advance(&mut self, ready: &Ready) {
-        if let Some(snapshot) = &ready.snapshot {
-            self.stable = self.stable.max(snapshot.meta.index);
-        }
-        if let Some(last) = ready.entries.last()
-            && self.log.term(last.index) == Some(last.term)
-        {
-            self.stable = last.index;
-        }
-        if let Some(hard) = ready.hard_state {
-            self.prev_hard = hard;
-        }
-        if let Some(last) = ready.committed_entries.last() {
-            self.applied = self.applied.max(last.index);
-        }
-        if self.role == Role::Leader {
-            self.maybe_commit();
-        }
-    }
-
-    /// Sends owed appends and read rounds (called when building a `Ready`).
-    fn flush(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        if self.reads.needs_round() {
-            self.read_seq += 1;
-            self.reads.start_round(self.read_seq);
-            self.broadcast_heartbeat();
-        }
-        if self.need_broadcast {
-            self.need_broadcast = false;
-            for peer in self.peers() {
-                self.send_appends(peer);
-            }
-        }
-        if self.voters.len() == 1 {
-            self.maybe_commit();
-        }
+    fn sends_before_persisting(&self) -> bool {
+        self.role == Role::Leader
     }
 }

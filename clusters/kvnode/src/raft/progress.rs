@@ -76,31 +76,9 @@ impl Progress {
     }
 }
 
-/// The largest value that at least a quorum of `values` reach (the median-ish element).
-pub fn quorum_value(mut values: Vec<u64>) -> u64 {
-    if values.is_empty() {
-        return 0;
-    }
-    values.sort_unstable_by(|a, b| b.cmp(a));
-    values[values.len() / 2]
-}
-
-/// Votes needed to win among `voters`.
-pub fn quorum(voters: usize) -> usize {
-    voters / 2 + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quorum_value_is_what_a_majority_has() {
-        assert_eq!(quorum_value(vec![5, 3, 1]), 3);
-        assert_eq!(quorum_value(vec![5, 3, 1, 9, 2]), 3);
-        assert_eq!(quorum_value(vec![7]), 7);
-        assert_eq!(quorum_value(vec![4, 4, 1, 1]), 1);
-    }
 
     #[test]
     fn stale_rejections_are_ignored() {

@@ -2,8 +2,7 @@
 //! quorum that it is still the leader, and lets the read run once that index is applied.
 
 use super::node::Raft;
-use super::progress::quorum_value;
-use super::types::{NotLeader, ReadState, Role};
+use crate::consensus::{NotLeader, Role, quorum_value};
 
 impl Raft {
     /// Asks to serve a linearizable read identified by `ctx`. The read appears later in
@@ -11,10 +10,7 @@ impl Raft {
     /// `failed_reads`. Only the leader serves reads, unless the `stale-read` bug is on.
     pub fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
         if self.cfg.bugs.stale_read {
-            self.read_states.push(ReadState {
-                ctx,
-                index: self.commit,
-            });
+            self.reads.serve(ctx, self.commit);
             return Ok(());
         }
         if self.role != Role::Leader {
@@ -33,7 +29,7 @@ impl Raft {
     fn enqueue_read(&mut self, ctx: u64) {
         let index = self.commit;
         if self.voters.len() == 1 || (self.cfg.lease_read && self.has_lease()) {
-            self.read_states.push(ReadState { ctx, index });
+            self.reads.serve(ctx, index);
             return;
         }
         self.reads.note(ctx, index);
@@ -66,6 +62,6 @@ impl Raft {
             })
             .collect();
         let confirmed = quorum_value(acked);
-        self.reads.release(confirmed, &mut self.read_states);
+        self.reads.release(confirmed);
     }
 }

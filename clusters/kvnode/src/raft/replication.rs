@@ -1,8 +1,9 @@
 //! Log replication: appends, heartbeats, snapshots, their answers, and commit.
 
 use super::node::Raft;
-use super::progress::{ProgressState, quorum_value};
-use super::types::{Message, MessageBody, NodeId, Role};
+use super::progress::ProgressState;
+use super::types::{Message, MessageBody};
+use crate::consensus::{NodeId, Role, quorum_value};
 
 impl Raft {
     /// Sends what follower `to` needs next: entries while the pipeline has room
@@ -32,8 +33,12 @@ impl Raft {
 
     /// Sends one `Append` (or a snapshot) to `to`; returns false if nothing was sent.
     fn send_one_append(&mut self, to: NodeId) -> bool {
-        let (term, commit, read_seq, last) =
-            (self.term, self.commit, self.read_seq, self.log.last_index());
+        let (term, commit, read_seq, last) = (
+            self.term,
+            self.commit,
+            self.reads.seq(),
+            self.log.last_index(),
+        );
         let Some(pr) = self.progress.get(&to) else {
             return false;
         };
@@ -68,7 +73,7 @@ impl Raft {
         let Some(snapshot) = self.snapshot.clone() else {
             return false;
         };
-        let ticks = self.ticks;
+        let ticks = self.timer.ticks;
         if let Some(pr) = self.progress.get_mut(&to) {
             pr.state = ProgressState::Snapshot {
                 index: snapshot.meta.index,
@@ -77,7 +82,7 @@ impl Raft {
         }
         let body = MessageBody::InstallSnapshot {
             snapshot,
-            read_seq: self.read_seq,
+            read_seq: self.reads.seq(),
         };
         self.send(to, self.term, body);
         true
@@ -91,7 +96,7 @@ impl Raft {
             };
             let body = MessageBody::Heartbeat {
                 commit: pr.matched.min(self.commit),
-                read_seq: self.read_seq,
+                read_seq: self.reads.seq(),
             };
             self.send(peer, self.term, body);
         }
@@ -181,7 +186,7 @@ impl Raft {
     pub(super) fn handle_leader_response(&mut self, m: Message) {
         let from = m.from;
         let (ticks, election_tick, last) = (
-            self.ticks,
+            self.timer.ticks,
             u64::from(self.cfg.election_tick),
             self.log.last_index(),
         );

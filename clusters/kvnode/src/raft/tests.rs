@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::consensus::{Core, NodeId, Role};
 
 /// A tiny in-memory cluster: messages are queued and delivered on request.
 struct Cluster {
@@ -72,7 +73,7 @@ impl Cluster {
         // Time passes for the others: they leave their leader's lease (without campaigning).
         for other in group.iter().filter(|o| **o != id) {
             let raft = self.node(*other);
-            raft.election_elapsed = raft.cfg.election_tick;
+            raft.timer.election_elapsed = raft.cfg.election_tick;
         }
         for _ in 0..40 {
             self.node(id).tick();
@@ -235,7 +236,7 @@ fn votes_are_persisted_unless_the_forget_vote_bug_is_on() {
             ..CoreBugs::default()
         };
         let mut c = Cluster::new(3, bugs);
-        c.node(2).election_elapsed = 10;
+        c.node(2).timer.election_elapsed = 10;
         c.node(1).campaign_pre_vote();
         let pre_votes = c.node(1).ready();
         c.node(1).advance(&pre_votes);

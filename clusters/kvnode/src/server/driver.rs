@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::consensus::{Core, PeerMessage, Protocol};
+use crate::consensus::{Core, CoreReady, Entry, NodeId, PeerMessage, Protocol};
 use crate::kv::{MicroOp, Store, TxnOutcome, parse_txn, txn_to_json};
 use crate::protocol::{Body, Request, Response, status_json};
-use crate::raft::{Entry, NodeId};
-use crate::storage::Storage;
+use crate::storage::{Persist, Storage};
 
 use super::ServerError;
 use super::transport::Transport;
@@ -54,9 +53,9 @@ pub struct DriverConfig {
     pub client_addrs: BTreeMap<NodeId, String>,
 }
 
-/// The node loop's state.
-pub struct Driver {
-    core: Core,
+/// The node loop's state, around a core of either protocol.
+pub struct Driver<C> {
+    core: C,
     storage: Storage,
     store: Store,
     transport: Transport,
@@ -69,15 +68,15 @@ pub struct Driver {
     next_ctx: u64,
 }
 
-impl Driver {
+impl<C: Core + Persist> Driver<C> {
     /// A loop around a restored core, its storage and state machine.
     pub fn new(
-        core: Core,
+        core: C,
         storage: Storage,
         store: Store,
         transport: Transport,
         cfg: DriverConfig,
-    ) -> Driver {
+    ) -> Driver<C> {
         Driver {
             id: core.id(),
             core,
@@ -132,7 +131,14 @@ impl Driver {
     /// Handles one event; returns true to stop.
     fn handle(&mut self, event: Event) -> bool {
         match event {
-            Event::Peer(m) => self.core.step(m),
+            Event::Peer(m) => match C::Message::try_from(m) {
+                Ok(m) => self.core.step(m),
+                Err(m) => tracing::warn!(
+                    protocol = %C::PROTOCOL,
+                    from = m.from(),
+                    "dropping a message of the other consensus protocol"
+                ),
+            },
             Event::Client(request, reply) => self.handle_client(request, reply),
             Event::Shutdown => return true,
         }
@@ -182,7 +188,7 @@ impl Driver {
                     deadline,
                 };
                 if let Some(old) = self.writes.insert(index, waiter) {
-                    let response = if self.core.protocol() == Protocol::Paxos {
+                    let response = if C::PROTOCOL == Protocol::Paxos {
                         // An earlier leader's value may still be chosen in this slot.
                         let message = "this node proposed again in the slot; the earlier \
                                        write's outcome is unknown";
@@ -214,14 +220,15 @@ impl Driver {
         // A Raft leader may replicate before its own write is durable: it counts
         // itself toward a commit only after `advance` (Raft thesis §10.2.1). Everyone
         // else sends only after persisting (votes, promises and acceptances depend on it).
-        let messages = ready.take_messages();
-        let early = ready.send_before_persist(&self.core);
+        let messages: Vec<PeerMessage> =
+            ready.take_messages().into_iter().map(Into::into).collect();
+        let early = self.core.sends_before_persisting();
         if early {
             for m in &messages {
                 self.transport.send(m);
             }
         }
-        self.storage.persist_core(&ready)?;
+        C::persist(&mut self.storage, &ready)?;
         if !early {
             for m in &messages {
                 self.transport.send(m);
@@ -336,7 +343,7 @@ impl Driver {
         self.core
             .compact(st.applied, data)
             .map_err(|e| ServerError::Snapshot(e.to_string()))?;
-        self.storage.compact_core(&self.core)?;
+        self.core.compact_storage(&mut self.storage)?;
         tracing::info!(index = st.applied, "snapshot taken; log compacted");
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The server: storage recovery, peer and client listeners (tokio), and the node loop
 //! on its own thread. Thin by design: all consensus logic is in [`crate::raft`] and
-//! [`crate::paxos`], driven through [`crate::consensus::Core`].
+//! [`crate::paxos`], driven through the [`crate::consensus::Core`] trait.
 
 mod clients;
 pub mod driver;
@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::consensus::{Core, Protocol};
+use crate::consensus::{ConfigError, Core, NodeId, Protocol};
 use crate::kv::Store;
 use crate::paxos::{self, Paxos, PaxosBugs};
-use crate::raft::{Config, CoreBugs, NodeId, Raft};
-use crate::storage::{Storage, StorageError};
+use crate::raft::{Config, CoreBugs, Raft};
+use crate::storage::{Persist, Storage, StorageError};
 
 use driver::{Driver, DriverConfig, Event};
 use transport::Transport;
@@ -97,7 +97,7 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     /// The durable state or configuration is not usable.
     #[error("raft: {0}")]
-    Raft(#[from] crate::raft::ConfigError),
+    Raft(#[from] ConfigError),
     /// A snapshot could not be made or restored.
     #[error("snapshot: {0}")]
     Snapshot(String),
@@ -169,7 +169,7 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
         snapshot = restored.snapshot.as_ref().map_or(0, |s| s.meta.index),
         "recovered durable state"
     );
-    let core = match cfg.consensus {
+    match cfg.consensus {
         Protocol::Raft => {
             let mut raft_cfg = Config::new(cfg.id, voters);
             raft_cfg.election_tick = cfg.election_ticks;
@@ -177,12 +177,8 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             raft_cfg.lease_read = cfg.lease_read;
             raft_cfg.bugs = core_bugs(&cfg.bugs);
             raft_cfg.seed = seed;
-            Core::Raft(Raft::new(
-                raft_cfg,
-                restored.hard,
-                restored.snapshot,
-                restored.entries,
-            )?)
+            let core = Raft::new(raft_cfg, restored.hard, restored.snapshot, restored.entries)?;
+            serve(cfg, core, storage, store, shutdown).await
         }
         Protocol::Paxos => {
             let mut paxos_cfg = paxos::Config::new(cfg.id, voters);
@@ -192,10 +188,21 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
                 ignore_promise: cfg.bugs.contains(&Bug::PaxosIgnorePromise),
             };
             paxos_cfg.seed = seed;
-            Core::Paxos(Paxos::new(paxos_cfg, restored.paxos, restored.snapshot)?)
+            let core = Paxos::new(paxos_cfg, restored.paxos, restored.snapshot)?;
+            serve(cfg, core, storage, store, shutdown).await
         }
-    };
+    }
+}
 
+/// Listens, starts the node loop around `core` on its own thread, and serves until
+/// `shutdown` resolves or the loop ends.
+async fn serve<C: Core + Persist + Send + 'static>(
+    cfg: ServerConfig,
+    core: C,
+    storage: Storage,
+    store: Store,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let bind = |addr: String| async move {
         TcpListener::bind(&addr)
             .await

@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::consensus::NodeId;
 use crate::consensus::PeerMessage;
-use crate::raft::NodeId;
 
 use super::driver::Event;
 

@@ -12,9 +12,9 @@ pub mod wal;
 
 use std::path::{Path, PathBuf};
 
-use crate::consensus::{Core, CoreReady};
-use crate::paxos::{self, Accepted, Durable};
-use crate::raft::{Entry, HardState, Ready, Snapshot};
+use crate::consensus::{Core, Entry, Snapshot};
+use crate::paxos::{self, Accepted, Durable, Paxos};
+use crate::raft::{HardState, Raft, Ready};
 
 use wal::{Record, Wal, apply_snapshot_point};
 
@@ -143,25 +143,14 @@ impl Storage {
         let needs_sync = vote_changed || ready.snapshot.is_some() || !ready.entries.is_empty();
         let mut records = Vec::with_capacity(ready.entries.len() + 2);
         if let Some(s) = &ready.snapshot {
-            snapfile::write(&self.snapshot_path, s)?;
-            records.push(Record::Snapshot {
-                index: s.meta.index,
-                term: s.meta.term,
-            });
+            records.push(self.write_snapshot(s)?);
         }
         records.extend(ready.entries.iter().cloned().map(Record::Entry));
         if let Some(h) = ready.hard_state {
             records.push(Record::HardState(h));
             self.hard = h;
         }
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.wal.append(&records)?;
-        if self.fsync && needs_sync {
-            self.wal.sync()?;
-        }
-        Ok(())
+        self.append(&records, needs_sync)
     }
 
     /// Makes a Multi-Paxos `Ready`'s snapshot, accepted values and promise durable
@@ -171,11 +160,7 @@ impl Storage {
             ready.promised.is_some() || ready.snapshot.is_some() || !ready.accepted.is_empty();
         let mut records = Vec::with_capacity(ready.accepted.len() + 3);
         if let Some(s) = &ready.snapshot {
-            snapfile::write(&self.snapshot_path, s)?;
-            records.push(Record::Snapshot {
-                index: s.meta.index,
-                term: s.meta.term,
-            });
+            records.push(self.write_snapshot(s)?);
         }
         if let Some(b) = ready.promised {
             records.push(Record::Promise(b));
@@ -184,37 +169,29 @@ impl Storage {
         if let Some(c) = ready.commit {
             records.push(Record::Chosen(c));
         }
+        self.append(&records, needs_sync)
+    }
+
+    /// Writes the snapshot file; the log record that marks it durable.
+    fn write_snapshot(&self, s: &Snapshot) -> Result<Record, StorageError> {
+        snapfile::write(&self.snapshot_path, s)?;
+        Ok(Record::Snapshot {
+            index: s.meta.index,
+            term: s.meta.term,
+        })
+    }
+
+    /// Appends `records` to the log, fsynced when `needs_sync` (unless the `no-fsync`
+    /// bug is on).
+    fn append(&mut self, records: &[Record], needs_sync: bool) -> Result<(), StorageError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.wal.append(&records)?;
+        self.wal.append(records)?;
         if self.fsync && needs_sync {
             self.wal.sync()?;
         }
         Ok(())
-    }
-
-    /// Persists whichever kind of `Ready` a core produced.
-    pub fn persist_core(&mut self, ready: &CoreReady) -> Result<(), StorageError> {
-        match ready {
-            CoreReady::Raft(r) => self.persist(r),
-            CoreReady::Paxos(p) => self.persist_paxos(p),
-        }
-    }
-
-    /// Saves a core's latest snapshot and rewrites the log without what it covers.
-    pub fn compact_core(&mut self, core: &Core) -> Result<(), StorageError> {
-        let Some(snapshot) = core.snapshot() else {
-            return Ok(());
-        };
-        match core {
-            Core::Raft(r) => self.compact(snapshot, r.entries_from(snapshot.meta.index + 1)),
-            Core::Paxos(p) => {
-                let accepted = p.accepted_from(snapshot.meta.index + 1);
-                let commit = p.status().commit;
-                self.compact_paxos(snapshot, p.promised(), commit, accepted)
-            }
-        }
     }
 
     /// Saves a local Multi-Paxos snapshot and rewrites the log to hold the promise,
@@ -226,12 +203,8 @@ impl Storage {
         commit: u64,
         accepted: Vec<Accepted>,
     ) -> Result<(), StorageError> {
-        snapfile::write(&self.snapshot_path, snapshot)?;
         let mut records = vec![
-            Record::Snapshot {
-                index: snapshot.meta.index,
-                term: snapshot.meta.term,
-            },
+            self.write_snapshot(snapshot)?,
             Record::Promise(promised),
             Record::Chosen(commit),
         ];
@@ -245,16 +218,49 @@ impl Storage {
         snapshot: &Snapshot,
         entries: Vec<Entry>,
     ) -> Result<(), StorageError> {
-        snapfile::write(&self.snapshot_path, snapshot)?;
-        let mut records = vec![
-            Record::Snapshot {
-                index: snapshot.meta.index,
-                term: snapshot.meta.term,
-            },
-            Record::HardState(self.hard),
-        ];
+        let mut records = vec![self.write_snapshot(snapshot)?, Record::HardState(self.hard)];
         records.extend(entries.into_iter().map(Record::Entry));
         self.wal.rewrite(&records)
+    }
+}
+
+/// A consensus core whose durable state [`Storage`] keeps: the server persists each
+/// ready and compacts through it, whichever protocol runs.
+pub trait Persist: Core {
+    /// Makes a ready's durable part durable (see [`Storage::persist`] and
+    /// [`Storage::persist_paxos`]).
+    fn persist(storage: &mut Storage, ready: &Self::Ready) -> Result<(), StorageError>;
+
+    /// Saves the core's latest snapshot and rewrites the log without what it covers
+    /// (nothing without a snapshot).
+    fn compact_storage(&self, storage: &mut Storage) -> Result<(), StorageError>;
+}
+
+impl Persist for Raft {
+    fn persist(storage: &mut Storage, ready: &Ready) -> Result<(), StorageError> {
+        storage.persist(ready)
+    }
+
+    fn compact_storage(&self, storage: &mut Storage) -> Result<(), StorageError> {
+        let Some(snapshot) = self.snapshot() else {
+            return Ok(());
+        };
+        storage.compact(snapshot, self.entries_from(snapshot.meta.index + 1))
+    }
+}
+
+impl Persist for Paxos {
+    fn persist(storage: &mut Storage, ready: &paxos::Ready) -> Result<(), StorageError> {
+        storage.persist_paxos(ready)
+    }
+
+    fn compact_storage(&self, storage: &mut Storage) -> Result<(), StorageError> {
+        let Some(snapshot) = self.snapshot() else {
+            return Ok(());
+        };
+        let accepted = self.accepted_from(snapshot.meta.index + 1);
+        let commit = self.status().commit;
+        storage.compact_paxos(snapshot, self.promised(), commit, accepted)
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::codec::{Decoder, Encoder};
-use crate::raft::Snapshot;
+use crate::consensus::Snapshot;
 
 use super::{StorageError, sync_dir};
 

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::raft::SnapshotMeta;
+use crate::consensus::SnapshotMeta;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("faultline-kv-{name}-{}", std::process::id()));

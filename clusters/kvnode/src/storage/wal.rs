@@ -1,7 +1,8 @@
 //! The write-ahead log: a file of checksummed records.
 //!
-//! A record is `[length: u32 LE][crc32 of payload: u32 LE][payload]`; the payload is a
-//! tag byte and a [`crate::codec`] value. On open the log is read from the start. A
+//! A record is `[length: u32 LE][crc32 of payload: u32 LE][payload]` (the framing is
+//! [`faultline_kv_proto::wal`], which the nemesis also reads); the payload is a tag
+//! byte and a [`crate::codec`] value. On open the log is read from the start. A
 //! damaged record that runs to the end of the file, or that is followed only by
 //! bytes that do not form valid records, is a torn tail from a write that never
 //! finished (and so was never acknowledged): the file is truncated there. A damaged
@@ -14,16 +15,15 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
+use faultline_kv_proto::wal::{HEADER, MAX_RECORD, length_at, put_record, record_at};
+
 use crate::codec::{Decoder, Encoder};
+use crate::consensus::Entry;
 use crate::paxos::wire::{get_accepted, get_ballot, put_accepted, put_ballot};
 use crate::paxos::{Accepted, Ballot};
-use crate::raft::{Entry, HardState};
+use crate::raft::HardState;
 
 use super::{StorageError, sync_dir};
-
-const HEADER: usize = 8;
-/// Larger records are taken as damage.
-const MAX_RECORD: usize = 1 << 30;
 
 /// One logical record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,9 +108,7 @@ pub fn frame(records: &[Record]) -> Vec<u8> {
     for record in records {
         let mut e = Encoder::default();
         record.encode(&mut e);
-        out.extend_from_slice(&(e.buf.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&e.buf).to_le_bytes());
-        out.extend_from_slice(&e.buf);
+        put_record(&mut out, &e.buf);
     }
     out
 }
@@ -150,17 +148,8 @@ pub fn apply_snapshot_point(entries: &mut Vec<Entry>, index: u64, term: u64) {
 
 /// Parses one record at `at`; `Ok(None)` when the bytes there are damaged.
 fn parse_at(buf: &[u8], at: usize) -> Option<(Record, usize)> {
-    let header = buf.get(at..at + HEADER)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len == 0 || len > MAX_RECORD {
-        return None;
-    }
-    let payload = buf.get(at + HEADER..at + HEADER + len)?;
-    if crc32fast::hash(payload) != crc {
-        return None;
-    }
-    Record::decode(payload).ok().map(|r| (r, at + HEADER + len))
+    let (payload, next) = record_at(buf, at)?;
+    Record::decode(payload).ok().map(|r| (r, next))
 }
 
 /// How many valid records follow offset `at` (stopping at the first damaged one).
@@ -176,9 +165,7 @@ fn valid_records_after(buf: &[u8], mut at: usize) -> usize {
 /// How many valid records follow a damaged record at `at`: first where its length
 /// field says the next record starts, else at any offset in the next 64 KiB.
 fn valid_records_following(buf: &[u8], at: usize) -> usize {
-    let by_length = buf
-        .get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    let by_length = length_at(buf, at)
         .filter(|len| *len > 0 && *len <= MAX_RECORD)
         .map(|len| at + HEADER + len)
         .filter(|next| *next < buf.len())

@@ -3,7 +3,7 @@
 
 use faultline_checker::history::Key;
 use faultline_checker::{Op, OpType, Process};
-use faultline_kv::raft::NodeId;
+use faultline_kv::consensus::NodeId;
 use rand::RngExt;
 use serde_json::{Value, json};
 

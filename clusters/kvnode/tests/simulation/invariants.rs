@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use faultline_kv::raft::{Entry, NodeId, Raft, Role};
+use faultline_kv::consensus::{Core, Entry, NodeId, Role};
+use faultline_kv::raft::Raft;
 
 /// What the checker has seen so far across all nodes.
 #[derive(Default)]

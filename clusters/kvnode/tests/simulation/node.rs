@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use faultline_checker::OpType;
-use faultline_kv::consensus::{PeerMessage, Protocol};
+use faultline_kv::consensus::{
+    Core, Entry, NodeId, NotLeader, PeerMessage, Protocol, ReadState, Role, Snapshot,
+};
 use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
 use faultline_kv::paxos::Paxos;
-use faultline_kv::raft::{
-    Config, Entry, HardState, NodeId, NotLeader, Raft, ReadState, Ready, Role, Snapshot,
-};
+use faultline_kv::raft::{Config, HardState, Raft, Ready};
 use serde_json::Value;
 
 use crate::paxos::PaxosDisk;

@@ -5,11 +5,14 @@
 //! committed ([`ReadQueue::hold`]); it is then noted with the commit index of that
 //! moment ([`ReadQueue::note`]); a confirmation round started after it is noted
 //! ([`ReadQueue::start_round`]) and acknowledged by a quorum releases it
-//! ([`ReadQueue::release`]), to be served once applied up to its index.
+//! ([`ReadQueue::release`]), to be served once applied up to its index. The queue also
+//! keeps the leader's round counter ([`ReadQueue::seq`], carried by its heartbeats and
+//! echoed by followers) and the reads to hand out in the next ready: released ones
+//! and failed ones.
 
 use std::collections::VecDeque;
 
-use crate::raft::ReadState;
+use super::types::ReadState;
 
 #[derive(Debug, Clone, Copy)]
 struct PendingRead {
@@ -25,6 +28,12 @@ pub(crate) struct ReadQueue {
     /// Waiting until the leader's commit index covers its predecessors' commits.
     held: Vec<u64>,
     pending: VecDeque<PendingRead>,
+    /// The latest confirmation round started.
+    seq: u64,
+    /// Reads that may be served, for the next ready.
+    ready: Vec<ReadState>,
+    /// Reads that will never be served, for the next ready.
+    failed: Vec<u64>,
 }
 
 impl ReadQueue {
@@ -57,13 +66,35 @@ impl ReadQueue {
         !self.pending.is_empty()
     }
 
+    /// Read `ctx` may be served once applied up to `index`, without a round (a
+    /// single voter, a lease, or a planted bug).
+    pub(crate) fn serve(&mut self, ctx: u64, index: u64) {
+        self.ready.push(ReadState { ctx, index });
+    }
+
     /// Whether some read needs a confirmation round.
     pub(crate) fn needs_round(&self) -> bool {
         self.pending.back().is_some_and(|r| r.round == 0)
     }
 
+    /// The latest confirmation round started (0: none yet).
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Starts a new round for the reads that have none, if any; true when it did (the
+    /// leader then sends heartbeats carrying [`ReadQueue::seq`]).
+    pub(crate) fn next_round(&mut self) -> bool {
+        if !self.needs_round() {
+            return false;
+        }
+        self.seq += 1;
+        self.start_round(self.seq);
+        true
+    }
+
     /// Assigns `round` to the reads that have none.
-    pub(crate) fn start_round(&mut self, round: u64) {
+    fn start_round(&mut self, round: u64) {
         for read in self.pending.iter_mut().rev() {
             if read.round != 0 {
                 break;
@@ -72,14 +103,14 @@ impl ReadQueue {
         }
     }
 
-    /// Moves the reads of every round up to `confirmed` (acknowledged by a quorum) to
-    /// `released`, in order.
-    pub(crate) fn release(&mut self, confirmed: u64, released: &mut Vec<ReadState>) {
+    /// Releases the reads of every round up to `confirmed` (acknowledged by a quorum),
+    /// in order.
+    pub(crate) fn release(&mut self, confirmed: u64) {
         while let Some(read) = self.pending.front() {
             if read.round == 0 || read.round > confirmed {
                 break;
             }
-            released.push(ReadState {
+            self.ready.push(ReadState {
                 ctx: read.ctx,
                 index: read.index,
             });
@@ -87,10 +118,31 @@ impl ReadQueue {
         }
     }
 
-    /// Gives up every read (leadership lost): they were never served.
-    pub(crate) fn fail_all(&mut self, failed: &mut Vec<u64>) {
-        failed.append(&mut self.held);
-        failed.extend(self.pending.drain(..).map(|r| r.ctx));
+    /// Gives up every held or noted read (leadership lost): they were never served.
+    pub(crate) fn fail_all(&mut self) {
+        self.failed.append(&mut self.held);
+        self.failed.extend(self.pending.drain(..).map(|r| r.ctx));
+    }
+
+    /// Forgets held and noted reads without failing them (a new leader starts afresh).
+    pub(crate) fn clear(&mut self) {
+        self.held.clear();
+        self.pending.clear();
+    }
+
+    /// Whether the next ready has reads to hand out or a round to start.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.ready.is_empty() || !self.failed.is_empty() || self.needs_round()
+    }
+
+    /// The reads that may be served, for a ready.
+    pub(crate) fn take_ready(&mut self) -> Vec<ReadState> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// The reads that will never be served, for a ready.
+    pub(crate) fn take_failed(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.failed)
     }
 }
 
@@ -103,18 +155,23 @@ mod tests {
         let mut q = ReadQueue::default();
         q.note(1, 10);
         assert!(q.needs_round());
-        q.start_round(1);
+        assert!(q.next_round());
+        assert_eq!(q.seq(), 1);
         q.note(2, 11);
-        let mut out = Vec::new();
-        q.release(1, &mut out);
+        q.release(1);
+        let mut out = q.take_ready();
         assert_eq!(out, [ReadState { ctx: 1, index: 10 }]);
-        q.release(5, &mut out);
+        q.release(5);
+        out.extend(q.take_ready());
         assert_eq!(out.len(), 1, "read 2 has no round yet");
-        q.start_round(2);
+        assert!(q.next_round());
         assert!(!q.needs_round());
-        q.release(1, &mut out);
+        assert!(!q.next_round());
+        q.release(1);
+        out.extend(q.take_ready());
         assert_eq!(out.len(), 1, "round 2 not yet confirmed");
-        q.release(2, &mut out);
+        q.release(2);
+        out.extend(q.take_ready());
         assert_eq!(out[1], ReadState { ctx: 2, index: 11 });
         assert!(!q.has_pending());
     }
@@ -125,9 +182,11 @@ mod tests {
         q.hold(1);
         q.note(2, 3);
         assert!(q.has_held());
-        let mut failed = Vec::new();
-        q.fail_all(&mut failed);
+        q.fail_all();
+        assert!(q.has_work());
+        let failed = q.take_failed();
         assert_eq!(failed, [1, 2]);
         assert!(!q.has_held() && !q.has_pending() && q.take_held().is_empty());
+        assert!(!q.has_work());
     }
 }

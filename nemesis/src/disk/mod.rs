@@ -4,13 +4,11 @@
 //! full disk under a running node (see [`crate::disk_full`]): it must not acknowledge
 //! what it could not write.
 
-use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use faultline_clusters::{ClusterError, Cmd, Db, Node, Registry};
+use faultline_clusters::{ClusterError, Db, Node, Registry};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -19,6 +17,8 @@ use crate::disk_full::{FullDisks, mount_point};
 use crate::error::{NemesisError, collect};
 use crate::nemesis::{Nemesis, unknown_f};
 use crate::process::DEFAULT_READY_TIMEOUT;
+
+mod log;
 
 /// The `f` that crashes a node, cuts the tail of its log and restarts it.
 pub const TRUNCATE_LOG: &str = "truncate-log";
@@ -34,29 +34,12 @@ pub const START_DISK: &str = "start-disk";
 /// disk, and restarts every node that is down.
 pub const RESTORE_LOG: &str = "restore-log";
 
-/// How long a node started on a corrupted log has to exit.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one file command may take.
 const FILE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The record header of faultline-kv's log: `[length u32 LE][crc32 u32 LE]`.
-const HEADER: usize = 8;
 
 /// The byte ranges (start, length) of the whole records of a faultline-kv log image, in
 /// order (a torn tail is not included).
-pub fn wal_records(buf: &[u8]) -> Vec<(usize, usize)> {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while at + HEADER <= buf.len() {
-        let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
-        let Some(end) = (at + HEADER).checked_add(len).filter(|e| *e <= buf.len()) else {
-            break;
-        };
-        records.push((at, end - at));
-        at = end;
-    }
-    records
-}
-
+pub use faultline_kv_proto::wal::record_spans as wal_records;
 /// A node whose log this nemesis damaged, or whose disk it filled, and that is not yet
 /// back.
 struct Damaged {
@@ -206,64 +189,6 @@ impl DiskNemesis {
         }
     }
 
-    /// Kills node `i` and reads its log.
-    fn crash_and_read(&self, i: usize) -> Result<Vec<u8>, NemesisError> {
-        let node = &self.nodes[i];
-        self.db.kill(node).map_err(|e| NemesisError::Node {
-            node: node.name.clone(),
-            action: "kill",
-            source: Box::new(e),
-        })?;
-        let wal = Self::wal(node);
-        let local = std::env::temp_dir().join(format!(
-            "faultline-wal-{}-{}-{}",
-            node.name,
-            std::process::id(),
-            self.rng.get_word_pos()
-        ));
-        let read = node
-            .remote
-            .download(&wal, &local)
-            .map_err(NemesisError::from)
-            .and_then(|()| {
-                fs::read(&local).map_err(|e| {
-                    Self::cmd_error(node, format!("read {}", local.display()), e.to_string())
-                })
-            });
-        let _ = fs::remove_file(&local);
-        read
-    }
-
-    /// Writes `bytes` at `offset` of node `i`'s log, in place.
-    fn write_at(&self, i: usize, offset: u64, bytes: &[u8]) -> Result<(), NemesisError> {
-        let node = &self.nodes[i];
-        let wal = Self::wal(node);
-        let octal: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
-        let cmd = Cmd::new("sh")
-            .args([
-                "-c",
-                "printf \"$3\" | dd of=\"$1\" bs=1 seek=\"$2\" conv=notrunc status=none",
-                "sh",
-                &wal.to_string_lossy(),
-                &offset.to_string(),
-                &octal,
-            ])
-            .timeout(FILE_TIMEOUT);
-        let out = node.remote.run(&cmd)?;
-        if !out.success() {
-            return Err(Self::cmd_error(
-                node,
-                format!(
-                    "write {} bytes at {offset} of {}",
-                    bytes.len(),
-                    wal.display()
-                ),
-                out.stderr.trim().to_string(),
-            ));
-        }
-        Ok(())
-    }
-
     /// Starts node `i` and waits until it serves.
     fn restart(&self, i: usize) -> Result<(), ClusterError> {
         let node = &self.nodes[i];
@@ -271,176 +196,6 @@ impl DiskNemesis {
             self.db.start(node)?;
         }
         self.db.await_ready(node, self.ready_timeout)
-    }
-
-    /// The last line of node `i`'s log that mentions corruption, else its last line.
-    fn log_line(&self, i: usize) -> String {
-        let node = &self.nodes[i];
-        let log = node.log_file();
-        let cmd = Cmd::new("tail")
-            .args(["-n", "50", &log.to_string_lossy()])
-            .timeout(FILE_TIMEOUT);
-        let text = node.remote.run(&cmd).map(|o| o.stdout).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines
-            .iter()
-            .rev()
-            .find(|l| l.contains("corrupt"))
-            .or(lines.last())
-            .map(|l| l.trim().to_string())
-            .unwrap_or_default()
-    }
-
-    fn truncate(&mut self, value: &Value) -> Result<Value, NemesisError> {
-        let i = self.target(TRUNCATE_LOG, value)?;
-        let bytes = match value.get("bytes") {
-            None | Some(Value::Null) => None,
-            Some(v) => {
-                Some(
-                    v.as_u64()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| NemesisError::BadValue {
-                            f: TRUNCATE_LOG.into(),
-                            value: value.to_string(),
-                            expected: "`bytes`: a positive integer".into(),
-                        })?,
-                )
-            }
-        };
-        let buf = self.crash_and_read(i)?;
-        let size = buf.len() as u64;
-        let cut = match bytes {
-            Some(n) => n.min(size),
-            None => match wal_records(&buf).last() {
-                Some((_, len)) => self.rng.random_range(1..=*len as u64),
-                None => 0,
-            },
-        };
-        let node = &self.nodes[i];
-        let wal = Self::wal(node);
-        let new_size = size - cut;
-        let cmd = Cmd::new("truncate")
-            .args(["-s", &new_size.to_string(), &wal.to_string_lossy()])
-            .timeout(FILE_TIMEOUT);
-        let out = node.remote.run(&cmd)?;
-        if !out.success() {
-            self.damaged.push(Damaged {
-                node: i,
-                original: None,
-                full: false,
-            });
-            return Err(Self::cmd_error(
-                node,
-                cmd.to_string(),
-                out.stderr.trim().to_string(),
-            ));
-        }
-        let mut result = json!({
-            "node": node.name,
-            "file": wal.display().to_string(),
-            "size": size,
-            "truncated_bytes": cut,
-        });
-        match self.restart(i) {
-            Ok(()) => result["restarted"] = json!(true),
-            Err(e) => {
-                result["restarted"] = json!(false);
-                result["error"] = json!(e.to_string());
-                result["log"] = json!(self.log_line(i));
-                self.damaged.push(Damaged {
-                    node: i,
-                    original: None,
-                    full: false,
-                });
-            }
-        }
-        Ok(result)
-    }
-
-    fn corrupt(&mut self, value: &Value) -> Result<Value, NemesisError> {
-        let i = self.target(CORRUPT_LOG, value)?;
-        let n = match value.get("bytes") {
-            None | Some(Value::Null) => 4,
-            Some(v) => v.as_u64().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
-                NemesisError::BadValue {
-                    f: CORRUPT_LOG.into(),
-                    value: value.to_string(),
-                    expected: "`bytes`: an integer from 1 to 64".into(),
-                }
-            })? as usize,
-        };
-        let buf = self.crash_and_read(i)?;
-        let records = wal_records(&buf);
-        // A record in the middle with a payload, followed by valid records.
-        let candidates: Vec<(usize, usize)> = records[..records.len().saturating_sub(2)]
-            .iter()
-            .copied()
-            .filter(|(_, len)| *len > HEADER)
-            .collect();
-        let Some(&(start, len)) = candidates.get(candidates.len() / 2) else {
-            // Put the node back before reporting.
-            let back = self.restart(i);
-            let node = &self.nodes[i];
-            let mut err = NemesisError::BadNode {
-                node: node.name.clone(),
-                reason: format!(
-                    "its log {} has only {} records; nothing to corrupt in the middle",
-                    Self::wal(node).display(),
-                    records.len()
-                ),
-            };
-            if let Err(e) = back {
-                err = NemesisError::Heal(vec![
-                    err.to_string(),
-                    format!("{}: not back: {e}", node.name),
-                ]);
-            }
-            return Err(err);
-        };
-        let payload = len - HEADER;
-        let k = n.min(payload);
-        let at = start + HEADER + (payload - k) / 2;
-        let original = buf[at..at + k].to_vec();
-        let flipped: Vec<u8> = original.iter().map(|b| !b).collect();
-        self.damaged.push(Damaged {
-            node: i,
-            original: Some((at as u64, original)),
-            full: false,
-        });
-        self.write_at(i, at as u64, &flipped)?;
-        let node = &self.nodes[i];
-        self.db.start(node).map_err(|e| NemesisError::Node {
-            node: node.name.clone(),
-            action: "start",
-            source: Box::new(e),
-        })?;
-        // Wait until it exits (expected) or serves (a finding).
-        let deadline = Instant::now() + REFUSAL_TIMEOUT;
-        let refused = loop {
-            if !node.remote.is_running(&node.pid_file())? {
-                break true;
-            }
-            if self
-                .db
-                .await_ready(node, Duration::from_millis(200))
-                .is_ok()
-            {
-                break false;
-            }
-            if Instant::now() >= deadline {
-                break false;
-            }
-            thread::sleep(Duration::from_millis(50));
-        };
-        Ok(json!({
-            "node": node.name,
-            "file": Self::wal(node).display().to_string(),
-            "offset": start,
-            "flipped_at": at,
-            "bytes": k,
-            "refused": refused,
-            "log": self.log_line(i),
-        }))
     }
 
     fn fill(&mut self, value: &Value) -> Result<Value, NemesisError> {
@@ -602,24 +357,5 @@ impl Nemesis for DiskNemesis {
 
     fn heal(&mut self) -> Result<(), NemesisError> {
         self.restore().map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_found_and_a_torn_tail_is_not_one() {
-        let mut buf = Vec::new();
-        for payload in [&b"abc"[..], b"", b"hello"] {
-            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&[0; 4]);
-            buf.extend_from_slice(payload);
-        }
-        assert_eq!(wal_records(&buf), [(0, 11), (11, 8), (19, 13)]);
-        buf.extend_from_slice(&[9, 0, 0, 0, 1, 2]);
-        assert_eq!(wal_records(&buf).len(), 3);
-        assert!(wal_records(&[]).is_empty());
     }
 }

@@ -1,0 +1,214 @@
+//! What every consensus core shares: the vocabulary ([`types`]: entries, snapshots,
+//! roles, status, reads), logical time (`timer`), the leader's read queue
+//! (`read_queue`), and one interface, so the server drives Raft or Multi-Paxos the
+//! same way: a [`Core`] takes events (tick, step, propose, read) and hands out its
+//! work as a [`CoreReady`] (persist, send, apply, serve reads), then is told to
+//! advance, as raft-rs keeps its messages apart from `RawNode`. [`PeerMessage`] is
+//! what travels between nodes of either protocol.
+//!
+//! A core does no I/O: the application owns time, the network and the disk, and
+//! drives it like this:
+//!
+//! 1. feed it events: [`Core::tick`] at a fixed interval, [`Core::step`] for each
+//!    message from a peer, [`Core::propose`] for commands and [`Core::read_index`]
+//!    for reads;
+//! 2. when [`Core::has_ready`], take its ready work and handle it in order: persist
+//!    what it says durably; send the messages (before persisting only when
+//!    [`Core::sends_before_persisting`]); apply the snapshot and the committed entries
+//!    to the state machine; serve the confirmed reads;
+//! 3. call [`Core::advance`] with the same ready work.
+
+pub(crate) mod read_queue;
+pub(crate) mod timer;
+pub mod types;
+
+pub use timer::{quorum, quorum_value};
+pub use types::{
+    ConfigError, Entry, NodeId, NotLeader, ReadState, Role, Snapshot, SnapshotMeta, Status,
+};
+
+use crate::codec::{DecodeError, decode_message, encode_message};
+use crate::paxos;
+use crate::raft;
+
+/// Which consensus protocol a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Protocol {
+    /// Raft (the default).
+    #[default]
+    Raft,
+    /// Multi-Paxos.
+    Paxos,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Raft => "raft",
+            Protocol::Paxos => "paxos",
+        })
+    }
+}
+
+/// A message between nodes of either protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// A Raft message.
+    Raft(raft::Message),
+    /// A Multi-Paxos message.
+    Paxos(paxos::Message),
+}
+
+impl PeerMessage {
+    /// The sender.
+    pub fn from(&self) -> NodeId {
+        match self {
+            PeerMessage::Raft(m) => m.from,
+            PeerMessage::Paxos(m) => m.from,
+        }
+    }
+
+    /// The recipient.
+    pub fn to(&self) -> NodeId {
+        match self {
+            PeerMessage::Raft(m) => m.to,
+            PeerMessage::Paxos(m) => m.to,
+        }
+    }
+
+    /// Encodes the message for the wire: a protocol byte, then the message.
+    pub fn encode(&self) -> Vec<u8> {
+        let (tag, body) = match self {
+            PeerMessage::Raft(m) => (0, encode_message(m)),
+            PeerMessage::Paxos(m) => (1, paxos::wire::encode(m)),
+        };
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(tag);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes what [`PeerMessage::encode`] wrote.
+    pub fn decode(buf: &[u8]) -> Result<PeerMessage, DecodeError> {
+        match buf.split_first() {
+            Some((0, rest)) => decode_message(rest).map(PeerMessage::Raft),
+            Some((1, rest)) => paxos::wire::decode(rest).map(PeerMessage::Paxos),
+            _ => Err(DecodeError {
+                what: "peer message",
+                reason: "empty, or unknown protocol byte".into(),
+            }),
+        }
+    }
+}
+
+impl From<raft::Message> for PeerMessage {
+    fn from(m: raft::Message) -> PeerMessage {
+        PeerMessage::Raft(m)
+    }
+}
+
+impl From<paxos::Message> for PeerMessage {
+    fn from(m: paxos::Message) -> PeerMessage {
+        PeerMessage::Paxos(m)
+    }
+}
+
+impl TryFrom<PeerMessage> for raft::Message {
+    type Error = PeerMessage;
+
+    fn try_from(m: PeerMessage) -> Result<raft::Message, PeerMessage> {
+        match m {
+            PeerMessage::Raft(m) => Ok(m),
+            other => Err(other),
+        }
+    }
+}
+
+impl TryFrom<PeerMessage> for paxos::Message {
+    type Error = PeerMessage;
+
+    fn try_from(m: PeerMessage) -> Result<paxos::Message, PeerMessage> {
+        match m {
+            PeerMessage::Paxos(m) => Ok(m),
+            other => Err(other),
+        }
+    }
+}
+
+/// A consensus core: a deterministic state machine without I/O (see the module docs
+/// for the driving loop). Implemented by [`raft::Raft`] and [`paxos::Paxos`].
+pub trait Core {
+    /// What travels between nodes of this protocol.
+    type Message: Into<PeerMessage> + TryFrom<PeerMessage, Error = PeerMessage>;
+    /// The work the core hands to the application.
+    type Ready: CoreReady<Message = Self::Message>;
+
+    /// Which protocol this core runs.
+    const PROTOCOL: Protocol;
+
+    /// This node's id.
+    fn id(&self) -> NodeId;
+
+    /// A summary of the node's state.
+    fn status(&self) -> Status;
+
+    /// Advances time by one tick. Must be called at a fixed interval, never while a
+    /// ready is being handled.
+    fn tick(&mut self);
+
+    /// Handles a message from a peer (messages for another node or from a stranger
+    /// are ignored).
+    fn step(&mut self, m: Self::Message);
+
+    /// Proposes a command; `(index, term)` identify its outcome: it took effect iff
+    /// the entry applied at `index` has term `term`. Fails on a node that does not lead.
+    fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), NotLeader>;
+
+    /// Asks for a linearizable read identified by `ctx`; it comes back in a later
+    /// ready's [`CoreReady::read_states`] (serve it once applied that far) or
+    /// [`CoreReady::failed_reads`].
+    fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader>;
+
+    /// Whether [`Core::ready`] has anything to do.
+    fn has_ready(&self) -> bool;
+
+    /// The work for the application. Handle it fully, then call [`Core::advance`]
+    /// with it before stepping or ticking again.
+    fn ready(&mut self) -> Self::Ready;
+
+    /// Records that a ready was handled: its state is durable and its committed
+    /// entries applied.
+    fn advance(&mut self, ready: &Self::Ready);
+
+    /// Takes a local snapshot at `index` (applied) and forgets the log up to it.
+    fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ConfigError>;
+
+    /// The latest snapshot.
+    fn snapshot(&self) -> Option<&Snapshot>;
+
+    /// Whether the current ready's messages may go out before its state is persisted
+    /// (a Raft leader counts itself only after persisting, Raft thesis §10.2.1;
+    /// everyone else, and every Paxos node, persists first).
+    fn sends_before_persisting(&self) -> bool;
+}
+
+/// The protocol-independent view of a core's ready work.
+pub trait CoreReady {
+    /// What travels between nodes.
+    type Message;
+
+    /// Takes the messages to send.
+    fn take_messages(&mut self) -> Vec<Self::Message>;
+
+    /// A snapshot to persist and install.
+    fn snapshot(&self) -> Option<&Snapshot>;
+
+    /// Committed (chosen) entries to apply, in order.
+    fn committed(&self) -> &[Entry];
+
+    /// Reads that may now be served.
+    fn read_states(&self) -> &[ReadState];
+
+    /// Reads that will never be served.
+    fn failed_reads(&self) -> &[u64];
+}
