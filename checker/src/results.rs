@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::checkers::Checked;
-
 /// A checker's answer: valid, invalid, or unknown (it gave up within its limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Validity {
@@ -102,21 +100,6 @@ impl Results {
         self.checkers
             .values()
             .fold(Validity::Valid, |acc, v| acc.merge(v.valid))
-    }
-
-    /// Records the answer of the test's checker, called `name`: a composition's members
-    /// each under their own name (`checkers` then holds the composition's nested
-    /// results, as Jepsen's `results.edn` holds `compose`'s), any other checker's verdict
-    /// (and that of a composition of none) under `name`.
-    pub fn record(&mut self, name: &str, checked: &Checked) {
-        if checked.members.is_empty() {
-            self.checkers
-                .insert(name.to_string(), checked.verdict.clone());
-        }
-        for (member, checked) in &checked.members {
-            self.checkers
-                .insert(member.clone(), checked.verdict.clone());
-        }
     }
 
     /// The `results.json` document.

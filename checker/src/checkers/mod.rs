@@ -29,7 +29,7 @@ pub use self::set::SetFull;
 
 use crate::elle::Artifact;
 use crate::history::{History, InputError};
-use crate::results::{Validity, Verdict};
+use crate::results::{Results, Validity, Verdict};
 
 /// Judges a history (Jepsen's `Checker` protocol, with the checker's name and
 /// description beside `check`).
@@ -145,3 +145,20 @@ fn named(checker: &dyn Checker) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests;
+
+impl Results {
+    /// Records the answer of the test's checker, called `name`: a composition's members
+    /// each under their own name (`checkers` then holds the composition's nested
+    /// results, as Jepsen's `results.edn` holds `compose`'s), any other checker's verdict
+    /// (and that of a composition of none) under `name`.
+    pub fn record(&mut self, name: &str, checked: &Checked) {
+        if checked.members.is_empty() {
+            self.checkers
+                .insert(name.to_string(), checked.verdict.clone());
+        }
+        for (member, checked) in &checked.members {
+            self.checkers
+                .insert(member.clone(), checked.verdict.clone());
+        }
+    }
+}

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod consensus;
 pub mod kv;
 pub mod paxos;
+pub mod peer;
 pub mod protocol;
 pub mod raft;
 pub mod server;

@@ -3,8 +3,8 @@
 //! (`read_queue`), and one interface, so the server drives Raft or Multi-Paxos the
 //! same way: a [`Core`] takes events (tick, step, propose, read) and hands out its
 //! work as a [`CoreReady`] (persist, send, apply, serve reads), then is told to
-//! advance, as raft-rs keeps its messages apart from `RawNode`. [`PeerMessage`] is
-//! what travels between nodes of either protocol.
+//! advance, as raft-rs keeps its messages apart from `RawNode` (what travels between
+//! nodes is `crate::peer::PeerMessage`, above both protocols).
 //!
 //! A core does no I/O: the application owns time, the network and the disk, and
 //! drives it like this:
@@ -27,10 +27,6 @@ pub use types::{
     ConfigError, Entry, NodeId, NotLeader, ReadState, Role, Snapshot, SnapshotMeta, Status,
 };
 
-use crate::codec::{DecodeError, decode_message, encode_message};
-use crate::paxos;
-use crate::raft;
-
 /// Which consensus protocol a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Protocol {
@@ -50,96 +46,12 @@ impl std::fmt::Display for Protocol {
     }
 }
 
-/// A message between nodes of either protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerMessage {
-    /// A Raft message.
-    Raft(raft::Message),
-    /// A Multi-Paxos message.
-    Paxos(paxos::Message),
-}
-
-impl PeerMessage {
-    /// The sender.
-    pub fn from(&self) -> NodeId {
-        match self {
-            PeerMessage::Raft(m) => m.from,
-            PeerMessage::Paxos(m) => m.from,
-        }
-    }
-
-    /// The recipient.
-    pub fn to(&self) -> NodeId {
-        match self {
-            PeerMessage::Raft(m) => m.to,
-            PeerMessage::Paxos(m) => m.to,
-        }
-    }
-
-    /// Encodes the message for the wire: a protocol byte, then the message.
-    pub fn encode(&self) -> Vec<u8> {
-        let (tag, body) = match self {
-            PeerMessage::Raft(m) => (0, encode_message(m)),
-            PeerMessage::Paxos(m) => (1, paxos::wire::encode(m)),
-        };
-        let mut out = Vec::with_capacity(body.len() + 1);
-        out.push(tag);
-        out.extend_from_slice(&body);
-        out
-    }
-
-    /// Decodes what [`PeerMessage::encode`] wrote.
-    pub fn decode(buf: &[u8]) -> Result<PeerMessage, DecodeError> {
-        match buf.split_first() {
-            Some((0, rest)) => decode_message(rest).map(PeerMessage::Raft),
-            Some((1, rest)) => paxos::wire::decode(rest).map(PeerMessage::Paxos),
-            _ => Err(DecodeError {
-                what: "peer message",
-                reason: "empty, or unknown protocol byte".into(),
-            }),
-        }
-    }
-}
-
-impl From<raft::Message> for PeerMessage {
-    fn from(m: raft::Message) -> PeerMessage {
-        PeerMessage::Raft(m)
-    }
-}
-
-impl From<paxos::Message> for PeerMessage {
-    fn from(m: paxos::Message) -> PeerMessage {
-        PeerMessage::Paxos(m)
-    }
-}
-
-impl TryFrom<PeerMessage> for raft::Message {
-    type Error = PeerMessage;
-
-    fn try_from(m: PeerMessage) -> Result<raft::Message, PeerMessage> {
-        match m {
-            PeerMessage::Raft(m) => Ok(m),
-            other => Err(other),
-        }
-    }
-}
-
-impl TryFrom<PeerMessage> for paxos::Message {
-    type Error = PeerMessage;
-
-    fn try_from(m: PeerMessage) -> Result<paxos::Message, PeerMessage> {
-        match m {
-            PeerMessage::Paxos(m) => Ok(m),
-            other => Err(other),
-        }
-    }
-}
-
 /// A consensus core: a deterministic state machine without I/O (see the module docs
-/// for the driving loop). Implemented by [`raft::Raft`] and [`paxos::Paxos`].
+/// for the driving loop). Implemented by [`crate::raft::Raft`] and [`crate::paxos::Paxos`].
 pub trait Core {
-    /// What travels between nodes of this protocol.
-    type Message: Into<PeerMessage> + TryFrom<PeerMessage, Error = PeerMessage>;
+    /// What travels between nodes of this protocol (on the wire inside a
+    /// `crate::peer::PeerMessage`: see `crate::peer::PeerCore`).
+    type Message;
     /// The work the core hands to the application.
     type Ready: CoreReady<Message = Self::Message>;
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc::unbounded_channel;
 
 use crate::protocol::{Response, parse_request};
 
-use super::driver::Event;
+use super::event::Event;
 
 /// Accepts client connections.
 pub async fn serve_clients(listener: TcpListener, events: Sender<Event>, node: u64) {

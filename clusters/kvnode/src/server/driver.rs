@@ -10,24 +10,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::consensus::{Core, CoreReady, Entry, NodeId, PeerMessage, Protocol};
+use crate::consensus::{CoreReady, Entry, NodeId, Protocol};
 use crate::kv::{MicroOp, Store, TxnOutcome, parse_txn, txn_to_json};
+use crate::peer::{PeerCore, PeerMessage};
 use crate::protocol::{Body, Request, Response, status_json};
 use crate::storage::{Persist, Storage};
 
 use super::ServerError;
+use super::event::Event;
 use super::transport::Transport;
-
-/// What the node loop reacts to.
-#[derive(Debug)]
-pub enum Event {
-    /// A message from a peer.
-    Peer(PeerMessage),
-    /// A client request and where to send its response.
-    Client(Request, UnboundedSender<Response>),
-    /// Stop (SIGTERM).
-    Shutdown,
-}
 
 /// A client waiting for its transaction.
 #[derive(Debug)]
@@ -68,7 +59,7 @@ pub struct Driver<C> {
     next_ctx: u64,
 }
 
-impl<C: Core + Persist> Driver<C> {
+impl<C: PeerCore + Persist> Driver<C> {
     /// A loop around a restored core, its storage and state machine.
     pub fn new(
         core: C,

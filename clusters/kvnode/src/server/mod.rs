@@ -4,6 +4,7 @@
 
 mod clients;
 pub mod driver;
+pub mod event;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -13,13 +14,15 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::consensus::{ConfigError, Core, NodeId, Protocol};
+use crate::consensus::{ConfigError, NodeId, Protocol};
 use crate::kv::Store;
 use crate::paxos::{self, Paxos, PaxosBugs};
+use crate::peer::PeerCore;
 use crate::raft::{Config, CoreBugs, Raft};
 use crate::storage::{Persist, Storage, StorageError};
 
-use driver::{Driver, DriverConfig, Event};
+use driver::{Driver, DriverConfig};
+use event::Event;
 use transport::Transport;
 
 /// A planted bug (all off by default). See the crate docs.
@@ -196,7 +199,7 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
 
 /// Listens, starts the node loop around `core` on its own thread, and serves until
 /// `shutdown` resolves or the loop ends.
-async fn serve<C: Core + Persist + Send + 'static>(
+async fn serve<C: PeerCore + Persist + Send + 'static>(
     cfg: ServerConfig,
     core: C,
     storage: Storage,

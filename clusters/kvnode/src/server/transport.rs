@@ -11,9 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::consensus::NodeId;
-use crate::consensus::PeerMessage;
+use crate::peer::PeerMessage;
 
-use super::driver::Event;
+use super::event::Event;
 
 /// Largest frame accepted (snapshots travel in one frame).
 const MAX_FRAME: usize = 512 << 20;

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use faultline_checker::OpType;
 use faultline_kv::consensus::{
-    Core, Entry, NodeId, NotLeader, PeerMessage, Protocol, ReadState, Role, Snapshot,
+    Core, Entry, NodeId, NotLeader, Protocol, ReadState, Role, Snapshot,
 };
 use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
 use faultline_kv::paxos::Paxos;
+use faultline_kv::peer::PeerMessage;
 use faultline_kv::raft::{Config, HardState, Raft, Ready};
 use serde_json::Value;
 

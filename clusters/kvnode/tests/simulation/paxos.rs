@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use faultline_kv::consensus::{Core, Entry, NodeId, PeerMessage, Role, Snapshot};
+use faultline_kv::consensus::{Core, Entry, NodeId, Role, Snapshot};
 use faultline_kv::kv::Store;
 use faultline_kv::paxos::{self, Accepted, Ballot, Durable, Paxos};
+use faultline_kv::peer::PeerMessage;
 
 use crate::node::{Completion, SimNode, apply, serve_reads, take_reads};
 use crate::world::{SimConfig, World};

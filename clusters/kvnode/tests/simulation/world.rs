@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use faultline_checker::Op;
-use faultline_kv::consensus::{NodeId, PeerMessage, Protocol, Role};
+use faultline_kv::consensus::{NodeId, Protocol, Role};
 use faultline_kv::paxos::PaxosBugs;
+use faultline_kv::peer::PeerMessage;
 use faultline_kv::raft::CoreBugs;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
