@@ -11,7 +11,7 @@ use support::setup;
 #[test]
 fn loss_cuts_what_it_says_and_heals() {
     let s = setup(false);
-    let mut nemesis = PacketNemesis::netns(&s.cluster, 3);
+    let mut nemesis = PacketNemesis::new(&s.cluster.net_hosts(), 3);
     let table = nemesis.table().to_string();
 
     // All of n1's inbound peer traffic lost: the peers cannot reach it, it cannot
@@ -137,7 +137,7 @@ fn loss_on_docker_containers_through_nsenter() {
             .filter(|r| matches!(r, Resource::NftTable { .. }))
             .count()
     };
-    let mut nemesis = PacketNemesis::docker(&cluster, registry.clone(), 1).unwrap();
+    let mut nemesis = PacketNemesis::new(&cluster.net_hosts().unwrap(), 1);
     let value = nemesis
         .invoke("start-packet", &json!({"loss": 100, "nodes": ["n2"]}))
         .unwrap();
@@ -206,7 +206,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 fn delay_and_jitter_slow_peer_traffic_and_heal() {
     let s = setup(false);
-    let mut nemesis = PacketNemesis::netns(&s.cluster, 5).delayer(delayer());
+    let mut nemesis = PacketNemesis::new(&s.cluster.net_hosts(), 5).delayer(delayer());
     let processes = || {
         s.cluster
             .registry()

@@ -20,7 +20,8 @@ use faultline_clusters::ssh::{SshConfig, connect_all};
 use faultline_clusters::{
     Cmd, DaemonSpec, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote, Signal,
 };
-use faultline_nemesis::{ClockNemesis, Nemesis, Net, PacketNemesis, SshNet, isolate};
+use faultline_clusters::nft::NetHosts;
+use faultline_nemesis::{ClockNemesis, Nemesis, Net, NftPartitions, PacketNemesis, isolate};
 use serde_json::{Value, json};
 
 #[path = "../../testsupport/kv_binary.rs"]
@@ -233,7 +234,7 @@ fn ssh_net_partitions_over_ssh_and_heals() {
     let run = rig.cluster().run_id().to_string();
     {
         let nodes = ssh_nodes(&rig, d);
-        let net = SshNet::new(&nodes, &run).unwrap();
+        let net = NftPartitions::new(&NetHosts::remote(&nodes, &run).unwrap());
 
         net.drop(&isolate(&["n1", "n2", "n3"], "n1").unwrap().grudge)
             .unwrap();
@@ -289,8 +290,7 @@ fn packet_loss_and_delay_over_ssh_and_heal() {
     let run = rig.cluster().run_id().to_string();
     {
         let nodes = ssh_nodes(&rig, d);
-        let mut nemesis = PacketNemesis::remote(&nodes, &run, 4)
-            .unwrap()
+        let mut nemesis = PacketNemesis::new(&NetHosts::remote(&nodes, &run).unwrap(), 4)
             .delayer(env!("CARGO_BIN_EXE_faultline-delayer"));
 
         // Loss: n1 drops everything from its peers; the SSH sessions (from the
