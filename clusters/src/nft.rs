@@ -231,11 +231,16 @@ impl NftNet {
     /// The registry entry of `host`'s table, where it is recorded.
     fn resource(&self, host: &NetHost) -> Option<(&Registry, Resource)> {
         let registry = self.registry.as_deref()?;
-        host.netns.as_ref().map(|netns| (registry, Resource::NftTable {
-            family: FAMILY.to_string(),
-            name: self.table.clone(),
-            netns: Some(netns.clone()),
-        }))
+        host.netns.as_ref().map(|netns| {
+            (
+                registry,
+                Resource::NftTable {
+                    family: FAMILY.to_string(),
+                    name: self.table.clone(),
+                    netns: Some(netns.clone()),
+                },
+            )
+        })
     }
 
     /// Loads `text` on node `i`, recording its table first where it is recorded.
@@ -260,11 +265,8 @@ impl NftNet {
             command: format!("write {}", local.display()),
             reason: e.to_string(),
         });
-        let uploaded = write.and_then(|()| {
-            host.net
-                .upload(&local, &remote)
-                .map_err(ClusterError::from)
-        });
+        let uploaded =
+            write.and_then(|()| host.net.upload(&local, &remote).map_err(ClusterError::from));
         let _ = fs::remove_file(&local);
         uploaded?;
         let path = remote.to_string_lossy().into_owned();

@@ -51,7 +51,9 @@ impl Fault {
 
 /// A name that is no fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm")]
+#[error(
+    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm"
+)]
 pub struct UnknownFault(pub String);
 
 impl FromStr for Fault {
@@ -96,12 +98,28 @@ mod tests {
             assert_eq!(fault.refusal(&KvDb::CAPABILITIES, local), None, "{fault}");
         }
         let etcd = &EtcdDb::CAPABILITIES;
-        assert!(Fault::Clock.refusal(etcd, local).unwrap().starts_with("etcd is a Go program"));
+        assert!(
+            Fault::Clock
+                .refusal(etcd, local)
+                .unwrap()
+                .starts_with("etcd is a Go program")
+        );
         assert!(Fault::Disk.refusal(etcd, local).is_some());
         assert!(Fault::Power.refusal(&FileDb::CAPABILITIES, local).is_some());
-        assert!(Fault::Power.refusal(&KvDb::CAPABILITIES, ClusterKind::Docker).unwrap().contains("--cluster local"));
+        assert!(
+            Fault::Power
+                .refusal(&KvDb::CAPABILITIES, ClusterKind::Docker)
+                .unwrap()
+                .contains("--cluster local")
+        );
         assert!(!Fault::Storm.in_all(local) && !Fault::Clock.in_all(ClusterKind::Ssh));
         assert_eq!("kill".parse::<Fault>(), Ok(Fault::Kill));
-        assert!("flood".parse::<Fault>().unwrap_err().to_string().contains("unknown fault `flood`"));
+        assert!(
+            "flood"
+                .parse::<Fault>()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown fault `flood`")
+        );
     }
 }

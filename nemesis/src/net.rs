@@ -60,8 +60,15 @@ impl<T: Net + ?Sized> Net for Box<T> {
 }
 
 /// The results of the nft engine as one nemesis result (every node tried).
-pub(crate) fn all(results: Vec<Result<(), faultline_clusters::ClusterError>>) -> Result<(), NemesisError> {
-    collect(results.into_iter().map(|r| r.map_err(NemesisError::from)).collect())
+pub(crate) fn all(
+    results: Vec<Result<(), faultline_clusters::ClusterError>>,
+) -> Result<(), NemesisError> {
+    collect(
+        results
+            .into_iter()
+            .map(|r| r.map_err(NemesisError::from))
+            .collect(),
+    )
 }
 
 /// For each of `nodes` (name, address), the addresses it must drop under `grudge`;

@@ -340,9 +340,7 @@ impl PacketNemesis {
             })
             .collect();
         if let Some(delayers) = &self.delayers {
-            let seeds: Vec<u64> = (0..self.hosts.len())
-                .map(|_| self.rng.random())
-                .collect();
+            let seeds: Vec<u64> = (0..self.hosts.len()).map(|_| self.rng.random()).collect();
             delayers.apply(plan.delay, &plan.nodes, &peers, &seeds)?;
         }
         all(self.net.apply(&rulesets))?;

@@ -16,11 +16,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use faultline_clusters::db::{FAKETIME_LIBS, Primaries, request_line, setup_all, teardown_all};
+use faultline_clusters::nft::NetHosts;
 use faultline_clusters::ssh::{SshConfig, connect_all};
 use faultline_clusters::{
     Cmd, DaemonSpec, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote, Signal,
 };
-use faultline_clusters::nft::NetHosts;
 use faultline_nemesis::{ClockNemesis, Nemesis, Net, NftPartitions, PacketNemesis, isolate};
 use serde_json::{Value, json};
 

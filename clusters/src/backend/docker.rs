@@ -19,7 +19,8 @@ pub(super) fn create(
     nodes: usize,
     binaries: &[PathBuf],
 ) -> Result<DockerCluster, ClusterError> {
-    let docker_error = |what: &str, e: docker::DockerError| ClusterError::Config(format!("{what}: {e}"));
+    let docker_error =
+        |what: &str, e: docker::DockerError| ClusterError::Config(format!("{what}: {e}"));
     let refs: Vec<&Path> = binaries.iter().map(PathBuf::as_path).collect();
     let image =
         docker::build_image(&refs).map_err(|e| docker_error("cannot build the node image", e))?;

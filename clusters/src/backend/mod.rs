@@ -81,6 +81,12 @@ pub trait Backend: Send + Sync {
     /// The nodes, `n1` first.
     fn nodes(&self) -> Vec<Node>;
 
+    /// Whether the nodes' directories are on the controller's filesystem, so the
+    /// controller can mount filesystems under them ([`ClusterKind::shares_filesystem`]).
+    fn shares_filesystem(&self) -> bool {
+        self.kind().shares_filesystem()
+    }
+
     /// The run's registry: every resource of the run is recorded there before it is
     /// created.
     fn registry(&self) -> &Arc<Registry>;

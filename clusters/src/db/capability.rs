@@ -80,7 +80,11 @@ impl Capabilities {
     );
 
     /// Nothing beyond the [`Db`](super::Db) basics, each refusal saying `why`.
-    pub const fn none(fake_clock: &'static str, kv_log: &'static str, lazyfs: &'static str) -> Self {
+    pub const fn none(
+        fake_clock: &'static str,
+        kv_log: &'static str,
+        lazyfs: &'static str,
+    ) -> Self {
         Capabilities {
             fake_clock: Err(fake_clock),
             kv_log: Err(kv_log),

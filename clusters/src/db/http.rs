@@ -57,4 +57,3 @@ pub fn http_post(
         })?;
     Ok((status, body.to_string()))
 }
-

@@ -37,4 +37,3 @@ pub fn request_line(addr: &str, line: &str, timeout: Duration) -> Result<String,
     let end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
     Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
-

@@ -25,12 +25,12 @@ pub use capability::{
     Capabilities, FAKETIME_LIBS, FakeClock, Pause, Primaries, Support, faketime_installed,
 };
 pub use etcd::EtcdDb;
+pub use file::{DbFile, FileDb, PLACEHOLDERS, Ready, Stop};
 pub use http::http_post;
+pub use kv::{Bug, Consensus, KvDb};
+pub use lazyfs::{Lazyfs, PowerLoss};
 pub use line::request_line;
 pub(crate) use line::resolve;
-pub use file::{DbFile, FileDb, PLACEHOLDERS, Ready, Stop};
-pub use kv::KvDb;
-pub use lazyfs::{Lazyfs, PowerLoss};
 
 use crate::error::ClusterError;
 use crate::remote::{Cmd, Remote, Signal};
@@ -245,4 +245,3 @@ pub(crate) fn wait_until(
         thread::sleep(Duration::from_millis(20));
     }
 }
-

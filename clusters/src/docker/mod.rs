@@ -35,8 +35,8 @@ pub use nsenter::Nsenter;
 use crate::cleanup::{Registry, Resource};
 use crate::db::Node;
 use crate::error::{ClusterError, RemoteError};
-use crate::nft::{self, NetHosts};
 use crate::localhost::Localhost;
+use crate::nft::{self, NetHosts};
 use crate::remote::{Cmd, Output, Remote};
 
 /// Where each node's directory (data, log, pid file) lives inside its container.
@@ -322,7 +322,13 @@ impl DockerCluster {
             hosts: self
                 .hosts
                 .iter()
-                .map(|h| Ok(net::net_host(h, nft::resolve(h.host(), h.address())?, &self.registry)))
+                .map(|h| {
+                    Ok(net::net_host(
+                        h,
+                        nft::resolve(h.host(), h.address())?,
+                        &self.registry,
+                    ))
+                })
                 .collect::<Result<_, ClusterError>>()?,
             registry: Some(Arc::clone(&self.registry)),
             run: self.registry.run(),

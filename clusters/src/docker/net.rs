@@ -124,7 +124,11 @@ impl DockerNet {
             command: format!("docker inspect {}", self.host.container()),
             reason: "the container is not running".to_string(),
         })?;
-        let out = local_run("nsenter", ["-t", &pid.to_string(), "-n", "nft", "list", "tables"], 20)?;
+        let out = local_run(
+            "nsenter",
+            ["-t", &pid.to_string(), "-n", "nft", "list", "tables"],
+            20,
+        )?;
         if !out.success() {
             return Err(DockerError::Command {
                 command: format!("nsenter -t {pid} -n nft list tables"),

@@ -79,10 +79,7 @@ impl Remote for Nsenter {
         let not_running = || RemoteError::Spawn {
             host: self.container.clone(),
             command: spec.cmd.to_string(),
-            source: std::io::Error::other(format!(
-                "container {} is not running",
-                self.container
-            )),
+            source: std::io::Error::other(format!("container {} is not running", self.container)),
         };
         let wrapped = self.enter(&spec.cmd)?.ok_or_else(not_running)?;
         let mut entered = spec.clone();
