@@ -79,7 +79,8 @@ pub use disk::{
 };
 pub use disk_full::FILLER;
 pub use error::NemesisError;
-pub use fault::UnknownFault;
+pub use fault::Fault;
+pub use fault::{BuildError, Target, UnknownFault, build};
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
 pub use net::{Net, NftPartitions};
@@ -95,5 +96,5 @@ pub use power::{POWER_LOSS, POWER_ON, POWER_TARGETS, PowerNemesis};
 pub use process::{
     DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
 };
-pub use schedule::{DEFAULT_INTERVAL, Fault, Schedule, final_heal, schedule};
+pub use schedule::{DEFAULT_INTERVAL, Schedule, final_heal, schedule};
 pub use storm::{DEFAULT_STORM_PERIOD, START_STORM, STOP_STORM, STORM_TARGETS, StormNemesis};

@@ -2,19 +2,16 @@
 //! default, Docker containers or SSH machines); collecting node logs; tearing
 //! everything down.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use faultline_clusters::ssh::{self, SshConfig, SshHost};
-use faultline_clusters::{
-    Backend, ClusterKind, Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, Planned, Registry,
-};
-use faultline_nemesis::Fault;
+use faultline_clusters::{Backend, ClusterKind, Db, DbFile, Node, Planned, Registry};
 
-use super::binaries::{etcd_binary, kv_binary, lazyfs_binary};
-use super::config::{Database, RunConfig};
+use super::config::RunConfig;
+use super::database::DbPlan;
 use crate::error::UsageError;
 
 /// How long a node may take to serve after it is started.
@@ -30,76 +27,6 @@ pub struct Deployment {
     pub registry: Arc<Registry>,
     /// The hosts.
     pub backend: Box<dyn Backend>,
-}
-
-/// The database to build once the hosts exist, its programs found.
-enum DbPlan {
-    /// faultline-kv, from `binary` on this machine; on faultline-lazyfs from `lazyfs`
-    /// when the power nemesis needs it.
-    Kv {
-        binary: PathBuf,
-        lazyfs: Option<PathBuf>,
-    },
-    /// etcd, from the hosts' `PATH`.
-    Etcd,
-    /// A database described in a file.
-    File(DbFile),
-}
-
-impl DbPlan {
-    /// The database `config` asks for (described in `described`, when it is a file),
-    /// with its programs on this machine found (etcd's on the `PATH`).
-    fn new(config: &RunConfig, described: Option<DbFile>) -> Result<DbPlan> {
-        Ok(match (&config.db, described) {
-            (_, Some(file)) => DbPlan::File(file),
-            (Database::File(name), None) => {
-                return Err(anyhow!("database {name} without its file (a bug)"));
-            }
-            (Database::Etcd, None) => {
-                etcd_binary()?;
-                DbPlan::Etcd
-            }
-            (Database::Kv, None) => DbPlan::Kv {
-                binary: kv_binary()?,
-                lazyfs: match config.nemesis.contains(&Fault::Power) {
-                    true => Some(lazyfs_binary()?),
-                    false => None,
-                },
-            },
-        })
-    }
-
-    /// What goes into a container image: the programs the nodes run.
-    fn image_binaries(&self) -> Result<Vec<PathBuf>> {
-        Ok(match self {
-            DbPlan::File(file) => file.upload.iter().map(|(from, _)| from.clone()).collect(),
-            DbPlan::Etcd => vec![etcd_binary()?],
-            DbPlan::Kv { binary, .. } => vec![binary.clone()],
-        })
-    }
-
-    /// The database on `backend`'s nodes.
-    fn build(self, config: &RunConfig, backend: &dyn Backend, nodes: &[Node]) -> Arc<dyn Db> {
-        match self {
-            DbPlan::File(file) => Arc::new(FileDb::new(file, nodes)),
-            DbPlan::Etcd => Arc::new(EtcdDb::new(nodes)),
-            DbPlan::Kv { binary, lazyfs } => {
-                let program = backend.program(&binary);
-                let mut db = KvDb::new(program.path, nodes)
-                    .upload(program.upload)
-                    .consensus(config.consensus)
-                    .bugs(&config.bug)
-                    .args(config.kv_args.iter().cloned())
-                    // A clock nemesis needs every node under libfaketime from the start.
-                    .faketime(config.nemesis.contains(&Fault::Clock));
-                // A power nemesis needs every data directory on faultline-lazyfs.
-                if let Some(lazyfs) = lazyfs {
-                    db = db.lazyfs(Lazyfs::new(lazyfs, Arc::clone(backend.registry())));
-                }
-                Arc::new(db)
-            }
-        }
-    }
 }
 
 /// A run that passed every check that can refuse it, before anything is created: the

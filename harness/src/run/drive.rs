@@ -17,9 +17,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::config::RunConfig;
+use super::database::Clients;
 use super::deploy::Deployment;
 use super::interpreter::{Interpreter, Stats, StoreFactory, store_sessions};
-use super::test::{Clients, Operations};
+use super::test::Operations;
 use super::{faults, progress, recorder};
 use crate::client::ExternalClient;
 

@@ -11,6 +11,7 @@
 mod binaries;
 mod checking;
 mod config;
+mod database;
 mod deploy;
 mod drive;
 mod faults;

@@ -14,22 +14,13 @@ use faultline_workloads::{
     BoxGen, Generator, clients, clients_and_nemesis, nemesis, phases, rate, sleep, time_limit,
 };
 
-use super::config::{Database, ReadMode, RunConfig};
+use super::config::RunConfig;
+use super::database::Clients;
 use super::deploy::Prepared;
 use crate::error::UsageError;
 
 /// The longest the final phase (e.g. final reads) may take.
 const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(120);
-
-/// How client processes reach the database.
-pub enum Clients {
-    /// A program in any language, one per client process (`--client-cmd`).
-    Program(String),
-    /// The built-in faultline-kv client.
-    Kv,
-    /// The built-in etcd client, reading so.
-    Etcd(ReadMode),
-}
 
 /// A test ready to run: everything that can refuse it has been checked.
 pub struct Test {
@@ -60,11 +51,7 @@ impl Test {
         let workload =
             workload::by_name(&config.workload, &WorkloadOptions::default()).map_err(UsageError)?;
         let hosts = Prepared::new(config)?;
-        let clients = match (&config.client_cmd, &config.db) {
-            (Some(command), _) => Clients::Program(command.clone()),
-            (None, Database::Etcd) => Clients::Etcd(config.read_mode),
-            (None, _) => Clients::Kv,
-        };
+        let clients = Clients::new(config);
         Ok(Test {
             hosts,
             ops: Operations {

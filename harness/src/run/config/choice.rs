@@ -1,78 +1,18 @@
 //! Settings with a fixed set of values, parsed once into the types of the crates that
-//! own them: the database ([`Database`]), faultline-kv's [`Consensus`] and [`Bug`]s,
-//! etcd's [`ReadMode`], the [`ClusterKind`], and the faults ([`Fault`]). An unknown
-//! value is an error naming the flag (or file key) and every allowed value.
-
-use std::fmt;
+//! own them: the database (`Database`, in `run/database.rs`), faultline-kv's
+//! [`Consensus`] and [`Bug`]s, etcd's [`ReadMode`], the `ClusterKind`, and the faults
+//! ([`Fault`]). An unknown value is an error naming the flag (or file key) and every
+//! allowed value.
 
 use clap::ValueEnum;
+use faultline_clusters::ClusterKind;
 use faultline_clusters::db::Capabilities;
-use faultline_clusters::{ClusterKind, EtcdDb, FileDb, KvDb};
 use faultline_nemesis::Fault;
-use serde::Serialize;
 
 use crate::error::UsageError;
 
 pub use faultline_clusters::db::{Bug, Consensus};
 pub use faultline_workloads::store::etcd::ReadMode;
-
-/// The database under test.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Database {
-    /// The bundled faultline-kv (`--db kv`).
-    Kv,
-    /// etcd, from this machine's `PATH` (`--db etcd`).
-    Etcd,
-    /// Any other, described in a `--db-file`: its name there.
-    File(String),
-}
-
-/// The values of `--db`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BuiltIn {
-    Kv,
-    Etcd,
-}
-
-impl Database {
-    /// The built-in database named `value` (`--db`).
-    pub fn built_in(origin: &str, value: &str) -> Result<Database, UsageError> {
-        Ok(match choice::<BuiltIn>(origin, value)? {
-            BuiltIn::Kv => Database::Kv,
-            BuiltIn::Etcd => Database::Etcd,
-        })
-    }
-
-    /// Its name: `kv`, `etcd`, or the one in its file.
-    pub fn name(&self) -> &str {
-        match self {
-            Database::Kv => "kv",
-            Database::Etcd => "etcd",
-            Database::File(name) => name,
-        }
-    }
-
-    /// What it can do, before it is built: which faults it may have.
-    pub fn capabilities(&self) -> Capabilities {
-        match self {
-            Database::Kv => KvDb::CAPABILITIES,
-            Database::Etcd => EtcdDb::CAPABILITIES,
-            Database::File(_) => FileDb::CAPABILITIES,
-        }
-    }
-}
-
-impl fmt::Display for Database {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Serialize for Database {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
 
 /// The names of `T`'s values, in order.
 fn names<T: ValueEnum>() -> Vec<String> {
@@ -92,7 +32,7 @@ fn unknown(origin: &str, value: &str, allowed: &[String]) -> UsageError {
 }
 
 /// The value of `T` named `value`; else an error naming `origin` and every name.
-pub fn choice<T: ValueEnum>(origin: &str, value: &str) -> Result<T, UsageError> {
+pub(crate) fn choice<T: ValueEnum>(origin: &str, value: &str) -> Result<T, UsageError> {
     T::from_str(value, false).map_err(|_| unknown(origin, value, &names::<T>()))
 }
 

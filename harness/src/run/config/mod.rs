@@ -20,11 +20,13 @@ use serde::Serialize;
 
 use crate::error::UsageError;
 
+pub use super::database::Database;
 pub use args::RunArgs;
 use args::file_args;
 pub(crate) use args::{toml_error, with_run_settings};
-pub use choice::{Bug, Consensus, Database, ReadMode};
-use choice::{FaultName, choice, expand};
+pub(crate) use choice::choice;
+pub use choice::{Bug, Consensus, ReadMode};
+use choice::{FaultName, expand};
 
 /// A complete, checked configuration. Serialized as the run's `config.json`.
 #[derive(Debug, Clone, Serialize)]
