@@ -1,5 +1,6 @@
-//! `faultline run`: the whole test. Check everything that can refuse the run (before
-//! its directory exists) → set up hosts → deploy the database → run clients
+//! `faultline run`: the whole test. Build it ([`test::Test`]: everything that can refuse
+//! the run is checked before its directory exists) → create the hosts (the run's one
+//! `Backend`) → deploy the database → run clients
 //! and nemesis by the generator for the time limit → heal → let the cluster recover →
 //! final operations → collect node logs → tear down → check → `results.json` →
 //! Jepsen's exit code.

@@ -279,3 +279,56 @@ fn all_faults_follow_the_database_and_unsupported_ones_are_refused() {
     assert!(resolve("etcd", "local", &["power"]).is_err());
     assert!(resolve("kv", "local", &["all", "none"]).is_err());
 }
+
+#[test]
+fn config_json_keeps_its_fields_and_names() {
+    let c = RunConfig::resolve(&RunArgs {
+        consensus: Some("paxos".into()),
+        bug: Some(vec!["paxos-ignore-promise".into()]),
+        nemesis: Some(vec!["kill".into(), "pause".into()]),
+        seed: Some(7),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    let json = serde_json::to_value(&c).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "db",
+            "db-file",
+            "client-cmd",
+            "consensus",
+            "workload",
+            "nemesis",
+            "nemesis-interval",
+            "nodes",
+            "concurrency",
+            "rate",
+            "time-limit",
+            "cluster",
+            "hosts",
+            "seed",
+            "bug",
+            "kv-args",
+            "read-mode",
+            "store",
+            "name",
+            "op-timeout",
+            "recovery-time",
+            "check-time-limit"
+        ]
+    );
+    assert_eq!(json["db"], "kv");
+    assert_eq!(json["consensus"], "paxos");
+    assert_eq!(json["nemesis"], serde_json::json!(["kill", "pause"]));
+    assert_eq!(json["cluster"], "local");
+    assert_eq!(json["bug"], serde_json::json!(["paxos-ignore-promise"]));
+    assert_eq!(json["read-mode"], "linearizable");
+    assert_eq!(json["time-limit"], 60.0);
+}
