@@ -208,6 +208,16 @@ pub enum ClusterError {
         /// The node's log file.
         log: PathBuf,
     },
+    /// A command on a node ran but failed (e.g. `nft -f`).
+    #[error("{node}: `{command}` failed: {reason}")]
+    Command {
+        /// The node.
+        node: String,
+        /// The command.
+        command: String,
+        /// Its error output.
+        reason: String,
+    },
     /// A node answered something unexpected.
     #[error("{node}: {message}")]
     Protocol {

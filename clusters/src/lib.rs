@@ -6,7 +6,9 @@
 //! [`Localhost`] (this machine), [`NetnsHost`] (a network namespace per node on a private
 //! bridge: the default), [`docker::DockerHost`] (a container per node on an internal
 //! network) and [`ssh::SshHost`] (real machines). Databases ([`Db`]: the bundled
-//! [`KvDb`] and [`EtcdDb`]) and the nemesis are written once against the trait. Every
+//! [`KvDb`] and [`EtcdDb`]) and the nemesis are written once against the trait. A run
+//! chooses its [`Backend`] once ([`Planned`]); network faults of every backend go
+//! through one nft engine ([`nft`]). Every
 //! resource a run creates is recorded first in its state file ([`Registry`]), so teardown,
 //! and [`clean`] after a crash, remove exactly what was made. A controller calls
 //! [`cleanup::teardown_on_interrupt`] to tear its runs down on Ctrl-C (SIGINT) or SIGTERM.
@@ -22,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod cleanup;
 pub mod db;
 pub mod docker;
@@ -29,10 +32,12 @@ mod error;
 mod localhost;
 mod name;
 pub mod netns;
+pub mod nft;
 mod posix;
 mod remote;
 pub mod ssh;
 
+pub use backend::{Backend, ClusterKind, Planned, Program, SshCluster};
 pub use cleanup::{Registry, Resource, clean};
 pub use db::{Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, Pause, PowerLoss, Primaries};
 pub use error::{CleanupError, ClusterError, RemoteError};

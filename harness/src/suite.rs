@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::output::{say, say_raw};
-use crate::run::RunConfig;
+use crate::run::{RunConfig, faults_word};
 
 mod file;
 mod index;
@@ -246,14 +246,6 @@ fn status_word(outcome: &Outcome) -> String {
             outcome.expected_words(),
             v.word()
         ),
-    }
-}
-
-fn faults_word(faults: &[String]) -> String {
-    if faults.is_empty() {
-        "none".into()
-    } else {
-        faults.join(",")
     }
 }
 

@@ -48,11 +48,8 @@ pub struct ClockNemesis {
 
 /// Why `db` has no fake clock, for the refusal.
 fn why_not(db: &dyn Db) -> String {
-    if db.name().contains("etcd") {
-        "etcd is a Go program: it reads the time through the vDSO and raw system calls, not \
-         through libc, so libfaketime cannot move its clock (and the VM's real clock is one \
-         for every node)"
-            .into()
+    if let Err(reason) = db.capabilities().fake_clock {
+        reason.into()
     } else {
         format!(
             "its nodes do not run under libfaketime (for faultline-kv, build the database with \

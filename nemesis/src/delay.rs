@@ -12,10 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use faultline_clusters::docker::container_pid;
-use faultline_clusters::{
-    Cmd, DaemonSpec, Localhost, NetnsHost, Node, Registry, Remote, Resource, Signal,
-};
+use faultline_clusters::nft::NetHost;
+use faultline_clusters::{Cmd, DaemonSpec, Remote, Signal};
 
 use crate::delayer::{Distribution, QUEUE};
 use crate::error::{NemesisError, collect};
@@ -36,28 +34,15 @@ pub(crate) struct DelaySpec {
     pub(crate) distribution: Distribution,
 }
 
-/// How a node's delayer is started.
-enum Launch {
-    /// Through the node's own remote (local namespace, SSH host), optionally after
-    /// uploading the program from the controller.
-    Node { upload_from: Option<PathBuf> },
-    /// On the controller, in the container's network namespace with `nsenter`; the
-    /// process is recorded in the registry.
-    Nsenter {
-        container: String,
-        registry: Arc<Registry>,
-    },
-}
-
 /// One node's delayer.
 struct DelayNode {
     name: String,
-    /// Runs commands in the node's network namespace (iptables).
+    /// Runs commands in the node's network namespace (iptables), starts, signals and
+    /// reads the files of the delayer there.
     net: Arc<dyn Remote>,
-    /// Starts, signals and reads the files of the delayer.
-    launcher: Arc<dyn Remote>,
-    launch: Launch,
-    /// The program, on the launcher's host.
+    /// The program on the controller, to upload first, when it is not on the host.
+    upload_from: Option<PathBuf>,
+    /// The program, on the node's host.
     program: PathBuf,
     pid_file: PathBuf,
     log_file: PathBuf,
@@ -79,79 +64,25 @@ fn command_error(node: &str, command: String, reason: impl Into<String>) -> Neme
 }
 
 impl Delayers {
-    /// Delayers for a local cluster: `program` (on this machine) started in each
-    /// namespace (recorded in the registry by the host), files in each host's directory.
-    pub(crate) fn netns(hosts: &[Arc<NetnsHost>], program: PathBuf) -> Delayers {
+    /// A delayer per host of `hosts`: `program` (on the controller) run in each node's
+    /// network namespace through its [`NetHost::net`] (recorded in the run's registry
+    /// where that host records its daemons), uploaded first where the backend says so;
+    /// pid and log files are the host's `delayer.pid` and `delayer.log`.
+    pub(crate) fn new(hosts: &[NetHost], program: PathBuf) -> Delayers {
         let nodes = hosts
             .iter()
             .map(|h| DelayNode {
-                name: h.host().to_string(),
-                net: Arc::clone(h) as Arc<dyn Remote>,
-                launcher: Arc::clone(h) as Arc<dyn Remote>,
-                launch: Launch::Node { upload_from: None },
-                program: program.clone(),
-                pid_file: h.dir().join("delayer.pid"),
-                log_file: h.dir().join("delayer.log"),
-                active: Mutex::new(false),
-            })
-            .collect();
-        Delayers { nodes }
-    }
-
-    /// Delayers on machines reached through their remotes (SSH): `program` uploaded to
-    /// each node's directory and started there as a daemon (not recorded: the nemesis's
-    /// heal stops it).
-    pub(crate) fn remote(nodes: &[Node], program: PathBuf) -> Delayers {
-        let nodes = nodes
-            .iter()
-            .map(|n| DelayNode {
-                name: n.name.clone(),
-                net: Arc::clone(&n.remote),
-                launcher: Arc::clone(&n.remote),
-                launch: Launch::Node {
-                    upload_from: Some(program.clone()),
+                name: h.name.clone(),
+                net: Arc::clone(&h.net),
+                upload_from: h.upload_programs.then(|| program.clone()),
+                program: if h.upload_programs {
+                    h.file("faultline-delayer")
+                } else {
+                    program.clone()
                 },
-                program: n.dir.join("faultline-delayer"),
-                pid_file: n.dir.join("delayer.pid"),
-                log_file: n.dir.join("delayer.log"),
+                pid_file: h.file("delayer.pid"),
+                log_file: h.file("delayer.log"),
                 active: Mutex::new(false),
-            })
-            .collect();
-        Delayers { nodes }
-    }
-
-    /// Delayers for containers (node name, container name, a remote running commands in
-    /// its network namespace): `program` (on this machine) run with `nsenter` in each
-    /// container's network namespace, recorded in `registry`.
-    pub(crate) fn docker(
-        containers: &[(String, String, Arc<dyn Remote>)],
-        registry: Arc<Registry>,
-        program: PathBuf,
-    ) -> Delayers {
-        let local: Arc<dyn Remote> = Arc::new(Localhost::new());
-        let nodes = containers
-            .iter()
-            .map(|(name, container, net)| {
-                let container = container.clone();
-                let file = |ext: &str| {
-                    std::env::temp_dir().join(format!(
-                        "faultline-delayer-{container}-{}.{ext}",
-                        std::process::id()
-                    ))
-                };
-                DelayNode {
-                    name: name.clone(),
-                    net: Arc::clone(net),
-                    launcher: Arc::clone(&local),
-                    pid_file: file("pid"),
-                    log_file: file("log"),
-                    launch: Launch::Nsenter {
-                        container,
-                        registry: Arc::clone(&registry),
-                    },
-                    program: program.clone(),
-                    active: Mutex::new(false),
-                }
             })
             .collect();
         Delayers { nodes }
@@ -194,15 +125,12 @@ impl Delayers {
     ) -> Result<(), NemesisError> {
         let mut active = node.active.lock().unwrap_or_else(|p| p.into_inner());
         *active = true;
-        if let Launch::Node {
-            upload_from: Some(local),
-        } = &node.launch
-        {
-            node.launcher.upload(local, &node.program)?;
+        if let Some(local) = &node.upload_from {
+            node.net.upload(local, &node.program)?;
         }
         let log = node.log_file.to_string_lossy().into_owned();
         let _ = node
-            .launcher
+            .net
             .run(&Cmd::new("rm").args(["-f", &log]).timeout(IPTABLES_TIMEOUT));
         let args = [
             "--queue".to_string(),
@@ -217,50 +145,22 @@ impl Delayers {
             seed.to_string(),
         ];
         let program = node.program.to_string_lossy().into_owned();
-        let cmd = match &node.launch {
-            Launch::Node { .. } => Cmd::new(program).args(args),
-            Launch::Nsenter { container, .. } => {
-                let pid = container_pid(container)
-                    .map_err(|e| command_error(&node.name, "docker inspect".into(), e.to_string()))?
-                    .ok_or_else(|| {
-                        command_error(
-                            &node.name,
-                            "docker inspect".into(),
-                            format!("container {container} is not running"),
-                        )
-                    })?;
-                Cmd::new("nsenter")
-                    .args(["-t".to_string(), pid.to_string(), "-n".to_string(), program])
-                    .args(args)
-            }
-        };
+        let cmd = Cmd::new(program).args(args);
         let spec_line = cmd.to_string();
-        let pid =
-            node.launcher
-                .start_daemon(&DaemonSpec::new(cmd, &node.pid_file, &node.log_file))?;
-        if let Launch::Nsenter { registry, .. } = &node.launch {
-            if let Some(resource) = Resource::process(pid) {
-                if let Err(e) = registry.record(resource.clone()) {
-                    let _ = node.launcher.signal(&node.pid_file, Signal::Kill);
-                    return Err(NemesisError::Record {
-                        resource: resource.to_string(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        }
+        node.net
+            .start_daemon(&DaemonSpec::new(cmd, &node.pid_file, &node.log_file))?;
         // Wait until it has bound the queue (its first line), or has failed.
         let deadline = Instant::now() + DAEMON_TIMEOUT;
         loop {
             let text = node
-                .launcher
+                .net
                 .run(&Cmd::new("cat").arg(&log).timeout(IPTABLES_TIMEOUT))
                 .map(|o| o.stdout)
                 .unwrap_or_default();
             if text.contains("bound queue") {
                 break;
             }
-            if !node.launcher.is_running(&node.pid_file)? || Instant::now() >= deadline {
+            if !node.net.is_running(&node.pid_file)? || Instant::now() >= deadline {
                 return Err(command_error(
                     &node.name,
                     spec_line,
@@ -332,13 +232,13 @@ impl Delayers {
 
     /// SIGTERM (the delayer releases what it holds), then SIGKILL after a while.
     fn stop_daemon(&self, node: &DelayNode) -> Result<(), NemesisError> {
-        if !node.launcher.signal(&node.pid_file, Signal::Term)? {
+        if !node.net.signal(&node.pid_file, Signal::Term)? {
             return Ok(());
         }
         let deadline = Instant::now() + DAEMON_TIMEOUT;
-        while node.launcher.is_running(&node.pid_file)? {
+        while node.net.is_running(&node.pid_file)? {
             if Instant::now() >= deadline {
-                node.launcher.signal(&node.pid_file, Signal::Kill)?;
+                node.net.signal(&node.pid_file, Signal::Kill)?;
                 break;
             }
             thread::sleep(Duration::from_millis(20));

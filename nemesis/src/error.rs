@@ -45,6 +45,9 @@ pub enum NemesisError {
     /// A remote operation failed (uploading a ruleset…).
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// The hosts layer failed (e.g. an nft table could not be changed).
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// Docker failed on a node.
     #[error("{node}: {source}")]
     Docker {

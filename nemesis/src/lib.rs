@@ -7,8 +7,8 @@
 //!   nodes it drops traffic from) and the JSON value the nemesis records in the history,
 //!   e.g. `{"isolated":[["n1","n2"],["n3","n4","n5"]]}`.
 //! - **Networks** ([`net`]): the [`Net`] trait applies a grudge for real, one nft table
-//!   per node, on local namespaces ([`NetnsNet`]), containers ([`DockerNet`]) or SSH
-//!   machines ([`SshNet`]), and heals.
+//!   per node, with [`NftPartitions`] on any backend (the nft engine of
+//!   `faultline_clusters::nft`, reaching each node as its backend says), and heals.
 //! - **Nemeses**: the [`Nemesis`] protocol (`fs`, `invoke`, `heal`) with
 //!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss,
 //!   delay with jitter and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
@@ -35,7 +35,7 @@
 //! ```no_run
 //! # use std::{path::Path, sync::Arc, time::Duration};
 //! use faultline_clusters::{KvDb, NetnsCluster, db::setup_all};
-//! use faultline_nemesis::{Compose, KillNemesis, Nemesis, NetnsNet, PartitionNemesis};
+//! use faultline_nemesis::{Compose, KillNemesis, Nemesis, NftPartitions, PartitionNemesis};
 //! use serde_json::json;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let cluster = NetnsCluster::create(Path::new("/tmp/run"), 5)?;
@@ -44,7 +44,7 @@
 //! setup_all(&*db, &nodes, Duration::from_secs(10))?;
 //! let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
 //! let mut nemesis = Compose::new(vec![
-//!     Box::new(PartitionNemesis::new(Arc::new(NetnsNet::new(&cluster)), &names, 42)),
+//!     Box::new(PartitionNemesis::new(Arc::new(NftPartitions::new(&cluster.net_hosts())), &names, 42)),
 //!     Box::new(KillNemesis::new(db, nodes, 42)),
 //! ])?;
 //! let info = nemesis.invoke("start-partition", &json!("majority"))?;
@@ -60,6 +60,7 @@ pub mod delayer;
 mod disk;
 mod disk_full;
 mod error;
+mod fault;
 mod grudge;
 #[allow(clippy::module_inception)]
 mod nemesis;
@@ -78,9 +79,11 @@ pub use disk::{
 };
 pub use disk_full::FILLER;
 pub use error::NemesisError;
+pub use fault::Fault;
+pub use fault::{BuildError, Target, UnknownFault, build};
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
-pub use net::{DockerNet, Net, NetnsNet, SshNet};
+pub use net::{Net, NftPartitions};
 pub use packet::{
     DELAYS_MS, LOSSES, MAX_DELAY_MS, PacketNemesis, RATES, START_PACKET, STOP_PACKET, loss_ruleset,
 };
@@ -93,5 +96,5 @@ pub use power::{POWER_LOSS, POWER_ON, POWER_TARGETS, PowerNemesis};
 pub use process::{
     DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
 };
-pub use schedule::{DEFAULT_INTERVAL, Fault, Schedule, final_heal, schedule};
+pub use schedule::{DEFAULT_INTERVAL, Schedule, final_heal, schedule};
 pub use storm::{DEFAULT_STORM_PERIOD, START_STORM, STOP_STORM, STORM_TARGETS, StormNemesis};

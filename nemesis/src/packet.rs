@@ -6,11 +6,11 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use faultline_clusters::docker::DockerCluster;
-use faultline_clusters::{Cmd, NetnsCluster, Node, Registry, Remote};
+use faultline_clusters::Cmd;
+use faultline_clusters::nft::{NetHost, NetHosts, NftNet, table_name};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
@@ -19,7 +19,7 @@ use crate::delay::{DelaySpec, Delayers};
 use crate::delayer::Distribution;
 use crate::error::{NemesisError, collect};
 use crate::nemesis::{Nemesis, unknown_f};
-use crate::net::{FAMILY, NftNet, each, table_name};
+use crate::net::{FAMILY, all, each};
 
 /// The `f` that starts (or replaces) packet faults.
 pub const START_PACKET: &str = "start-packet";
@@ -110,85 +110,31 @@ struct Plan {
 /// so faults always heal.
 pub struct PacketNemesis {
     net: NftNet,
+    hosts: Vec<NetHost>,
     /// Whether nodes are namespaces whose interface is `eth0` (bandwidth limits).
     shapeable: bool,
     shaped: Vec<Mutex<bool>>,
     rng: ChaCha8Rng,
-    /// Builds the delayers for a delayer program, on this backend.
-    make_delayers: Box<dyn Fn(PathBuf) -> Delayers + Send + Sync>,
     delayers: Option<Delayers>,
 }
 
 impl PacketNemesis {
-    /// Packet faults on every host of a local `cluster`: tables `inet faultline_RUN_pkt`
-    /// recorded in the run's registry before they are created (so the teardown removes
-    /// them); qdiscs go away with the namespaces. Random choices from a ChaCha8 RNG
-    /// seeded with `seed`.
-    pub fn netns(cluster: &NetnsCluster, seed: u64) -> PacketNemesis {
-        let table = format!("{}_pkt", table_name(cluster.run_id()));
-        let net = NftNet::netns(cluster, table, "packet.nft");
-        let hosts = cluster.hosts().to_vec();
+    /// Packet faults on every node of `hosts` (a backend's [`NetHosts`]): tables `inet
+    /// faultline_RUN_pkt` (recorded in the run's registry before they are created where
+    /// they are on the controller's machine, so teardown removes them; on remote machines
+    /// the nemesis's heal does); bandwidth limits where the backend allows them (qdiscs
+    /// go away with namespaces and containers). Random choices from a ChaCha8 RNG seeded
+    /// with `seed`.
+    pub fn new(hosts: &NetHosts, seed: u64) -> PacketNemesis {
+        let table = format!("{}_pkt", table_name(&hosts.run));
         PacketNemesis {
-            shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
-            net,
-            shapeable: true,
+            net: NftNet::new(hosts, table, "packet.nft"),
+            shaped: hosts.hosts.iter().map(|_| Mutex::new(false)).collect(),
+            hosts: hosts.hosts.clone(),
+            shapeable: hosts.shapeable,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            make_delayers: Box::new(move |program| Delayers::netns(&hosts, program)),
             delayers: None,
         }
-    }
-
-    /// Packet faults on every container of a Docker `cluster`, applied from the
-    /// controller with `nsenter` into each container's network namespace (tables
-    /// recorded in `registry`, the run's, before creation; bandwidth limits on the
-    /// container's `eth0`).
-    pub fn docker(
-        cluster: &DockerCluster,
-        registry: Arc<Registry>,
-        seed: u64,
-    ) -> Result<PacketNemesis, NemesisError> {
-        let table = format!("{}_pkt", table_name(cluster.run()));
-        let net = NftNet::docker(cluster, Arc::clone(&registry), table, "packet.nft")?;
-        let containers: Vec<(String, String, Arc<dyn Remote>)> = cluster
-            .hosts()
-            .iter()
-            .zip(&net.nodes)
-            .map(|(h, n)| {
-                (
-                    h.host().to_string(),
-                    h.container().to_string(),
-                    Arc::clone(&n.remote),
-                )
-            })
-            .collect();
-        Ok(PacketNemesis {
-            shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
-            net,
-            shapeable: true,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            make_delayers: Box::new(move |program| {
-                Delayers::docker(&containers, Arc::clone(&registry), program)
-            }),
-            delayers: None,
-        })
-    }
-
-    /// Packet loss on machines reached through their remotes (SSH): tables named after
-    /// `run`, on the machines, not recorded (the nemesis's heal removes them); delayers
-    /// uploaded to each node's directory. No bandwidth limits (the interface is
-    /// unknown).
-    pub fn remote(nodes: &[Node], run: &str, seed: u64) -> Result<PacketNemesis, NemesisError> {
-        let table = format!("{}_pkt", table_name(run));
-        let net = NftNet::remote(nodes, table, "packet.nft")?;
-        let nodes = nodes.to_vec();
-        Ok(PacketNemesis {
-            shaped: net.nodes.iter().map(|_| Mutex::new(false)).collect(),
-            net,
-            shapeable: false,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            make_delayers: Box::new(move |program| Delayers::remote(&nodes, program)),
-            delayers: None,
-        })
     }
 
     /// Enables delays, with `program`, the `faultline-delayer` binary on the controller
@@ -196,17 +142,17 @@ impl PacketNemesis {
     /// `nsenter` for containers, uploaded to the node's directory on SSH hosts). It needs
     /// root and iptables where it runs.
     pub fn delayer(mut self, program: impl Into<PathBuf>) -> PacketNemesis {
-        self.delayers = Some((self.make_delayers)(program.into()));
+        self.delayers = Some(Delayers::new(&self.hosts, program.into()));
         self
     }
 
     /// The nft table's name (family `inet`), the same on every node.
     pub fn table(&self) -> &str {
-        &self.net.table
+        self.net.table()
     }
 
     fn plan(&mut self, value: &Value) -> Result<Plan, NemesisError> {
-        let all: Vec<usize> = (0..self.net.nodes.len()).collect();
+        let all: Vec<usize> = (0..self.hosts.len()).collect();
         let bad = |why: &str| NemesisError::BadValue {
             f: START_PACKET.to_string(),
             value: value.to_string(),
@@ -326,7 +272,7 @@ impl PacketNemesis {
                 for name in names {
                     let i = name
                         .as_str()
-                        .and_then(|name| self.net.nodes.iter().position(|n| n.name == name))
+                        .and_then(|name| self.hosts.iter().position(|n| n.name == name))
                         .ok_or_else(|| bad(&format!("; unknown node {name}")))?;
                     chosen.push(i);
                 }
@@ -346,7 +292,7 @@ impl PacketNemesis {
 
     /// Sets (`Some`) or removes (`None`) node `i`'s bandwidth limit.
     fn shape(&self, i: usize, rate: Option<&str>) -> Result<(), NemesisError> {
-        let node = &self.net.nodes[i];
+        let node = &self.hosts[i];
         let mut shaped = self.shaped[i].lock().unwrap_or_else(|p| p.into_inner());
         let cmd = match rate {
             Some(rate) => Cmd::new("tc").args([
@@ -357,7 +303,7 @@ impl PacketNemesis {
             None => Cmd::new("tc").args(["qdisc", "del", "dev", "eth0", "root"]),
         }
         .timeout(TC_TIMEOUT);
-        let out = node.remote.run(&cmd)?;
+        let out = node.net.run(&cmd)?;
         const GONE: [&str; 4] = [
             "handle of zero",
             "No such file",
@@ -377,10 +323,9 @@ impl PacketNemesis {
 
     fn start(&mut self, value: &Value) -> Result<Value, NemesisError> {
         let plan = self.plan(value)?;
-        let peers: Vec<Vec<IpAddr>> = (0..self.net.nodes.len())
+        let peers: Vec<Vec<IpAddr>> = (0..self.hosts.len())
             .map(|i| {
-                self.net
-                    .nodes
+                self.hosts
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| *j != i)
@@ -388,20 +333,18 @@ impl PacketNemesis {
                     .collect()
             })
             .collect();
-        let rulesets: Vec<Option<String>> = (0..self.net.nodes.len())
+        let rulesets: Vec<Option<String>> = (0..self.hosts.len())
             .map(|i| {
                 let loss = plan.loss.filter(|_| plan.nodes.contains(&i))?;
-                Some(loss_ruleset(&self.net.table, &peers[i], loss))
+                Some(loss_ruleset(self.net.table(), &peers[i], loss))
             })
             .collect();
         if let Some(delayers) = &self.delayers {
-            let seeds: Vec<u64> = (0..self.net.nodes.len())
-                .map(|_| self.rng.random())
-                .collect();
+            let seeds: Vec<u64> = (0..self.hosts.len()).map(|_| self.rng.random()).collect();
             delayers.apply(plan.delay, &plan.nodes, &peers, &seeds)?;
         }
-        self.net.apply(&rulesets)?;
-        let indices: Vec<usize> = (0..self.net.nodes.len()).collect();
+        all(self.net.apply(&rulesets))?;
+        let indices: Vec<usize> = (0..self.hosts.len()).collect();
         let rate = plan.rate.as_deref();
         collect(each(&indices, |&i| {
             self.shape(i, rate.filter(|_| plan.nodes.contains(&i)))
@@ -421,17 +364,17 @@ impl PacketNemesis {
         let names: Vec<&str> = plan
             .nodes
             .iter()
-            .map(|&i| self.net.nodes[i].name.as_str())
+            .map(|&i| self.hosts[i].name.as_str())
             .collect();
         out.insert("nodes".into(), json!(names));
         Ok(Value::Object(out))
     }
 
     fn stop(&self) -> Result<(), NemesisError> {
-        let indices: Vec<usize> = (0..self.net.nodes.len()).collect();
+        let indices: Vec<usize> = (0..self.hosts.len()).collect();
         let shaping = collect(each(&indices, |&i| self.shape(i, None)));
         let delays = self.delayers.as_ref().map_or(Ok(()), Delayers::heal);
-        collect(vec![self.net.heal(), delays, shaping])
+        collect(vec![all(self.net.heal()), delays, shaping])
     }
 }
 

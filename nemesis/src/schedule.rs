@@ -10,105 +10,10 @@ use faultline_generator::{BoxGen, Context, GenOp, Generator, OpSpec, once, seq};
 use rand::RngExt;
 use serde_json::Value;
 
-use crate::clock::{BUMP_CLOCK, RESET_CLOCK};
-use crate::disk::{RESTORE_LOG, START_DISK};
-use crate::packet::{START_PACKET, STOP_PACKET};
-use crate::partitioner::{START_PARTITION, STOP_PARTITION};
-use crate::power::{POWER_LOSS, POWER_ON};
-use crate::process::{KILL, PAUSE, RESUME, START};
-use crate::storm::{START_STORM, STOP_STORM};
+use crate::fault::Fault;
 
 /// The default mean time between fault changes in a run.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// A kind of fault a schedule can inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Fault {
-    /// A network partition (`start-partition` / `stop-partition`).
-    Partition,
-    /// Crashing nodes (`kill` / `start`).
-    Kill,
-    /// Pausing nodes (`pause` / `resume`).
-    Pause,
-    /// Packet loss, delay with jitter or a bandwidth limit between nodes
-    /// (`start-packet` / `stop-packet`; the nemesis picks which).
-    Packet,
-    /// Moving one node's clock (`bump-clock` / `reset-clock`).
-    Clock,
-    /// A crashed node's log losing its tail, or a full disk under a running node
-    /// (`start-disk`, which picks `truncate-log` or `fill-disk`, / `restore-log`;
-    /// corruption in the middle, `corrupt-log`, is never scheduled: ask for it
-    /// explicitly).
-    Disk,
-    /// Power loss: crashed nodes lose their unsynced writes (`power-loss` /
-    /// `power-on`).
-    Power,
-    /// A crash-restart storm: nodes bounced (killed and restarted at once) again and
-    /// again until it stops (`start-storm` / `stop-storm`).
-    Storm,
-}
-
-impl Fault {
-    /// Every fault, in order.
-    pub const ALL: [Fault; 8] = [
-        Fault::Partition,
-        Fault::Kill,
-        Fault::Pause,
-        Fault::Packet,
-        Fault::Clock,
-        Fault::Disk,
-        Fault::Power,
-        Fault::Storm,
-    ];
-
-    /// The `f` that starts this fault.
-    pub fn start_f(self) -> &'static str {
-        match self {
-            Fault::Partition => START_PARTITION,
-            Fault::Kill => KILL,
-            Fault::Pause => PAUSE,
-            Fault::Packet => START_PACKET,
-            Fault::Clock => BUMP_CLOCK,
-            Fault::Disk => START_DISK,
-            Fault::Power => POWER_LOSS,
-            Fault::Storm => START_STORM,
-        }
-    }
-
-    /// The `f` that stops this fault.
-    pub fn stop_f(self) -> &'static str {
-        match self {
-            Fault::Partition => STOP_PARTITION,
-            Fault::Kill => START,
-            Fault::Pause => RESUME,
-            Fault::Packet => STOP_PACKET,
-            Fault::Clock => RESET_CLOCK,
-            Fault::Disk => RESTORE_LOG,
-            Fault::Power => POWER_ON,
-            Fault::Storm => STOP_STORM,
-        }
-    }
-
-    /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
-    /// `clock`, `disk`, `power`, `storm`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Partition => "partition",
-            Fault::Kill => "kill",
-            Fault::Pause => "pause",
-            Fault::Packet => "packet",
-            Fault::Clock => "clock",
-            Fault::Disk => "disk",
-            Fault::Power => "power",
-            Fault::Storm => "storm",
-        }
-    }
-
-    /// The fault named `name` (see [`Fault::name`]), for command lines.
-    pub fn from_name(name: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|f| f.name() == name)
-    }
-}
 
 /// Where a [`Schedule`] is in its cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +128,8 @@ pub fn final_heal(faults: &[Fault]) -> BoxGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partitioner::{START_PARTITION, STOP_PARTITION};
+    use crate::process::{KILL, PAUSE, RESUME, START};
     use faultline_generator::sim::{Simulation, invocations};
     use faultline_generator::{nemesis, phases, time_limit};
 

@@ -1,4 +1,4 @@
-//! [`DockerNet`] against a real Docker engine: three `faultline-kv` containers, a
+//! [`NftPartitions`] against a real Docker engine: three `faultline-kv` containers, a
 //! partition and a one-way cut applied by grudge, then healed; a partition left in place
 //! goes with the containers. Needs Docker (`faultline_testsupport::available`: skipped
 //! without the `docker` command, a failure under `CI=true`).
@@ -12,7 +12,7 @@ use faultline_clusters::cleanup::{Registry, Resource};
 use faultline_clusters::db::setup_all;
 use faultline_clusters::docker::{DockerCluster, build_image};
 use faultline_clusters::{Cmd, KvDb, Node};
-use faultline_nemesis::{DockerNet, Net, isolate, one_way};
+use faultline_nemesis::{Net, NftPartitions, isolate, one_way};
 use faultline_testsupport::{Need, available, kv_binary};
 
 #[path = "support/probe.rs"]
@@ -50,7 +50,7 @@ fn docker_net_applies_grudges_and_heals() {
     let nodes = cluster.nodes();
     let db = KvDb::new(Path::new("/usr/local/bin/faultline-kv"), &nodes).upload(false);
     setup_all(&db, &nodes, Duration::from_secs(10)).unwrap();
-    let net = DockerNet::new(&cluster).unwrap();
+    let net = NftPartitions::new(&cluster.net_hosts().unwrap());
     let names = ["n1", "n2", "n3"];
 
     net.drop(&isolate(&names, "n1").unwrap().grudge).unwrap();
@@ -194,8 +194,7 @@ fn clock_and_delay_faults_on_docker_containers() {
             .count()
     };
     let base = median(connect_times(cluster.hosts()[0].container(), &nodes[1], 7));
-    let mut packet = PacketNemesis::docker(&cluster, registry.clone(), 3)
-        .unwrap()
+    let mut packet = PacketNemesis::new(&cluster.net_hosts().unwrap(), 3)
         .delayer(env!("CARGO_BIN_EXE_faultline-delayer"));
     let before = processes();
     packet

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faultline_clusters::db::{request_line, setup_all};
+use faultline_clusters::nft::NetHosts;
 use faultline_clusters::{Cmd, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote, Resource};
 use faultline_nemesis::{
-    Compose, KillNemesis, Nemesis, Net, NetnsNet, PartitionNemesis, PauseNemesis, SshNet, isolate,
+    Compose, KillNemesis, Nemesis, Net, NftPartitions, PartitionNemesis, PauseNemesis, isolate,
 };
 use faultline_testsupport::{assert_netns_run_gone, kv_binary};
 use serde_json::{Value, json};
@@ -128,7 +129,7 @@ impl Setup {
 #[test]
 fn partitions_cut_exactly_the_grudge_and_heal() {
     let s = setup();
-    let net = Arc::new(NetnsNet::new(&s.cluster));
+    let net = Arc::new(NftPartitions::new(&s.cluster.net_hosts()));
     let names = s.names();
 
     // Isolate n1: it reaches nobody and nobody reaches it; n2 and n3 still talk.
@@ -174,7 +175,7 @@ fn partitions_cut_exactly_the_grudge_and_heal() {
     assert!(s.reaches(&from[0], &to[0]));
 
     // The same engine without a registry (as over SSH), through the nodes' Remotes.
-    let ssh_like = SshNet::new(&s.nodes, "sshlike").unwrap();
+    let ssh_like = NftPartitions::new(&NetHosts::remote(&s.nodes, "sshlike").unwrap());
     ssh_like
         .drop(&isolate(&names, "n3").unwrap().grudge)
         .unwrap();
@@ -231,7 +232,7 @@ fn paused_nodes_do_not_answer_until_resumed() {
 #[test]
 fn a_composed_nemesis_heals_partition_kill_and_pause_at_once() {
     let s = setup();
-    let net = Arc::new(NetnsNet::new(&s.cluster));
+    let net = Arc::new(NftPartitions::new(&s.cluster.net_hosts()));
     let mut nemesis = Compose::new(vec![
         Box::new(PartitionNemesis::new(net, &s.names(), 11)),
         Box::new(KillNemesis::new(s.db.clone(), s.nodes.clone(), 11)),

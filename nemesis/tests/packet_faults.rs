@@ -14,7 +14,7 @@ use support::setup;
 #[test]
 fn loss_cuts_what_it_says_and_heals() {
     let s = setup(false);
-    let mut nemesis = PacketNemesis::netns(&s.cluster, 3);
+    let mut nemesis = PacketNemesis::new(&s.cluster.net_hosts(), 3);
     let table = nemesis.table().to_string();
 
     // All of n1's inbound peer traffic lost: the peers cannot reach it, it cannot
@@ -135,7 +135,7 @@ fn loss_on_docker_containers_through_nsenter() {
             .filter(|r| matches!(r, Resource::NftTable { .. }))
             .count()
     };
-    let mut nemesis = PacketNemesis::docker(&cluster, registry.clone(), 1).unwrap();
+    let mut nemesis = PacketNemesis::new(&cluster.net_hosts().unwrap(), 1);
     let value = nemesis
         .invoke("start-packet", &json!({"loss": 100, "nodes": ["n2"]}))
         .unwrap();
@@ -189,7 +189,7 @@ fn connect_times(s: &support::Setup, from: &str, to: &str, count: usize) -> Vec<
 #[test]
 fn delay_and_jitter_slow_peer_traffic_and_heal() {
     let s = setup(false);
-    let mut nemesis = PacketNemesis::netns(&s.cluster, 5).delayer(delayer());
+    let mut nemesis = PacketNemesis::new(&s.cluster.net_hosts(), 5).delayer(delayer());
     let processes = || {
         s.cluster
             .registry()

@@ -14,8 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use faultline_clusters::db::{FAKETIME_LIBS, Primaries, request_line, setup_all, teardown_all};
+use faultline_clusters::nft::NetHosts;
 use faultline_clusters::{Cmd, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote};
-use faultline_nemesis::{ClockNemesis, Nemesis, Net, PacketNemesis, SshNet, isolate};
+use faultline_nemesis::{ClockNemesis, Nemesis, Net, NftPartitions, PacketNemesis, isolate};
 use faultline_testsupport::sshd::SshdCluster;
 use faultline_testsupport::{Need, available, kv_binary, sh};
 use serde_json::{Value, json};
@@ -89,7 +90,7 @@ fn ssh_net_partitions_over_ssh_and_heals() {
     let run = rig.cluster().run_id().to_string();
     {
         let nodes = ssh_nodes(&rig);
-        let net = SshNet::new(&nodes, &run).unwrap();
+        let net = NftPartitions::new(&NetHosts::remote(&nodes, &run).unwrap());
 
         net.drop(&isolate(&["n1", "n2", "n3"], "n1").unwrap().grudge)
             .unwrap();
@@ -131,8 +132,7 @@ fn packet_loss_and_delay_over_ssh_and_heal() {
     let run = rig.cluster().run_id().to_string();
     {
         let nodes = ssh_nodes(&rig);
-        let mut nemesis = PacketNemesis::remote(&nodes, &run, 4)
-            .unwrap()
+        let mut nemesis = PacketNemesis::new(&NetHosts::remote(&nodes, &run).unwrap(), 4)
             .delayer(env!("CARGO_BIN_EXE_faultline-delayer"));
 
         // Loss: n1 drops everything from its peers; the SSH sessions (from the

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Db, Node, Pause, Primaries, base64_encode, http_post, wait_until};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::{Capabilities, Db, Node, Pause, Primaries, http_post, wait_until};
 use crate::error::ClusterError;
 use crate::remote::{Cmd, DaemonSpec};
 
@@ -76,7 +79,22 @@ impl EtcdDb {
     }
 }
 
+impl EtcdDb {
+    /// What etcd can do: pause and leader discovery, none of faultline-kv's extras.
+    pub const CAPABILITIES: Capabilities = Capabilities::none(
+        "etcd is a Go program: it reads the time without libc, so libfaketime cannot move \
+         its clock (and the machine's real clock is one for every node); use --db kv",
+        "the disk nemesis knows only faultline-kv's write-ahead log; use --db kv",
+        "power loss needs the nodes' data on faultline-lazyfs, which only faultline-kv \
+         has; use --db kv",
+    );
+}
+
 impl Db for EtcdDb {
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+
     fn name(&self) -> &str {
         "etcd"
     }
@@ -95,7 +113,7 @@ impl Db for EtcdDb {
     /// node before waiting on any.
     fn await_ready(&self, node: &Node, timeout: Duration) -> Result<(), ClusterError> {
         let addr = self.client_addr(node);
-        let body = json!({ "key": base64_encode(b"faultline-ready") });
+        let body = json!({ "key": BASE64.encode(b"faultline-ready") });
         wait_until(self.name(), node, &addr, timeout, || {
             self.call(node, "kv/range", &body).map(drop)
         })

@@ -7,9 +7,53 @@ use faultline_kv_proto::{Outcome, Request, Response};
 use serde_json::Value;
 
 use super::lazyfs::{Lazyfs, PowerLoss};
-use super::{Db, FAKETIME_LIBS, FakeClock, Node, Pause, Primaries, request_line, wait_until};
+use super::{
+    Capabilities, Db, FAKETIME_LIBS, FakeClock, Node, Pause, Primaries, request_line, wait_until,
+};
 use crate::error::ClusterError;
 use crate::remote::{Cmd, DaemonSpec, ExitStatus};
+
+/// faultline-kv's consensus protocol (`--consensus`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consensus {
+    /// Raft (faultline-kv's default).
+    #[default]
+    Raft,
+    /// Multi-Paxos.
+    Paxos,
+}
+
+/// A bug planted in faultline-kv (`--bug`), for checking that the checkers catch it.
+/// The names are faultline-kv's own (its `--bug` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// Any node serves reads from its own state, leader or not.
+    StaleRead,
+    /// Writes are acknowledged without fsync.
+    NoFsync,
+    /// Entries of earlier terms are committed by counting replicas (Raft figure 8).
+    OldTermCommit,
+    /// The vote is not persisted, so a restarted node can vote twice in a term.
+    ForgetVote,
+    /// Multi-Paxos: a new leader proposes its own values without adopting those the
+    /// promising quorum already accepted.
+    PaxosIgnorePromise,
+}
+
+impl Bug {
+    /// The bug's `--bug` value, e.g. `stale-read`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "stale-read",
+            Bug::NoFsync => "no-fsync",
+            Bug::OldTermCommit => "old-term-commit",
+            Bug::ForgetVote => "forget-vote",
+            Bug::PaxosIgnorePromise => "paxos-ignore-promise",
+        }
+    }
+}
 
 /// `faultline-kv` on every node: Raft on port 7001, clients on port 8001 (newline-
 /// delimited JSON), data in the node's `data/`.
@@ -40,6 +84,28 @@ impl KvDb {
             faketime: false,
             lazyfs: None,
         }
+    }
+
+    /// What faultline-kv can do: everything the nemesis knows (clocks once built with
+    /// [`KvDb::faketime`], power loss with [`KvDb::lazyfs`]).
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        fake_clock: Ok(()),
+        kv_log: Ok(()),
+        lazyfs: Ok(()),
+    };
+
+    /// Runs `consensus` (`--consensus`, left out for Raft, the node's default).
+    pub fn consensus(self, consensus: Consensus) -> KvDb {
+        match consensus {
+            Consensus::Raft => self,
+            Consensus::Paxos => self.args(["--consensus", "paxos"]),
+        }
+    }
+
+    /// Switches on the planted `bugs` (`--bug NAME` each).
+    pub fn bugs(self, bugs: &[Bug]) -> KvDb {
+        let args: Vec<&str> = bugs.iter().flat_map(|b| ["--bug", b.name()]).collect();
+        self.args(args)
     }
 
     /// Whether to upload the binary (`true`, the default), or run it where it is (for
@@ -159,6 +225,10 @@ impl KvDb {
 }
 
 impl Db for KvDb {
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+
     fn name(&self) -> &str {
         "faultline-kv"
     }

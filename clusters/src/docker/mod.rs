@@ -19,6 +19,7 @@
 mod host;
 mod image;
 mod net;
+mod nsenter;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,12 +29,14 @@ use std::time::Duration;
 
 pub use host::DockerHost;
 pub use image::{BUSYBOX, IMAGE_LABEL, IMAGE_REPOSITORY, build_image, remove_images};
-pub use net::{CONTAINER_NETNS, DockerNet, container_pid, ruleset, table_name};
+pub use net::{CONTAINER_NETNS, DockerNet, container_pid};
+pub use nsenter::Nsenter;
 
 use crate::cleanup::{Registry, Resource};
 use crate::db::Node;
-use crate::error::RemoteError;
+use crate::error::{ClusterError, RemoteError};
 use crate::localhost::Localhost;
+use crate::nft::{self, NetHosts};
 use crate::remote::{Cmd, Output, Remote};
 
 /// Where each node's directory (data, log, pid file) lives inside its container.
@@ -79,6 +82,9 @@ pub enum DockerError {
     /// A command could not be run on this machine.
     #[error(transparent)]
     Local(#[from] RemoteError),
+    /// An nft table in a container could not be changed.
+    #[error("docker: {0}")]
+    Net(#[from] Box<crate::error::ClusterError>),
     /// The run's state file could not be written.
     #[error("docker: cannot record {resource} in the run's state file: {reason}")]
     Record {
@@ -307,6 +313,32 @@ impl DockerCluster {
             .iter()
             .map(|h| DockerNet::new(Arc::clone(h), Arc::clone(&self.registry)))
             .collect()
+    }
+
+    /// How network faults reach each container ([`Nsenter`], tables recorded in the
+    /// run's registry); bandwidth can be limited on their `eth0`.
+    pub fn net_hosts(&self) -> Result<NetHosts, ClusterError> {
+        Ok(NetHosts {
+            hosts: self
+                .hosts
+                .iter()
+                .map(|h| {
+                    Ok(net::net_host(
+                        h,
+                        nft::resolve(h.host(), h.address())?,
+                        &self.registry,
+                    ))
+                })
+                .collect::<Result<_, ClusterError>>()?,
+            registry: Some(Arc::clone(&self.registry)),
+            run: self.registry.run(),
+            shapeable: true,
+        })
+    }
+
+    /// The run's registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// The run's Docker network.

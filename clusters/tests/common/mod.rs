@@ -110,19 +110,20 @@ impl Drop for ChildController {
 /// Writes a key through the first node of an etcd cluster and reads it back through the
 /// third (a different member), asserting the value and that a leader is known.
 pub fn etcd_write_then_read_elsewhere(db: &faultline_clusters::EtcdDb, nodes: &[Node]) {
-    use faultline_clusters::db::{base64_decode, base64_encode};
-    let key = base64_encode(b"k");
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let key = BASE64.encode(b"k");
     db.call(
         &nodes[0],
         "kv/put",
-        &json!({"key": key, "value": base64_encode(b"v1")}),
+        &json!({"key": key, "value": BASE64.encode(b"v1")}),
     )
     .unwrap();
     let resp = db
         .call(&nodes[2], "kv/range", &json!({"key": key}))
         .unwrap();
     let value = resp["kvs"][0]["value"].as_str().unwrap();
-    assert_eq!(base64_decode(value).unwrap(), b"v1");
+    assert_eq!(BASE64.decode(value).unwrap(), b"v1");
     let leaders = db.primaries().unwrap().primaries(nodes);
     assert!(!leaders.is_empty(), "{leaders:?}");
 }

@@ -317,7 +317,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::run::ClusterKind;
+    use faultline_clusters::ClusterKind;
+    use faultline_nemesis::Fault;
 
     fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -341,12 +342,12 @@ mod tests {
         assert_eq!(first.label, "kv-register-partition seed 1");
         assert_eq!((first.config.nodes, first.config.seed), (3, 1));
         assert_eq!(first.config.store, Path::new("/tmp/s"));
-        assert_eq!(suite.runs[3].config.nemesis, ["kill", "pause"]);
+        assert_eq!(suite.runs[3].config.nemesis, [Fault::Kill, Fault::Pause]);
         assert_eq!(suite.runs[3].config.name, "kv-register-kill_pause");
         let last = suite.runs.last().unwrap();
         assert_eq!((last.label.as_str(), last.line), ("stale", 10));
         assert_eq!(last.expect, Expect::Invalid);
-        assert_eq!(last.config.bug, ["stale-read"]);
+        assert_eq!(last.config.bug, [faultline_clusters::db::Bug::StaleRead]);
         assert_eq!(last.config.time_limit, Duration::from_secs(5));
     }
 
@@ -391,7 +392,7 @@ mod tests {
             docker
                 .runs
                 .iter()
-                .all(|r| !r.config.nemesis.contains(&"power".into()))
+                .all(|r| !r.config.nemesis.contains(&Fault::Power))
         );
         let docker_full = load(&path, None, Some("docker-full")).unwrap();
         assert_eq!(docker_full.runs.len(), 2 * 5 * 6 * 3);
@@ -431,7 +432,10 @@ mod tests {
         let full = load(&path, None, None).unwrap();
         assert_eq!(full.runs.len(), 2 * 2 * 3 + 1);
         assert_eq!(full.runs[0].label, "kv-raft-register seed 1");
-        assert_eq!(full.runs[6].config.consensus, "paxos");
+        assert_eq!(
+            full.runs[6].config.consensus,
+            faultline_clusters::db::Consensus::Paxos
+        );
         assert_eq!(full.runs[12].config.time_limit, Duration::from_secs(30));
         assert_eq!(
             full.runs[12].expect_anomaly.as_deref(),

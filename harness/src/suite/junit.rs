@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use super::{Outcome, faults_word};
+use super::Outcome;
+use crate::run::faults_word;
 
 /// Replaces the characters XML 1.0 cannot carry at all (control characters other than
 /// tab, newline and carriage return); quick-xml escapes the rest.

@@ -92,16 +92,14 @@ pub struct DiskNemesis {
 
 impl DiskNemesis {
     /// Log damage among `nodes` of `db`, random choices drawn from a ChaCha8 RNG seeded
-    /// with `seed`. Refused for databases whose log layout is not known (only
-    /// `faultline-kv`'s is).
+    /// with `seed`. Refused for databases without faultline-kv's log layout (the
+    /// `kv_log` capability).
     pub fn new(db: Arc<dyn Db>, nodes: Vec<Node>, seed: u64) -> Result<DiskNemesis, NemesisError> {
-        if db.name() != "faultline-kv" {
+        if let Err(reason) = db.capabilities().kv_log {
             return Err(NemesisError::Refused {
                 db: db.name().to_string(),
                 nemesis: "disk nemesis",
-                reason: "only faultline-kv's write-ahead log layout (DIR/data/wal, records of \
-                         [length][crc32][payload]) is known"
-                    .into(),
+                reason: reason.into(),
             });
         }
         Ok(DiskNemesis {

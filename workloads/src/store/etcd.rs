@@ -38,8 +38,9 @@ use tokio::time::Instant;
 
 use super::{Micro, Store, StoreError, TxnFuture, TxnOk};
 
-/// How the read step reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the read step reads (`--read-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ReadMode {
     /// Linearizable reads, confirmed by the leader (etcd's default).
     #[default]

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::spec::{DbFile, Ready, Stop, expand};
-use crate::db::{Db, Node, Pause, Primaries, kill_and_wait, resolve, wait_until};
+use crate::db::{Capabilities, Db, Node, Pause, Primaries, kill_and_wait, resolve, wait_until};
 use crate::error::ClusterError;
 use crate::localhost::Localhost;
 use crate::remote::{Cmd, DaemonSpec, Remote, Signal};
@@ -107,7 +107,23 @@ impl FileDb {
     }
 }
 
+impl FileDb {
+    /// What a database described in a file can do: pause and leader discovery when the
+    /// file says how, never faultline-kv's extras.
+    pub const CAPABILITIES: Capabilities = Capabilities::none(
+        "a database from --db-file runs without libfaketime, so its clock cannot be moved",
+        "the disk nemesis knows only faultline-kv's write-ahead log; a --db-file database's \
+         files are its own",
+        "power loss needs the nodes' data on faultline-lazyfs, which only faultline-kv \
+         has; use --db kv",
+    );
+}
+
 impl Db for FileDb {
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+
     fn name(&self) -> &str {
         &self.file.name
     }

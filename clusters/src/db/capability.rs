@@ -1,0 +1,101 @@
+//! What a database can do beyond the [`Db`](super::Db) basics: optional capability
+//! traits ([`Pause`], [`Primaries`], [`FakeClock`]; [`PowerLoss`](super::PowerLoss) with
+//! faultline-lazyfs) and [`Capabilities`], the same facts known before a database is
+//! built, which decide which faults a run may have.
+
+use std::path::PathBuf;
+
+use super::Node;
+use crate::error::ClusterError;
+use crate::remote::Signal;
+
+/// Pausing and resuming a node's process (SIGSTOP, SIGCONT).
+pub trait Pause: Send + Sync {
+    /// Pauses the node; pausing a stopped or paused node succeeds.
+    fn pause(&self, node: &Node) -> Result<(), ClusterError> {
+        node.remote.signal(&node.pid_file(), Signal::Stop)?;
+        Ok(())
+    }
+
+    /// Resumes the node; resuming a running node succeeds.
+    fn resume(&self, node: &Node) -> Result<(), ClusterError> {
+        node.remote.signal(&node.pid_file(), Signal::Cont)?;
+        Ok(())
+    }
+}
+
+/// Leader discovery.
+pub trait Primaries: Send + Sync {
+    /// The names of the nodes that consider themselves leader, asking each of `nodes`
+    /// (unreachable ones are skipped). Empty when there is none. Must not change
+    /// anything.
+    fn primaries(&self, nodes: &[Node]) -> Vec<String>;
+}
+
+/// Per-node clocks: the node runs under libfaketime, whose offset it reads from a file
+/// on every clock call (`FAKETIME_TIMESTAMP_FILE`, `FAKETIME_NO_CACHE=1`). Writing
+/// `+30` or `-5` (seconds) into the file moves that node's wall-clock and monotonic
+/// time; `+0` puts it back.
+pub trait FakeClock: Send + Sync {
+    /// The node's offset file, on its host.
+    fn clock_file(&self, node: &Node) -> PathBuf {
+        node.dir.join("faketime")
+    }
+}
+
+/// Where libfaketime is installed on Debian-like systems, in order of preference.
+pub const FAKETIME_LIBS: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+];
+
+/// Whether a database can do something, or why not (a sentence that ends the refusal
+/// of a fault that needs it).
+pub type Support = Result<(), &'static str>;
+
+/// What a kind of database can do, known before one is built: the facts the faults of a
+/// run are checked against ([`Db::capabilities`](super::Db::capabilities) of a built
+/// one says the same). A new database states its own here; which fault needs which
+/// capability is decided in one place, the nemesis's `Fault::refusal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Its nodes can run under libfaketime ([`FakeClock`]): clocks can be moved.
+    pub fake_clock: Support,
+    /// It keeps faultline-kv's write-ahead log (`DIR/data/wal`, records of `[len u32
+    /// LE][crc32 u32 LE][payload]`), which the disk nemesis damages.
+    pub kv_log: Support,
+    /// Its data directories can live on faultline-lazyfs
+    /// ([`PowerLoss`](super::PowerLoss)).
+    pub lazyfs: Support,
+}
+
+impl Capabilities {
+    /// None of the extras, with generic reasons.
+    pub const NONE: Capabilities = Capabilities::none(
+        "its nodes do not run under libfaketime, so their clocks cannot be moved",
+        "the disk nemesis knows only faultline-kv's write-ahead log",
+        "power loss needs the nodes' data on faultline-lazyfs, which only faultline-kv has",
+    );
+
+    /// Nothing beyond the [`Db`](super::Db) basics, each refusal saying `why`.
+    pub const fn none(
+        fake_clock: &'static str,
+        kv_log: &'static str,
+        lazyfs: &'static str,
+    ) -> Self {
+        Capabilities {
+            fake_clock: Err(fake_clock),
+            kv_log: Err(kv_log),
+            lazyfs: Err(lazyfs),
+        }
+    }
+}
+
+/// Whether libfaketime is installed on this machine (at one of [`FAKETIME_LIBS`]).
+pub fn faketime_installed() -> bool {
+    FAKETIME_LIBS
+        .iter()
+        .any(|p| std::path::Path::new(p).is_file())
+}

@@ -1,0 +1,181 @@
+//! The flags of `faultline run` and the keys of a `--config` file (the same names), as
+//! given: strings and numbers, parsed into types once by [`super::RunConfig::resolve`].
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::error::UsageError;
+
+/// Flags of `faultline run`. Every one may also be given in the `--config` file.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// The database: kv (the bundled faultline-kv) or etcd [default: kv].
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Any other database, described in a TOML file (instead of --db; needs
+    /// --client-cmd); see docs/db-file.md.
+    #[arg(long, value_name = "FILE")]
+    pub db_file: Option<PathBuf>,
+    /// A client in any language: a command (run with `sh -c`, once per client process)
+    /// speaking JSON lines on stdin/stdout; see docs/your-client.md.
+    #[arg(long, value_name = "COMMAND")]
+    pub client_cmd: Option<String>,
+    /// faultline-kv's consensus protocol: raft or paxos [default: raft].
+    #[arg(long)]
+    pub consensus: Option<String>,
+    /// The workload: register, list-append, rw-register, bank, set, counter, lock
+    /// [default: register].
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Faults, comma-separated: partition, kill, pause, packet, clock, disk, power, storm, all (every
+    /// one the database and cluster support), or none [default: partition,kill].
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis: Option<Vec<String>>,
+    /// Mean seconds between fault changes [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_interval: Option<f64>,
+    /// Number of nodes [default: 5].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Logical client processes, one operation at a time each [default: 10].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Client operations per second in total; 0 for as fast as possible [default: 200].
+    #[arg(long, value_name = "OPS")]
+    pub rate: Option<f64>,
+    /// Seconds of operations under faults [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<f64>,
+    /// Where the nodes run: local (network namespaces), docker, ssh [default: local].
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// The hosts file (TOML) for --cluster ssh.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// The seed of every random choice (operations, faults) [default: random].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A planted faultline-kv bug to switch on (repeatable): stale-read, no-fsync,
+    /// old-term-commit, forget-vote; paxos-ignore-promise with --consensus paxos.
+    #[arg(long)]
+    pub bug: Option<Vec<String>>,
+    /// Extra faultline-kv flags for every node, e.g. "--tick-ms 2 --election-ticks 20"
+    /// (`faultline-kv --help` lists them).
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
+    pub kv_args: Option<String>,
+    /// etcd reads: linearizable or serializable [default: linearizable].
+    #[arg(long)]
+    pub read_mode: Option<String>,
+    /// The store directory runs are written to [default: store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// A TOML file with any of these settings (flags win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The test's name in the store [default: DB-WORKLOAD].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds a client operation may take before it is `info` [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub op_timeout: Option<f64>,
+    /// Seconds to let the cluster recover after healing, before final reads [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub recovery_time: Option<f64>,
+    /// Seconds the checker may take before answering unknown [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub check_time_limit: Option<f64>,
+}
+
+/// Declares a struct holding every `faultline run` setting that a file may give (the
+/// keys of `--config`, and of suite files), plus the given extra fields, and `overlay`,
+/// which copies the settings it has onto a `RunArgs`. One list, so a new run setting is
+/// a key of both kinds of file at once.
+macro_rules! with_run_settings {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $extra:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, ::serde::Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct $name {
+            db: Option<String>,
+            db_file: Option<::std::path::PathBuf>,
+            client_cmd: Option<String>,
+            consensus: Option<String>,
+            workload: Option<String>,
+            nemesis: Option<Vec<String>>,
+            nemesis_interval: Option<f64>,
+            nodes: Option<usize>,
+            concurrency: Option<usize>,
+            rate: Option<f64>,
+            time_limit: Option<f64>,
+            cluster: Option<String>,
+            hosts: Option<::std::path::PathBuf>,
+            seed: Option<u64>,
+            bug: Option<Vec<String>>,
+            kv_args: Option<String>,
+            read_mode: Option<String>,
+            store: Option<::std::path::PathBuf>,
+            op_timeout: Option<f64>,
+            recovery_time: Option<f64>,
+            check_time_limit: Option<f64>,
+            $($(#[$fmeta])* $extra: $ty,)*
+        }
+
+        impl $name {
+            fn overlay(&self, args: &mut $crate::run::RunArgs) {
+                $crate::run::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
+                    nemesis, nemesis_interval, nodes, concurrency, rate, time_limit, cluster,
+                    hosts, seed, bug, kv_args, read_mode, store, op_timeout, recovery_time,
+                    check_time_limit);
+            }
+        }
+    };
+    (@copy $from:ident, $to:ident; $($field:ident),*) => {
+        $(if let Some(value) = &$from.$field {
+            $to.$field = Some(value.clone());
+        })*
+    };
+}
+pub(crate) use with_run_settings;
+
+with_run_settings! {
+    /// The settings of a `--config` file.
+    struct FileConfig {
+        name: Option<String>,
+    }
+}
+
+/// The settings of the `--config` file `path`, as flags would give them (none without
+/// a file).
+pub(super) fn file_args(path: Option<&Path>) -> Result<RunArgs, UsageError> {
+    let mut file = RunArgs::default();
+    if let Some(path) = path {
+        let loaded = load(path)?;
+        loaded.overlay(&mut file);
+        file.name = loaded.name;
+    }
+    Ok(file)
+}
+
+/// Reads the TOML file; errors name the file and line.
+fn load(path: &Path) -> Result<FileConfig, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "{}: cannot read the config file: {e}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))
+}
+
+/// A TOML error as `FILE:LINE: message` (or `FILE: message` without a position).
+pub(crate) fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> UsageError {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            UsageError(format!("{}:{line}: {message}", path.display()))
+        }
+        None => UsageError(format!("{}: {message}", path.display())),
+    }
+}

@@ -1,0 +1,391 @@
+//! The run's configuration: flags and/or a TOML file (`--config FILE`), flags winning,
+//! then defaults, parsed once into types. With no flags at all: the bundled node on
+//! Raft, 5 local nodes, the register workload, partitions and kills, 60 s.
+//!
+//! Every key of the file has the flag's name (`time-limit = 30`, `nemesis =
+//! ["partition", "kill"]`). An unknown key, a wrong type or an out-of-range value is an
+//! error naming the file and line (or the flag) — exit 254.
+
+mod args;
+mod choice;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use faultline_clusters::ClusterKind;
+use faultline_nemesis::Fault;
+use serde::Serialize;
+
+use crate::error::UsageError;
+
+pub use super::database::Database;
+pub use args::RunArgs;
+use args::file_args;
+pub(crate) use args::{toml_error, with_run_settings};
+pub(crate) use choice::choice;
+pub use choice::{Bug, Consensus, ReadMode};
+use choice::{FaultName, expand};
+
+/// A complete, checked configuration. Serialized as the run's `config.json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RunConfig {
+    /// The database: `kv`, `etcd`, or the name in the `--db-file`.
+    pub db: Database,
+    /// The database file, when the database is described by one.
+    pub db_file: Option<PathBuf>,
+    /// The external client's command, when the client is a program.
+    pub client_cmd: Option<String>,
+    /// faultline-kv's consensus protocol.
+    pub consensus: Consensus,
+    /// The workload's name.
+    pub workload: String,
+    /// The enabled faults (empty: none).
+    pub nemesis: Vec<Fault>,
+    /// Mean time between fault changes.
+    #[serde(serialize_with = "seconds")]
+    pub nemesis_interval: Duration,
+    /// Node count.
+    pub nodes: usize,
+    /// Client processes.
+    pub concurrency: usize,
+    /// Total client operations per second; 0 = unlimited.
+    pub rate: f64,
+    /// How long operations run under faults.
+    #[serde(serialize_with = "seconds")]
+    pub time_limit: Duration,
+    /// Where the nodes run.
+    pub cluster: ClusterKind,
+    /// The hosts file, for ssh.
+    pub hosts: Option<PathBuf>,
+    /// The seed.
+    pub seed: u64,
+    /// Planted bugs.
+    pub bug: Vec<Bug>,
+    /// Extra faultline-kv flags, split at white space.
+    pub kv_args: Vec<String>,
+    /// etcd's read mode.
+    pub read_mode: ReadMode,
+    /// The store directory.
+    pub store: PathBuf,
+    /// The test's name.
+    pub name: String,
+    /// A client operation's time limit.
+    #[serde(serialize_with = "seconds")]
+    pub op_timeout: Duration,
+    /// Recovery time after healing.
+    #[serde(serialize_with = "seconds")]
+    pub recovery_time: Duration,
+    /// The checker's time limit.
+    #[serde(serialize_with = "seconds")]
+    pub check_time_limit: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// faultline-kv flags the harness sets for each node itself.
+const HARNESS_KV_FLAGS: [&str; 5] = [
+    "--id",
+    "--peer",
+    "--listen-peer",
+    "--listen-client",
+    "--data-dir",
+];
+
+/// The flags over the file's settings, and how to name a setting in errors.
+struct Sources<'a> {
+    flags: &'a RunArgs,
+    file: RunArgs,
+}
+
+impl Sources<'_> {
+    /// `--flag`, or `--flag (or `flag` in FILE)` when there is a file.
+    fn origin(&self, flag: &str) -> String {
+        match &self.flags.config {
+            Some(path) => format!("--{flag} (or `{flag}` in {})", path.display()),
+            None => format!("--{flag}"),
+        }
+    }
+
+    /// The flag's string, else the file's, else `default`.
+    fn string(&self, pick: impl Fn(&RunArgs) -> Option<&String>, default: &str) -> String {
+        pick(self.flags)
+            .or(pick(&self.file))
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    }
+
+    /// The flag's value of type `T` (named by `flag`), else the file's, else `default`.
+    fn choice<T: clap::ValueEnum + Clone>(
+        &self,
+        flag: &str,
+        pick: impl Fn(&RunArgs) -> Option<&String>,
+        default: T,
+    ) -> Result<T, UsageError> {
+        match pick(self.flags).or(pick(&self.file)) {
+            Some(value) => choice(&self.origin(flag), value),
+            None => Ok(default),
+        }
+    }
+
+    /// A number of seconds of at least `min` (and at most 10⁷), else `default`.
+    fn seconds(
+        &self,
+        flag: &str,
+        pick: impl Fn(&RunArgs) -> Option<f64>,
+        default: f64,
+        min: f64,
+    ) -> Result<Duration, UsageError> {
+        let value = pick(self.flags).or(pick(&self.file)).unwrap_or(default);
+        if !value.is_finite() || value < min || value > 1e7 {
+            return Err(UsageError(format!(
+                "{}: {value}; must be a number of seconds >= {min}",
+                self.origin(flag)
+            )));
+        }
+        Ok(Duration::from_secs_f64(value))
+    }
+}
+
+impl RunConfig {
+    /// Merges flags over the `--config` file over defaults, and checks every value.
+    pub fn resolve(args: &RunArgs) -> Result<RunConfig, UsageError> {
+        let src = Sources {
+            flags: args,
+            file: file_args(args.config.as_deref())?,
+        };
+        let db_file = args.db_file.clone().or(src.file.db_file.clone());
+        let client_cmd = args.client_cmd.clone().or(src.file.client_cmd.clone());
+        if let Some(cmd) = &client_cmd
+            && cmd.trim().is_empty()
+        {
+            return Err(UsageError(format!(
+                "{}: empty command",
+                src.origin("client-cmd")
+            )));
+        }
+        let db = database(&src, db_file.as_deref(), client_cmd.is_some())?;
+        let consensus = src.choice("consensus", |a| a.consensus.as_ref(), Consensus::Raft)?;
+        if consensus == Consensus::Paxos && db != Database::Kv {
+            return Err(UsageError(format!(
+                "{}: paxos is a mode of faultline-kv; drop it or use --db kv",
+                src.origin("consensus")
+            )));
+        }
+        let workload = src.string(|a| a.workload.as_ref(), "register");
+        if !faultline_workloads::workload::NAMES.contains(&workload.as_str()) {
+            return Err(UsageError(format!(
+                "{}: unknown value `{workload}`; expected one of {}",
+                src.origin("workload"),
+                faultline_workloads::workload::NAMES.join(", ")
+            )));
+        }
+        let fault_names = fault_names(&src)?;
+        let (nodes, concurrency, rate) = sizes(&src)?;
+        let time_limit = src.seconds("time-limit", |a| a.time_limit, 60.0, 0.001)?;
+        let nemesis_interval =
+            src.seconds("nemesis-interval", |a| a.nemesis_interval, 10.0, 0.1)?;
+        let op_timeout = src.seconds("op-timeout", |a| a.op_timeout, 5.0, 0.01)?;
+        let recovery_time = src.seconds("recovery-time", |a| a.recovery_time, 5.0, 0.0)?;
+        let check_time_limit =
+            src.seconds("check-time-limit", |a| a.check_time_limit, 300.0, 0.001)?;
+        let cluster = src.choice("cluster", |a| a.cluster.as_ref(), ClusterKind::Local)?;
+        let hosts = args.hosts.clone().or(src.file.hosts.clone());
+        match (cluster, &hosts) {
+            (ClusterKind::Ssh, None) => {
+                return Err(UsageError(
+                    "--cluster ssh needs a hosts file: pass --hosts FILE".into(),
+                ));
+            }
+            (ClusterKind::Local | ClusterKind::Docker, Some(_)) => {
+                return Err(UsageError(
+                    "--hosts FILE is for --cluster ssh only: drop it, or pass --cluster ssh".into(),
+                ));
+            }
+            _ => {}
+        }
+        let nemesis = expand(&fault_names, &db.capabilities(), cluster);
+        for fault in &nemesis {
+            if let Some(reason) = fault.refusal(&db.capabilities(), cluster) {
+                return Err(UsageError(format!(
+                    "{}: `{fault}` cannot be injected with {} on --cluster {}: {reason}",
+                    src.origin("nemesis"),
+                    match &db_file {
+                        Some(path) => format!("--db-file {}", path.display()),
+                        None => format!("--db {db}"),
+                    },
+                    cluster.name()
+                )));
+            }
+        }
+        let (bug, kv_args) = kv_settings(&src, &db)?;
+        let read_mode = src.choice(
+            "read-mode",
+            |a| a.read_mode.as_ref(),
+            ReadMode::Linearizable,
+        )?;
+        if read_mode == ReadMode::Serializable && (db != Database::Etcd || client_cmd.is_some()) {
+            return Err(UsageError(format!(
+                "{}: serializable reads are a setting of the built-in etcd client; use --db etcd without --client-cmd",
+                src.origin("read-mode")
+            )));
+        }
+        let store = args
+            .store
+            .clone()
+            .or(src.file.store.clone())
+            .unwrap_or_else(|| PathBuf::from("store"));
+        let name = src.string(|a| a.name.as_ref(), &format!("{db}-{workload}"));
+        if let Err(reason) = faultline_clusters::check_name(&name) {
+            return Err(UsageError(format!("{}: {reason}", src.origin("name"))));
+        }
+        let seed = args.seed.or(src.file.seed).unwrap_or_else(rand::random);
+        Ok(RunConfig {
+            db,
+            db_file,
+            client_cmd,
+            consensus,
+            workload,
+            nemesis,
+            nemesis_interval,
+            nodes,
+            concurrency,
+            rate,
+            time_limit,
+            cluster,
+            hosts,
+            seed,
+            bug,
+            kv_args,
+            read_mode,
+            store,
+            name,
+            op_timeout,
+            recovery_time,
+            check_time_limit,
+        })
+    }
+}
+
+/// `--db` or `--db-file` (which needs a client program).
+fn database(
+    src: &Sources,
+    db_file: Option<&std::path::Path>,
+    client_program: bool,
+) -> Result<Database, UsageError> {
+    let Some(path) = db_file else {
+        return Database::built_in(&src.origin("db"), &src.string(|a| a.db.as_ref(), "kv"));
+    };
+    if src.flags.db.is_some() || src.file.db.is_some() {
+        return Err(UsageError(format!(
+            "{}: give --db or --db-file, not both",
+            src.origin("db-file")
+        )));
+    }
+    if !client_program {
+        return Err(UsageError(format!(
+            "{}: a database from a file needs a client program: pass --client-cmd \"COMMAND\" (see docs/your-client.md)",
+            src.origin("db-file")
+        )));
+    }
+    let described =
+        faultline_clusters::DbFile::load(path).map_err(|e| UsageError(e.to_string()))?;
+    Ok(Database::File(described.name))
+}
+
+/// `--nemesis`: fault names, `all`, or `none` alone [default: partition, kill].
+fn fault_names(src: &Sources) -> Result<Vec<FaultName>, UsageError> {
+    let origin = src.origin("nemesis");
+    let given = src
+        .flags
+        .nemesis
+        .clone()
+        .or(src.file.nemesis.clone())
+        .unwrap_or_else(|| vec!["partition".into(), "kill".into()]);
+    let mut names = given
+        .iter()
+        .map(|n| FaultName::parse(&origin, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    if names.contains(&FaultName::None) {
+        if names.len() > 1 {
+            return Err(UsageError(format!(
+                "{origin}: `none` cannot be combined with other faults"
+            )));
+        }
+        names.clear();
+    }
+    Ok(names)
+}
+
+/// `--nodes`, `--concurrency` and `--rate`, in range.
+fn sizes(src: &Sources) -> Result<(usize, usize, f64), UsageError> {
+    let nodes = src.flags.nodes.or(src.file.nodes).unwrap_or(5);
+    if !(1..=200).contains(&nodes) {
+        return Err(UsageError(format!(
+            "{}: {nodes} nodes; must be 1 to 200",
+            src.origin("nodes")
+        )));
+    }
+    let concurrency = src.flags.concurrency.or(src.file.concurrency).unwrap_or(10);
+    if !(1..=10_000).contains(&concurrency) {
+        return Err(UsageError(format!(
+            "{}: {concurrency}; must be 1 to 10000",
+            src.origin("concurrency")
+        )));
+    }
+    let rate = src.flags.rate.or(src.file.rate).unwrap_or(200.0);
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(UsageError(format!(
+            "{}: {rate}; must be a number of operations per second >= 0",
+            src.origin("rate")
+        )));
+    }
+    Ok((nodes, concurrency, rate))
+}
+
+/// `--bug` and `--kv-args`: faultline-kv's only.
+fn kv_settings(src: &Sources, db: &Database) -> Result<(Vec<Bug>, Vec<String>), UsageError> {
+    let bug_origin = src.origin("bug");
+    let bug = src
+        .flags
+        .bug
+        .clone()
+        .or(src.file.bug.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|b| choice::<Bug>(&bug_origin, b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kv_args: Vec<String> = src
+        .flags
+        .kv_args
+        .clone()
+        .or(src.file.kv_args.clone())
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    if !kv_args.is_empty() && *db != Database::Kv {
+        return Err(UsageError(format!(
+            "{}: these are faultline-kv flags; drop them or use --db kv",
+            src.origin("kv-args")
+        )));
+    }
+    if let Some(flag) = kv_args.iter().find(|a| {
+        HARNESS_KV_FLAGS
+            .iter()
+            .any(|f| a.as_str() == *f || a.starts_with(&format!("{f}=")))
+    }) {
+        return Err(UsageError(format!(
+            "{}: {flag} is set by the harness for each node; drop it",
+            src.origin("kv-args")
+        )));
+    }
+    if !bug.is_empty() && *db != Database::Kv {
+        return Err(UsageError(format!(
+            "{bug_origin}: planted bugs are faultline-kv's; drop --bug or use --db kv"
+        )));
+    }
+    Ok((bug, kv_args))
+}

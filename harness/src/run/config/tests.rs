@@ -1,0 +1,334 @@
+//! Tests of the run's configuration.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+/// The faults' names, as the configuration lists them.
+fn names(faults: &[Fault]) -> Vec<&'static str> {
+    faults.iter().map(|f| f.name()).collect()
+}
+
+fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn defaults_are_a_meaningful_test() {
+    let c = RunConfig::resolve(&RunArgs::default()).unwrap();
+    assert_eq!((c.db.name(), c.consensus), ("kv", Consensus::Raft));
+    let paxos = RunArgs {
+        consensus: Some("paxos".into()),
+        bug: Some(vec!["paxos-ignore-promise".into()]),
+        ..RunArgs::default()
+    };
+    assert_eq!(
+        RunConfig::resolve(&paxos).unwrap().consensus,
+        Consensus::Paxos
+    );
+    assert_eq!((c.nodes, c.workload.as_str()), (5, "register"));
+    assert_eq!(names(&c.nemesis), ["partition", "kill"]);
+    assert_eq!(c.time_limit, Duration::from_secs(60));
+    assert_eq!(c.cluster, ClusterKind::Local);
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let (_dir, path) = file("workload = \"bank\"\nnodes = 3\nnemesis = [\"pause\"]\n");
+    let args = RunArgs {
+        config: Some(path),
+        nodes: Some(7),
+        ..RunArgs::default()
+    };
+    let c = RunConfig::resolve(&args).unwrap();
+    assert_eq!((c.workload.as_str(), c.nodes), ("bank", 7));
+    assert_eq!(names(&c.nemesis), ["pause"]);
+}
+
+#[test]
+fn file_errors_name_the_line() {
+    let (_dir, path) = file("nodes = 3\n\nnodez = 4\n");
+    let args = RunArgs {
+        config: Some(path.clone()),
+        ..RunArgs::default()
+    };
+    let e = RunConfig::resolve(&args).unwrap_err().0;
+    assert!(
+        e.starts_with(&format!("{}:3: unknown field `nodez`", path.display())),
+        "{e}"
+    );
+    let (_dir, path) = file("nodes = \"five\"\n");
+    let args = RunArgs {
+        config: Some(path.clone()),
+        ..RunArgs::default()
+    };
+    let e = RunConfig::resolve(&args).unwrap_err().0;
+    assert!(e.starts_with(&format!("{}:1:", path.display())), "{e}");
+}
+
+#[test]
+fn bad_values_name_the_flag() {
+    let cases: Vec<(RunArgs, &str)> = vec![
+        (
+            RunArgs {
+                db: Some("mongo".into()),
+                ..RunArgs::default()
+            },
+            "--db: unknown value `mongo`",
+        ),
+        (
+            RunArgs {
+                nodes: Some(0),
+                ..RunArgs::default()
+            },
+            "--nodes: 0 nodes",
+        ),
+        (
+            RunArgs {
+                rate: Some(-1.0),
+                ..RunArgs::default()
+            },
+            "--rate: -1",
+        ),
+        (
+            RunArgs {
+                nemesis: Some(vec!["flood".into()]),
+                ..RunArgs::default()
+            },
+            "--nemesis: unknown value `flood`",
+        ),
+        (
+            RunArgs {
+                bug: Some(vec!["stale-read".into()]),
+                db: Some("etcd".into()),
+                ..RunArgs::default()
+            },
+            "--bug: planted bugs",
+        ),
+        (
+            RunArgs {
+                kv_args: Some("--tick-ms 2".into()),
+                db: Some("etcd".into()),
+                ..RunArgs::default()
+            },
+            "--kv-args: these are faultline-kv flags",
+        ),
+        (
+            RunArgs {
+                kv_args: Some("--tick-ms 2 --data-dir=/x".into()),
+                ..RunArgs::default()
+            },
+            "--kv-args: --data-dir=/x is set by the harness",
+        ),
+        (
+            RunArgs {
+                consensus: Some("paxos".into()),
+                db: Some("etcd".into()),
+                ..RunArgs::default()
+            },
+            "--consensus: paxos is a mode of faultline-kv",
+        ),
+        (
+            RunArgs {
+                cluster: Some("ssh".into()),
+                ..RunArgs::default()
+            },
+            "--cluster ssh needs a hosts file",
+        ),
+        (
+            RunArgs {
+                name: Some("../x".into()),
+                ..RunArgs::default()
+            },
+            "--name: `../x`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let e = RunConfig::resolve(&args).unwrap_err().0;
+        assert!(
+            e.starts_with(expected),
+            "{e} does not start with {expected}"
+        );
+    }
+}
+
+#[test]
+fn kv_args_are_split_at_white_space() {
+    let c = RunConfig::resolve(&RunArgs {
+        kv_args: Some(" --tick-ms 1\t--election-ticks  20 ".into()),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    assert_eq!(c.kv_args, ["--tick-ms", "1", "--election-ticks", "20"]);
+}
+
+#[test]
+fn a_database_file_names_the_run_and_limits_the_faults() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/etcd/etcd.toml");
+    let args = |nemesis: &str| RunArgs {
+        db_file: Some(example.clone()),
+        client_cmd: Some("python3 client.py".into()),
+        nemesis: Some(vec![nemesis.into()]),
+        ..RunArgs::default()
+    };
+    let c = RunConfig::resolve(&args("all")).unwrap();
+    assert_eq!((c.db.name(), c.name.as_str()), ("etcd", "etcd-register"));
+    assert_eq!(names(&c.nemesis), ["partition", "kill", "pause", "packet"]);
+    for fault in ["clock", "disk"] {
+        let e = RunConfig::resolve(&args(fault)).unwrap_err().0;
+        assert!(e.contains("cannot be injected with --db-file"), "{e}");
+    }
+    let e = RunConfig::resolve(&RunArgs {
+        db: Some("etcd".into()),
+        ..args("none")
+    })
+    .unwrap_err()
+    .0;
+    assert!(e.contains("give --db or --db-file, not both"), "{e}");
+    let e = RunConfig::resolve(&RunArgs {
+        client_cmd: None,
+        ..args("none")
+    })
+    .unwrap_err()
+    .0;
+    assert!(e.contains("needs a client program"), "{e}");
+    // Files give them too.
+    let (_dir, path) = file(&format!(
+        "db-file = {:?}\nclient-cmd = \"./client\"\n",
+        example.display().to_string()
+    ));
+    let c = RunConfig::resolve(&RunArgs {
+        config: Some(path),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    assert_eq!(c.client_cmd.as_deref(), Some("./client"));
+    // A client program against a built-in database is fine.
+    let c = RunConfig::resolve(&RunArgs {
+        db: Some("etcd".into()),
+        client_cmd: Some("./client".into()),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    assert_eq!((c.db.name(), c.db_file.as_ref()), ("etcd", None));
+}
+
+#[test]
+fn all_faults_follow_the_database_and_unsupported_ones_are_refused() {
+    let resolve = |db: &str, cluster: &str, faults: &[&str]| {
+        RunConfig::resolve(&RunArgs {
+            db: Some(db.into()),
+            cluster: Some(cluster.into()),
+            nemesis: Some(faults.iter().map(|f| f.to_string()).collect()),
+            ..RunArgs::default()
+        })
+    };
+    let c = resolve("kv", "local", &["all"]).unwrap();
+    assert_eq!(
+        names(&c.nemesis),
+        [
+            "partition",
+            "kill",
+            "pause",
+            "packet",
+            "clock",
+            "disk",
+            "power"
+        ]
+    );
+    let c = resolve("etcd", "local", &["all"]).unwrap();
+    assert_eq!(names(&c.nemesis), ["partition", "kill", "pause", "packet"]);
+    let faketime = faultline_clusters::db::FAKETIME_LIBS
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    let c = resolve("kv", "docker", &["all"]).unwrap();
+    if faketime {
+        assert_eq!(
+            names(&c.nemesis),
+            ["partition", "kill", "pause", "packet", "clock", "disk"]
+        );
+    } else {
+        assert_eq!(
+            names(&c.nemesis),
+            ["partition", "kill", "pause", "packet", "disk"]
+        );
+    }
+    let c = resolve("kv", "local", &["kill", "all"]).unwrap();
+    assert_eq!(c.nemesis.len(), 7);
+    let e = resolve("etcd", "local", &["partition", "clock"])
+        .unwrap_err()
+        .0;
+    assert!(
+        e.starts_with("--nemesis: `clock` cannot be injected with --db etcd on --cluster local: etcd is a Go program"),
+        "{e}"
+    );
+    let docker_clock = resolve("kv", "docker", &["clock"]);
+    if faketime {
+        assert!(docker_clock.is_ok());
+    } else {
+        let e = docker_clock.unwrap_err().0;
+        assert!(e.contains("`clock` cannot be injected"), "{e}");
+    }
+    let e = resolve("etcd", "local", &["disk"]).unwrap_err().0;
+    assert!(e.contains("faultline-kv's write-ahead log"), "{e}");
+    let e = resolve("kv", "docker", &["power"]).unwrap_err().0;
+    assert!(e.contains("--cluster local"), "{e}");
+    assert!(resolve("etcd", "local", &["power"]).is_err());
+    assert!(resolve("kv", "local", &["all", "none"]).is_err());
+}
+
+#[test]
+fn config_json_keeps_its_fields_and_names() {
+    let c = RunConfig::resolve(&RunArgs {
+        consensus: Some("paxos".into()),
+        bug: Some(vec!["paxos-ignore-promise".into()]),
+        nemesis: Some(vec!["kill".into(), "pause".into()]),
+        seed: Some(7),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    let json = serde_json::to_value(&c).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "db",
+            "db-file",
+            "client-cmd",
+            "consensus",
+            "workload",
+            "nemesis",
+            "nemesis-interval",
+            "nodes",
+            "concurrency",
+            "rate",
+            "time-limit",
+            "cluster",
+            "hosts",
+            "seed",
+            "bug",
+            "kv-args",
+            "read-mode",
+            "store",
+            "name",
+            "op-timeout",
+            "recovery-time",
+            "check-time-limit"
+        ]
+    );
+    assert_eq!(json["db"], "kv");
+    assert_eq!(json["consensus"], "paxos");
+    assert_eq!(json["nemesis"], serde_json::json!(["kill", "pause"]));
+    assert_eq!(json["cluster"], "local");
+    assert_eq!(json["bug"], serde_json::json!(["paxos-ignore-promise"]));
+    assert_eq!(json["read-mode"], "linearizable");
+    assert_eq!(json["time-limit"], 60.0);
+}

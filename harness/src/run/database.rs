@@ -1,0 +1,173 @@
+//! The databases a run can test, in one place on the harness's side: their names and
+//! capabilities ([`Database`]), the programs each needs on this machine and how each is
+//! built on the hosts ([`DbPlan`]), and how clients reach it ([`Clients`]). (A database
+//! described in a `--db-file` needs none of this: see `docs/db-file.md`.)
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use clap::ValueEnum;
+use faultline_clusters::db::Capabilities;
+use faultline_clusters::{Backend, Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node};
+use faultline_nemesis::Fault;
+use serde::Serialize;
+
+use super::binaries::{etcd_binary, kv_binary, lazyfs_binary};
+use super::config::{ReadMode, RunConfig, choice};
+use crate::error::UsageError;
+
+/// The database under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The bundled faultline-kv (`--db kv`).
+    Kv,
+    /// etcd, from this machine's `PATH` (`--db etcd`).
+    Etcd,
+    /// Any other, described in a `--db-file`: its name there.
+    File(String),
+}
+
+/// The values of `--db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BuiltIn {
+    Kv,
+    Etcd,
+}
+
+impl Database {
+    /// The built-in database named `value` (`--db`).
+    pub fn built_in(origin: &str, value: &str) -> Result<Database, UsageError> {
+        Ok(match choice::<BuiltIn>(origin, value)? {
+            BuiltIn::Kv => Database::Kv,
+            BuiltIn::Etcd => Database::Etcd,
+        })
+    }
+
+    /// Its name: `kv`, `etcd`, or the one in its file.
+    pub fn name(&self) -> &str {
+        match self {
+            Database::Kv => "kv",
+            Database::Etcd => "etcd",
+            Database::File(name) => name,
+        }
+    }
+
+    /// What it can do, before it is built: which faults it may have.
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            Database::Kv => KvDb::CAPABILITIES,
+            Database::Etcd => EtcdDb::CAPABILITIES,
+            Database::File(_) => FileDb::CAPABILITIES,
+        }
+    }
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Database {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// How client processes reach the database.
+pub enum Clients {
+    /// A program in any language, one per client process (`--client-cmd`).
+    Program(String),
+    /// The built-in faultline-kv client.
+    Kv,
+    /// The built-in etcd client, reading so.
+    Etcd(ReadMode),
+}
+
+impl Clients {
+    /// The clients `config` asks for: its program, else the database's built-in client.
+    pub fn new(config: &RunConfig) -> Clients {
+        match (&config.client_cmd, &config.db) {
+            (Some(command), _) => Clients::Program(command.clone()),
+            (None, Database::Etcd) => Clients::Etcd(config.read_mode),
+            (None, Database::Kv | Database::File(_)) => Clients::Kv,
+        }
+    }
+}
+
+/// The database to build once the hosts exist, its programs found.
+pub(super) enum DbPlan {
+    /// faultline-kv, from `binary` on this machine; on faultline-lazyfs from `lazyfs`
+    /// when the power nemesis needs it.
+    Kv {
+        binary: PathBuf,
+        lazyfs: Option<PathBuf>,
+    },
+    /// etcd, from the hosts' `PATH`.
+    Etcd,
+    /// A database described in a file.
+    File(Box<DbFile>),
+}
+
+impl DbPlan {
+    /// The database `config` asks for (described in `described`, when it is a file),
+    /// with its programs on this machine found (etcd's on the `PATH`).
+    pub(super) fn new(config: &RunConfig, described: Option<DbFile>) -> Result<DbPlan> {
+        Ok(match (&config.db, described) {
+            (_, Some(file)) => DbPlan::File(Box::new(file)),
+            (Database::File(name), None) => {
+                return Err(anyhow!("database {name} without its file (a bug)"));
+            }
+            (Database::Etcd, None) => {
+                etcd_binary()?;
+                DbPlan::Etcd
+            }
+            (Database::Kv, None) => DbPlan::Kv {
+                binary: kv_binary()?,
+                lazyfs: match config.nemesis.contains(&Fault::Power) {
+                    true => Some(lazyfs_binary()?),
+                    false => None,
+                },
+            },
+        })
+    }
+
+    /// What goes into a container image: the programs the nodes run.
+    pub(super) fn image_binaries(&self) -> Result<Vec<PathBuf>> {
+        Ok(match self {
+            DbPlan::File(file) => file.upload.iter().map(|(from, _)| from.clone()).collect(),
+            DbPlan::Etcd => vec![etcd_binary()?],
+            DbPlan::Kv { binary, .. } => vec![binary.clone()],
+        })
+    }
+
+    /// The database on `backend`'s nodes.
+    pub(super) fn build(
+        self,
+        config: &RunConfig,
+        backend: &dyn Backend,
+        nodes: &[Node],
+    ) -> Arc<dyn Db> {
+        match self {
+            DbPlan::File(file) => Arc::new(FileDb::new(*file, nodes)),
+            DbPlan::Etcd => Arc::new(EtcdDb::new(nodes)),
+            DbPlan::Kv { binary, lazyfs } => {
+                let program = backend.program(&binary);
+                let mut db = KvDb::new(program.path, nodes)
+                    .upload(program.upload)
+                    .consensus(config.consensus)
+                    .bugs(&config.bug)
+                    .args(config.kv_args.iter().cloned())
+                    // A clock nemesis needs every node under libfaketime from the start.
+                    .faketime(config.nemesis.contains(&Fault::Clock));
+                // A power nemesis needs every data directory on faultline-lazyfs.
+                if let Some(lazyfs) = lazyfs {
+                    db = db.lazyfs(Lazyfs::new(lazyfs, Arc::clone(backend.registry())));
+                }
+                Arc::new(db)
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The faults a run can have, in one place: the [`Fault`] vocabulary (names, the `f`s
+//! that start and stop each), which faults a run may have ([`Fault::refusal`], from
+//! what the database can do, [`Capabilities`], and where its nodes run,
+//! [`ClusterKind`]; the configuration checks a run's faults with it before anything is
+//! deployed, and the nemeses refuse with the same reasons when built), and the nemesis
+//! each one is ([`build`]).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use faultline_clusters::db::{Capabilities, faketime_installed};
+use faultline_clusters::{Backend, ClusterKind, Db, Node};
+
+use crate::error::NemesisError;
+use crate::nemesis::{Compose, Nemesis};
+use crate::net::NftPartitions;
+use crate::{
+    ClockNemesis, DiskNemesis, KillNemesis, PacketNemesis, PartitionNemesis, PauseNemesis,
+    PowerNemesis, StormNemesis,
+};
+
+use crate::clock::{BUMP_CLOCK, RESET_CLOCK};
+use crate::disk::{RESTORE_LOG, START_DISK};
+use crate::packet::{START_PACKET, STOP_PACKET};
+use crate::partitioner::{START_PARTITION, STOP_PARTITION};
+use crate::power::{POWER_LOSS, POWER_ON};
+use crate::process::{KILL, PAUSE, RESUME, START};
+use crate::storm::{START_STORM, STOP_STORM};
+
+/// A kind of fault a schedule can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// A network partition (`start-partition` / `stop-partition`).
+    Partition,
+    /// Crashing nodes (`kill` / `start`).
+    Kill,
+    /// Pausing nodes (`pause` / `resume`).
+    Pause,
+    /// Packet loss, delay with jitter or a bandwidth limit between nodes
+    /// (`start-packet` / `stop-packet`; the nemesis picks which).
+    Packet,
+    /// Moving one node's clock (`bump-clock` / `reset-clock`).
+    Clock,
+    /// A crashed node's log losing its tail, or a full disk under a running node
+    /// (`start-disk`, which picks `truncate-log` or `fill-disk`, / `restore-log`;
+    /// corruption in the middle, `corrupt-log`, is never scheduled: ask for it
+    /// explicitly).
+    Disk,
+    /// Power loss: crashed nodes lose their unsynced writes (`power-loss` /
+    /// `power-on`).
+    Power,
+    /// A crash-restart storm: nodes bounced (killed and restarted at once) again and
+    /// again until it stops (`start-storm` / `stop-storm`).
+    Storm,
+}
+
+impl Fault {
+    /// Every fault, in order.
+    pub const ALL: [Fault; 8] = [
+        Fault::Partition,
+        Fault::Kill,
+        Fault::Pause,
+        Fault::Packet,
+        Fault::Clock,
+        Fault::Disk,
+        Fault::Power,
+        Fault::Storm,
+    ];
+
+    /// The `f` that starts this fault.
+    pub fn start_f(self) -> &'static str {
+        match self {
+            Fault::Partition => START_PARTITION,
+            Fault::Kill => KILL,
+            Fault::Pause => PAUSE,
+            Fault::Packet => START_PACKET,
+            Fault::Clock => BUMP_CLOCK,
+            Fault::Disk => START_DISK,
+            Fault::Power => POWER_LOSS,
+            Fault::Storm => START_STORM,
+        }
+    }
+
+    /// The `f` that stops this fault.
+    pub fn stop_f(self) -> &'static str {
+        match self {
+            Fault::Partition => STOP_PARTITION,
+            Fault::Kill => START,
+            Fault::Pause => RESUME,
+            Fault::Packet => STOP_PACKET,
+            Fault::Clock => RESET_CLOCK,
+            Fault::Disk => RESTORE_LOG,
+            Fault::Power => POWER_ON,
+            Fault::Storm => STOP_STORM,
+        }
+    }
+
+    /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
+    /// `clock`, `disk`, `power`, `storm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::Packet => "packet",
+            Fault::Clock => "clock",
+            Fault::Disk => "disk",
+            Fault::Power => "power",
+            Fault::Storm => "storm",
+        }
+    }
+
+    /// The fault named `name` (see [`Fault::name`]), for command lines.
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl Fault {
+    /// Why `fault` cannot be injected into a database that can do `can` on `cluster`,
+    /// or `None` when it can. Pure but for looking for libfaketime on this machine.
+    pub fn refusal(self, can: &Capabilities, cluster: ClusterKind) -> Option<String> {
+        let needs = |support: Result<(), &'static str>| support.err().map(str::to_string);
+        match self {
+            Fault::Clock => needs(can.fake_clock).or_else(|| {
+                (cluster.faketime_from_controller() && !faketime_installed()).then(|| {
+                    "the node image takes libfaketime from this machine, which has none \
+                     (apt-get install libfaketime)"
+                        .to_string()
+                })
+            }),
+            Fault::Disk => needs(can.kv_log),
+            Fault::Power => needs(can.lazyfs).or_else(|| {
+                (!cluster.shares_filesystem()).then(|| {
+                    "faultline-lazyfs mounts each node's data directory on the controller, so \
+                     only local namespaces (which share its filesystem) can lose unsynced \
+                     writes; use --cluster local"
+                        .to_string()
+                })
+            }),
+            Fault::Partition | Fault::Kill | Fault::Pause | Fault::Packet | Fault::Storm => None,
+        }
+    }
+
+    /// Whether `all` includes this fault on `cluster` (when it is not refused): every one
+    /// but `storm` (it keeps restarting nodes for as long as it lasts) and, on SSH hosts,
+    /// `clock` (it needs libfaketime installed there); both only when named.
+    pub fn in_all(self, cluster: ClusterKind) -> bool {
+        match self {
+            Fault::Storm => false,
+            Fault::Clock => cluster != ClusterKind::Ssh,
+            _ => true,
+        }
+    }
+}
+
+/// What a run's nemesis acts on: its hosts and its database.
+pub struct Target<'a> {
+    /// The hosts (for network faults, and whether their disks are this machine's).
+    pub backend: &'a dyn Backend,
+    /// The database.
+    pub db: Arc<dyn Db>,
+    /// Its nodes, `n1` first.
+    pub nodes: Vec<Node>,
+    /// The packet delayer on the controller (`faultline-delayer`), if there is one:
+    /// without it, packet faults are loss and bandwidth only.
+    pub delayer: Option<PathBuf>,
+}
+
+/// Why the nemesis of a run could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A fault's nemesis refused the database (a capability it lacks): the run's
+    /// configuration is at fault.
+    #[error("{fault}: {source}")]
+    Refused {
+        /// The fault.
+        fault: Fault,
+        /// The refusal.
+        source: Box<NemesisError>,
+    },
+    /// Setting a fault up failed (e.g. the hosts could not be reached).
+    #[error("{what}: {source}")]
+    Failed {
+        /// What was being set up.
+        what: &'static str,
+        /// Why it failed.
+        source: Box<NemesisError>,
+    },
+}
+
+/// The nemesis of `faults` on `target`, one member per fault, composed; each member
+/// draws from its own RNG, seeded from `seed` and its place. `None` without faults.
+pub fn build(
+    faults: &[Fault],
+    target: &Target,
+    seed: u64,
+) -> Result<Option<Box<dyn Nemesis>>, BuildError> {
+    if faults.is_empty() {
+        return Ok(None);
+    }
+    let mut members = Vec::new();
+    for (i, fault) in faults.iter().enumerate() {
+        let seed = seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1));
+        members.push(fault.member(faults, target, seed)?);
+    }
+    let compose = Compose::new(members).map_err(|source| BuildError::Failed {
+        what: "cannot compose the nemesis",
+        source: Box::new(source),
+    })?;
+    Ok(Some(Box::new(compose)))
+}
+
+impl Fault {
+    /// This fault's nemesis on `target` (`all`: the run's faults, for those that
+    /// depend on others).
+    fn member(
+        self,
+        all: &[Fault],
+        target: &Target,
+        seed: u64,
+    ) -> Result<Box<dyn Nemesis>, BuildError> {
+        let db = || Arc::clone(&target.db);
+        let nodes = || target.nodes.clone();
+        let refused = |source| BuildError::Refused {
+            fault: self,
+            source: Box::new(source),
+        };
+        let failed = |what| {
+            move |source| BuildError::Failed {
+                what,
+                source: Box::new(source),
+            }
+        };
+        let net = |what| {
+            target
+                .backend
+                .net()
+                .map_err(|e| failed(what)(NemesisError::from(e)))
+        };
+        Ok(match self {
+            Fault::Partition => {
+                let net = net("cannot set up network faults")?;
+                let names: Vec<String> = target.nodes.iter().map(|n| n.name.clone()).collect();
+                let partitions =
+                    PartitionNemesis::new(Arc::new(NftPartitions::new(&net)), &names, seed);
+                // Isolating the leader, where the database can say who leads.
+                Box::new(if target.db.primaries().is_some() {
+                    partitions
+                        .with_primaries(db(), nodes())
+                        .map_err(failed("cannot set up leader partitions"))?
+                } else {
+                    partitions
+                })
+            }
+            Fault::Kill => Box::new(KillNemesis::new(db(), nodes(), seed)),
+            Fault::Pause => Box::new(PauseNemesis::new(db(), nodes(), seed).map_err(refused)?),
+            Fault::Packet => {
+                let packet = PacketNemesis::new(&net("cannot set up packet faults")?, seed);
+                Box::new(match &target.delayer {
+                    Some(delayer) => packet.delayer(delayer),
+                    None => packet,
+                })
+            }
+            Fault::Clock => Box::new(ClockNemesis::new(db(), nodes(), seed).map_err(refused)?),
+            Fault::Disk => {
+                let disk = DiskNemesis::new(db(), nodes(), seed).map_err(refused)?;
+                // Full disks need the nodes' directories on this machine, and cannot
+                // replace a data directory that is a faultline-lazyfs mount (`power`).
+                Box::new(
+                    if target.backend.shares_filesystem() && !all.contains(&Fault::Power) {
+                        disk.disk_full(Arc::clone(target.backend.registry()))
+                    } else {
+                        disk
+                    },
+                )
+            }
+            Fault::Power => Box::new(PowerNemesis::new(db(), nodes(), seed).map_err(refused)?),
+            Fault::Storm => Box::new(StormNemesis::new(db(), nodes(), seed)),
+        })
+    }
+}
+
+/// A name that is no fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm"
+)]
+pub struct UnknownFault(pub String);
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+
+    fn from_str(name: &str) -> Result<Fault, UnknownFault> {
+        Fault::from_name(name).ok_or_else(|| UnknownFault(name.to_string()))
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for Fault {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl clap::ValueEnum for Fault {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Fault::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_clusters::{EtcdDb, FileDb, KvDb};
+
+    #[test]
+    fn the_rules_follow_capabilities_and_backends() {
+        let local = ClusterKind::Local;
+        for fault in Fault::ALL {
+            assert_eq!(fault.refusal(&KvDb::CAPABILITIES, local), None, "{fault}");
+        }
+        let etcd = &EtcdDb::CAPABILITIES;
+        assert!(
+            Fault::Clock
+                .refusal(etcd, local)
+                .unwrap()
+                .starts_with("etcd is a Go program")
+        );
+        assert!(Fault::Disk.refusal(etcd, local).is_some());
+        assert!(Fault::Power.refusal(&FileDb::CAPABILITIES, local).is_some());
+        assert!(
+            Fault::Power
+                .refusal(&KvDb::CAPABILITIES, ClusterKind::Docker)
+                .unwrap()
+                .contains("--cluster local")
+        );
+        assert!(!Fault::Storm.in_all(local) && !Fault::Clock.in_all(ClusterKind::Ssh));
+        assert_eq!("kill".parse::<Fault>(), Ok(Fault::Kill));
+        assert!(
+            "flood"
+                .parse::<Fault>()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown fault `flood`")
+        );
+    }
+}
