@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::remote::{ExitStatus, Signal};
+use crate::status::{ExitStatus, Signal};
 
 /// Something went wrong reaching or driving a host. These are harness failures (rule 3
 /// of the style guide): they stop a run cleanly, they are not operation outcomes.

@@ -36,6 +36,7 @@ pub mod nft;
 mod posix;
 mod remote;
 pub mod ssh;
+mod status;
 
 pub use backend::{Backend, ClusterKind, Planned, Program, SshCluster};
 pub use cleanup::{Registry, Resource, clean};

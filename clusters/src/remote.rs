@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::RemoteError;
+pub use crate::status::{ExitStatus, Signal};
 
 /// A command to run on a host: a program and its arguments (never through a shell),
 /// extra environment variables, a working directory, and a timeout.
@@ -113,24 +114,6 @@ impl fmt::Display for Cmd {
     }
 }
 
-/// How a command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// It exited with this code.
-    Code(i32),
-    /// It was killed by this signal number.
-    Signal(i32),
-}
-
-impl fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExitStatus::Code(code) => write!(f, "exit code {code}"),
-            ExitStatus::Signal(signal) => write!(f, "signal {signal}"),
-        }
-    }
-}
-
 /// What a finished command printed, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -146,36 +129,6 @@ impl Output {
     /// Whether it exited with code 0.
     pub fn success(&self) -> bool {
         self.status == ExitStatus::Code(0)
-    }
-}
-
-/// A signal for a daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGKILL: crash it.
-    Kill,
-    /// SIGTERM: ask it to stop.
-    Term,
-    /// SIGINT.
-    Int,
-    /// SIGHUP.
-    Hup,
-    /// SIGSTOP: pause it.
-    Stop,
-    /// SIGCONT: resume it.
-    Cont,
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Signal::Kill => "SIGKILL",
-            Signal::Term => "SIGTERM",
-            Signal::Int => "SIGINT",
-            Signal::Hup => "SIGHUP",
-            Signal::Stop => "SIGSTOP",
-            Signal::Cont => "SIGCONT",
-        })
     }
 }
 

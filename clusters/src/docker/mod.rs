@@ -29,8 +29,9 @@ use std::time::Duration;
 
 pub use host::DockerHost;
 pub use image::{BUSYBOX, IMAGE_LABEL, IMAGE_REPOSITORY, build_image, remove_images};
-pub use net::{CONTAINER_NETNS, DockerNet, container_pid};
+pub use net::{CONTAINER_NETNS, DockerNet};
 pub use nsenter::Nsenter;
+pub use nsenter::container_pid;
 
 use crate::cleanup::{Registry, Resource};
 use crate::db::Node;

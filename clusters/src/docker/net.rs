@@ -9,8 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::nsenter::Nsenter;
-use super::{DockerError, DockerHost, docker, docker_ok, local_run};
+use super::nsenter::{Nsenter, container_pid};
+use super::{DockerError, DockerHost, docker_ok, local_run};
 use crate::cleanup::Registry;
 use crate::nft::{NetHost, NetHosts, NftNet, ruleset, table_name};
 use crate::remote::{Remote, Signal};
@@ -18,27 +18,6 @@ use crate::remote::{Remote, Signal};
 /// The prefix of a [`Resource::NftTable`]'s `netns` naming a container's network
 /// namespace rather than an `ip netns` one: `container:NAME`.
 pub const CONTAINER_NETNS: &str = "container:";
-
-/// The init pid of the running container `container` (`docker inspect`), `None` if the
-/// container does not exist or is not running.
-pub fn container_pid(container: &str) -> Result<Option<u32>, DockerError> {
-    let out = docker(["inspect", "--format", "{{.State.Pid}}", container], 30)?;
-    if !out.success() {
-        if out.stderr.contains("No such") {
-            return Ok(None);
-        }
-        return Err(DockerError::Command {
-            command: format!("docker inspect {container}"),
-            reason: out.stderr.trim().to_string(),
-        });
-    }
-    Ok(out
-        .stdout
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|pid| *pid != 0))
-}
 
 /// Network faults for one container, applied from the controller through the nft
 /// engine ([`crate::nft`]) in the container's namespace ([`Nsenter`]).

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::net::container_pid;
+use super::{DockerError, docker};
 use crate::cleanup::{Registry, Resource};
 use crate::error::RemoteError;
 use crate::localhost::Localhost;
@@ -107,4 +107,25 @@ impl Remote for Nsenter {
     fn is_running(&self, pid_file: &Path) -> Result<bool, RemoteError> {
         self.local.is_running(pid_file)
     }
+}
+
+/// The init pid of the running container `container` (`docker inspect`), `None` if the
+/// container does not exist or is not running.
+pub fn container_pid(container: &str) -> Result<Option<u32>, DockerError> {
+    let out = docker(["inspect", "--format", "{{.State.Pid}}", container], 30)?;
+    if !out.success() {
+        if out.stderr.contains("No such") {
+            return Ok(None);
+        }
+        return Err(DockerError::Command {
+            command: format!("docker inspect {container}"),
+            reason: out.stderr.trim().to_string(),
+        });
+    }
+    Ok(out
+        .stdout
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|pid| *pid != 0))
 }
