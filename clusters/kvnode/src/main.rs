@@ -98,15 +98,9 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
         bail!("--election-ticks must exceed --heartbeat-ticks, which must be positive");
     }
     for bug in &args.bugs {
-        let paxos_bug = *bug == Bug::PaxosIgnorePromise;
-        let raft_bug = matches!(bug, Bug::StaleRead | Bug::OldTermCommit | Bug::ForgetVote);
-        if (paxos_bug && args.consensus != Protocol::Paxos)
-            || (raft_bug && args.consensus != Protocol::Raft)
-        {
-            let name = clap::ValueEnum::to_possible_value(bug)
-                .map_or_else(|| format!("{bug:?}"), |v| v.get_name().to_string());
+        if bug.protocol().is_some_and(|p| p != args.consensus) {
             bail!(
-                "--bug {name} is a bug of the other consensus protocol; it does nothing with \
+                "--bug {bug} is a bug of the other consensus protocol; it does nothing with \
                  --consensus {}",
                 args.consensus
             );

@@ -13,47 +13,7 @@ use super::{
 use crate::error::ClusterError;
 use crate::remote::{Cmd, DaemonSpec, ExitStatus};
 
-/// faultline-kv's consensus protocol (`--consensus`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Consensus {
-    /// Raft (faultline-kv's default).
-    #[default]
-    Raft,
-    /// Multi-Paxos.
-    Paxos,
-}
-
-/// A bug planted in faultline-kv (`--bug`), for checking that the checkers catch it.
-/// The names are faultline-kv's own (its `--bug` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Bug {
-    /// Any node serves reads from its own state, leader or not.
-    StaleRead,
-    /// Writes are acknowledged without fsync.
-    NoFsync,
-    /// Entries of earlier terms are committed by counting replicas (Raft figure 8).
-    OldTermCommit,
-    /// The vote is not persisted, so a restarted node can vote twice in a term.
-    ForgetVote,
-    /// Multi-Paxos: a new leader proposes its own values without adopting those the
-    /// promising quorum already accepted.
-    PaxosIgnorePromise,
-}
-
-impl Bug {
-    /// The bug's `--bug` value, e.g. `stale-read`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Bug::StaleRead => "stale-read",
-            Bug::NoFsync => "no-fsync",
-            Bug::OldTermCommit => "old-term-commit",
-            Bug::ForgetVote => "forget-vote",
-            Bug::PaxosIgnorePromise => "paxos-ignore-promise",
-        }
-    }
-}
+pub use faultline_kv_proto::{Bug, Protocol as Consensus};
 
 /// `faultline-kv` on every node: Raft on port 7001, clients on port 8001 (newline-
 /// delimited JSON), data in the node's `data/`.

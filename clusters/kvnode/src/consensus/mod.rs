@@ -27,24 +27,7 @@ pub use types::{
     ConfigError, Entry, NodeId, NotLeader, ReadState, Role, Snapshot, SnapshotMeta, Status,
 };
 
-/// Which consensus protocol a node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Protocol {
-    /// Raft (the default).
-    #[default]
-    Raft,
-    /// Multi-Paxos.
-    Paxos,
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Raft => "raft",
-            Protocol::Paxos => "paxos",
-        })
-    }
-}
+pub use faultline_kv_proto::Protocol;
 
 /// A consensus core: a deterministic state machine without I/O (see the module docs
 /// for the driving loop). Implemented by [`crate::raft::Raft`] and [`crate::paxos::Paxos`].

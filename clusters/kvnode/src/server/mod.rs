@@ -25,21 +25,7 @@ use driver::{Driver, DriverConfig};
 use event::Event;
 use transport::Transport;
 
-/// A planted bug (all off by default). See the crate docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Bug {
-    /// Any node answers reads from its local state, without confirming leadership.
-    StaleRead,
-    /// Acknowledge before the log is durable: the write-ahead log is never fsynced.
-    NoFsync,
-    /// Commit entries of earlier terms by counting replicas (Raft figure 8).
-    OldTermCommit,
-    /// The vote is not persisted, so a restarted node can vote twice in a term.
-    ForgetVote,
-    /// Multi-Paxos: a new leader proposes its own values without adopting the values
-    /// already accepted by the promising quorum.
-    PaxosIgnorePromise,
-}
+pub use faultline_kv_proto::Bug;
 
 /// Another member of the cluster.
 #[derive(Debug, Clone)]

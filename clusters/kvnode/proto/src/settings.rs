@@ -1,0 +1,102 @@
+//! The node's settings that the harness chooses for it: the consensus protocol
+//! (`--consensus`) and the planted bugs (`--bug`). One definition for the node's flags,
+//! the harness's flags and files, and `config.json` (kebab-case names); the `clap`
+//! feature derives `clap::ValueEnum` for the command lines.
+
+use std::fmt;
+
+/// Which consensus protocol a node runs (`--consensus`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Raft (the default).
+    #[default]
+    Raft,
+    /// Multi-Paxos.
+    Paxos,
+}
+
+impl Protocol {
+    /// The protocol's `--consensus` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Raft => "raft",
+            Protocol::Paxos => "paxos",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A planted bug (all off by default), for checking that the checkers catch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// Any node answers reads from its local state, without confirming leadership.
+    StaleRead,
+    /// Acknowledge before the log is durable: the write-ahead log is never fsynced.
+    NoFsync,
+    /// Commit entries of earlier terms by counting replicas (Raft figure 8).
+    OldTermCommit,
+    /// The vote is not persisted, so a restarted node can vote twice in a term.
+    ForgetVote,
+    /// Multi-Paxos: a new leader proposes its own values without adopting the values
+    /// already accepted by the promising quorum.
+    PaxosIgnorePromise,
+}
+
+impl Bug {
+    /// The bug's `--bug` value, e.g. `stale-read`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "stale-read",
+            Bug::NoFsync => "no-fsync",
+            Bug::OldTermCommit => "old-term-commit",
+            Bug::ForgetVote => "forget-vote",
+            Bug::PaxosIgnorePromise => "paxos-ignore-promise",
+        }
+    }
+
+    /// The protocol whose code holds the bug; `None` for a bug of the storage, which
+    /// both protocols share.
+    pub fn protocol(self) -> Option<Protocol> {
+        match self {
+            Bug::StaleRead | Bug::OldTermCommit | Bug::ForgetVote => Some(Protocol::Raft),
+            Bug::PaxosIgnorePromise => Some(Protocol::Paxos),
+            Bug::NoFsync => None,
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serialized_names() {
+        for bug in [
+            Bug::StaleRead,
+            Bug::NoFsync,
+            Bug::OldTermCommit,
+            Bug::ForgetVote,
+            Bug::PaxosIgnorePromise,
+        ] {
+            assert_eq!(serde_json::to_value(bug).unwrap(), bug.name());
+        }
+        for protocol in [Protocol::Raft, Protocol::Paxos] {
+            assert_eq!(serde_json::to_value(protocol).unwrap(), protocol.name());
+        }
+    }
+}
