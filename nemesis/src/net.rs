@@ -139,18 +139,6 @@ mod tests {
     use crate::partition::{isolate, one_way};
 
     #[test]
-    fn the_ruleset_drops_inbound_only_and_replaces_the_table() {
-        let addrs: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "fd00::3".parse().unwrap()];
-        let r = ruleset("faultline_t", &addrs, false);
-        assert!(r.starts_with("table inet faultline_t {}\ndelete table inet faultline_t\n"));
-        assert!(r.contains("ip saddr { 10.0.0.2 } drop"));
-        assert!(r.contains("ip6 saddr { fd00::3 } drop"));
-        assert!(r.contains("type filter hook input priority -10; policy accept;"));
-        assert!(!r.contains("daddr") && !r.contains("output"));
-        assert_eq!(table_name("ab-12"), "faultline_ab_12");
-    }
-
-    #[test]
     fn the_plan_follows_the_grudge_and_refuses_unknown_nodes() {
         let nodes: Vec<(String, IpAddr)> = (1..=3)
             .map(|i| (format!("n{i}"), format!("10.0.0.{i}").parse().unwrap()))
