@@ -5,6 +5,7 @@
 mod check;
 mod clean;
 mod client;
+mod config;
 mod error;
 mod generate;
 mod hosts;
@@ -38,7 +39,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a test: deploy a cluster, run a workload under faults, check the history.
-    Run(Box<run::RunArgs>),
+    Run(Box<config::RunArgs>),
     /// Check a client program (--client-cmd) against the protocol: start the database,
     /// send scripted operations, check the replies. Exit 0 if all checks pass, 1 if not.
     ClientTest(client::conformance::ClientTestArgs),

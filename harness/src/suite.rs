@@ -18,8 +18,8 @@ use faultline_checker::Validity;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::config::{RunConfig, faults_word};
 use crate::output::{say, say_raw};
-use crate::run::{RunConfig, faults_word};
 
 mod file;
 mod index;
@@ -415,7 +415,7 @@ pub(crate) mod tests {
         expect: Expect,
         result: std::result::Result<Validity, String>,
     ) -> Outcome {
-        let config = RunConfig::resolve(&crate::run::RunArgs::default()).unwrap();
+        let config = RunConfig::resolve(&crate::config::RunArgs::default()).unwrap();
         Outcome {
             planned: Planned {
                 label: "a<&>\"b\u{1}".into(),

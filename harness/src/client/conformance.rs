@@ -18,9 +18,10 @@ use faultline_generator::OpSpec;
 use serde_json::{Value, json};
 
 use super::ExternalClient;
+use crate::config::{RunArgs, RunConfig};
 use crate::error::UsageError;
 use crate::output::say;
-use crate::run::{Prepared, RunArgs, RunConfig, Session};
+use crate::run::{Prepared, Session};
 
 /// Flags of `faultline client-test`.
 #[derive(Debug, Args)]

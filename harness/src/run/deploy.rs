@@ -10,8 +10,8 @@ use anyhow::{Result, anyhow};
 use faultline_clusters::ssh::{self, SshConfig, SshHost};
 use faultline_clusters::{Backend, ClusterKind, Db, DbFile, Node, Planned, Registry};
 
-use super::config::RunConfig;
 use super::database::DbPlan;
+use crate::config::RunConfig;
 use crate::error::UsageError;
 
 /// How long a node may take to serve after it is started.

@@ -16,13 +16,13 @@ use faultline_workloads::store::kv::KvStore;
 use serde::Serialize;
 use serde_json::json;
 
-use super::config::RunConfig;
 use super::database::Clients;
 use super::deploy::Deployment;
 use super::interpreter::{Interpreter, Stats, StoreFactory, store_sessions};
 use super::test::Operations;
 use super::{faults, progress, recorder};
 use crate::client::ExternalClient;
+use crate::config::RunConfig;
 
 /// The run's figures, `results.json`'s `run` (field for field as before: readers such
 /// as the report, the store's index and the benchmarks use them).

@@ -11,7 +11,6 @@
 
 mod binaries;
 mod checking;
-mod config;
 mod database;
 mod deploy;
 mod drive;
@@ -31,12 +30,11 @@ use faultline_checker::{History, Results, Validity};
 use faultline_clusters::cleanup::teardown_on_interrupt;
 use serde_json::Value;
 
-pub use config::{RunArgs, RunConfig};
-pub(crate) use config::{toml_error, with_run_settings};
 pub(crate) use deploy::Prepared;
 pub(crate) use interpreter::{HarnessFailure, Session, SessionFactory, SessionFuture};
 use test::Test;
 
+use crate::config::{RunArgs, RunConfig, faults_word};
 use crate::error::UsageError;
 use crate::output::{say, say_raw};
 
@@ -201,16 +199,6 @@ pub(crate) fn point_latest(config: &RunConfig, run_dir: &Path) {
     let _ = fs::remove_file(&store_latest);
     if let (Some(test), Some(run)) = (test_dir.file_name(), run_dir.file_name()) {
         let _ = std::os::unix::fs::symlink(Path::new(test).join(run), &store_latest);
-    }
-}
-
-/// The faults as a word for people: `partition,kill`, or `none`.
-pub(crate) fn faults_word(faults: &[faultline_nemesis::Fault]) -> String {
-    if faults.is_empty() {
-        "none".into()
-    } else {
-        let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
-        names.join(",")
     }
 }
 

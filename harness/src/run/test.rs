@@ -17,9 +17,9 @@ use faultline_nemesis::Fault;
 use faultline_workloads::store::Micro;
 use faultline_workloads::workload::{self, WorkloadClient, WorkloadOptions};
 
-use super::config::RunConfig;
 use super::database::Clients;
 use super::deploy::Prepared;
+use crate::config::RunConfig;
 use crate::error::UsageError;
 
 /// The longest the final phase (e.g. final reads) may take.

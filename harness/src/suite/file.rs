@@ -8,8 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Expect, Planned, Suite};
+use crate::config::{RunArgs, RunConfig, toml_error, with_run_settings};
 use crate::error::UsageError;
-use crate::run::{RunArgs, RunConfig, toml_error, with_run_settings};
 
 with_run_settings! {
     /// The whole suite file: defaults for every run, the matrix, the entries.

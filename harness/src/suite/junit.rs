@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use super::Outcome;
-use crate::run::faults_word;
+use crate::config::faults_word;
 
 /// Replaces the characters XML 1.0 cannot carry at all (control characters other than
 /// tab, newline and carriage return); quick-xml escapes the rest.

@@ -122,8 +122,8 @@ macro_rules! with_run_settings {
         }
 
         impl $name {
-            fn overlay(&self, args: &mut $crate::run::RunArgs) {
-                $crate::run::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
+            fn overlay(&self, args: &mut $crate::config::RunArgs) {
+                $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
                     nemesis, nemesis_interval, nodes, concurrency, rate, time_limit, cluster,
                     hosts, seed, bug, kv_args, read_mode, store, op_timeout, recovery_time,
                     check_time_limit);

@@ -8,6 +8,7 @@
 
 mod args;
 mod choice;
+mod database;
 #[cfg(test)]
 mod tests;
 
@@ -20,13 +21,13 @@ use serde::Serialize;
 
 use crate::error::UsageError;
 
-pub use super::database::Database;
 pub use args::RunArgs;
 use args::file_args;
 pub(crate) use args::{toml_error, with_run_settings};
 pub(crate) use choice::choice;
 pub use choice::{Bug, Consensus, ReadMode};
 use choice::{FaultName, expand};
+pub use database::Database;
 
 /// A complete, checked configuration. Serialized as the run's `config.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -388,4 +389,14 @@ fn kv_settings(src: &Sources, db: &Database) -> Result<(Vec<Bug>, Vec<String>), 
         )));
     }
     Ok((bug, kv_args))
+}
+
+/// The faults as a word for people: `partition,kill`, or `none`.
+pub(crate) fn faults_word(faults: &[faultline_nemesis::Fault]) -> String {
+    if faults.is_empty() {
+        "none".into()
+    } else {
+        let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+        names.join(",")
+    }
 }
