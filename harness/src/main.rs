@@ -9,6 +9,8 @@ mod config;
 mod error;
 mod generate;
 mod hosts;
+mod junit;
+mod outcome;
 mod output;
 mod report;
 mod run;

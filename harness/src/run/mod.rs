@@ -36,6 +36,8 @@ use test::Test;
 
 use crate::config::{RunArgs, RunConfig, faults_word};
 use crate::error::UsageError;
+use crate::junit::junit;
+use crate::outcome::{Expect, Outcome, Planned, anomalies};
 use crate::output::{say, say_raw};
 
 /// Runs a test from its flags; returns the verdict.
@@ -227,12 +229,12 @@ fn write_results(
     let path = run_dir.join("results.json");
     fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
-    let outcome = crate::suite::Outcome {
-        planned: crate::suite::Planned {
+    let outcome = Outcome {
+        planned: Planned {
             label: config.name.clone(),
             line: 0,
             config: config.clone(),
-            expect: crate::suite::Expect::Valid,
+            expect: Expect::Valid,
             expect_anomaly: None,
         },
         result: match json.get("harness_error").and_then(Value::as_str) {
@@ -241,12 +243,12 @@ fn write_results(
         },
         run_dir: Some(run_dir.to_path_buf()),
         duration: started.elapsed(),
-        anomalies: crate::suite::anomalies(&json),
+        anomalies: anomalies(&json),
     };
     let began = SystemTime::now()
         .checked_sub(started.elapsed())
         .unwrap_or_else(SystemTime::now);
-    let junit = crate::suite::junit(&config.name, began, &[outcome])?;
+    let junit = junit(&config.name, began, &[outcome])?;
     let path = run_dir.join("junit.xml");
     fs::write(&path, junit).with_context(|| format!("cannot write {}", path.display()))?;
     // The report is a view of the files just written: failing to draw it must not

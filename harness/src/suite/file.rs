@@ -7,9 +7,10 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Expect, Planned, Suite};
+use super::Suite;
 use crate::config::{RunArgs, RunConfig, toml_error, with_run_settings};
 use crate::error::UsageError;
+use crate::outcome::{Expect, Planned};
 
 with_run_settings! {
     /// The whole suite file: defaults for every run, the matrix, the entries.

@@ -1,12 +1,12 @@
-//! The suite's JUnit XML report.
+//! The JUnit XML report of outcomes: a suite's, and each run's `junit.xml`.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use super::Outcome;
 use crate::config::faults_word;
+use crate::outcome::Outcome;
 
 /// Replaces the characters XML 1.0 cannot carry at all (control characters other than
 /// tab, newline and carriage return); quick-xml escapes the rest.
@@ -111,8 +111,8 @@ mod tests {
     use faultline_checker::Validity;
 
     use super::*;
-    use crate::suite::Expect;
-    use crate::suite::tests::outcome;
+    use crate::outcome::Expect;
+    use crate::outcome::tests::outcome;
 
     #[test]
     fn junit_escapes_and_counts() {
