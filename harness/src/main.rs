@@ -6,6 +6,7 @@ mod check;
 mod clean;
 mod client;
 mod config;
+mod conformance;
 mod error;
 mod generate;
 mod hosts;
@@ -15,6 +16,7 @@ mod output;
 mod report;
 mod run;
 mod serve;
+mod session;
 mod suite;
 mod summary;
 
@@ -44,7 +46,7 @@ enum Command {
     Run(Box<config::RunArgs>),
     /// Check a client program (--client-cmd) against the protocol: start the database,
     /// send scripted operations, check the replies. Exit 0 if all checks pass, 1 if not.
-    ClientTest(client::conformance::ClientTestArgs),
+    ClientTest(conformance::ClientTestArgs),
     /// Check a history (JSONL, or Jepsen EDN) and print the verdict.
     Check(check::CheckArgs),
     /// Write a seeded synthetic history, e.g. for benchmarks.
@@ -86,7 +88,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Run(args) => run::run(args).map(|v| v.exit_code()),
         Command::Check(args) => check::run(args).map(|v| v.exit_code()),
-        Command::ClientTest(args) => client::conformance::run(args),
+        Command::ClientTest(args) => conformance::run(args),
         Command::Gen(args) => generate::run(args).map(|()| 0),
         Command::Clean(args) => clean::run(args).map(|()| 0),
         Command::Hosts(args) => hosts::run(args).map(|()| 0),

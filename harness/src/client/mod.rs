@@ -1,8 +1,8 @@
 //! Clients in any language (`--client-cmd "python3 client.py"`): the harness runs the
 //! program once per logical process and speaks newline-delimited JSON with it over its
 //! standard input and output, one request and one reply per operation. The protocol is
-//! specified in `docs/your-client.md`; `conformance` checks a program against it
-//! (`faultline client-test`).
+//! specified in `docs/your-client.md`; the `conformance` module checks a program against
+//! it (`faultline client-test`).
 //!
 //! One program per process keeps clients simple (synchronous, one connection, no
 //! multiplexing), and restarts follow Jepsen's process model: an operation whose
@@ -12,7 +12,6 @@
 //! row, stop the run with a harness error: a client that cannot work must not produce
 //! a history of nothing but `info` operations that checks as valid.
 
-pub mod conformance;
 mod reply;
 
 use reply::quote;
@@ -34,7 +33,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::run::{HarnessFailure, Session, SessionFactory, SessionFuture};
+use crate::session::{HarnessFailure, Session, SessionFactory, SessionFuture};
 
 /// Programs in a row that may fail before their first reply before the run stops.
 pub const MAX_STARTUP_FAILURES: u32 = 5;
@@ -184,7 +183,7 @@ enum Trouble {
 
 impl ExternalSession {
     /// The request line for `op`.
-    fn request(&self, op: &OpSpec) -> String {
+    pub(crate) fn request(&self, op: &OpSpec) -> String {
         let mut request = Map::new();
         request.insert("process".into(), json!(self.process));
         request.insert("f".into(), json!(op.f));

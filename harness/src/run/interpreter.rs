@@ -10,8 +10,6 @@
 //! history, which the spec treats as `info`.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,34 +24,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::recorder::Recorder;
+use crate::session::{Session, SessionFactory, SessionFuture};
 
 /// Makes a fresh store for a client thread (`thread` spreads threads over nodes).
 pub type StoreFactory = Arc<dyn Fn(usize) -> Box<dyn Store> + Send + Sync>;
-
-/// What [`Session::invoke`] returns: the completion, or a harness failure (the operation
-/// is then recorded as `info` and the run stops).
-pub type SessionFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Completion, HarnessFailure>> + Send + 'a>>;
-
-/// A failure of the harness's side of a client (e.g. a client program that cannot start),
-/// which stops the run (exit 255) rather than becoming an operation's outcome.
-#[derive(Debug, Clone)]
-pub struct HarnessFailure {
-    /// The completion to record for the operation (an `info`).
-    pub completion: Completion,
-    /// Why the run must stop.
-    pub reason: String,
-}
-
-/// One logical process's client (Jepsen's opened `Client`): made fresh for each new
-/// process number, dropped when the process is retired.
-pub trait Session: Send {
-    /// Performs `op` for `process`. Bounded in time by the caller too; never panics.
-    fn invoke<'a>(&'a mut self, process: Process, op: &'a OpSpec) -> SessionFuture<'a>;
-}
-
-/// Makes the session of a new process on client thread `thread`.
-pub type SessionFactory = Arc<dyn Fn(usize, Process) -> Box<dyn Session> + Send + Sync>;
 
 /// A built-in client: a workload's [`WorkloadClient`] on a [`Store`].
 pub struct StoreSession {

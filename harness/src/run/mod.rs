@@ -31,7 +31,6 @@ use faultline_clusters::cleanup::teardown_on_interrupt;
 use serde_json::Value;
 
 pub(crate) use deploy::Prepared;
-pub(crate) use interpreter::{HarnessFailure, Session, SessionFactory, SessionFuture};
 use test::Test;
 
 use crate::config::{RunArgs, RunConfig, faults_word};

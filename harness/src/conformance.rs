@@ -17,11 +17,12 @@ use faultline_clusters::cleanup::teardown_on_interrupt;
 use faultline_generator::OpSpec;
 use serde_json::{Value, json};
 
-use super::ExternalClient;
+use crate::client::ExternalClient;
 use crate::config::{RunArgs, RunConfig};
 use crate::error::UsageError;
 use crate::output::say;
-use crate::run::{Prepared, Session};
+use crate::run::Prepared;
+use crate::session::Session;
 
 /// Flags of `faultline client-test`.
 #[derive(Debug, Args)]
