@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result};
 use clap::Args;
 use faultline_checker::Validity;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::config::faults_word;
 use crate::junit::junit;
@@ -26,6 +26,7 @@ mod file;
 mod index;
 
 pub use file::load;
+use index::read_json;
 pub use index::write_index;
 
 /// Exit code when a run of the suite crashed (a harness failure).
@@ -51,17 +52,6 @@ pub struct SuiteArgs {
     /// matrix axes replace the file's (e.g. a short CI profile of a nightly suite).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-}
-
-/// A parsed suite: its name and its runs, in order.
-#[derive(Debug, Clone)]
-pub struct Suite {
-    /// JUnit's testsuite name.
-    pub name: String,
-    /// The runs, matrix first, then the `[[run]]` entries.
-    pub runs: Vec<Planned>,
-    /// The store every run writes to.
-    pub store: PathBuf,
 }
 
 /// Runs `faultline suite`; returns the exit code.
@@ -195,10 +185,6 @@ fn run_one(planned: &Planned) -> Outcome {
 /// `STORE/NAME/latest`, resolved, when it exists.
 fn latest_run_dir(store: &Path, name: &str) -> Option<PathBuf> {
     store.join(name).join("latest").canonicalize().ok()
-}
-
-fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
 }
 
 /// The suite's closing table, for people.

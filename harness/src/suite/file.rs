@@ -2,15 +2,25 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Suite;
 use crate::config::{RunArgs, RunConfig, toml_error, with_run_settings};
 use crate::error::UsageError;
 use crate::outcome::{Expect, Planned};
+
+/// A parsed suite: its name and its runs, in order.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// JUnit's testsuite name.
+    pub name: String,
+    /// The runs, matrix first, then the `[[run]]` entries.
+    pub runs: Vec<Planned>,
+    /// The store every run writes to.
+    pub store: PathBuf,
+}
 
 with_run_settings! {
     /// The whole suite file: defaults for every run, the matrix, the entries.

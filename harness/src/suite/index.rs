@@ -9,8 +9,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::read_json;
-
 /// One row of the store's index.
 #[derive(Debug, Serialize)]
 struct IndexRow {
@@ -154,6 +152,11 @@ fn url_segment(segment: &str) -> String {
         }
     }
     out
+}
+
+/// A JSON file of the store, when it can be read and parsed.
+pub(super) fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
 }
 
 #[cfg(test)]
