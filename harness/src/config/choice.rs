@@ -1,5 +1,5 @@
 //! Settings with a fixed set of values, parsed once into the types of the crates that
-//! own them: the database (`Database`, in `run/database.rs`), faultline-kv's
+//! own them: the database (`Database`, in `database.rs`), faultline-kv's
 //! [`Consensus`] and [`Bug`]s, etcd's [`ReadMode`], the `ClusterKind`, and the faults
 //! ([`Fault`]). An unknown value is an error naming the flag (or file key) and every
 //! allowed value.

@@ -1,6 +1,6 @@
 //! The databases a run can test, by name: [`Database`], with what each can do before it
 //! is built (its capabilities: which faults it may have). How each is built and reached
-//! is the run's side (`run/database.rs`).
+//! is the run's side (`harness/src/run/database.rs`).
 
 use std::fmt;
 
