@@ -3,15 +3,59 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use faultline_clusters::ClusterKind;
+use faultline_nemesis::Fault;
+use faultline_workloads::workload;
+
+use super::choice::{Bug, Consensus as Protocol, ReadMode, names};
+use super::database::BuiltIn;
 
 use crate::error::UsageError;
+
+/// `T`'s value names, comma-separated: the `--help` lists come from the types, so a new
+/// database, fault or bug shows there without editing any prose.
+fn listed<T: ValueEnum>() -> String {
+    names::<T>().join(", ")
+}
+
+/// `--db`'s help.
+fn db_help() -> String {
+    format!(
+        "The database: {} (kv: the bundled faultline-kv) [default: kv]",
+        listed::<BuiltIn>()
+    )
+}
+
+/// `--nemesis`'s help.
+fn nemesis_help() -> String {
+    format!(
+        "Faults, comma-separated: {}, all (every one the database and cluster support), \
+         or none [default: partition,kill]",
+        listed::<Fault>()
+    )
+}
+
+/// `--bug`'s help: each bug, and the protocol it needs when it is not Raft.
+fn bug_help() -> String {
+    let bugs: Vec<String> = Bug::value_variants()
+        .iter()
+        .map(|bug| match bug.protocol() {
+            Some(Protocol::Paxos) => format!("{bug} (with --consensus paxos)"),
+            _ => bug.to_string(),
+        })
+        .collect();
+    format!(
+        "A planted faultline-kv bug to switch on (repeatable): {}",
+        bugs.join(", ")
+    )
+}
 
 /// Flags of `faultline run`. Every one may also be given in the `--config` file.
 #[derive(Debug, Default, Args)]
 pub struct RunArgs {
-    /// The database: kv (the bundled faultline-kv) or etcd [default: kv].
-    #[arg(long)]
+    /// The database, one of `BuiltIn`'s names [default: kv].
+    #[arg(long, help = db_help())]
     pub db: Option<String>,
     /// Any other database, described in a TOML file (instead of --db; needs
     /// --client-cmd); see docs/db-file.md.
@@ -21,16 +65,15 @@ pub struct RunArgs {
     /// speaking JSON lines on stdin/stdout; see docs/your-client.md.
     #[arg(long, value_name = "COMMAND")]
     pub client_cmd: Option<String>,
-    /// faultline-kv's consensus protocol: raft or paxos [default: raft].
-    #[arg(long)]
+    /// faultline-kv's consensus protocol [default: raft].
+    #[arg(long, help = format!("faultline-kv's consensus protocol: {} [default: raft]", listed::<Protocol>()))]
     pub consensus: Option<String>,
-    /// The workload: register, list-append, rw-register, bank, set, counter, lock
-    /// [default: register].
-    #[arg(long)]
+    /// The workload, one of `workload::NAMES` [default: register].
+    #[arg(long, help = format!("The workload: {} [default: register]", workload::NAMES.join(", ")))]
     pub workload: Option<String>,
-    /// Faults, comma-separated: partition, kill, pause, packet, clock, disk, power, storm, all (every
-    /// one the database and cluster support), or none [default: partition,kill].
-    #[arg(long, value_delimiter = ',')]
+    /// Faults, comma-separated: `Fault` names, `all` (every one the database and cluster
+    /// support), or `none` [default: partition,kill].
+    #[arg(long, value_delimiter = ',', help = nemesis_help())]
     pub nemesis: Option<Vec<String>>,
     /// Mean seconds between fault changes [default: 10].
     #[arg(long, value_name = "SECS")]
@@ -47,8 +90,8 @@ pub struct RunArgs {
     /// Seconds of operations under faults [default: 60].
     #[arg(long, value_name = "SECS")]
     pub time_limit: Option<f64>,
-    /// Where the nodes run: local (network namespaces), docker, ssh [default: local].
-    #[arg(long)]
+    /// Where the nodes run, a `ClusterKind` [default: local].
+    #[arg(long, help = format!("Where the nodes run: {} (local: network namespaces on a private bridge) [default: local]", listed::<ClusterKind>()))]
     pub cluster: Option<String>,
     /// The hosts file (TOML) for --cluster ssh.
     #[arg(long, value_name = "FILE")]
@@ -56,16 +99,15 @@ pub struct RunArgs {
     /// The seed of every random choice (operations, faults) [default: random].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// A planted faultline-kv bug to switch on (repeatable): stale-read, no-fsync,
-    /// old-term-commit, forget-vote; paxos-ignore-promise with --consensus paxos.
-    #[arg(long)]
+    /// Planted faultline-kv bugs to switch on (repeatable).
+    #[arg(long, help = bug_help())]
     pub bug: Option<Vec<String>>,
     /// Extra faultline-kv flags for every node, e.g. "--tick-ms 2 --election-ticks 20"
     /// (`faultline-kv --help` lists them).
     #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
     pub kv_args: Option<String>,
-    /// etcd reads: linearizable or serializable [default: linearizable].
-    #[arg(long)]
+    /// etcd's read mode [default: linearizable].
+    #[arg(long, help = format!("etcd reads: {} [default: linearizable]", listed::<ReadMode>()))]
     pub read_mode: Option<String>,
     /// The store directory runs are written to [default: store].
     #[arg(long, value_name = "DIR")]

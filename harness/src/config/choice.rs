@@ -15,7 +15,7 @@ pub use faultline_clusters::db::{Bug, Consensus};
 pub use faultline_workloads::store::etcd::ReadMode;
 
 /// The names of `T`'s values, in order.
-fn names<T: ValueEnum>() -> Vec<String> {
+pub(crate) fn names<T: ValueEnum>() -> Vec<String> {
     T::value_variants()
         .iter()
         .filter_map(|v| v.to_possible_value())

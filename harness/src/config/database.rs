@@ -25,8 +25,10 @@ pub enum Database {
 
 /// The values of `--db`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BuiltIn {
+pub(crate) enum BuiltIn {
+    /// faultline-kv, the bundled node.
     Kv,
+    /// etcd, from Debian's etcd-server.
     Etcd,
 }
 

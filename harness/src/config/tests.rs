@@ -332,3 +332,36 @@ fn config_json_keeps_its_fields_and_names() {
     assert_eq!(json["read-mode"], "linearizable");
     assert_eq!(json["time-limit"], 60.0);
 }
+
+#[test]
+fn the_help_lists_every_fault_bug_database_and_workload_from_their_types() {
+    use clap::{CommandFactory, Parser, ValueEnum};
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+    let help = Run::command().render_help().to_string();
+    for fault in faultline_nemesis::Fault::ALL {
+        assert!(
+            help.contains(fault.name()),
+            "{} missing from:\n{help}",
+            fault.name()
+        );
+    }
+    for bug in Bug::value_variants() {
+        assert!(help.contains(bug.name()), "{bug} missing from:\n{help}");
+    }
+    for workload in faultline_workloads::workload::NAMES {
+        assert!(help.contains(workload), "{workload} missing from:\n{help}");
+    }
+    assert!(
+        help.contains("kv, etcd") && help.contains("local, docker, ssh"),
+        "{help}"
+    );
+    assert!(
+        help.contains("paxos-ignore-promise (with --consensus paxos)"),
+        "{help}"
+    );
+}
