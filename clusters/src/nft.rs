@@ -41,36 +41,70 @@ pub fn table_name(run: &str) -> String {
     format!("faultline_{run}")
 }
 
+/// `addrs` as nft sets, one per family present: `("ip", "10.0.0.2, 10.0.0.3")`, then
+/// `("ip6", …)`.
+fn address_sets(addrs: &[IpAddr]) -> Vec<(&'static str, String)> {
+    [("ip", false), ("ip6", true)]
+        .into_iter()
+        .filter_map(|(proto, v6)| {
+            let set: Vec<String> = addrs
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(IpAddr::to_string)
+                .collect();
+            (!set.is_empty()).then(|| (proto, set.join(", ")))
+        })
+        .collect()
+}
+
+/// A filter chain on hook `hook` (`input` or `output`) at `priority`, accepting what
+/// `rules` do not drop.
+fn chain(hook: &str, priority: i32, rules: &str) -> String {
+    format!(
+        "  chain {hook} {{\n    type filter hook {hook} priority {priority}; policy accept;\n{rules}  }}\n"
+    )
+}
+
+/// Table `table` holding `chains`, replacing any earlier version of it in one
+/// transaction (`nft -f`): created empty if missing, deleted, created again.
+fn replacing_table(table: &str, chains: &str) -> String {
+    format!(
+        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\ntable {FAMILY} {table} {{\n{chains}}}\n"
+    )
+}
+
 /// The ruleset of table `table` (family `inet`) dropping every packet from `addrs`
 /// (input hook, priority -10) and, when `both_ways`, every packet to them (output hook),
 /// replacing any earlier version of the table in one transaction (`nft -f`).
 pub fn ruleset(table: &str, addrs: &[IpAddr], both_ways: bool) -> String {
-    let mut input = String::new();
-    let mut output = String::new();
-    for (proto, v6) in [("ip", false), ("ip6", true)] {
-        let set: Vec<String> = addrs
-            .iter()
-            .filter(|a| a.is_ipv6() == v6)
-            .map(IpAddr::to_string)
-            .collect();
-        if !set.is_empty() {
-            let set = set.join(", ");
-            input.push_str(&format!("    {proto} saddr {{ {set} }} drop\n"));
-            output.push_str(&format!("    {proto} daddr {{ {set} }} drop\n"));
-        }
-    }
-    let hook = |name: &str, rules: &str| {
-        format!(
-            "  chain {name} {{\n    type filter hook {name} priority -10; policy accept;\n{rules}  }}\n"
-        )
+    let sets = address_sets(addrs);
+    let rules = |dir: &str| -> String {
+        sets.iter()
+            .map(|(proto, set)| format!("    {proto} {dir} {{ {set} }} drop\n"))
+            .collect()
     };
-    let mut chains = hook("input", &input);
+    let mut chains = chain("input", -10, &rules("saddr"));
     if both_ways {
-        chains.push_str(&hook("output", &output));
+        chains.push_str(&chain("output", -10, &rules("daddr")));
     }
-    format!(
-        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\ntable {FAMILY} {table} {{\n{chains}}}\n"
-    )
+    replacing_table(table, &chains)
+}
+
+/// The ruleset that makes a node drop `loss` percent of the packets it receives from
+/// `peers` (input hook, priority -5, after partitions), replacing any earlier version of
+/// `table` in one transaction. The controller's traffic is never dropped.
+pub fn loss_ruleset(table: &str, peers: &[IpAddr], loss: u64) -> String {
+    // nft compares with the random number in 0..=99, so 100 % is a plain drop.
+    let chance = if loss >= 100 {
+        String::new()
+    } else {
+        format!("numgen random mod 100 < {loss} ")
+    };
+    let rules: String = address_sets(peers)
+        .iter()
+        .map(|(proto, set)| format!("    {proto} saddr {{ {set} }} {chance}drop\n"))
+        .collect();
+    replacing_table(table, &chain("input", -5, &rules))
 }
 
 /// How the controller reaches one node's network namespace, for network faults.
@@ -353,5 +387,22 @@ mod tests {
         assert!(r.contains("ip6 saddr { fd00::3 } drop"));
         assert!(r.contains("type filter hook input priority -10; policy accept;"));
         assert!(!r.contains("daddr") && !r.contains("output"));
+    }
+
+    #[test]
+    fn the_loss_ruleset_drops_a_share_of_peer_traffic_only() {
+        let peers: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
+        let r = loss_ruleset("faultline_t_pkt", &peers, 20);
+        assert!(
+            r.starts_with("table inet faultline_t_pkt {}\ndelete table inet faultline_t_pkt\n")
+        );
+        assert!(r.contains("ip saddr { 10.0.0.2, 10.0.0.3 } numgen random mod 100 < 20 drop"));
+        assert!(!r.contains("ip6"));
+        assert!(r.contains("hook input priority -5"));
+        let all = loss_ruleset("t", &peers, 100);
+        assert!(
+            all.contains("ip saddr { 10.0.0.2, 10.0.0.3 } drop"),
+            "{all}"
+        );
     }
 }

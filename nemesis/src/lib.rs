@@ -85,7 +85,7 @@ pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
 pub use net::{Net, NftPartitions};
 pub use packet::{
-    DELAYS_MS, LOSSES, MAX_DELAY_MS, PacketNemesis, RATES, START_PACKET, STOP_PACKET, loss_ruleset,
+    DELAYS_MS, LOSSES, MAX_DELAY_MS, PacketNemesis, RATES, START_PACKET, STOP_PACKET,
 };
 pub use partition::{
     Partition, TopologyError, bridge, halves, isolate, majorities_ring, one_way, random_halves,

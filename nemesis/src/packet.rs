@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use faultline_clusters::Cmd;
-use faultline_clusters::nft::{NetHost, NetHosts, NftNet, table_name};
+use faultline_clusters::nft::{NetHost, NetHosts, NftNet, loss_ruleset, table_name};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
@@ -19,7 +19,7 @@ use crate::delay::{DelaySpec, Delayers};
 use crate::delayer::Distribution;
 use crate::error::{NemesisError, collect};
 use crate::nemesis::{Nemesis, unknown_f};
-use crate::net::{FAMILY, all, each};
+use crate::net::{all, each};
 
 /// The `f` that starts (or replaces) packet faults.
 pub const START_PACKET: &str = "start-packet";
@@ -37,35 +37,6 @@ pub const MAX_DELAY_MS: u64 = 10_000;
 
 /// How long one `tc` command may take.
 const TC_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The ruleset that makes a node drop `loss` percent of the packets it receives from
-/// `peers` (input hook, priority -5, after partitions), replacing any earlier version of
-/// `table` in one transaction. The controller's traffic is never dropped.
-pub fn loss_ruleset(table: &str, peers: &[IpAddr], loss: u64) -> String {
-    // nft compares with the random number in 0..=99, so 100 % is a plain drop.
-    let chance = if loss >= 100 {
-        String::new()
-    } else {
-        format!("numgen random mod 100 < {loss} ")
-    };
-    let mut rules = String::new();
-    for (proto, v6) in [("ip", false), ("ip6", true)] {
-        let set: Vec<String> = peers
-            .iter()
-            .filter(|a| a.is_ipv6() == v6)
-            .map(IpAddr::to_string)
-            .collect();
-        if !set.is_empty() {
-            rules.push_str(&format!(
-                "    {proto} saddr {{ {} }} {chance}drop\n",
-                set.join(", ")
-            ));
-        }
-    }
-    format!(
-        "table {FAMILY} {table} {{}}\ndelete table {FAMILY} {table}\ntable {FAMILY} {table} {{\n  chain input {{\n    type filter hook input priority -5; policy accept;\n{rules}  }}\n}}\n"
-    )
-}
 
 /// Whether `rate` is a tc rate: digits then `bit`, `kbit`, `mbit`, `gbit`, `bps`,
 /// `kbps`, `mbps` or `gbps`.
@@ -402,23 +373,6 @@ impl Nemesis for PacketNemesis {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_loss_ruleset_drops_a_share_of_peer_traffic_only() {
-        let peers: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
-        let r = loss_ruleset("faultline_t_pkt", &peers, 20);
-        assert!(
-            r.starts_with("table inet faultline_t_pkt {}\ndelete table inet faultline_t_pkt\n")
-        );
-        assert!(r.contains("ip saddr { 10.0.0.2, 10.0.0.3 } numgen random mod 100 < 20 drop"));
-        assert!(!r.contains("ip6"));
-        assert!(r.contains("hook input priority -5"));
-        let all = loss_ruleset("t", &peers, 100);
-        assert!(
-            all.contains("ip saddr { 10.0.0.2, 10.0.0.3 } drop"),
-            "{all}"
-        );
-    }
 
     #[test]
     fn rates_are_checked() {
