@@ -9,10 +9,9 @@
 //! server closes the connection), a few lines over `TcpStream` are simpler and safer.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use super::line::resolve;
+use super::line::connect;
 
 /// POSTs `body` (JSON) to `http://addr/path` (HTTP/1.0, so no chunking) and returns the
 /// status code and body, within `timeout`.
@@ -22,14 +21,7 @@ pub fn http_post(
     body: &str,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
-    let mut stream =
-        TcpStream::connect_timeout(&resolve(addr)?, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+    let mut stream = connect(addr, timeout)?;
     let request = format!(
         "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()

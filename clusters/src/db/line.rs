@@ -12,16 +12,22 @@ pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("bad address {addr}"))
 }
 
-/// Sends one line to `addr` and reads one line back, within `timeout`.
-pub fn request_line(addr: &str, line: &str, timeout: Duration) -> Result<String, String> {
-    let mut stream =
-        TcpStream::connect_timeout(&resolve(addr)?, timeout).map_err(|e| e.to_string())?;
+/// A connection to `addr` whose connect, reads and writes each give up after
+/// `timeout`.
+pub(super) fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect_timeout(&resolve(addr)?, timeout).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     stream
         .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// Sends one line to `addr` and reads one line back, within `timeout`.
+pub fn request_line(addr: &str, line: &str, timeout: Duration) -> Result<String, String> {
+    let mut stream = connect(addr, timeout)?;
     stream
         .write_all(format!("{}\n", line.trim_end()).as_bytes())
         .map_err(|e| e.to_string())?;
