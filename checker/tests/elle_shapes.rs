@@ -2,6 +2,9 @@
 //! empty list (as in Elle, whose `si-without-g-single.edn` relies on it), and `f` may be
 //! anything.
 
+mod common;
+
+use common::types;
 use faultline_checker::elle::{ConsistencyModel, ElleOptions, ElleWorkload, check};
 use faultline_checker::history::{History, Op, OpType, Process};
 use faultline_checker::results::{Validity, Verdict};
@@ -24,15 +27,6 @@ fn history(f: &str, rows: &[(u64, OpType, Value)]) -> History {
         })
         .collect();
     History::from_ops("test.jsonl", ops).unwrap()
-}
-
-fn types(v: &Verdict) -> Vec<String> {
-    v.details["anomaly_types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_str().unwrap().to_string())
-        .collect()
 }
 
 fn list_append(h: &History, model: ConsistencyModel) -> Verdict {
