@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod consensus;
+pub mod events;
 pub mod kv;
 pub mod paxos;
 pub mod peer;

@@ -49,6 +49,19 @@ pub enum Bug {
     /// Multi-Paxos: a new leader proposes its own values without adopting the values
     /// already accepted by the promising quorum.
     PaxosIgnorePromise,
+    /// Raft: the leader serves reads locally on a lease timed by its own wall clock from
+    /// the last quorum contact, trusting the lease even after it steps down; nothing
+    /// bounds clock drift, so a clock step back (clock fault) keeps a deposed leader
+    /// serving stale reads. Turns lease reads on by itself.
+    LeaseReadSkew,
+    /// Raft: the leader commits, applies and acknowledges a write once it is in its own
+    /// durable log, before a quorum has it; a leader cut off by a partition, or killed,
+    /// loses acknowledged writes.
+    AckBeforeCommit,
+    /// Multi-Paxos: an acceptor checks its promise only on prepare and accepts values
+    /// under a lower ballot than it promised, so a deposed leader (partition) can still
+    /// get values chosen over the new leader's.
+    PaxosAcceptStaleBallot,
 }
 
 impl Bug {
@@ -60,6 +73,9 @@ impl Bug {
             Bug::OldTermCommit => "old-term-commit",
             Bug::ForgetVote => "forget-vote",
             Bug::PaxosIgnorePromise => "paxos-ignore-promise",
+            Bug::LeaseReadSkew => "lease-read-skew",
+            Bug::AckBeforeCommit => "ack-before-commit",
+            Bug::PaxosAcceptStaleBallot => "paxos-accept-stale-ballot",
         }
     }
 
@@ -67,8 +83,12 @@ impl Bug {
     /// both protocols share.
     pub fn protocol(self) -> Option<Protocol> {
         match self {
-            Bug::StaleRead | Bug::OldTermCommit | Bug::ForgetVote => Some(Protocol::Raft),
-            Bug::PaxosIgnorePromise => Some(Protocol::Paxos),
+            Bug::StaleRead
+            | Bug::OldTermCommit
+            | Bug::ForgetVote
+            | Bug::LeaseReadSkew
+            | Bug::AckBeforeCommit => Some(Protocol::Raft),
+            Bug::PaxosIgnorePromise | Bug::PaxosAcceptStaleBallot => Some(Protocol::Paxos),
             Bug::NoFsync => None,
         }
     }
@@ -92,6 +112,9 @@ mod tests {
             Bug::OldTermCommit,
             Bug::ForgetVote,
             Bug::PaxosIgnorePromise,
+            Bug::LeaseReadSkew,
+            Bug::AckBeforeCommit,
+            Bug::PaxosAcceptStaleBallot,
         ] {
             assert_eq!(serde_json::to_value(bug).unwrap(), bug.name());
         }

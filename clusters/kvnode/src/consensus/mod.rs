@@ -81,6 +81,13 @@ pub trait Core {
     /// The latest snapshot.
     fn snapshot(&self) -> Option<&Snapshot>;
 
+    /// The term of the entry at `index` as protocol events print it (Raft: its term;
+    /// Paxos: the ballot in which this node holds the chosen value), if known.
+    fn event_term_at(&self, index: u64) -> crate::events::Term;
+
+    /// Logs the `start` protocol event (once, after recovery from disk).
+    fn log_start(&self);
+
     /// Whether the current ready's messages may go out before its state is persisted
     /// (a Raft leader counts itself only after persisting, Raft thesis §10.2.1;
     /// everyone else, and every Paxos node, persists first).

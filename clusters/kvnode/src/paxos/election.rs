@@ -20,10 +20,11 @@ impl Paxos {
         if self.role == Role::Leader {
             self.reads.fail_all();
         }
-        self.promise(ballot);
         self.role = Role::Candidate;
-        self.leader = None;
         self.ballot = ballot;
+        self.log_role();
+        self.promise(ballot);
+        self.leader = None;
         self.peers.clear();
         self.from_slot = self.commit + 1;
         let own = PromiseInfo {
@@ -141,6 +142,7 @@ impl Paxos {
             self.accept_value(ballot, entry);
         }
         self.role = Role::Leader;
+        self.log_role();
         self.leader = Some(self.id);
         self.start = start;
         self.last_slot = last;

@@ -9,6 +9,7 @@ use crate::consensus::{
     ConfigError, Core, Entry, NodeId, NotLeader, Protocol, Role, Snapshot, SnapshotMeta, Status,
     quorum,
 };
+use crate::events::{self, Term};
 
 use super::types::{Accepted, Ballot, Config, Durable, MAX_NODE_ID, Message, MessageBody, Ready};
 
@@ -223,16 +224,35 @@ impl Paxos {
     pub(super) fn promise(&mut self, ballot: Ballot) {
         if ballot > self.promised {
             self.promised = ballot;
+            events::vote(self.id, ballot.event_term(), ballot.node);
+            if self.role == Role::Follower {
+                self.log_role();
+            }
         }
         self.max_round = self.max_round.max(ballot.round);
     }
 
     /// Gives up proposing (a higher ballot exists, or a quorum is out of reach).
+    /// Logs the `role` protocol event: a leader's or candidate's own ballot, else the
+    /// promised one.
+    pub(super) fn log_role(&self) {
+        let ballot = if self.role == Role::Follower {
+            self.promised
+        } else {
+            self.ballot
+        };
+        events::role(self.id, ballot.event_term(), self.role);
+    }
+
     pub(super) fn become_follower(&mut self, leader: Option<NodeId>) {
         if self.role == Role::Leader {
             self.reads.fail_all();
         }
+        let changed = self.role != Role::Follower;
         self.role = Role::Follower;
+        if changed {
+            self.log_role();
+        }
         self.leader = leader;
         self.promises.clear();
         self.peers.clear();
@@ -460,6 +480,17 @@ impl Core for Paxos {
 
     fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
+    }
+
+    fn event_term_at(&self, index: u64) -> Term {
+        self.accepted
+            .get(&index)
+            .map_or(Term::Unknown, |a| a.ballot.event_term())
+    }
+
+    fn log_start(&self) {
+        let voted_for = (self.promised != Ballot::ZERO).then_some(self.promised.node);
+        events::start(self.id, self.promised.event_term(), voted_for, self.commit);
     }
 
     fn sends_before_persisting(&self) -> bool {

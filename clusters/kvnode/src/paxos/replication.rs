@@ -112,6 +112,11 @@ impl Paxos {
             return false;
         }
         if ballot < self.promised {
+            if self.cfg.bugs.accept_stale_ballot {
+                // Planted bug: the promise is checked on prepare only, so a stale
+                // leader's values are accepted (without following it).
+                return true;
+            }
             let promised = self.promised;
             self.send(from, ballot, MessageBody::Nack { promised });
             return false;

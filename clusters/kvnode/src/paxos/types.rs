@@ -29,6 +29,16 @@ impl Ballot {
     }
 }
 
+impl Ballot {
+    /// The ballot as protocol events print it (`ROUND.NODE`).
+    pub fn event_term(self) -> crate::events::Term {
+        crate::events::Term::Ballot {
+            round: self.round,
+            node: self.node,
+        }
+    }
+}
+
 impl fmt::Display for Ballot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.round, self.node)
@@ -131,6 +141,10 @@ pub struct PaxosBugs {
     /// A new leader ignores the values reported in the promises and proposes its own
     /// values (and client commands) in those slots.
     pub ignore_promise: bool,
+    /// An acceptor checks its promise only on prepare: it accepts an accept request
+    /// whose ballot is below the ballot it promised, so a deposed leader can still get
+    /// values chosen over the new leader's.
+    pub accept_stale_ballot: bool,
 }
 
 /// How a node behaves. Times are in ticks.

@@ -3,13 +3,17 @@
 use super::node::Raft;
 use super::types::{Message, MessageBody};
 use crate::consensus::Role;
+use crate::events::{self, Term};
 
 impl Raft {
     /// Starts a pre-vote round: asks whether peers would vote for us in `term + 1`,
     /// without raising our term (so a node cut off by a partition cannot inflate terms).
     pub(super) fn campaign_pre_vote(&mut self) {
         self.reads.fail_all();
-        self.role = Role::PreCandidate;
+        if self.role != Role::PreCandidate {
+            self.role = Role::PreCandidate;
+            self.log_role();
+        }
         self.leader = None;
         self.progress.clear();
         self.votes.clear();
@@ -38,6 +42,8 @@ impl Raft {
         self.term += 1;
         self.vote = Some(self.id);
         self.role = Role::Candidate;
+        self.log_role();
+        events::vote(self.id, Term::Number(self.term), self.id);
         self.leader = None;
         self.votes.clear();
         self.votes.insert(self.id, true);
@@ -79,6 +85,9 @@ impl Raft {
         let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
         let reply_term = if granted { m.term } else { self.term };
         if granted && !pre {
+            if self.vote != Some(m.from) {
+                events::vote(self.id, Term::Number(self.term), m.from);
+            }
             self.vote = Some(m.from);
             self.timer.election_elapsed = 0;
         }

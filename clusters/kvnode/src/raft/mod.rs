@@ -30,7 +30,7 @@ mod replication;
 mod types;
 
 pub use node::Raft;
-pub use types::{Config, CoreBugs, HardState, Message, MessageBody, Ready};
+pub use types::{Config, CoreBugs, HardState, Message, MessageBody, Ready, WallClock};
 
 #[cfg(test)]
 mod tests;

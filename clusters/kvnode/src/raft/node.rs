@@ -12,6 +12,7 @@ use crate::consensus::{
     ConfigError, Core, Entry, NodeId, NotLeader, Protocol, Role, Snapshot, SnapshotMeta, Status,
     quorum,
 };
+use crate::events::{self, Term};
 
 /// One Raft node, without I/O. See the [module docs](super) for the driving loop.
 #[derive(Debug)]
@@ -43,6 +44,9 @@ pub struct Raft {
     pub(super) need_broadcast: bool,
     /// Linearizable reads: held, waiting for a round, or to hand out.
     pub(super) reads: ReadQueue,
+    /// `lease-read-skew` bug: the wall-clock time (ms) of the last quorum contact as
+    /// leader; kept when stepping down.
+    pub(super) wall_lease_start: Option<u64>,
 }
 
 impl Raft {
@@ -105,6 +109,7 @@ impl Raft {
             prev_hard: hard,
             need_broadcast: false,
             reads: ReadQueue::default(),
+            wall_lease_start: None,
             cfg,
         })
     }
@@ -156,15 +161,24 @@ impl Raft {
         active >= self.quorum()
     }
 
+    /// Logs the `role` protocol event for the current role and term.
+    pub(super) fn log_role(&self) {
+        events::role(self.id, Term::Number(self.term), self.role);
+    }
+
     pub(super) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
         if self.role == Role::Leader || term > self.term {
             self.reads.fail_all();
         }
+        let changed = self.role != Role::Follower || term > self.term;
         if term > self.term {
             self.term = term;
             self.vote = None;
         }
         self.role = Role::Follower;
+        if changed {
+            self.log_role();
+        }
         self.leader = leader;
         self.votes.clear();
         self.progress.clear();
@@ -174,6 +188,7 @@ impl Raft {
 
     pub(super) fn become_leader(&mut self) {
         self.role = Role::Leader;
+        self.log_role();
         self.leader = Some(self.id);
         self.votes.clear();
         self.timer.reset_leader();
@@ -462,6 +477,14 @@ impl Core for Raft {
 
     fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
+    }
+
+    fn event_term_at(&self, index: u64) -> Term {
+        self.log.term(index).map_or(Term::Unknown, Term::Number)
+    }
+
+    fn log_start(&self) {
+        events::start(self.id, Term::Number(self.term), self.vote, self.commit);
     }
 
     fn sends_before_persisting(&self) -> bool {

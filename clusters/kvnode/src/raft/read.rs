@@ -13,6 +13,11 @@ impl Raft {
             self.reads.serve(ctx, self.commit);
             return Ok(());
         }
+        if self.cfg.bugs.lease_read_skew && self.role != Role::Leader && self.wall_lease_valid() {
+            // Planted bug: a deposed leader trusts its wall-clock lease.
+            self.reads.serve(ctx, self.commit);
+            return Ok(());
+        }
         if self.role != Role::Leader {
             return Err(NotLeader {
                 leader: self.leader,
@@ -28,11 +33,31 @@ impl Raft {
 
     fn enqueue_read(&mut self, ctx: u64) {
         let index = self.commit;
-        if self.voters.len() == 1 || (self.cfg.lease_read && self.has_lease()) {
+        if self.voters.len() == 1
+            || (self.cfg.lease_read && self.has_lease())
+            || (self.cfg.bugs.lease_read_skew && self.wall_lease_valid())
+        {
             self.reads.serve(ctx, index);
             return;
         }
         self.reads.note(ctx, index);
+    }
+
+    /// `lease-read-skew` bug: whether the wall-clock lease still runs. A clock that
+    /// stepped back makes the elapsed time negative, counted as zero: the lease lasts
+    /// as long as the step on top of its length.
+    fn wall_lease_valid(&self) -> bool {
+        self.wall_lease_start.is_some_and(|start| {
+            self.cfg.wall_clock.now_ms().saturating_sub(start) < self.cfg.wall_lease_ms
+        })
+    }
+
+    /// `lease-read-skew` bug: a leader that has heard from a quorum in this check-quorum
+    /// window renews its wall-clock lease.
+    pub(super) fn renew_wall_lease(&mut self) {
+        if self.cfg.bugs.lease_read_skew && self.role == Role::Leader && self.has_lease() {
+            self.wall_lease_start = Some(self.cfg.wall_clock.now_ms());
+        }
     }
 
     /// Called when a leader's commit index advances.

@@ -4,6 +4,7 @@ use super::node::Raft;
 use super::progress::ProgressState;
 use super::types::{Message, MessageBody};
 use crate::consensus::{NodeId, Role, quorum_value};
+use crate::events;
 
 impl Raft {
     /// Sends what follower `to` needs next: entries while the pipeline has room
@@ -133,8 +134,12 @@ impl Raft {
                     return;
                 }
                 let last_new = prev_index + entries.len() as u64;
+                let old_last = self.log.last_index();
                 if let Some(first) = self.log.merge(&entries) {
                     self.stable = self.stable.min(first - 1);
+                    if first <= old_last {
+                        events::truncate(self.id, first, self.commit);
+                    }
                 }
                 let new_commit = commit.min(last_new).min(self.log.last_index());
                 if new_commit > self.commit {
@@ -247,11 +252,13 @@ impl Raft {
             }
             _ => return,
         }
+        self.renew_wall_lease();
         self.release_reads();
     }
 
     /// Advances the commit index to what a quorum has persisted, counting only
-    /// entries of the current term (Raft §5.4.2) unless the `old-term-commit` bug is on.
+    /// entries of the current term (Raft §5.4.2) unless the `old-term-commit` bug is on
+    /// (the `ack-before-commit` bug counts the leader's own durable log as enough).
     pub(super) fn maybe_commit(&mut self) -> bool {
         if self.role != Role::Leader {
             return false;
@@ -268,7 +275,11 @@ impl Raft {
                 }
             })
             .collect();
-        let candidate = quorum_value(matched);
+        let mut candidate = quorum_value(matched);
+        if self.cfg.bugs.ack_before_commit {
+            // Planted bug: the leader's own durable log counts as a quorum.
+            candidate = candidate.max(self.stable);
+        }
         if candidate <= self.commit {
             return false;
         }

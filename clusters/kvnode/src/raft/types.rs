@@ -1,6 +1,10 @@
 //! The values only Raft consumes and emits: hard state, messages, configuration and
 //! the [`Ready`] batch (the shared vocabulary is in [`crate::consensus::types`]).
 
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use crate::consensus::{Entry, NodeId, ReadState, Snapshot};
 
 /// What must be durable before a node answers a vote or acknowledges entries.
@@ -127,6 +131,49 @@ pub struct CoreBugs {
     pub old_term_commit: bool,
     /// The vote is never put in the hard state to persist.
     pub forget_vote: bool,
+    /// Reads are served locally while a lease timed by [`Config::wall_clock`] from the
+    /// last quorum contact lasts, even after stepping down; nothing bounds clock drift.
+    pub lease_read_skew: bool,
+    /// The leader commits entries once they are in its own durable log, without a quorum.
+    pub ack_before_commit: bool,
+}
+
+/// A wall clock in milliseconds (the node: `SystemTime`; the simulation: its virtual
+/// time plus a per-node skew). Only the `lease-read-skew` bug reads it.
+#[derive(Clone)]
+pub struct WallClock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl WallClock {
+    /// A clock reading `now` (milliseconds).
+    pub fn new(now: impl Fn() -> u64 + Send + Sync + 'static) -> WallClock {
+        WallClock(Arc::new(now))
+    }
+
+    /// The system's wall clock: milliseconds since the Unix epoch (0 before it).
+    pub fn system() -> WallClock {
+        WallClock::new(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        })
+    }
+
+    /// The time now, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> WallClock {
+        WallClock::system()
+    }
+}
+
+impl fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WallClock")
+    }
 }
 
 /// How a node behaves. Times are in ticks; the application decides how long a tick is.
@@ -151,6 +198,11 @@ pub struct Config {
     pub seed: u64,
     /// Planted bugs.
     pub bugs: CoreBugs,
+    /// The wall clock the `lease-read-skew` bug times its lease with.
+    pub wall_clock: WallClock,
+    /// How long that lease lasts after a quorum answered, in wall-clock milliseconds
+    /// (the node: half the minimum election timeout).
+    pub wall_lease_ms: u64,
 }
 
 impl Config {
@@ -166,6 +218,8 @@ impl Config {
             lease_read: false,
             seed: id,
             bugs: CoreBugs::default(),
+            wall_clock: WallClock::system(),
+            wall_lease_ms: 50,
         }
     }
 }

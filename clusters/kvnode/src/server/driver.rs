@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::consensus::{CoreReady, Entry, NodeId, Protocol};
+use crate::events;
 use crate::kv::{MicroOp, Store, TxnOutcome, parse_txn, txn_to_json};
 use crate::peer::{PeerCore, PeerMessage};
 use crate::protocol::{Body, Request, Response, status_json};
@@ -57,6 +58,8 @@ pub struct Driver<C> {
     /// (ctx, index) of confirmed reads waiting for the state machine to catch up.
     ready_reads: Vec<(u64, u64)>,
     next_ctx: u64,
+    /// The commit index last logged as a `commit` protocol event.
+    logged_commit: u64,
 }
 
 impl<C: PeerCore + Persist> Driver<C> {
@@ -79,11 +82,14 @@ impl<C: PeerCore + Persist> Driver<C> {
             reads: HashMap::new(),
             ready_reads: Vec::new(),
             next_ctx: 1,
+            logged_commit: 0,
         }
     }
 
     /// Runs until shutdown or a storage failure.
     pub fn run(mut self, events: Receiver<Event>) -> Result<(), ServerError> {
+        self.core.log_start();
+        self.logged_commit = self.core.status().commit;
         let mut next_tick = Instant::now() + self.cfg.tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -206,7 +212,17 @@ impl<C: PeerCore + Persist> Driver<C> {
         let _ = reply.send(Response::not_leader(id, self.id, leader, addr));
     }
 
+    /// Logs a `commit` protocol event if the commit index advanced since the last one.
+    fn log_commit(&mut self) {
+        let commit = self.core.status().commit;
+        if commit > self.logged_commit {
+            self.logged_commit = commit;
+            events::commit(self.id, commit, self.core.event_term_at(commit));
+        }
+    }
+
     fn process_ready(&mut self) -> Result<(), ServerError> {
+        self.log_commit();
         let mut ready = self.core.ready();
         // A Raft leader may replicate before its own write is durable: it counts
         // itself toward a commit only after `advance` (Raft thesis §10.2.1). Everyone
@@ -229,6 +245,7 @@ impl<C: PeerCore + Persist> Driver<C> {
             self.store = Store::from_bytes(&snapshot.data)
                 .map_err(|e| ServerError::Snapshot(e.to_string()))?;
             let index = snapshot.meta.index;
+            events::snapshot(self.id, index);
             tracing::info!(
                 index,
                 term = snapshot.meta.term,
@@ -250,6 +267,7 @@ impl<C: PeerCore + Persist> Driver<C> {
                 }
             }
         }
+        events::apply(self.id, ready.committed());
         for entry in ready.committed() {
             self.apply(entry);
         }
@@ -265,6 +283,7 @@ impl<C: PeerCore + Persist> Driver<C> {
             }
         }
         self.core.advance(&ready);
+        self.log_commit();
         self.serve_reads();
         self.maybe_compact()
     }

@@ -111,6 +111,8 @@ fn core_bugs(bugs: &[Bug]) -> CoreBugs {
         stale_read: bugs.contains(&Bug::StaleRead),
         old_term_commit: bugs.contains(&Bug::OldTermCommit),
         forget_vote: bugs.contains(&Bug::ForgetVote),
+        lease_read_skew: bugs.contains(&Bug::LeaseReadSkew),
+        ack_before_commit: bugs.contains(&Bug::AckBeforeCommit),
     }
 }
 
@@ -165,6 +167,10 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             raft_cfg.heartbeat_tick = cfg.heartbeat_ticks;
             raft_cfg.lease_read = cfg.lease_read;
             raft_cfg.bugs = core_bugs(&cfg.bugs);
+            // Half the shortest election timeout, on the wall clock (only the
+            // `lease-read-skew` bug uses it).
+            let tick_ms = u64::try_from(cfg.tick.as_millis()).unwrap_or(u64::MAX);
+            raft_cfg.wall_lease_ms = tick_ms.saturating_mul(u64::from(cfg.election_ticks)) / 2;
             raft_cfg.seed = seed;
             let core = Raft::new(raft_cfg, restored.hard, restored.snapshot, restored.entries)?;
             serve(cfg, core, storage, store, shutdown).await
@@ -175,6 +181,7 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             paxos_cfg.heartbeat_tick = cfg.heartbeat_ticks;
             paxos_cfg.bugs = PaxosBugs {
                 ignore_promise: cfg.bugs.contains(&Bug::PaxosIgnorePromise),
+                accept_stale_ballot: cfg.bugs.contains(&Bug::PaxosAcceptStaleBallot),
             };
             paxos_cfg.seed = seed;
             let core = Paxos::new(paxos_cfg, restored.paxos, restored.snapshot)?;

@@ -164,6 +164,15 @@ fn apply_bug(cfg: &mut SimConfig, bug: &str) {
             cfg.consensus = Protocol::Paxos;
             cfg.paxos_bugs.ignore_promise = true;
         }
+        "paxos-accept-stale-ballot" => {
+            cfg.consensus = Protocol::Paxos;
+            cfg.paxos_bugs.accept_stale_ballot = true;
+        }
+        "lease-read-skew" => {
+            cfg.clock_steps = true;
+            cfg.bugs.lease_read_skew = true;
+        }
+        "ack-before-commit" => cfg.bugs.ack_before_commit = true,
         other => panic!("unknown bug {other}"),
     }
 }
@@ -184,6 +193,53 @@ fn assert_caught(bug: &str, bound: u64) {
             e.lines().next().unwrap_or("")
         ),
         None => panic!("the simulation did not catch --bug {bug} within {bound} seeds"),
+    }
+}
+
+/// Like [`assert_caught`], and the seed that catches `bug` passes without it (same
+/// faults, clients and clock steps): the bug, not the simulation, is what fails.
+fn assert_caught_only_with_bug(bug: &str, bound: u64) {
+    let Some((seed, e)) = first_catch(bug, bound) else {
+        panic!("the simulation did not catch --bug {bug} within {bound} seeds");
+    };
+    eprintln!(
+        "{bug}: caught at seed {seed}: {}",
+        e.lines().next().unwrap_or("")
+    );
+    let mut cfg = SimConfig::random(seed);
+    apply_bug(&mut cfg, bug);
+    cfg.bugs = CoreBugs::default();
+    cfg.paxos_bugs = PaxosBugs::default();
+    if let Err(e) = run_seed(cfg) {
+        panic!("seed {seed} fails without --bug {bug} too: {e}");
+    }
+}
+
+#[test]
+fn catches_lease_read_skew() {
+    assert_caught_only_with_bug("lease-read-skew", 200);
+}
+
+#[test]
+fn catches_ack_before_commit() {
+    assert_caught_only_with_bug("ack-before-commit", 200);
+}
+
+#[test]
+fn catches_paxos_accept_stale_ballot() {
+    assert_caught_only_with_bug("paxos-accept-stale-ballot", 200);
+}
+
+#[test]
+fn clock_steps_alone_are_safe() {
+    for seed in 0..100 {
+        let cfg = SimConfig {
+            clock_steps: true,
+            ..SimConfig::random(seed)
+        };
+        if let Err(e) = run_seed(cfg) {
+            panic!("{e}");
+        }
     }
 }
 
@@ -224,7 +280,11 @@ fn bugs_are_off_by_default() {
 fn count_catches() {
     let n = seed_count();
     for bug in std::env::var("BUGS")
-        .unwrap_or("stale-read,no-fsync,old-term-commit,forget-vote,paxos-ignore-promise".into())
+        .unwrap_or(
+            "stale-read,no-fsync,old-term-commit,forget-vote,paxos-ignore-promise,\
+             lease-read-skew,ack-before-commit,paxos-accept-stale-ballot"
+                .into(),
+        )
         .split(',')
     {
         let caught = (0..n)

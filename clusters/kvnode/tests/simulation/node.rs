@@ -2,6 +2,8 @@
 //! and the driver loop (persist, send, apply, advance) the server also runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use faultline_checker::OpType;
 use faultline_kv::consensus::{
@@ -10,7 +12,7 @@ use faultline_kv::consensus::{
 use faultline_kv::kv::{Store, TxnOutcome, parse_txn};
 use faultline_kv::paxos::Paxos;
 use faultline_kv::peer::PeerMessage;
-use faultline_kv::raft::{Config, HardState, Raft, Ready};
+use faultline_kv::raft::{Config, HardState, Raft, Ready, WallClock};
 use serde_json::Value;
 
 use crate::paxos::PaxosDisk;
@@ -83,6 +85,11 @@ pub struct SimNode {
     pub waiting_reads: HashMap<u64, Waiter>,
     /// (ctx, index) of confirmed reads waiting to be applied far enough.
     pub ready_reads: Vec<(u64, u64)>,
+    /// This node's wall clock in ms (virtual time plus its skew), for the
+    /// `lease-read-skew` bug; the world sets it before each event.
+    pub wall_ms: Arc<AtomicU64>,
+    /// How far this node's wall clock is behind virtual time, in ms.
+    pub clock_behind_ms: u64,
 }
 
 impl SimNode {
@@ -103,6 +110,8 @@ impl SimNode {
             waiting_writes: HashMap::new(),
             waiting_reads: HashMap::new(),
             ready_reads: Vec::new(),
+            wall_ms: Arc::new(AtomicU64::new(0)),
+            clock_behind_ms: 0,
         }
     }
 
@@ -163,6 +172,9 @@ impl SimNode {
         let mut cfg = Config::new(self.id, self.voters.clone());
         cfg.seed = seed;
         cfg.bugs = sim.bugs;
+        let wall = Arc::clone(&self.wall_ms);
+        cfg.wall_clock = WallClock::new(move || wall.load(Ordering::Relaxed));
+        cfg.wall_lease_ms = u64::from(cfg.election_tick) * crate::world::TICK_MS / 2;
         cfg.max_append_entries = sim.max_append_entries;
         let disk = self.disk.clone();
         self.store = disk

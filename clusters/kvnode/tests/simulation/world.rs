@@ -45,6 +45,9 @@ pub struct SimConfig {
     /// Chance that a freshly elected leader is cut off at once (its first appends are
     /// lost), to provoke the competing uncommitted tails of Raft's figure 8.
     pub isolate_new_leader: f64,
+    /// Also inject clock steps: a leader's wall clock steps back while it is cut off
+    /// (only read by the `lease-read-skew` bug; off in the main runs so their draws stay).
+    pub clock_steps: bool,
 }
 
 impl SimConfig {
@@ -82,6 +85,7 @@ impl SimConfig {
             } else {
                 0.0
             },
+            clock_steps: false,
         }
     }
 
@@ -216,6 +220,13 @@ impl World {
             }
             self.now = at;
             self.stats.events += 1;
+            if self.cfg.clock_steps {
+                for node in self.nodes.values() {
+                    let wall = self.now.saturating_sub(node.clock_behind_ms);
+                    node.wall_ms
+                        .store(wall, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             if !self.healed && self.now >= self.cfg.duration_ms {
                 self.heal_all();
             }
@@ -391,6 +402,20 @@ impl World {
                     self.groups.insert(*id, group);
                 }
                 let heal = self.rng.random_range(50..=1_000);
+                self.schedule(heal, Event::Heal);
+            }
+            85..90 if self.cfg.clock_steps => {
+                // The leader's clock steps back (a clock fault) and it is cut off.
+                self.stats.partitions += 1;
+                let leader = self.pick_leader(&ids);
+                let back = self.rng.random_range(200..=2_000);
+                if let Some(node) = self.nodes.get_mut(&leader) {
+                    node.clock_behind_ms += back;
+                }
+                for id in &ids {
+                    self.groups.insert(*id, u8::from(*id == leader));
+                }
+                let heal = self.rng.random_range(300..=1_000);
                 self.schedule(heal, Event::Heal);
             }
             _ => {
