@@ -48,6 +48,10 @@ enum Target {
         /// The nodes' consensus protocol: raft or paxos.
         #[arg(long, default_value = "raft", value_parser = ["raft", "paxos"])]
         consensus: String,
+        /// The nodes' `--log` filter; `info` includes the protocol events. Each node's
+        /// log goes to a file in the cluster's temporary directory.
+        #[arg(long, default_value = "warn")]
+        node_log: String,
     },
     /// Load an already running etcd through its v3 JSON gateway.
     Etcd {
@@ -88,7 +92,7 @@ impl Drop for KvCluster {
     }
 }
 
-fn start_kv(binary: PathBuf, consensus: &str) -> anyhow::Result<KvCluster> {
+fn start_kv(binary: PathBuf, consensus: &str, log: &str) -> anyhow::Result<KvCluster> {
     let dir = std::env::temp_dir().join(format!("faultline-kv-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut peers = Vec::new();
@@ -116,9 +120,14 @@ fn start_kv(binary: PathBuf, consensus: &str) -> anyhow::Result<KvCluster> {
         ])
         .arg("--data-dir")
         .arg(dir.join(format!("n{id}")))
-        .args(["--log", "warn", "--consensus", consensus])
+        .args(["--log", log, "--consensus", consensus])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
+        let log_path = dir.join(format!("n{id}.log"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log_file = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        cmd.stderr(log_file);
         for (j, (p, c)) in peers.iter().enumerate() {
             if j != i {
                 cmd.args(["--peer", &format!("{}={p}/{c}", j + 1)]);
@@ -320,12 +329,16 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let value = "x".repeat(args.value_size);
     let (name, _cluster, put) = match &args.target {
-        Target::Kv { binary, consensus } => {
+        Target::Kv {
+            binary,
+            consensus,
+            node_log,
+        } => {
             let binary = match binary {
                 Some(b) => b.clone(),
                 None => std::env::current_exe()?.with_file_name("faultline-kv"),
             };
-            let cluster = start_kv(binary, consensus)?;
+            let cluster = start_kv(binary, consensus, node_log)?;
             let leader = kv_leader(&cluster)?;
             eprintln!("faultline-kv leader at {leader}");
             ("faultline-kv", Some(cluster), kv_put(leader, value))
