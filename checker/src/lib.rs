@@ -12,6 +12,7 @@ pub mod counter;
 pub mod elle;
 pub mod history;
 pub mod linearizable;
+pub mod nodelog;
 pub mod results;
 /// The set checker (Jepsen's `set-full`): lost, stale, never-read, unexpected, duplicated elements.
 pub mod set;

@@ -49,6 +49,9 @@ enum Command {
     ClientTest(conformance::ClientTestArgs),
     /// Check a history (JSONL, or Jepsen EDN) and print the verdict.
     Check(check::CheckArgs),
+    /// Check a stored run's node logs (protocol-event invariants, crash patterns) and
+    /// print the verdict: exit 0 valid, 1 invalid. The run's results.json is not changed.
+    CheckLogs(check::logs::CheckLogsArgs),
     /// Write a seeded synthetic history, e.g. for benchmarks.
     Gen(generate::GenArgs),
     /// Remove what crashed or killed runs left (namespaces, links, nft tables, processes).
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Run(args) => run::run(args).map(|v| v.exit_code()),
         Command::Check(args) => check::run(args).map(|v| v.exit_code()),
+        Command::CheckLogs(args) => check::logs::run(args).map(|v| v.exit_code()),
         Command::ClientTest(args) => conformance::run(args),
         Command::Gen(args) => generate::run(args).map(|()| 0),
         Command::Clean(args) => clean::run(args).map(|()| 0),

@@ -4,6 +4,8 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use faultline_checker::nodelog;
+use faultline_checker::results::Verdict;
 use faultline_checker::{Results, Validity};
 use serde_json::Value;
 
@@ -26,12 +28,18 @@ pub fn render(history: &Path, checker: &str, results: &Results, elapsed: Duratio
     let valid = results.valid();
     let _ = writeln!(out, "{}: {}", history.display(), valid.word());
     let _ = writeln!(out, "  checker: {checker}");
-    for verdict in results.checkers.values() {
+    for (name, verdict) in &results.checkers {
+        if name == nodelog::NAME {
+            continue;
+        }
         for field in SHOWN {
             if let Some(value) = verdict.details.get(field) {
                 let _ = writeln!(out, "  {}: {}", field.replace('_', " "), show(value));
             }
         }
+    }
+    if let Some(verdict) = results.checkers.get(nodelog::NAME) {
+        out.push_str(&node_logs(verdict));
     }
     let _ = writeln!(out, "  time: {:.3} s", elapsed.as_secs_f64());
     if valid != Validity::Valid {
@@ -42,6 +50,40 @@ pub fn render(history: &Path, checker: &str, results: &Results, elapsed: Duratio
         }
     }
     out
+}
+
+/// The node-log check in a line: its verdict, what it read, what it found, e.g.
+/// `  node logs: valid (5 nodes, 5 files, 1234 lines, 812 protocol events)`.
+pub fn node_logs(verdict: &Verdict) -> String {
+    let details = &verdict.details;
+    let count = |field: &str| {
+        details
+            .get(field)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    };
+    let lines = details.get("lines").and_then(Value::as_u64).unwrap_or(0);
+    let events: u64 = details
+        .get("events")
+        .and_then(Value::as_object)
+        .map_or(0, |e| e.values().filter_map(Value::as_u64).sum());
+    let read = if count("files") == 0 {
+        "no node logs".to_string()
+    } else {
+        format!(
+            "{} nodes, {} files, {lines} lines, {events} protocol events",
+            count("nodes"),
+            count("files")
+        )
+    };
+    let mut line = format!("  node logs: {} ({read})", verdict.valid.word());
+    if let Some(totals) = details.get("anomaly_totals").and_then(Value::as_object) {
+        let found: Vec<String> = totals.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+        if !found.is_empty() {
+            let _ = write!(line, ": {}", found.join(", "));
+        }
+    }
+    line + "\n"
 }
 
 /// A JSON value without quotes around strings, lists joined by commas.

@@ -99,6 +99,14 @@ impl Db for EtcdDb {
         "etcd"
     }
 
+    /// etcd logs JSON lines (zap): its panics and fatal exits by level.
+    fn log_patterns(&self) -> Vec<String> {
+        vec![
+            "\"level\":\"panic\"".to_string(),
+            "\"level\":\"fatal\"".to_string(),
+        ]
+    }
+
     fn setup(&self, node: &Node) -> Result<(), ClusterError> {
         self.start(node)
     }

@@ -132,6 +132,14 @@ pub trait Db: Send + Sync {
         vec![node.log_file()]
     }
 
+    /// Crash patterns of this database's logs, beyond the node-log check's default set
+    /// (panics, fatal errors, data races, sanitizers, segfaults): case-sensitive
+    /// substrings, a leading `^` anchoring one at the line's start. A log line holding
+    /// one is a `node-log-crash` anomaly (`docs/checkers.md`, "Node logs").
+    fn log_patterns(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The pause capability, if the database has it.
     fn pause(&self) -> Option<&dyn Pause> {
         None

@@ -14,6 +14,7 @@ use faultline_checker::{CheckOptions, History, Results, Validity};
 use serde_json::Value;
 
 mod choose;
+pub mod logs;
 
 use crate::error::UsageError;
 use crate::summary;

@@ -293,6 +293,11 @@ fn checker_view(name: &str, checker: &Value) -> CheckerView {
                         if let Some(text) = anomaly.get("explanation").and_then(Value::as_str) {
                             lines.push(format!("{kind}: {}", text.lines().next().unwrap_or("")));
                             lines.extend(text.lines().skip(1).map(|l| format!("  {l}")));
+                        } else if let Some(message) = anomaly.get("message").and_then(Value::as_str)
+                        {
+                            // The node-log check's: a sentence, then its evidence lines.
+                            lines.push(format!("{kind}: {message}"));
+                            lines.extend(evidence_lines(anomaly));
                         }
                     }
                 }
@@ -311,6 +316,24 @@ fn checker_view(name: &str, checker: &Value) -> CheckerView {
         rows,
         lines,
     }
+}
+
+/// A node-log anomaly's evidence, one `  FILE:LINE: TEXT` line each.
+fn evidence_lines(anomaly: &Value) -> Vec<String> {
+    let evidence = anomaly.get("evidence").and_then(Value::as_array);
+    evidence
+        .into_iter()
+        .flatten()
+        .map(|line| {
+            let text = line.get("text").and_then(Value::as_str).unwrap_or("");
+            format!(
+                "  {}:{}: {}",
+                line.get("file").and_then(Value::as_str).unwrap_or("?"),
+                line.get("line").map(show).unwrap_or_default(),
+                truncate(text, MAX_CELL)
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -352,5 +375,24 @@ mod tests {
         assert!(!page.contains("<script"));
         assert!(!page.contains("<b>x"));
         assert!(page.contains("class=\"verdict valid\""));
+    }
+
+    #[test]
+    fn node_log_anomalies_show_their_evidence_lines() {
+        let checker = json!({"valid": false, "lines": 3, "anomalies": {"election-safety": [
+            {"message": "n1 and n2 were both leader in term 3", "evidence": [
+                {"node": "n1", "file": "nodes/n1/node.log", "line": 7, "text": "INFO protocol: role node=1 term=3 role=leader"},
+                {"node": "n2", "file": "nodes/n2/node.log", "line": 9, "text": "<x>"}]}]}});
+        let view = checker_view("node-logs", &checker);
+        assert_eq!(view.verdict, "invalid");
+        assert_eq!(
+            view.lines,
+            [
+                "election-safety: n1 and n2 were both leader in term 3",
+                "  nodes/n1/node.log:7: INFO protocol: role node=1 term=3 role=leader",
+                "  nodes/n2/node.log:9: <x>",
+            ]
+        );
+        assert_eq!(view.rows.len(), 1);
     }
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
+use faultline_checker::nodelog::{CrashPatterns, NodeLog};
 use faultline_checker::{History, Results, Validity};
 use faultline_clusters::cleanup::teardown_on_interrupt;
 use serde_json::Value;
@@ -33,6 +34,7 @@ use serde_json::Value;
 pub(crate) use deploy::Prepared;
 use test::Test;
 
+use crate::check::logs as check_logs;
 use crate::config::{RunArgs, RunConfig, faults_word};
 use crate::error::UsageError;
 use crate::junit::junit;
@@ -99,6 +101,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     for problem in &log_problems {
         eprintln!("faultline: node logs: {problem}");
     }
+    let node_logs = node_logs(&deployment, &run_dir);
     let teardown = deployment.teardown();
     drop(guard);
     if let Err(e) = &teardown {
@@ -110,6 +113,10 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
 
     let history_path = run_dir.join("history.jsonl");
     let mut results = Results::default();
+    // The nodes' own logs are judged beside the history, whatever becomes of the rest:
+    // a violation makes the run invalid.
+    let (logs, patterns) = node_logs;
+    check_logs::check_into(&mut results, &logs, patterns);
     results
         .extra
         .insert("name".into(), Value::from(config.name.clone()));
@@ -166,6 +173,30 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     );
     say!("  results: {}", run_dir.join("results.json").display());
     Ok(Finished { valid, run_dir })
+}
+
+/// The run's node logs (each node's log files, as the database names them, found in
+/// `RUN_DIR/nodes/NODE/`) and the crash patterns to check them with (the default set
+/// and the database's own).
+fn node_logs(deployment: &deploy::Deployment, run_dir: &Path) -> (Vec<NodeLog>, CrashPatterns) {
+    let files: Vec<(String, Vec<String>)> = deployment
+        .nodes
+        .iter()
+        .map(|node| {
+            let names = deployment
+                .db
+                .log_files(node)
+                .iter()
+                .filter_map(|path| path.file_name())
+                .map(|name| name.to_string_lossy().into_owned())
+                .collect();
+            (node.name.clone(), names)
+        })
+        .collect();
+    (
+        check_logs::run_logs(run_dir, &files),
+        check_logs::patterns(&deployment.db.log_patterns()),
+    )
 }
 
 /// `STORE/NAME/TIME`, created. `latest` is not moved yet: see [`point_latest`].

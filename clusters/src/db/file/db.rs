@@ -208,6 +208,10 @@ impl Db for FileDb {
         format!("{}:{}", node.addr, self.file.port)
     }
 
+    fn log_patterns(&self) -> Vec<String> {
+        self.file.log_patterns.clone()
+    }
+
     fn log_files(&self, node: &Node) -> Vec<PathBuf> {
         let values = self.values(node);
         let mut logs = vec![node.log_file()];

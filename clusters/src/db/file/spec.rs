@@ -45,6 +45,8 @@ struct RawFile {
     stop: RawStop,
     #[serde(default)]
     logs: Vec<Spanned<String>>,
+    #[serde(default)]
+    log_patterns: Vec<Spanned<String>>,
     leader: Option<Spanned<Vec<Spanned<String>>>>,
     ready: Option<RawReady>,
 }
@@ -116,6 +118,9 @@ pub struct DbFile {
     pub stop_timeout: Duration,
     /// Extra log files on the host (the process's output always goes to `node.log`).
     pub logs: Vec<String>,
+    /// Crash patterns of the logs (`log_patterns`), beyond the default set: substrings,
+    /// `^` first to anchor one at the line's start.
+    pub log_patterns: Vec<String>,
     /// The command that prints the current leader, if any (run on the controller).
     pub leader: Option<Vec<String>>,
     /// The readiness check.
@@ -358,6 +363,22 @@ impl DbFile {
             .iter()
             .map(|l| check(l, &known, "`logs`"))
             .collect::<Result<Vec<_>, _>>()?;
+        let log_patterns = raw
+            .log_patterns
+            .iter()
+            .map(
+                |p| match p.get_ref().strip_prefix('^').unwrap_or(p.get_ref()) {
+                    "" => Err(err(
+                        p.span().start,
+                        format!(
+                            "log_patterns: {:?} is empty and would match every line",
+                            p.get_ref()
+                        ),
+                    )),
+                    _ => Ok(p.get_ref().clone()),
+                },
+            )
+            .collect::<Result<Vec<_>, _>>()?;
         let leader = raw
             .leader
             .as_ref()
@@ -397,6 +418,7 @@ impl DbFile {
             stop,
             stop_timeout,
             logs,
+            log_patterns,
             leader,
             ready,
             ready_timeout,
@@ -447,6 +469,21 @@ pub(super) mod tests {
         values.insert("port", "7".to_string());
         assert_eq!(expand("--{node}={{x}}:{port}", &values), "--n1={x}:7");
         assert_eq!(expand("{unknown}", &values), "{unknown}");
+    }
+
+    #[test]
+    fn log_patterns_are_kept_and_empty_ones_refused() {
+        let f = parse(&format!(
+            "{MINIMAL}log_patterns = [\"^FATAL\", \"corrupt\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(f.log_patterns, ["^FATAL", "corrupt"]);
+        assert!(parse(MINIMAL).unwrap().log_patterns.is_empty());
+        let e = parse(&format!("{MINIMAL}log_patterns = [\"ok\",\n  \"^\"]\n")).unwrap_err();
+        assert!(
+            e.starts_with("/x/db.toml:5: log_patterns: \"^\" is empty"),
+            "{e}"
+        );
     }
 
     #[test]
