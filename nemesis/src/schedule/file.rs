@@ -305,6 +305,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_schedules_are_valid() {
+        let text = include_str!("../../../suites/schedules/figure8.toml");
+        let got = steps(text).unwrap();
+        assert_eq!(got.len(), 6);
+        assert_eq!(got[4].value, json!("previous-leader"));
+    }
+
+    #[test]
     fn bad_entries_name_the_file_line_and_what_is_allowed() {
         let err = steps("[[at]]\ntime = 1\nstart = \"flood\"\n").unwrap_err();
         assert!(
