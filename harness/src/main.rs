@@ -15,6 +15,7 @@ mod outcome;
 mod output;
 mod report;
 mod run;
+mod schedule;
 mod serve;
 mod session;
 mod suite;
@@ -65,6 +66,9 @@ enum Command {
     Hosts(hosts::HostsArgs),
     /// Re-render a run's report.html from its files (results.json, history.jsonl, …).
     Report(report::ReportArgs),
+    /// Print a run's faults (RUN_DIR/nemesis.jsonl) as a TOML schedule: the same faults
+    /// on the same nodes at the same times, to edit and pass to `run --nemesis-schedule`.
+    Schedule(schedule::ScheduleArgs),
     /// Panic on purpose, to test that a crash exits 255.
     #[command(hide = true)]
     InternalPanic,
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Clean(args) => clean::run(args).map(|()| 0),
         Command::Hosts(args) => hosts::run(args).map(|()| 0),
         Command::Report(args) => report::run(args).map(|()| 0),
+        Command::Schedule(args) => schedule::run(args).map(|()| 0),
         Command::Suite(args) => suite::run(args),
         Command::Serve(args) => serve::run(args).map(|()| 0),
         Command::InternalPanic => panic!("deliberate panic (internal-panic)"),

@@ -16,13 +16,14 @@ use faultline_clusters::{Backend, ClusterKind, Db, Node};
 use crate::error::NemesisError;
 use crate::nemesis::{Compose, Nemesis};
 use crate::net::NftPartitions;
+use crate::roles::{RoleNemesis, Roles};
 use crate::{
     ClockNemesis, DiskNemesis, KillNemesis, PacketNemesis, PartitionNemesis, PauseNemesis,
     PowerNemesis, StormNemesis,
 };
 
-use crate::clock::{BUMP_CLOCK, RESET_CLOCK};
-use crate::disk::{RESTORE_LOG, START_DISK};
+use crate::clock::{BUMP_CLOCK, RESET_CLOCK, STROBE_CLOCK};
+use crate::disk::{CORRUPT_LOG, FILL_DISK, RESTORE_LOG, START_DISK, TRUNCATE_LOG};
 use crate::packet::{START_PACKET, STOP_PACKET};
 use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::power::{POWER_LOSS, POWER_ON};
@@ -116,6 +117,81 @@ impl Fault {
     pub fn from_name(name: &str) -> Option<Fault> {
         Fault::ALL.into_iter().find(|f| f.name() == name)
     }
+
+    /// Every `f` this fault's nemesis handles: the start and stop `f`s first, then any
+    /// others it understands (e.g. `truncate-log`), so a recorded `f` finds its fault.
+    pub fn fs(self) -> &'static [&'static str] {
+        match self {
+            Fault::Partition => &[START_PARTITION, STOP_PARTITION],
+            Fault::Kill => &[KILL, START],
+            Fault::Pause => &[PAUSE, RESUME],
+            Fault::Packet => &[START_PACKET, STOP_PACKET],
+            Fault::Clock => &[BUMP_CLOCK, RESET_CLOCK, STROBE_CLOCK],
+            Fault::Disk => &[
+                START_DISK,
+                RESTORE_LOG,
+                TRUNCATE_LOG,
+                CORRUPT_LOG,
+                FILL_DISK,
+            ],
+            Fault::Power => &[POWER_LOSS, POWER_ON],
+            Fault::Storm => &[START_STORM, STOP_STORM],
+        }
+    }
+
+    /// The fault whose nemesis handles `f` (see [`Fault::fs`]).
+    pub fn of_f(f: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|fault| fault.fs().contains(&f))
+    }
+
+    /// What this fault acts on ([`FaultGroup`]): faults of one group never overlap in
+    /// a composed schedule, faults of different groups do.
+    pub fn group(self) -> FaultGroup {
+        match self {
+            // Each kills, stops or restarts nodes (or swaps their data directories).
+            Fault::Kill | Fault::Pause | Fault::Disk | Fault::Power | Fault::Storm => {
+                FaultGroup::Process
+            }
+            Fault::Partition => FaultGroup::Network,
+            Fault::Packet => FaultGroup::Packet,
+            Fault::Clock => FaultGroup::Clock,
+        }
+    }
+}
+
+/// What a fault acts on, for composed schedules: one timer per group, the faults of a
+/// group take turns, groups overlap.
+///
+/// - `Process`: the nodes' processes and their data (kill, pause, disk, power, storm
+///   all stop or restart nodes; two of them at once would fight over the same
+///   process: a paused node killed, a restarted node under a damaged log).
+/// - `Network`: the partition table `faultline_RUN` (nft, priority -10).
+/// - `Packet`: loss in its own table `faultline_RUN_pkt` (priority -5), delay through
+///   iptables and NFQUEUE, bandwidth through tc: nothing the partition table holds,
+///   so a partition and packet loss may overlap.
+/// - `Clock`: the libfaketime offset file of each node, independent of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultGroup {
+    /// Faults that stop, restart or damage node processes.
+    Process,
+    /// Network partitions.
+    Network,
+    /// Packet loss, delay and bandwidth.
+    Packet,
+    /// Clocks.
+    Clock,
+}
+
+impl FaultGroup {
+    /// The group's name, for logs and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultGroup::Process => "process",
+            FaultGroup::Network => "network",
+            FaultGroup::Packet => "packet",
+            FaultGroup::Clock => "clock",
+        }
+    }
 }
 
 impl Fault {
@@ -192,11 +268,24 @@ pub enum BuildError {
 }
 
 /// The nemesis of `faults` on `target`, one member per fault, composed; each member
-/// draws from its own RNG, seeded from `seed` and its place. `None` without faults.
+/// draws from its own RNG, seeded from `seed` and its place. Role targets in operation
+/// values (`leader`, `followers`, …: [`crate::roles`]) are resolved to nodes where the
+/// database can say who leads. `None` without faults.
 pub fn build(
     faults: &[Fault],
     target: &Target,
     seed: u64,
+) -> Result<Option<Box<dyn Nemesis>>, BuildError> {
+    build_tracking(faults, target, seed, false)
+}
+
+/// [`build`], asking who leads before every operation when `track_leaders` (for
+/// schedules that aim at the `previous-leader`: [`crate::RoleNemesis::track_leaders`]).
+pub fn build_tracking(
+    faults: &[Fault],
+    target: &Target,
+    seed: u64,
+    track_leaders: bool,
 ) -> Result<Option<Box<dyn Nemesis>>, BuildError> {
     if faults.is_empty() {
         return Ok(None);
@@ -210,7 +299,13 @@ pub fn build(
         what: "cannot compose the nemesis",
         source: Box::new(source),
     })?;
-    Ok(Some(Box::new(compose)))
+    if target.db.primaries().is_none() {
+        return Ok(Some(Box::new(compose)));
+    }
+    let roles = Roles::new(Arc::clone(&target.db), target.nodes.clone(), seed ^ 0x7015);
+    Ok(Some(Box::new(
+        RoleNemesis::new(Box::new(compose), roles).track_leaders(track_leaders),
+    )))
 }
 
 impl Fault {

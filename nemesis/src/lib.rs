@@ -15,8 +15,14 @@
 //!   [`DiskNemesis`] (torn or corrupted write-ahead logs, full disks), [`PowerNemesis`]
 //!   (power loss: unsynced writes lost), [`StormNemesis`] (crash-restart storms), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
-//! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
-//!   process's operations (start a random enabled fault, stop it, …) for the run loop.
+//! - **Schedules** ([`schedule()`], [`composed`], [`timeline()`], [`final_heal`]): pure
+//!   generators of the nemesis process's operations (start a random enabled fault, stop
+//!   it, …; one such cycle per [`FaultGroup`] at once; an explicit timeline from a
+//!   schedule file or a recorded run, [`schedule::file`], [`schedule::replay`]) for the
+//!   run loop.
+//! - **Role targets** ([`roles`]): the leader, its followers, the previous leader, a
+//!   minority holding the leader, resolved to nodes when a fault starts
+//!   ([`RoleNemesis`]).
 //!
 //! ```
 //! use faultline_nemesis::{halves, majorities_ring};
@@ -70,6 +76,7 @@ mod partition;
 mod partitioner;
 mod power;
 mod process;
+pub mod roles;
 pub mod schedule;
 mod storm;
 
@@ -79,8 +86,8 @@ pub use disk::{
 };
 pub use disk_full::FILLER;
 pub use error::NemesisError;
-pub use fault::Fault;
-pub use fault::{BuildError, Target, UnknownFault, build};
+pub use fault::{BuildError, Target, UnknownFault, build, build_tracking};
+pub use fault::{Fault, FaultGroup};
 pub use grudge::{Grudge, GrudgeError, complete_grudge};
 pub use nemesis::{Compose, Nemesis, Noop};
 pub use net::{Net, NftPartitions};
@@ -96,5 +103,9 @@ pub use power::{POWER_LOSS, POWER_ON, POWER_TARGETS, PowerNemesis};
 pub use process::{
     DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
 };
-pub use schedule::{DEFAULT_INTERVAL, Schedule, final_heal, schedule};
+pub use roles::{RoleNemesis, Roles};
+pub use schedule::{
+    DEFAULT_INTERVAL, NemesisMode, Schedule, Step, Timeline, composed, final_heal, schedule,
+    timeline,
+};
 pub use storm::{DEFAULT_STORM_PERIOD, START_STORM, STOP_STORM, STORM_TARGETS, StormNemesis};

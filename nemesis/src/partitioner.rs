@@ -13,7 +13,8 @@ use crate::grudge::complete_grudge;
 use crate::nemesis::{Nemesis, unknown_f};
 use crate::net::Net;
 use crate::partition::{
-    Partition, bridge, halves, isolate, majorities_ring, one_way, random_halves, shuffled,
+    Partition, TopologyError, bridge, halves, isolate, majorities_ring, one_way, random_halves,
+    shuffled,
 };
 
 /// The `f` that applies a partition.
@@ -156,6 +157,124 @@ impl PartitionNemesis {
     }
 }
 
+/// The partition an explicit value describes, as the nemesis records them (so a
+/// recorded partition replays as it was): `[["n1","n2"],["n3","n4","n5"]]` or
+/// `{"isolated": COMPONENTS}` (components that talk only among themselves; nodes left
+/// out form one more), `["n1","n2"]` (those nodes cut from the rest),
+/// `{"isolated": [LEFT, RIGHT], "bridge": NODE}`, `{"one-way": {"from": […], "to":
+/// […]}}`, `{"grudge": {NODE: [NODES IT DROPS]}}`; `{"isolated": null}` is no partition
+/// (`None`). Other keys (`primaries`, `role`) are ignored.
+fn explicit_partition(nodes: &[String], value: &Value) -> Result<Option<Partition>, NemesisError> {
+    let bad = |why: &str| NemesisError::BadValue {
+        f: START_PARTITION.to_string(),
+        value: value.to_string(),
+        expected: format!(
+            "a topology name, or explicit components ([[\"n1\"],[\"n2\",\"n3\"]], \
+             {{\"isolated\": …}}, {{\"one-way\": {{\"from\": …, \"to\": …}}}}, \
+             {{\"grudge\": …}}){why}"
+        ),
+    };
+    let names = |v: &Value| -> Result<Vec<String>, NemesisError> {
+        let list = v
+            .as_array()
+            .ok_or_else(|| bad(": a list of node names expected"))?;
+        list.iter()
+            .map(|n| match n.as_str() {
+                Some(n) if nodes.iter().any(|m| m == n) => Ok(n.to_string()),
+                _ => Err(bad(&format!(": unknown node {n}"))),
+            })
+            .collect()
+    };
+    let components = |v: &Value| -> Result<Vec<Vec<String>>, NemesisError> {
+        let list = v
+            .as_array()
+            .ok_or_else(|| bad(": a list of components expected"))?;
+        if list.iter().all(Value::is_string) {
+            let side = names(v)?;
+            let rest = nodes
+                .iter()
+                .filter(|n| !side.contains(n))
+                .cloned()
+                .collect();
+            return Ok(vec![side, rest]);
+        }
+        let mut comps = list.iter().map(names).collect::<Result<Vec<_>, _>>()?;
+        let rest: Vec<String> = nodes
+            .iter()
+            .filter(|n| !comps.iter().flatten().any(|m| m == *n))
+            .cloned()
+            .collect();
+        if !rest.is_empty() {
+            comps.push(rest);
+        }
+        Ok(comps)
+    };
+    let topology = |e: TopologyError| bad(&format!(": {e}"));
+    let p = match value {
+        Value::Array(_) => split_into(components(value)?).map_err(|e| bad(&format!(": {e}")))?,
+        Value::Object(o) => {
+            if let Some(grudge) = o.get("grudge") {
+                let map = grudge
+                    .as_object()
+                    .ok_or_else(|| bad(": `grudge` is an object"))?;
+                let mut g = crate::grudge::Grudge::new(nodes);
+                for (node, from) in map {
+                    names(&json!([node]))?;
+                    for sender in names(from)? {
+                        g.cut(node, &sender);
+                    }
+                }
+                Partition {
+                    value: json!({ "grudge": g.to_json() }),
+                    grudge: g,
+                    components: None,
+                }
+            } else if let Some(one) = o.get("one-way") {
+                let from = names(&one["from"])?;
+                let to = names(&one["to"])?;
+                one_way(nodes, &from, &to).map_err(topology)?
+            } else if let Some(isolated) = o.get("isolated") {
+                if isolated.is_null() {
+                    return Ok(None);
+                }
+                match o.get("bridge").and_then(Value::as_str) {
+                    Some(middle) => {
+                        let sides = isolated.as_array().filter(|s| s.len() == 2);
+                        let sides = sides.ok_or_else(|| bad(": a bridge joins two sides"))?;
+                        let (left, right) = (names(&sides[0])?, names(&sides[1])?);
+                        names(&json!([middle]))?;
+                        let mut g = complete_grudge(&[left.clone(), right.clone()])
+                            .map_err(|e| bad(&format!(": {e}")))?;
+                        g.cut(middle, middle);
+                        Partition {
+                            grudge: g,
+                            value: json!({ "isolated": [left, right], "bridge": middle }),
+                            components: None,
+                        }
+                    }
+                    None => {
+                        split_into(components(isolated)?).map_err(|e| bad(&format!(": {e}")))?
+                    }
+                }
+            } else {
+                return Err(bad(": no `isolated`, `one-way` or `grudge` key"));
+            }
+        }
+        _ => return Err(bad("")),
+    };
+    Ok(Some(p))
+}
+
+/// Components that talk only among themselves.
+fn split_into(components: Vec<Vec<String>>) -> Result<Partition, crate::grudge::GrudgeError> {
+    let grudge = complete_grudge(&components)?;
+    Ok(Partition {
+        grudge,
+        value: json!({ "isolated": components }),
+        components: Some(components),
+    })
+}
+
 fn bad_topology(topology: &str) -> NemesisError {
     NemesisError::BadValue {
         f: START_PARTITION.to_string(),
@@ -181,7 +300,16 @@ impl Nemesis for PartitionNemesis {
                         choices[self.rng.random_range(0..choices.len())].to_string()
                     }
                     Value::String(s) => s.clone(),
-                    other => return Err(bad_topology(&other.to_string())),
+                    explicit => {
+                        let p = explicit_partition(&self.nodes, explicit)?;
+                        return match p {
+                            Some(p) => {
+                                self.net.drop(&p.grudge)?;
+                                Ok(p.value)
+                            }
+                            None => Ok(json!({ "isolated": null })),
+                        };
+                    }
                 };
                 match self.partition(&topology)? {
                     Some(p) => {
@@ -278,6 +406,40 @@ mod tests {
             })
             .collect();
         assert!(kinds.len() >= 3, "{kinds:?}");
+    }
+
+    #[test]
+    fn explicit_partitions_replay_their_recorded_values() {
+        let net = Arc::new(Recorder::default());
+        let mut n = PartitionNemesis::new(net.clone(), &NODES, 1);
+        for topology in [
+            "halves",
+            "bridge",
+            "one-way",
+            "majorities-ring",
+            "isolate-one",
+        ] {
+            let recorded = n.invoke(START_PARTITION, &json!(topology)).unwrap();
+            let grudge = net.current.lock().unwrap().clone().unwrap();
+            let replayed = n.invoke(START_PARTITION, &recorded).unwrap();
+            assert_eq!(replayed, recorded, "{topology}");
+            assert_eq!(
+                net.current.lock().unwrap().clone().unwrap(),
+                grudge,
+                "{topology}"
+            );
+        }
+        let v = n.invoke(START_PARTITION, &json!([["n1", "n2"]])).unwrap();
+        assert_eq!(v, json!({"isolated": [["n1", "n2"], ["n3", "n4", "n5"]]}));
+        let v = n.invoke(START_PARTITION, &json!(["n5"])).unwrap();
+        assert_eq!(v, json!({"isolated": [["n5"], ["n1", "n2", "n3", "n4"]]}));
+        let v = n
+            .invoke(START_PARTITION, &json!({"isolated": null}))
+            .unwrap();
+        assert_eq!(v, json!({"isolated": null}));
+        assert!(n.invoke(START_PARTITION, &json!([["n1"], ["n1"]])).is_err());
+        assert!(n.invoke(START_PARTITION, &json!([["n9"]])).is_err());
+        assert!(n.invoke(START_PARTITION, &json!({"cut": 1})).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use faultline_clusters::ClusterKind;
-use faultline_nemesis::Fault;
+use faultline_nemesis::{Fault, NemesisMode};
 use faultline_workloads::workload;
 
 use super::choice::{Bug, Consensus as Protocol, ReadMode, names};
@@ -78,6 +78,16 @@ pub struct RunArgs {
     /// Mean seconds between fault changes [default: 10].
     #[arg(long, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
+    /// How the faults are scheduled: composed (one timer per fault group: process,
+    /// network, packet, clock; groups overlap, e.g. a partition held while nodes are
+    /// killed) or sequential (one fault at a time) [default: composed].
+    #[arg(long, value_name = "MODE", help = format!("How faults are scheduled: {} (composed: one timer per fault group — process, network, packet, clock — groups overlap; sequential: one fault at a time) [default: composed]", listed::<NemesisMode>()))]
+    pub nemesis_mode: Option<String>,
+    /// An explicit fault timeline instead of random faults: a TOML schedule
+    /// (docs/schedules.md), or a run's nemesis.jsonl or run directory to replay its
+    /// faults exactly. Its faults are the run's: do not also give --nemesis.
+    #[arg(long, value_name = "FILE")]
+    pub nemesis_schedule: Option<PathBuf>,
     /// Number of nodes [default: 5].
     #[arg(long)]
     pub nodes: Option<usize>,
@@ -146,6 +156,8 @@ macro_rules! with_run_settings {
             workload: Option<String>,
             nemesis: Option<Vec<String>>,
             nemesis_interval: Option<f64>,
+            nemesis_mode: Option<String>,
+            nemesis_schedule: Option<::std::path::PathBuf>,
             nodes: Option<usize>,
             concurrency: Option<usize>,
             rate: Option<f64>,
@@ -166,7 +178,7 @@ macro_rules! with_run_settings {
         impl $name {
             fn overlay(&self, args: &mut $crate::config::RunArgs) {
                 $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
-                    nemesis, nemesis_interval, nodes, concurrency, rate, time_limit, cluster,
+                    nemesis, nemesis_interval, nemesis_mode, nemesis_schedule, nodes, concurrency, rate, time_limit, cluster,
                     hosts, seed, bug, kv_args, read_mode, store, op_timeout, recovery_time,
                     check_time_limit);
             }

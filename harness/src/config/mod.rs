@@ -9,6 +9,7 @@
 mod args;
 mod choice;
 mod database;
+mod schedule;
 #[cfg(test)]
 mod tests;
 
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use faultline_clusters::ClusterKind;
-use faultline_nemesis::Fault;
+use faultline_nemesis::{Fault, NemesisMode, Step};
 use serde::Serialize;
 
 use crate::error::UsageError;
@@ -48,6 +49,13 @@ pub struct RunConfig {
     /// Mean time between fault changes.
     #[serde(serialize_with = "seconds")]
     pub nemesis_interval: Duration,
+    /// How the random faults are scheduled.
+    pub nemesis_mode: NemesisMode,
+    /// The schedule file, when the faults follow one (`nemesis` is then its faults).
+    pub nemesis_schedule: Option<PathBuf>,
+    /// The schedule file's steps.
+    #[serde(skip)]
+    pub schedule: Option<Vec<Step>>,
     /// Node count.
     pub nodes: usize,
     /// Client processes.
@@ -185,6 +193,15 @@ impl RunConfig {
                 faultline_workloads::workload::NAMES.join(", ")
             )));
         }
+        let nemesis_mode = src.choice(
+            "nemesis-mode",
+            |a| a.nemesis_mode.as_ref(),
+            NemesisMode::default(),
+        )?;
+        let nemesis_schedule = args
+            .nemesis_schedule
+            .clone()
+            .or(src.file.nemesis_schedule.clone());
         let fault_names = fault_names(&src)?;
         let (nodes, concurrency, rate) = sizes(&src)?;
         let time_limit = src.seconds("time-limit", |a| a.time_limit, 60.0, 0.001)?;
@@ -209,12 +226,24 @@ impl RunConfig {
             }
             _ => {}
         }
-        let nemesis = expand(&fault_names, &db.capabilities(), cluster);
+        let mut nemesis = expand(&fault_names, &db.capabilities(), cluster);
+        let schedule = match &nemesis_schedule {
+            Some(path) => {
+                let file = schedule::load(&src, path, cluster, nodes)?;
+                nemesis = file.faults;
+                Some(file.steps)
+            }
+            None => None,
+        };
         for fault in &nemesis {
             if let Some(reason) = fault.refusal(&db.capabilities(), cluster) {
                 return Err(UsageError(format!(
                     "{}: `{fault}` cannot be injected with {} on --cluster {}: {reason}",
-                    src.origin("nemesis"),
+                    src.origin(if schedule.is_some() {
+                        "nemesis-schedule"
+                    } else {
+                        "nemesis"
+                    }),
                     match &db_file {
                         Some(path) => format!("--db-file {}", path.display()),
                         None => format!("--db {db}"),
@@ -253,6 +282,9 @@ impl RunConfig {
             workload,
             nemesis,
             nemesis_interval,
+            nemesis_mode,
+            nemesis_schedule,
+            schedule,
             nodes,
             concurrency,
             rate,

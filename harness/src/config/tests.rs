@@ -307,6 +307,8 @@ fn config_json_keeps_its_fields_and_names() {
             "workload",
             "nemesis",
             "nemesis-interval",
+            "nemesis-mode",
+            "nemesis-schedule",
             "nodes",
             "concurrency",
             "rate",
@@ -363,5 +365,91 @@ fn the_help_lists_every_fault_bug_database_and_workload_from_their_types() {
     assert!(
         help.contains("paxos-ignore-promise (with --consensus paxos)"),
         "{help}"
+    );
+}
+
+#[test]
+fn nemesis_modes_and_schedule_files() {
+    let c = RunConfig::resolve(&RunArgs::default()).unwrap();
+    assert_eq!(c.nemesis_mode, NemesisMode::Composed);
+    let (_dir, path) = file("nemesis-mode = \"sequential\"\n");
+    let args = RunArgs {
+        config: Some(path),
+        ..RunArgs::default()
+    };
+    assert_eq!(
+        RunConfig::resolve(&args).unwrap().nemesis_mode,
+        NemesisMode::Sequential
+    );
+    let bad = RunArgs {
+        nemesis_mode: Some("parallel".into()),
+        ..RunArgs::default()
+    };
+    let e = RunConfig::resolve(&bad).unwrap_err().0;
+    assert!(
+        e.contains(
+            "--nemesis-mode: unknown value `parallel`; expected one of sequential, composed"
+        ),
+        "{e}"
+    );
+
+    let (_dir, schedule) = file(
+        "[[at]]\ntime = 1\nstart = \"partition\"\ntarget = \"minority-with-leader\"\n\
+         [[at]]\ntime = 2\nstart = \"kill\"\ntarget = \"previous-leader\"\n\
+         [[at]]\ntime = 3\nstop = \"kill\"\n",
+    );
+    let args = RunArgs {
+        nemesis_schedule: Some(schedule.clone()),
+        ..RunArgs::default()
+    };
+    let c = RunConfig::resolve(&args).unwrap();
+    assert_eq!(names(&c.nemesis), ["partition", "kill"]);
+    assert_eq!(c.schedule.as_ref().map(Vec::len), Some(3));
+    let both = RunArgs {
+        nemesis_schedule: Some(schedule.clone()),
+        nemesis: Some(vec!["kill".into()]),
+        ..RunArgs::default()
+    };
+    let e = RunConfig::resolve(&both).unwrap_err().0;
+    assert!(e.contains("drop --nemesis"), "{e}");
+    // Checked against the database like --nemesis.
+    let etcd = RunArgs {
+        nemesis_schedule: Some(schedule.clone()),
+        db: Some("etcd".into()),
+        ..RunArgs::default()
+    };
+    RunConfig::resolve(&etcd).unwrap();
+    let (_dir, clock) = file("[[at]]\ntime = 1\nstart = \"clock\"\n");
+    let etcd_clock = RunArgs {
+        nemesis_schedule: Some(clock),
+        db: Some("etcd".into()),
+        ..RunArgs::default()
+    };
+    let e = RunConfig::resolve(&etcd_clock).unwrap_err().0;
+    assert!(
+        e.starts_with("--nemesis-schedule: `clock` cannot be injected"),
+        "{e}"
+    );
+    let (_dir, far) = file("[[at]]\ntime = 1\nstart = \"kill\"\ntarget = [\"n7\"]\n");
+    let e = RunConfig::resolve(&RunArgs {
+        nemesis_schedule: Some(far),
+        ..RunArgs::default()
+    })
+    .unwrap_err()
+    .0;
+    assert!(e.contains("names node n7, but the run has n1 to n5"), "{e}");
+    let (_dir, broken) = file("[[at]]\ntime = 1\nstart = \"kill\"\ntarget = \"most\"\n");
+    let e = RunConfig::resolve(&RunArgs {
+        nemesis_schedule: Some(broken.clone()),
+        ..RunArgs::default()
+    })
+    .unwrap_err()
+    .0;
+    assert!(
+        e.starts_with(&format!(
+            "--nemesis-schedule {}:1: target",
+            broken.display()
+        )),
+        "{e}"
     );
 }

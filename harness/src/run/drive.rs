@@ -80,7 +80,15 @@ pub fn drive(
         setup,
         mut generator,
     } = ops;
-    let faults_nemesis = faults::build(deployment, &config.nemesis, config.seed)?;
+    // A schedule aiming at the previous leader needs every leader seen.
+    let track_leaders = config.schedule.as_ref().is_some_and(|steps| {
+        steps.iter().any(|s| {
+            s.value
+                .to_string()
+                .contains(faultline_nemesis::roles::PREVIOUS_LEADER)
+        })
+    });
+    let faults_nemesis = faults::build(deployment, &config.nemesis, config.seed, track_leaders)?;
     let external = match &clients {
         Clients::Program(command) => Some(Arc::new(
             ExternalClient::new(

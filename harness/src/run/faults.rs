@@ -12,10 +12,13 @@ use super::deploy::Deployment;
 use crate::error::UsageError;
 
 /// The nemesis for `faults` on `deployment`, seeded from `seed`; `None` without faults.
+/// With `track_leaders` it asks who leads before every operation (a schedule aiming
+/// at the `previous-leader`).
 pub(super) fn build(
     deployment: &Deployment,
     faults: &[Fault],
     seed: u64,
+    track_leaders: bool,
 ) -> Result<Option<Box<dyn Nemesis>>> {
     let target = Target {
         backend: &*deployment.backend,
@@ -23,7 +26,7 @@ pub(super) fn build(
         nodes: deployment.nodes.clone(),
         delayer: delayer_binary(),
     };
-    faultline_nemesis::build(faults, &target, seed).map_err(|e| match e {
+    faultline_nemesis::build_tracking(faults, &target, seed, track_leaders).map_err(|e| match e {
         BuildError::Refused { .. } => UsageError(format!("--nemesis {e}")).into(),
         BuildError::Failed { .. } => anyhow!(e),
     })

@@ -73,13 +73,17 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     )
     .with_context(|| format!("cannot write {}", run_dir.join("config.json").display()))?;
     eprintln!(
-        "faultline: {} on {} {} node(s), {} for {} s, faults: {}, seed {}; writing {}",
+        "faultline: {} on {} {} node(s), {} for {} s, faults: {} ({}), seed {}; writing {}",
         config.workload,
         config.nodes,
         config.db,
         config.concurrency,
         config.time_limit.as_secs_f64(),
         faults_word(&config.nemesis),
+        match &config.nemesis_schedule {
+            Some(path) => format!("schedule {}", path.display()),
+            None => config.nemesis_mode.name().to_string(),
+        },
         config.seed,
         run_dir.display()
     );

@@ -77,7 +77,12 @@ fn generator(config: &RunConfig, ops: BoxGen, finals: Option<BoxGen>) -> BoxGen 
     } else {
         ops
     };
-    let nemesis_gen = faultline_nemesis::schedule(faults, config.nemesis_interval);
+    let nemesis_gen = match &config.schedule {
+        Some(steps) => faultline_nemesis::timeline(steps.clone()).boxed(),
+        None => config
+            .nemesis_mode
+            .schedule(faults, config.nemesis_interval),
+    };
     let mut gens: Vec<BoxGen> = vec![
         time_limit(
             config.time_limit,

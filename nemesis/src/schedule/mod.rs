@@ -1,16 +1,86 @@
 //! Fault schedules: pure generators for the nemesis process (Jepsen's
 //! `nemesis/compose` of start/stop pairs under `cycle`). [`schedule`] alternates
-//! "wait, start a random enabled fault, wait, stop it" forever; [`final_heal`] stops
-//! every enabled fault once, for after the time limit.
+//! "wait, start a random enabled fault, wait, stop it" forever; [`composed`] runs one
+//! such cycle per [`FaultGroup`] at once, their operations interleaved on the nemesis
+//! process (Jepsen's nemesis packages); [`final_heal`] stops every enabled fault once,
+//! for after the time limit. Explicit timelines ([`timeline`]) come from schedule
+//! files ([`file`]) or from a run's recorded `nemesis.jsonl` ([`replay`]).
+
+pub mod file;
+pub mod replay;
+mod timeline;
 
 use std::time::Duration;
 
 use faultline_checker::history::{Op, Process};
-use faultline_generator::{BoxGen, Context, GenOp, Generator, OpSpec, once, seq};
+use faultline_generator::{BoxGen, Context, GenOp, Generator, OpSpec, any, once, seq};
 use rand::RngExt;
 use serde_json::Value;
 
-use crate::fault::Fault;
+use crate::fault::{Fault, FaultGroup};
+
+pub use timeline::{Step, Timeline, timeline};
+
+/// How the faults of a run are scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NemesisMode {
+    /// One fault at a time ([`schedule`]).
+    Sequential,
+    /// One timer per fault group, groups overlapping ([`composed`]).
+    #[default]
+    Composed,
+}
+
+impl NemesisMode {
+    /// Every mode, in order.
+    pub const ALL: [NemesisMode; 2] = [NemesisMode::Sequential, NemesisMode::Composed];
+
+    /// The mode's name on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            NemesisMode::Sequential => "sequential",
+            NemesisMode::Composed => "composed",
+        }
+    }
+
+    /// The schedule of `faults` in this mode, waits of mean `interval`.
+    pub fn schedule(self, faults: &[Fault], interval: Duration) -> BoxGen {
+        match self {
+            NemesisMode::Sequential => schedule(faults, interval).boxed(),
+            NemesisMode::Composed => composed(faults, interval).boxed(),
+        }
+    }
+}
+
+impl clap::ValueEnum for NemesisMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &NemesisMode::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+/// Several faults at once: one [`schedule`] per [`FaultGroup`] among `faults` (the
+/// faults of a group take turns, as in [`schedule`]), all running together, so that
+/// e.g. a partition is held while nodes are killed and restarted and a clock is bumped.
+/// Each group waits `0..2 × interval` between its own changes; the nemesis process
+/// performs one operation at a time, so a group whose time has come waits while another
+/// group's fault is being applied. Replays from the seed like [`schedule`].
+pub fn composed(faults: &[Fault], interval: Duration) -> faultline_generator::Any {
+    let mut groups: Vec<FaultGroup> = faults.iter().map(|f| f.group()).collect();
+    groups.sort();
+    groups.dedup();
+    any(groups
+        .into_iter()
+        .map(|g| {
+            let members: Vec<Fault> = faults.iter().copied().filter(|f| f.group() == g).collect();
+            schedule(&members, interval).boxed()
+        })
+        .collect())
+}
 
 /// The default mean time between fault changes in a run.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -188,6 +258,57 @@ mod tests {
         let gaps: Vec<i64> = ops.windows(2).map(|w| w[1].1 - w[0].1).collect();
         let mean = gaps.iter().sum::<i64>() / gaps.len() as i64;
         assert!((5e9..15e9).contains(&(mean as f64)), "mean gap {mean} ns");
+    }
+
+    /// The composed schedule's invocations over 10 minutes.
+    fn run_composed(seed: u64, faults: &[Fault]) -> Vec<(String, i64)> {
+        let mut test = time_limit(
+            Duration::from_secs(600),
+            nemesis(composed(faults, DEFAULT_INTERVAL)),
+        );
+        let history = Simulation::new(seed)
+            .concurrency(1)
+            .nemesis(true)
+            .run(&mut test)
+            .unwrap();
+        invocations(&history)
+            .into_iter()
+            .map(|op| (op.f, op.time))
+            .collect()
+    }
+
+    #[test]
+    fn composed_faults_overlap_across_groups_never_within_one() {
+        let faults = [Fault::Partition, Fault::Kill, Fault::Pause, Fault::Clock];
+        let ops = run_composed(3, &faults);
+        assert_eq!(ops, run_composed(3, &faults));
+        // What is active, per group; a start while its group is active is a bug.
+        let mut active: std::collections::BTreeMap<FaultGroup, Fault> = Default::default();
+        let mut overlaps = 0;
+        for (f, _) in &ops {
+            if let Some(fault) = faults.iter().find(|x| x.start_f() == f) {
+                assert!(
+                    active.insert(fault.group(), *fault).is_none(),
+                    "{f} overlaps"
+                );
+                if active.len() > 1 {
+                    overlaps += 1;
+                }
+            } else {
+                let fault = faults.iter().find(|x| x.stop_f() == f).unwrap();
+                assert_eq!(active.remove(&fault.group()), Some(*fault), "{f}");
+            }
+        }
+        assert!(
+            overlaps > 10,
+            "{overlaps} starts while another group was active"
+        );
+        // Three groups each changing every 10 s on average: about 3 × 60 changes.
+        assert!(ops.len() > 120 && ops.len() < 260, "{}", ops.len());
+        let sequential = NemesisMode::Sequential.schedule(&faults, DEFAULT_INTERVAL);
+        let mut test = time_limit(Duration::from_secs(600), nemesis(sequential));
+        let history = Simulation::new(3).nemesis(true).run(&mut test).unwrap();
+        assert!(invocations(&history).len() < 90);
     }
 
     #[test]
