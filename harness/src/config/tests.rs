@@ -317,6 +317,7 @@ fn config_json_keeps_its_fields_and_names() {
             "bug",
             "kv-args",
             "read-mode",
+            "client-routing",
             "store",
             "name",
             "op-timeout",
@@ -330,6 +331,7 @@ fn config_json_keeps_its_fields_and_names() {
     assert_eq!(json["cluster"], "local");
     assert_eq!(json["bug"], serde_json::json!(["paxos-ignore-promise"]));
     assert_eq!(json["read-mode"], "linearizable");
+    assert_eq!(json["client-routing"], "pinned");
     assert_eq!(json["time-limit"], 60.0);
 }
 
@@ -363,5 +365,34 @@ fn the_help_lists_every_fault_bug_database_and_workload_from_their_types() {
     assert!(
         help.contains("paxos-ignore-promise (with --consensus paxos)"),
         "{help}"
+    );
+}
+
+#[test]
+fn client_routing_is_pinned_unless_told_and_checked() {
+    assert_eq!(
+        RunConfig::resolve(&RunArgs::default())
+            .unwrap()
+            .client_routing,
+        Routing::Pinned
+    );
+    let (_dir, path) = file("client-routing = \"leader\"\n");
+    let args = RunArgs {
+        config: Some(path),
+        ..RunArgs::default()
+    };
+    assert_eq!(
+        RunConfig::resolve(&args).unwrap().client_routing,
+        Routing::Leader
+    );
+    let e = RunConfig::resolve(&RunArgs {
+        client_routing: Some("nearest".into()),
+        ..RunArgs::default()
+    })
+    .unwrap_err()
+    .0;
+    assert!(
+        e.starts_with("--client-routing: unknown value `nearest`; expected one of pinned, leader"),
+        "{e}"
     );
 }
