@@ -8,7 +8,7 @@ use faultline_clusters::ClusterKind;
 use faultline_nemesis::{Fault, NemesisMode};
 use faultline_workloads::workload;
 
-use super::choice::{Bug, Consensus as Protocol, ReadMode, names};
+use super::choice::{Bug, Consensus as Protocol, ReadMode, Routing, names};
 use super::database::BuiltIn;
 
 use crate::error::UsageError;
@@ -119,6 +119,9 @@ pub struct RunArgs {
     /// etcd's read mode [default: linearizable].
     #[arg(long, help = format!("etcd reads: {} [default: linearizable]", listed::<ReadMode>()))]
     pub read_mode: Option<String>,
+    /// How built-in clients pick their node [default: pinned].
+    #[arg(long, value_name = "ROUTING", help = format!("How built-in clients pick their node: {} (pinned: Jepsen's, each client thread talks only to its own node, which forwards to its leader; time-outs are info. leader: follow not-leader hints to the leader, fail over) [default: pinned]", listed::<Routing>()))]
+    pub client_routing: Option<String>,
     /// The store directory runs are written to [default: store].
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -168,6 +171,7 @@ macro_rules! with_run_settings {
             bug: Option<Vec<String>>,
             kv_args: Option<String>,
             read_mode: Option<String>,
+            client_routing: Option<String>,
             store: Option<::std::path::PathBuf>,
             op_timeout: Option<f64>,
             recovery_time: Option<f64>,
@@ -179,7 +183,7 @@ macro_rules! with_run_settings {
             fn overlay(&self, args: &mut $crate::config::RunArgs) {
                 $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
                     nemesis, nemesis_interval, nemesis_mode, nemesis_schedule, nodes, concurrency, rate, time_limit, cluster,
-                    hosts, seed, bug, kv_args, read_mode, store, op_timeout, recovery_time,
+                    hosts, seed, bug, kv_args, read_mode, client_routing, store, op_timeout, recovery_time,
                     check_time_limit);
             }
         }

@@ -1,6 +1,6 @@
 //! Settings with a fixed set of values, parsed once into the types of the crates that
 //! own them: the database (`Database`, in `database.rs`), faultline-kv's
-//! [`Consensus`] and [`Bug`]s, etcd's [`ReadMode`], the `ClusterKind`, and the faults
+//! [`Consensus`] and [`Bug`]s, etcd's [`ReadMode`], the clients' [`Routing`], the `ClusterKind`, and the faults
 //! ([`Fault`]). An unknown value is an error naming the flag (or file key) and every
 //! allowed value.
 
@@ -12,6 +12,7 @@ use faultline_nemesis::Fault;
 use crate::error::UsageError;
 
 pub use faultline_clusters::db::{Bug, Consensus};
+pub use faultline_workloads::store::Routing;
 pub use faultline_workloads::store::etcd::ReadMode;
 
 /// The names of `T`'s values, in order.

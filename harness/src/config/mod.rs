@@ -26,7 +26,7 @@ pub use args::RunArgs;
 use args::file_args;
 pub(crate) use args::{toml_error, with_run_settings};
 pub(crate) use choice::choice;
-pub use choice::{Bug, Consensus, ReadMode};
+pub use choice::{Bug, Consensus, ReadMode, Routing};
 use choice::{FaultName, expand};
 pub use database::Database;
 
@@ -77,6 +77,8 @@ pub struct RunConfig {
     pub kv_args: Vec<String>,
     /// etcd's read mode.
     pub read_mode: ReadMode,
+    /// How built-in clients pick their node.
+    pub client_routing: Routing,
     /// The store directory.
     pub store: PathBuf,
     /// The test's name.
@@ -264,6 +266,11 @@ impl RunConfig {
                 src.origin("read-mode")
             )));
         }
+        let client_routing = src.choice(
+            "client-routing",
+            |a| a.client_routing.as_ref(),
+            Routing::default(),
+        )?;
         let store = args
             .store
             .clone()
@@ -295,6 +302,7 @@ impl RunConfig {
             bug,
             kv_args,
             read_mode,
+            client_routing,
             store,
             name,
             op_timeout,

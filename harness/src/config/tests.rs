@@ -453,3 +453,32 @@ fn nemesis_modes_and_schedule_files() {
         "{e}"
     );
 }
+
+#[test]
+fn client_routing_is_pinned_unless_told_and_checked() {
+    assert_eq!(
+        RunConfig::resolve(&RunArgs::default())
+            .unwrap()
+            .client_routing,
+        Routing::Pinned
+    );
+    let (_dir, path) = file("client-routing = \"leader\"\n");
+    let args = RunArgs {
+        config: Some(path),
+        ..RunArgs::default()
+    };
+    assert_eq!(
+        RunConfig::resolve(&args).unwrap().client_routing,
+        Routing::Leader
+    );
+    let e = RunConfig::resolve(&RunArgs {
+        client_routing: Some("nearest".into()),
+        ..RunArgs::default()
+    })
+    .unwrap_err()
+    .0;
+    assert!(
+        e.starts_with("--client-routing: unknown value `nearest`; expected one of pinned, leader"),
+        "{e}"
+    );
+}

@@ -11,6 +11,7 @@
 mod data;
 mod plots;
 mod timeline;
+mod uncertainty;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use crate::output::say;
 use data::{Drawing, LogTail};
 use plots::{FaultInterval, Plot, Quantiles, truncate};
 use timeline::Counterexample;
+use uncertainty::UncertaintyView;
 
 /// The report's file name in its directory.
 pub const REPORT_FILE: &str = "report.html";
@@ -117,6 +119,7 @@ struct Page {
     harness_error: String,
     params: Vec<Row>,
     run: Vec<Row>,
+    uncertainty: Option<UncertaintyView>,
     checkers: Vec<CheckerView>,
     faults: Vec<FaultRow>,
     plots: Vec<Plot>,
@@ -152,8 +155,14 @@ fn render_page(dir: &Path, history: Result<&History, String>, results: &Value) -
     let run = results
         .get("run")
         .and_then(Value::as_object)
-        .map(|map| map.iter().map(|(k, v)| row(k, v)).collect())
+        .map(|map| {
+            map.iter()
+                .filter(|(k, _)| !uncertainty::NESTED_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| row(k, v))
+                .collect()
+        })
         .unwrap_or_default();
+    let uncertainty = results.get("run").and_then(uncertainty::view);
     let checker_objects = results.get("checkers").and_then(Value::as_object);
     let checkers = checker_objects
         .map(|map| map.iter().map(|(k, v)| checker_view(k, v)).collect())
@@ -170,6 +179,7 @@ fn render_page(dir: &Path, history: Result<&History, String>, results: &Value) -
         harness_error: text_field(results, "harness_error").unwrap_or_default(),
         params,
         run,
+        uncertainty,
         checkers,
         faults: Vec::new(),
         plots: Vec::new(),

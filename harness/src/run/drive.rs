@@ -20,9 +20,10 @@ use super::database::Clients;
 use super::deploy::Deployment;
 use super::interpreter::{Interpreter, Stats, StoreFactory, store_sessions};
 use super::test::Operations;
+use super::uncertainty::{Uncertainty, uncertainty};
 use super::{faults, progress, recorder};
 use crate::client::ExternalClient;
-use crate::config::RunConfig;
+use crate::config::{Routing, RunConfig};
 
 /// The run's figures, `results.json`'s `run` (field for field as before: readers such
 /// as the report, the store's index and the benchmarks use them).
@@ -52,6 +53,9 @@ pub struct RunStats {
     /// Client programs restarted (with `--client-cmd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_restarts: Option<u64>,
+    /// The `info` rates and in-flight-at-fault counts, from the history.
+    #[serde(flatten)]
+    pub uncertainty: Uncertainty,
 }
 
 /// What a run of the test produced.
@@ -101,7 +105,12 @@ pub fn drive(
         )),
         Clients::Kv | Clients::Etcd(_) => None,
     };
-    let stores = store_factory(&clients, config.op_timeout, deployment);
+    let stores = store_factory(
+        &clients,
+        config.op_timeout,
+        config.client_routing,
+        deployment,
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -176,6 +185,7 @@ pub fn drive(
         history_write_cpu_share: writing.as_secs_f64() / cpu.as_secs_f64().max(1e-9),
         client_programs: external.as_ref().map(|e| e.programs()),
         client_restarts: external.as_ref().map(|e| e.restarts()),
+        uncertainty: uncertainty(&ops),
     };
     // A client program that never completed anything gives a history no checker can
     // fault: say so rather than report it valid.
@@ -201,15 +211,24 @@ pub fn drive(
 }
 
 /// How client threads connect with a built-in client: thread `t` starts at node `t %
-/// nodes`. (A client program connects by itself: its factory is never called.)
-fn store_factory(clients: &Clients, timeout: Duration, deployment: &Deployment) -> StoreFactory {
+/// nodes` (pinned: stays there, also as each new process after an `info`, as Jepsen
+/// binds a node to the worker thread). (A client program connects by itself: its
+/// factory is never called.)
+fn store_factory(
+    clients: &Clients,
+    timeout: Duration,
+    routing: Routing,
+    deployment: &Deployment,
+) -> StoreFactory {
     let addrs = deployment.client_addrs();
     match *clients {
         Clients::Etcd(mode) => Arc::new(move |thread| {
-            Box::new(EtcdStore::new(addrs.clone(), thread, timeout, mode)) as Box<dyn Store>
+            Box::new(EtcdStore::new(addrs.clone(), thread, timeout, mode).with_routing(routing))
+                as Box<dyn Store>
         }),
         Clients::Kv | Clients::Program(_) => Arc::new(move |thread| {
-            Box::new(KvStore::new(addrs.clone(), thread, timeout)) as Box<dyn Store>
+            Box::new(KvStore::new(addrs.clone(), thread, timeout).with_routing(routing))
+                as Box<dyn Store>
         }),
     }
 }

@@ -19,6 +19,7 @@ mod interpreter;
 mod progress;
 mod recorder;
 mod test;
+mod uncertainty;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
             return Err(failure.context("the run stopped (harness failure)"));
         }
     };
+    let uncertain = uncertainty::summary(&stats.uncertainty);
     let mut run = serde_json::to_value(&stats)?;
     if let Some(failure) = &failure {
         // Kept inside `run` too, as results.json always had it.
@@ -175,6 +177,7 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
         "{}",
         crate::summary::render(&history_path, checker.name(), &results, checking.elapsed())
     );
+    say!("  uncertainty: {uncertain}");
     say!("  results: {}", run_dir.join("results.json").display());
     Ok(Finished { valid, run_dir })
 }

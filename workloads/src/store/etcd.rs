@@ -24,9 +24,12 @@
 //! | the commit got an unparseable answer | `Info` `bad-response` |
 //! | any step got HTTP 4xx (bad request: etcd refused it before acting) | `Fail` `rejected` |
 //!
-//! A refused connection fails over to the next node at once (nothing was sent), and
-//! after an uncertain answer the next call starts at the next node, so a client stuck
-//! with a partitioned node moves on.
+//! With [`Routing::Leader`] a refused connection fails over to the next node at once
+//! (nothing was sent), and after an uncertain answer the next call starts at the next
+//! node, so a client stuck with a partitioned node moves on. With [`Routing::Pinned`]
+//! (Jepsen's) the client only ever talks to its own node's endpoint: etcd forwards
+//! proposals to its leader itself, a refused connection is `Fail` `unavailable` and an
+//! uncertain answer leaves the client where it is.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,7 +39,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Micro, Store, StoreError, TxnFuture, TxnOk};
+use super::{Micro, Routing, Store, StoreError, TxnFuture, TxnOk};
 
 /// How the read step reads (`--read-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -59,6 +62,7 @@ pub struct EtcdStore {
     current: usize,
     timeout: Duration,
     read_mode: ReadMode,
+    routing: Routing,
     client: Result<reqwest::Client, String>,
 }
 
@@ -85,7 +89,8 @@ struct KeyState {
 impl EtcdStore {
     /// A client of the cluster `nodes` (`(name, client address "host:port")`, e.g.
     /// `("n1", "127.0.0.1:2379")`), starting at node `preferred % nodes.len()`; every call
-    /// is bounded by `timeout`. Connects lazily.
+    /// is bounded by `timeout`. Routes [`Routing::Leader`]'s way unless
+    /// [`EtcdStore::with_routing`] says otherwise. Connects lazily.
     pub fn new(
         nodes: Vec<(String, String)>,
         preferred: usize,
@@ -109,8 +114,15 @@ impl EtcdStore {
             current,
             timeout,
             read_mode,
+            routing: Routing::Leader,
             client,
         }
+    }
+
+    /// The same store, routing calls as `routing` says.
+    pub fn with_routing(mut self, routing: Routing) -> EtcdStore {
+        self.routing = routing;
+        self
     }
 
     /// The name of the node the next call starts at.
@@ -142,7 +154,11 @@ impl EtcdStore {
             Err(_) => return Err(PostError::Unsent("client-error")),
         };
         let body = body.to_string();
-        for _ in 0..self.nodes.len() {
+        let tries = match self.routing {
+            Routing::Pinned => 1,
+            Routing::Leader => self.nodes.len(),
+        };
+        for _ in 0..tries {
             let node = self.current;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -159,7 +175,9 @@ impl EtcdStore {
             let response = match sent {
                 Ok(response) => response,
                 Err(e) if e.is_connect() => {
-                    self.current = (node + 1) % self.nodes.len();
+                    if self.routing == Routing::Leader {
+                        self.current = (node + 1) % self.nodes.len();
+                    }
                     continue;
                 }
                 Err(e) if e.is_timeout() => return Err(self.unknown(node, "timeout")),
@@ -192,9 +210,12 @@ impl EtcdStore {
         Err(PostError::Unsent("unavailable"))
     }
 
-    /// An unknown outcome at `node`; the next call starts at the next node.
+    /// An unknown outcome at `node`; the next call starts at the next node (pinned: at
+    /// the same).
     fn unknown(&mut self, node: usize, error: &str) -> PostError {
-        self.current = (node + 1) % self.nodes.len();
+        if self.routing == Routing::Leader {
+            self.current = (node + 1) % self.nodes.len();
+        }
         PostError::Unknown(node, error.to_string())
     }
 
@@ -431,5 +452,34 @@ mod tests {
         assert_eq!(state["b"].value, Some(json!([1, 2])));
         assert_eq!(state["c"].mod_revision, 3);
         assert!(read_snapshot(&["a"], &answer).is_none(), "wrong shape");
+    }
+
+    #[tokio::test]
+    async fn pinned_stays_on_its_node_when_it_refuses() {
+        let refused = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.to_string())
+            .unwrap();
+        let nodes = vec![
+            ("n1".to_string(), refused.clone()),
+            ("n2".to_string(), refused),
+        ];
+        let mut store = EtcdStore::new(
+            nodes.clone(),
+            0,
+            Duration::from_secs(2),
+            ReadMode::Linearizable,
+        )
+        .with_routing(Routing::Pinned);
+        let err = store.txn(&[Micro::Read("x".into())]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Fail { .. }), "{err:?}");
+        assert_eq!(store.current_node(), Some("n1"));
+        let mut store = EtcdStore::new(nodes, 0, Duration::from_secs(2), ReadMode::Linearizable);
+        let _ = store.txn(&[Micro::Read("x".into())]).await.unwrap_err();
+        assert_eq!(
+            store.current_node(),
+            Some("n1"),
+            "failed over twice, back home"
+        );
     }
 }

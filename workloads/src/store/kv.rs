@@ -1,7 +1,16 @@
 //! The bundled node's client: `faultline-kv`'s newline-delimited JSON over TCP (see
 //! `clusters/kvnode/README.md`; requests and responses are `faultline_kv_proto`'s).
 //!
-//! One request in flight, a connection per node talked to. A read-only call starts at
+//! One request in flight, a connection per node talked to. How a call picks its node is
+//! the store's [`Routing`].
+//!
+//! [`Routing::Pinned`] (Jepsen's): every call goes to the client's own node
+//! (`preferred % nodes.len()`) with `"forward": true`, so a node that is not the leader
+//! relays it to its leader; no hint is followed and nothing fails over (a `not-leader`,
+//! `no-leader` or refused connection is a `Fail`), and a time-out or a lost connection
+//! is `Info`, as below.
+//!
+//! [`Routing::Leader`]: a read-only call starts at
 //! the client's own node (`preferred % nodes.len()`), so that every node's read path is
 //! exercised (a node that serves stale reads is caught); a call that writes starts at
 //! the last node that accepted a write (at first the client's own). A call follows
@@ -31,7 +40,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::{Micro, Store, StoreError, TxnFuture, TxnOk};
+use super::{Micro, Routing, Store, StoreError, TxnFuture, TxnOk};
 
 /// Most `not-leader` hints followed in one call.
 pub const MAX_HOPS: usize = 3;
@@ -44,6 +53,7 @@ pub struct KvStore {
     leader: usize,
     current: usize,
     timeout: Duration,
+    routing: Routing,
     conns: Vec<Option<Conn>>,
     next_id: u64,
 }
@@ -96,7 +106,8 @@ enum Next {
 impl KvStore {
     /// A client of the cluster `nodes` (`(name, client address "host:port")`, e.g.
     /// `("n1", "127.0.0.1:8001")`), starting at node `preferred % nodes.len()`; every
-    /// call is bounded by `timeout`. Connects lazily, on the first call.
+    /// call is bounded by `timeout`. Routes [`Routing::Leader`]'s way unless
+    /// [`KvStore::with_routing`] says otherwise. Connects lazily, on the first call.
     pub fn new(nodes: Vec<(String, String)>, preferred: usize, timeout: Duration) -> KvStore {
         let current = if nodes.is_empty() {
             0
@@ -110,8 +121,15 @@ impl KvStore {
             leader: current,
             current,
             timeout,
+            routing: Routing::Leader,
             next_id: 0,
         }
+    }
+
+    /// The same store, routing calls as `routing` says.
+    pub fn with_routing(mut self, routing: Routing) -> KvStore {
+        self.routing = routing;
+        self
     }
 
     /// The name of the node the next call starts at.
@@ -141,9 +159,14 @@ impl KvStore {
     }
 
     /// A live connection to the current node, failing over to the next nodes when a
-    /// connect fails. `Err` when no node could be reached (nothing was sent).
+    /// connect fails (pinned: never). `Err` when no node could be reached (nothing was
+    /// sent).
     async fn connect(&mut self, deadline: Instant) -> Result<(), StoreError> {
-        for _ in 0..self.nodes.len() {
+        let tries = match self.routing {
+            Routing::Pinned => 1,
+            Routing::Leader => self.nodes.len(),
+        };
+        for _ in 0..tries {
             if let Some(conn) = &self.conns[self.current] {
                 if !conn.is_closed() {
                     return Ok(());
@@ -165,7 +188,8 @@ impl KvStore {
                 Err(_) => break,
             }
         }
-        Err(self.fail("unavailable", None))
+        let node = (self.routing == Routing::Pinned).then_some(self.current);
+        Err(self.fail("unavailable", node))
     }
 
     /// Where a `not-leader` answer points: the node whose client address is
@@ -193,7 +217,12 @@ impl KvStore {
         let txn: Vec<MicroOp> = ops.iter().map(micro_op).collect();
         let mut hops = 0;
         let read_only = ops.iter().all(|op| matches!(op, Micro::Read(_)));
-        self.current = if read_only { self.home } else { self.leader };
+        let pinned = self.routing == Routing::Pinned;
+        self.current = if read_only || pinned {
+            self.home
+        } else {
+            self.leader
+        };
         loop {
             self.connect(deadline).await?;
             let Some(conn) = self.conns[self.current].as_mut() else {
@@ -202,7 +231,7 @@ impl KvStore {
             let node = conn.node;
             self.next_id += 1;
             let id = self.next_id;
-            let mut line = Request::txn(id, txn.clone()).to_line();
+            let mut line = Request::txn(id, txn.clone()).forwarded(pinned).to_line();
             line.push('\n');
             let answer = match exchange(conn, &line, id, deadline).await {
                 Ok(answer) => answer,
@@ -220,7 +249,7 @@ impl KvStore {
                     return self.ok(ops, &answer, node);
                 }
                 Outcome::Fail if error == "not-leader" => {
-                    if hops >= MAX_HOPS {
+                    if pinned || hops >= MAX_HOPS {
                         return Err(self.fail("not-leader", Some(node)));
                     }
                     hops += 1;
@@ -370,6 +399,82 @@ mod tests {
         let err = store.txn(&[Micro::Read("x".into())]).await.unwrap_err();
         assert!(
             matches!(err, StoreError::Fail { ref error, .. } if error == "unavailable"),
+            "{err:?}"
+        );
+    }
+
+    /// A fake node at the returned address: answers each request line with
+    /// `answer(id)` (none: silence), and sends every line it got on the channel.
+    async fn fake_node(
+        answer: fn(Value) -> Option<Response>,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let id = serde_json::from_str::<Value>(&line).unwrap()["id"].clone();
+                        let _ = tx.send(line);
+                        if let Some(r) = answer(id) {
+                            let out = format!("{}\n", r.to_line());
+                            write.write_all(out.as_bytes()).await.unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn pinned_asks_its_node_to_forward_and_never_follows_hints() {
+        let (home, mut got) =
+            fake_node(|id| Some(Response::not_leader(id, 1, Some(2), None))).await;
+        let (other, mut other_got) =
+            fake_node(|id| Some(Response::ok_txn(id, 2, vec![json!(["w", "x", 1])]))).await;
+        let nodes = vec![("n1".to_string(), home), ("n2".to_string(), other)];
+        let mut store =
+            KvStore::new(nodes.clone(), 0, Duration::from_secs(2)).with_routing(Routing::Pinned);
+        let err = store
+            .txn(&[Micro::Write("x".into(), json!(1))])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::Fail {
+                error: "not-leader".into(),
+                node: Some("n1".into())
+            }
+        );
+        assert!(got.recv().await.unwrap().contains(r#""forward":true"#));
+        assert!(other_got.try_recv().is_err(), "pinned followed a hint");
+        // The leader routing follows the hint, without asking to forward.
+        let mut store = KvStore::new(nodes, 0, Duration::from_secs(2));
+        let ok = store.txn(&[Micro::Write("x".into(), json!(1))]).await;
+        assert_eq!(ok.unwrap().node, "n2");
+        assert!(!got.recv().await.unwrap().contains("forward"));
+    }
+
+    #[tokio::test]
+    async fn pinned_is_info_when_its_node_does_not_answer_in_time() {
+        let (home, _got) = fake_node(|_| None).await;
+        let (other, _) =
+            fake_node(|id| Some(Response::ok_txn(id, 2, vec![json!(["w", "x", 1])]))).await;
+        let nodes = vec![("n1".to_string(), home), ("n2".to_string(), other)];
+        let mut store =
+            KvStore::new(nodes, 2, Duration::from_millis(300)).with_routing(Routing::Pinned);
+        let err = store
+            .txn(&[Micro::Write("x".into(), json!(1))])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Info { ref error, ref node } if error == "timeout" && node.as_deref() == Some("n1")),
             "{err:?}"
         );
     }

@@ -15,6 +15,21 @@ use std::pin::Pin;
 
 use serde_json::Value;
 
+/// How a client thread chooses the node it talks to (`--client-routing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Jepsen's: each client thread talks only to its own node, which forwards to its
+    /// leader (faultline-kv: `"forward": true`; etcd forwards by itself). Hints are
+    /// never followed and nothing fails over, so a partition or a crash between the
+    /// node and its leader leaves operations indeterminate (`info`).
+    #[default]
+    Pinned,
+    /// Follow `not-leader` hints to the leader and fail over to the next node when a
+    /// connection is refused: fewer indeterminate operations.
+    Leader,
+}
+
 /// One step of a transaction. Keys are strings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Micro {

@@ -1,6 +1,7 @@
 //! The client protocol: newline-delimited JSON over TCP, one request object a line
-//! (`{"id":…,"txn":[[f, key, value], …]}` or `{"id":…,"type":"status"}`), answered by
-//! one response object a line with the same `id`. The node parses requests and renders
+//! (`{"id":…,"txn":[[f, key, value], …]}` or `{"id":…,"type":"status"}`; a transaction
+//! may add `"forward":true` to have a node that is not the leader relay it to its
+//! leader), answered by one response object a line with the same `id`. The node parses requests and renders
 //! responses; clients render requests and parse responses (see
 //! `clusters/kvnode/README.md` for the error codes).
 
@@ -25,6 +26,9 @@ pub struct Request {
     pub id: Value,
     /// What to do.
     pub body: Body,
+    /// A transaction to relay to the leader when this node is not it (`"forward":
+    /// true`; absent means `false`, the old protocol). Ignored by status requests.
+    pub forward: bool,
 }
 
 impl Request {
@@ -33,7 +37,15 @@ impl Request {
         Request {
             id: id.into(),
             body: Body::Txn(ops),
+            forward: false,
         }
+    }
+
+    /// The same request, asking a node that is not the leader to forward it (`true`) or
+    /// not.
+    pub fn forwarded(mut self, forward: bool) -> Request {
+        self.forward = forward;
+        self
     }
 
     /// A status request.
@@ -41,6 +53,7 @@ impl Request {
         Request {
             id: id.into(),
             body: Body::Status,
+            forward: false,
         }
     }
 
@@ -48,6 +61,9 @@ impl Request {
     /// reads it.
     pub fn to_line(&self) -> String {
         match &self.body {
+            Body::Txn(ops) if self.forward => {
+                json!({"id": self.id, "txn": txn_to_json(ops), "forward": true})
+            }
             Body::Txn(ops) => json!({"id": self.id, "txn": txn_to_json(ops)}),
             Body::Status => json!({"id": self.id, "type": "status"}),
         }
@@ -191,6 +207,16 @@ pub fn parse_request(line: &str, node: u64) -> Result<Request, Box<Response>> {
     };
     let id = object.get("id").cloned().unwrap_or(Value::Null);
     let kind = object.get("type").and_then(Value::as_str).unwrap_or("txn");
+    let forward = match object.get("forward") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(forward)) => *forward,
+        Some(other) => {
+            return Err(bad(
+                id,
+                format!("\"forward\" is true or false, not {other}"),
+            ));
+        }
+    };
     let body = match kind {
         "txn" => {
             let txn = object.get("txn").ok_or_else(|| {
@@ -213,7 +239,7 @@ pub fn parse_request(line: &str, node: u64) -> Result<Request, Box<Response>> {
             ));
         }
     };
-    Ok(Request { id, body })
+    Ok(Request { id, body, forward })
 }
 
 #[cfg(test)]
@@ -251,6 +277,22 @@ mod tests {
         let line = Request::status(0).to_line();
         assert_eq!(line, r#"{"id":0,"type":"status"}"#);
         assert_eq!(parse_request(&line, 1).unwrap().body, Body::Status);
+    }
+
+    #[test]
+    fn forward_is_optional_and_omitted_when_false() {
+        let ops = parse_txn(&json!([["w", "x", 1]])).unwrap();
+        let plain = Request::txn(1, ops.clone());
+        assert!(!plain.to_line().contains("forward"));
+        assert!(!parse_request(&plain.to_line(), 1).unwrap().forward);
+        let forwarded = Request::txn(1, ops).forwarded(true);
+        let line = forwarded.to_line();
+        assert_eq!(line, r#"{"id":1,"txn":[["w","x",1]],"forward":true}"#);
+        assert_eq!(parse_request(&line, 1).unwrap(), forwarded);
+        let err =
+            parse_request(r#"{"id":2,"txn":[["r","x",null]],"forward":"yes"}"#, 1).unwrap_err();
+        assert_eq!(err.error.as_deref(), Some("bad-request"));
+        assert_eq!(err.id, json!(2));
     }
 
     #[test]

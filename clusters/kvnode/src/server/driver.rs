@@ -143,7 +143,7 @@ impl<C: PeerCore + Persist> Driver<C> {
     }
 
     fn handle_client(&mut self, request: Request, reply: UnboundedSender<Response>) {
-        let Request { id, body } = request;
+        let Request { id, body, .. } = request;
         let txn = match body {
             Body::Status => {
                 let _ = reply.send(Response::ok_status(

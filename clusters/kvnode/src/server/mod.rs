@@ -5,6 +5,7 @@
 mod clients;
 pub mod driver;
 pub mod event;
+mod forward;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ pub use faultline_kv_proto::Bug;
 pub struct Peer {
     /// Its Raft (peer) address, `host:port`.
     pub raft_addr: String,
-    /// Its client address, for `not-leader` hints.
+    /// Its client address, for `not-leader` hints and forwarded requests.
     pub client_addr: Option<String>,
 }
 
@@ -236,7 +237,12 @@ async fn serve<C: PeerCore + Persist + Send + 'static>(
         .map_err(|e| ServerError::Thread(e.to_string()))?;
 
     let peers_task = tokio::spawn(transport::serve_peers(peer_listener, tx.clone()));
-    let clients_task = tokio::spawn(clients::serve_clients(client_listener, tx.clone(), cfg.id));
+    let clients_task = tokio::spawn(clients::serve_clients(
+        client_listener,
+        tx.clone(),
+        cfg.id,
+        cfg.request_timeout,
+    ));
     tracing::info!(peer = %cfg.listen_peer, client = %cfg.listen_client, "listening");
 
     tokio::pin!(done_rx);
