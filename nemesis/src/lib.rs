@@ -13,7 +13,9 @@
 //!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss,
 //!   delay with jitter and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
 //!   [`DiskNemesis`] (torn or corrupted write-ahead logs, full disks), [`PowerNemesis`]
-//!   (power loss: unsynced writes lost), [`StormNemesis`] (crash-restart storms), the no-op [`Noop`] and
+//!   (power loss: unsynced writes lost), [`StormNemesis`] (crash-restart storms),
+//!   [`ScenarioNemesis`] (multi-step scenarios aimed at consensus failure shapes:
+//!   leader churn, kill after a vote, flapping partitions), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`final_heal`]): pure generators of the nemesis
 //!   process's operations (start a random enabled fault, stop it, …) for the run loop.
@@ -70,6 +72,7 @@ mod partition;
 mod partitioner;
 mod power;
 mod process;
+mod scenario;
 pub mod schedule;
 mod storm;
 
@@ -95,6 +98,10 @@ pub use partitioner::{PartitionNemesis, START_PARTITION, STOP_PARTITION, TOPOLOG
 pub use power::{POWER_LOSS, POWER_ON, POWER_TARGETS, PowerNemesis};
 pub use process::{
     DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
+};
+pub use scenario::{
+    DEFAULT_FLAP_PERIOD, START_FLAP, START_LEADER_CHURN, START_VOTE_KILL, STOP_FLAP,
+    STOP_LEADER_CHURN, STOP_VOTE_KILL, Scenario, ScenarioNemesis,
 };
 pub use schedule::{DEFAULT_INTERVAL, Schedule, final_heal, schedule};
 pub use storm::{DEFAULT_STORM_PERIOD, START_STORM, STOP_STORM, STORM_TARGETS, StormNemesis};
