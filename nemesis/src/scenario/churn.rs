@@ -8,6 +8,7 @@
 //! round leaves entries of an old term on a minority (the old leader and its follower)
 //! and starts a new term elsewhere, then mixes the two.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
@@ -22,6 +23,7 @@ use crate::error::NemesisError;
 pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), NemesisError> {
     let n = h.nodes.len();
     let all: Vec<usize> = (0..n).collect();
+    let mut two_leaders = BTreeSet::new();
     while !h.stopped() {
         let Some(leader) = h.await_leader(&all, knobs.election_wait()) else {
             if !h.stopped() {
@@ -71,7 +73,10 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
                 return Ok(());
             }
         }
-        if h.sleep(knobs.settle(rng).max(Duration::from_millis(1))) {
+        if h.watch(
+            knobs.settle(rng).max(Duration::from_millis(1)),
+            &mut two_leaders,
+        ) {
             return Ok(());
         }
     }

@@ -197,6 +197,44 @@ impl Hands {
         None
     }
 
+    /// Sleeps `d` while watching the nodes' views every 5 ms (when the database reports
+    /// them): two nodes leading the same term (election safety broken) are recorded
+    /// once per term, as `{"event":"two-leaders","term":T,"nodes":[…]}`. True if the
+    /// scenario was stopped meanwhile.
+    pub(crate) fn watch(&self, d: Duration, seen: &mut BTreeSet<u64>) -> bool {
+        if self.db.elections().is_none() {
+            return self.sleep(d);
+        }
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            let mut leaders: Vec<(u64, usize)> = (0..self.nodes.len())
+                .filter_map(|i| {
+                    self.view(i)
+                        .filter(NodeView::is_leader)
+                        .map(|v| (v.term, i))
+                })
+                .collect();
+            leaders.sort_unstable();
+            for pair in leaders.windows(2) {
+                if pair[0].0 == pair[1].0 && seen.insert(pair[0].0) {
+                    let term = pair[0].0;
+                    let both: Vec<usize> = leaders
+                        .iter()
+                        .filter(|(t, _)| *t == term)
+                        .map(|(_, i)| *i)
+                        .collect();
+                    self.record(
+                        json!({"event": "two-leaders", "term": term, "nodes": self.names(&both)}),
+                    );
+                }
+            }
+            if self.sleep(Duration::from_millis(5)) {
+                return true;
+            }
+        }
+        self.stopped()
+    }
+
     /// Undoes everything: heals the network, starts the nodes left down, and waits until
     /// every node the scenario killed serves again (at most `timeout` each). Tries all.
     pub(crate) fn restore(&self, timeout: Duration) -> Result<(), NemesisError> {

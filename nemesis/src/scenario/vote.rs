@@ -7,6 +7,10 @@
 //! across a restart may vote twice in one term, and two leaders of the same term
 //! (election safety) follow, with divergent logs and lost writes.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha8Rng;
@@ -21,6 +25,7 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     let n = h.nodes.len();
     let all: Vec<usize> = (0..n).collect();
     let mut votes_reported = false;
+    let mut two_leaders = BTreeSet::new();
     while !h.stopped() {
         let Some(leader) = h.await_leader(&all, knobs.election_wait()) else {
             if !h.stopped() {
@@ -36,35 +41,35 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
         };
         h.partition(&[held.clone(), voters.clone()])?;
         h.record(json!({"event": "provoke", "held": h.names(&held), "term": base}));
-        // Watch the voters for the first granted vote of a later term.
+        // Watch the voters for the first granted vote of a later term; kill at once.
         let deadline = Instant::now() + knobs.election_wait();
-        let mut found = None;
-        while found.is_none() && Instant::now() < deadline && !h.stopped() {
-            found = voters.iter().find_map(|i| {
-                let view = h.view(*i)?;
-                let own = u64::from(h.nodes[*i].id);
-                granted_vote(&view, own, base, votes_reported).map(|c| (*i, c, view.term))
-            });
-        }
+        let found = kill_first_voter(h, &voters, base, votes_reported, deadline);
         if h.stopped() {
+            if let Some(Hit { voter, .. }) = found {
+                h.start(voter)?;
+            }
             return Ok(());
         }
-        let Some((voter, candidate, term)) = found else {
+        let Some(hit) = found else {
             h.record(json!({"event": "no-vote"}));
             h.heal_net()?;
             continue;
         };
-        h.kill(voter)?;
-        h.start(voter)?;
-        let candidate = candidate.and_then(|c| h.nodes.iter().position(|n| u64::from(n.id) == c));
+        hit.killed?;
+        let voter = hit.voter;
+        let candidate = hit
+            .candidate
+            .and_then(|c| h.nodes.iter().position(|n| u64::from(n.id) == c));
         h.record(json!({
             "event": "kill-voter",
             "node": h.names(&[voter]),
-            "term": term,
+            "term": hit.term,
             "voted_for": candidate.map(|c| h.names(&[c])),
+            "last_index": hit.last_index,
         }));
-        // The restarted voter joins the held side, whose candidates are still in the
-        // old term: with a forgotten vote it may grant one of them the same term.
+        // The voter joins the held side, whose candidates are still in the old term, and
+        // restarts there (out of reach of the new leader's entries): with a forgotten
+        // vote it may grant one of them the same term.
         let mut second = held.clone();
         second.push(voter);
         second.sort_unstable();
@@ -74,17 +79,73 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
             .filter(|i| !second.contains(i))
             .collect();
         h.partition(&[second.clone(), rest])?;
+        h.start(voter)?;
         h.record(json!({"event": "regroup", "with": h.names(&second)}));
         let hold = knobs
             .hold
             .unwrap_or_else(|| knobs.timing.election_max().saturating_mul(2));
-        if h.sleep(hold) {
+        if h.watch(hold, &mut two_leaders) {
             return Ok(());
         }
         h.heal_net()?;
-        if h.sleep(knobs.settle(rng).max(Duration::from_millis(1))) {
+        if h.watch(
+            knobs.settle(rng).max(Duration::from_millis(1)),
+            &mut two_leaders,
+        ) {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// The voter killed right after its vote.
+struct Hit {
+    voter: usize,
+    candidate: Option<u64>,
+    term: u64,
+    last_index: u64,
+    killed: Result<(), NemesisError>,
+}
+
+/// Polls each of `voters` in a thread of its own, as fast as it answers, until one
+/// shows a vote granted in a term after `base` (or `deadline`, or a stop); that thread
+/// SIGKILLs it at once, before the new leader's first entries may reach it.
+fn kill_first_voter(
+    h: &Hands,
+    voters: &[usize],
+    base: u64,
+    votes_reported: bool,
+    deadline: Instant,
+) -> Option<Hit> {
+    let done = AtomicBool::new(false);
+    let hit: Mutex<Option<Hit>> = Mutex::new(None);
+    thread::scope(|s| {
+        for &i in voters {
+            let (done, hit) = (&done, &hit);
+            s.spawn(move || {
+                let own = u64::from(h.nodes[i].id);
+                while !done.load(Ordering::SeqCst) && Instant::now() < deadline && !h.stopped() {
+                    let Some(view) = h.view(i) else {
+                        thread::sleep(Duration::from_millis(1));
+                        continue;
+                    };
+                    let Some(candidate) = granted_vote(&view, own, base, votes_reported) else {
+                        continue;
+                    };
+                    if !done.swap(true, Ordering::SeqCst) {
+                        let killed = h.kill(i);
+                        *hit.lock().unwrap_or_else(|p| p.into_inner()) = Some(Hit {
+                            voter: i,
+                            candidate,
+                            term: view.term,
+                            last_index: view.last_index,
+                            killed,
+                        });
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    hit.into_inner().unwrap_or_else(|p| p.into_inner())
 }
