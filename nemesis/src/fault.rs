@@ -19,7 +19,7 @@ use crate::net::NftPartitions;
 use crate::roles::{RoleNemesis, Roles};
 use crate::{
     ClockNemesis, DiskNemesis, KillNemesis, PacketNemesis, PartitionNemesis, PauseNemesis,
-    PowerNemesis, StormNemesis,
+    PowerNemesis, ScenarioNemesis, StormNemesis,
 };
 
 use crate::clock::{BUMP_CLOCK, RESET_CLOCK, STROBE_CLOCK};
@@ -28,6 +28,7 @@ use crate::packet::{START_PACKET, STOP_PACKET};
 use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::power::{POWER_LOSS, POWER_ON};
 use crate::process::{KILL, PAUSE, RESUME, START};
+use crate::scenario::Scenario;
 use crate::storm::{START_STORM, STOP_STORM};
 
 /// A kind of fault a schedule can inject.
@@ -55,11 +56,21 @@ pub enum Fault {
     /// A crash-restart storm: nodes bounced (killed and restarted at once) again and
     /// again until it stops (`start-storm` / `stop-storm`).
     Storm,
+    /// Scenario: the leader isolated with one follower, killed, a new term elected,
+    /// the old leader back as the new one replicates, again and again
+    /// (`start-leader-churn` / `stop-leader-churn`; aims at `old-term-commit`).
+    LeaderChurn,
+    /// Scenario: elections provoked and a node killed and restarted right after it
+    /// granted its vote (`start-vote-kill` / `stop-vote-kill`; aims at `forget-vote`).
+    VoteKill,
+    /// Scenario: a new random partition every few hundred milliseconds
+    /// (`start-flap` / `stop-flap`; aims at leader-change edge cases).
+    Flap,
 }
 
 impl Fault {
     /// Every fault, in order.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 11] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
@@ -68,6 +79,9 @@ impl Fault {
         Fault::Disk,
         Fault::Power,
         Fault::Storm,
+        Fault::LeaderChurn,
+        Fault::VoteKill,
+        Fault::Flap,
     ];
 
     /// The `f` that starts this fault.
@@ -81,6 +95,7 @@ impl Fault {
             Fault::Disk => START_DISK,
             Fault::Power => POWER_LOSS,
             Fault::Storm => START_STORM,
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => self.scenario_fs()[0],
         }
     }
 
@@ -95,11 +110,12 @@ impl Fault {
             Fault::Disk => RESTORE_LOG,
             Fault::Power => POWER_ON,
             Fault::Storm => STOP_STORM,
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => self.scenario_fs()[1],
         }
     }
 
     /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
-    /// `clock`, `disk`, `power`, `storm`).
+    /// `clock`, `disk`, `power`, `storm`, `leader-churn`, `vote-kill`, `flap`).
     pub fn name(self) -> &'static str {
         match self {
             Fault::Partition => "partition",
@@ -110,7 +126,24 @@ impl Fault {
             Fault::Disk => "disk",
             Fault::Power => "power",
             Fault::Storm => "storm",
+            Fault::LeaderChurn => "leader-churn",
+            Fault::VoteKill => "vote-kill",
+            Fault::Flap => "flap",
         }
+    }
+
+    /// The scenario nemesis this fault is, if it is one.
+    pub fn scenario(self) -> Option<Scenario> {
+        match self {
+            Fault::LeaderChurn => Some(Scenario::LeaderChurn),
+            Fault::VoteKill => Some(Scenario::VoteKill),
+            Fault::Flap => Some(Scenario::Flap),
+            _ => None,
+        }
+    }
+
+    fn scenario_fs(self) -> [&'static str; 2] {
+        self.scenario().map_or(["", ""], Scenario::fs)
     }
 
     /// The fault named `name` (see [`Fault::name`]), for command lines.
@@ -216,16 +249,24 @@ impl Fault {
                         .to_string()
                 })
             }),
-            Fault::Partition | Fault::Kill | Fault::Pause | Fault::Packet | Fault::Storm => None,
+            Fault::VoteKill => needs(can.elections),
+            Fault::Partition
+            | Fault::Kill
+            | Fault::Pause
+            | Fault::Packet
+            | Fault::Storm
+            | Fault::LeaderChurn
+            | Fault::Flap => None,
         }
     }
 
     /// Whether `all` includes this fault on `cluster` (when it is not refused): every one
-    /// but `storm` (it keeps restarting nodes for as long as it lasts) and, on SSH hosts,
-    /// `clock` (it needs libfaketime installed there); both only when named.
+    /// but `storm` (it keeps restarting nodes for as long as it lasts), the scenarios
+    /// (`leader-churn`, `vote-kill`, `flap`: aimed, multi-step) and, on SSH hosts,
+    /// `clock` (it needs libfaketime installed there); those only when named.
     pub fn in_all(self, cluster: ClusterKind) -> bool {
         match self {
-            Fault::Storm => false,
+            Fault::Storm | Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => false,
             Fault::Clock => cluster != ClusterKind::Ssh,
             _ => true,
         }
@@ -374,6 +415,25 @@ impl Fault {
             }
             Fault::Power => Box::new(PowerNemesis::new(db(), nodes(), seed).map_err(refused)?),
             Fault::Storm => Box::new(StormNemesis::new(db(), nodes(), seed)),
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => {
+                let net = net("cannot set up the scenario's network faults")?;
+                let scenario = self.scenario().ok_or_else(|| {
+                    failed("no scenario")(NemesisError::UnknownF {
+                        f: self.name().to_string(),
+                        handled: Vec::new(),
+                    })
+                })?;
+                Box::new(
+                    ScenarioNemesis::new(
+                        scenario,
+                        db(),
+                        nodes(),
+                        Arc::new(NftPartitions::new(&net)),
+                        seed,
+                    )
+                    .map_err(refused)?,
+                )
+            }
         })
     }
 }
@@ -381,7 +441,7 @@ impl Fault {
 /// A name that is no fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm"
+    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm, leader-churn, vote-kill, flap"
 )]
 pub struct UnknownFault(pub String);
 
@@ -442,6 +502,17 @@ mod tests {
                 .contains("--cluster local")
         );
         assert!(!Fault::Storm.in_all(local) && !Fault::Clock.in_all(ClusterKind::Ssh));
+        assert!(
+            Fault::VoteKill
+                .refusal(etcd, local)
+                .unwrap()
+                .contains("terms and votes")
+        );
+        assert_eq!(Fault::LeaderChurn.refusal(etcd, local), None);
+        assert!(!Fault::Flap.in_all(local) && !Fault::VoteKill.in_all(local));
+        assert_eq!("vote-kill".parse::<Fault>(), Ok(Fault::VoteKill));
+        assert_eq!(Fault::LeaderChurn.start_f(), "start-leader-churn");
+        assert_eq!(Fault::Flap.stop_f(), "stop-flap");
         assert_eq!("kill".parse::<Fault>(), Ok(Fault::Kill));
         assert!(
             "flood"

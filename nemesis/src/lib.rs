@@ -13,7 +13,9 @@
 //!   [`PartitionNemesis`], [`KillNemesis`], [`PauseNemesis`], [`PacketNemesis`] (loss,
 //!   delay with jitter and bandwidth), [`ClockNemesis`] (per-node clocks under libfaketime),
 //!   [`DiskNemesis`] (torn or corrupted write-ahead logs, full disks), [`PowerNemesis`]
-//!   (power loss: unsynced writes lost), [`StormNemesis`] (crash-restart storms), the no-op [`Noop`] and
+//!   (power loss: unsynced writes lost), [`StormNemesis`] (crash-restart storms),
+//!   [`ScenarioNemesis`] (multi-step scenarios aimed at consensus failure shapes:
+//!   leader churn, kill after a vote, flapping partitions), the no-op [`Noop`] and
 //!   [`Compose`]. Each draws its random choices from its own seeded RNG.
 //! - **Schedules** ([`schedule()`], [`composed`], [`timeline()`], [`final_heal`]): pure
 //!   generators of the nemesis process's operations (start a random enabled fault, stop
@@ -77,6 +79,7 @@ mod partitioner;
 mod power;
 mod process;
 pub mod roles;
+mod scenario;
 pub mod schedule;
 mod storm;
 
@@ -107,5 +110,9 @@ pub use roles::{RoleNemesis, Roles};
 pub use schedule::{
     DEFAULT_INTERVAL, NemesisMode, Schedule, Step, Timeline, composed, final_heal, schedule,
     timeline,
+};
+pub use scenario::{
+    DEFAULT_FLAP_PERIOD, START_FLAP, START_LEADER_CHURN, START_VOTE_KILL, STOP_FLAP,
+    STOP_LEADER_CHURN, STOP_VOTE_KILL, Scenario, ScenarioNemesis,
 };
 pub use storm::{DEFAULT_STORM_PERIOD, START_STORM, STOP_STORM, STORM_TARGETS, StormNemesis};

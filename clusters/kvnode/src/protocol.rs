@@ -15,6 +15,7 @@ pub fn status_json(status: &crate::consensus::Status) -> Value {
         "leader".into(),
         status.leader.map_or(Value::Null, Value::from),
     );
+    m.insert("vote".into(), status.vote.map_or(Value::Null, Value::from));
     m.insert("commit".into(), status.commit.into());
     m.insert("applied".into(), status.applied.into());
     m.insert("last_index".into(), status.last_index.into());

@@ -69,6 +69,9 @@ pub struct Capabilities {
     /// Its data directories can live on faultline-lazyfs
     /// ([`PowerLoss`](super::PowerLoss)).
     pub lazyfs: Support,
+    /// Its nodes report their term, vote and role ([`Elections`](super::Elections)),
+    /// which the scenario nemeses that aim at elections watch.
+    pub elections: Support,
 }
 
 impl Capabilities {
@@ -89,6 +92,9 @@ impl Capabilities {
             fake_clock: Err(fake_clock),
             kv_log: Err(kv_log),
             lazyfs: Err(lazyfs),
+            elections: Err(
+                "only faultline-kv reports its nodes' terms and votes, which this scenario watches",
+            ),
         }
     }
 }

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::lazyfs::{Lazyfs, PowerLoss};
 use super::{
-    Capabilities, Db, FAKETIME_LIBS, FakeClock, Node, Pause, Primaries, request_line, wait_until,
+    Capabilities, Db, ElectionTiming, Elections, FAKETIME_LIBS, FakeClock, Node, NodeView, Pause,
+    Primaries, request_line, wait_until,
 };
 use crate::error::ClusterError;
 use crate::remote::{Cmd, DaemonSpec, ExitStatus};
@@ -52,6 +53,7 @@ impl KvDb {
         fake_clock: Ok(()),
         kv_log: Ok(()),
         lazyfs: Ok(()),
+        elections: Ok(()),
     };
 
     /// Runs `consensus` (`--consensus`, left out for Raft, the node's default).
@@ -259,6 +261,10 @@ impl Db for KvDb {
         Some(self)
     }
 
+    fn elections(&self) -> Option<&dyn Elections> {
+        Some(self)
+    }
+
     fn fake_clock(&self) -> Option<&dyn FakeClock> {
         if self.faketime { Some(self) } else { None }
     }
@@ -287,5 +293,24 @@ impl Primaries for KvDb {
             .filter(|n| self.status(n).is_ok_and(|s| s["role"] == "leader"))
             .map(|n| n.name.clone())
             .collect()
+    }
+}
+
+impl Elections for KvDb {
+    fn view(&self, node: &Node) -> Result<NodeView, String> {
+        let s = self.status(node)?;
+        let id = |key: &str| s[key].as_u64();
+        Ok(NodeView {
+            role: s["role"].as_str().unwrap_or("unknown").to_string(),
+            term: id("term").ok_or_else(|| format!("status without a term: {s}"))?,
+            vote: id("vote"),
+            leader: id("leader"),
+            commit: id("commit").unwrap_or(0),
+            last_index: id("last_index").unwrap_or(0),
+        })
+    }
+
+    fn timing(&self) -> ElectionTiming {
+        ElectionTiming::from_kv_args(&self.args)
     }
 }

@@ -8,6 +8,7 @@
 //! `data/`, `node.log`, `node.pid`.
 
 mod capability;
+mod elections;
 mod etcd;
 mod file;
 mod http;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 pub use capability::{
     Capabilities, FAKETIME_LIBS, FakeClock, Pause, Primaries, Support, faketime_installed,
 };
+pub use elections::{ElectionTiming, Elections, NodeView};
 pub use etcd::EtcdDb;
 pub use file::{DbFile, FileDb, PLACEHOLDERS, Ready, Stop};
 pub use http::http_post;
@@ -147,6 +149,12 @@ pub trait Db: Send + Sync {
 
     /// The leader discovery capability, if the database has a leader.
     fn primaries(&self) -> Option<&dyn Primaries> {
+        None
+    }
+
+    /// Election introspection (each node's role, term and vote; the election timing),
+    /// if the database reports them.
+    fn elections(&self) -> Option<&dyn Elections> {
         None
     }
 

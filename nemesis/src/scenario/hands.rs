@@ -1,0 +1,275 @@
+//! [`Hands`]: what a scenario's thread acts with (kill, start, partition, heal, ask
+//! each node its term and vote), what it touched (to undo it when the scenario stops),
+//! and the events it records for the history.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use faultline_clusters::db::NodeView;
+use faultline_clusters::{Db, Node};
+use serde_json::{Value, json};
+
+use crate::error::NemesisError;
+use crate::grudge::complete_grudge;
+use crate::net::Net;
+use crate::process::{node_error, on_each};
+
+/// At most this many events go into the history's value; later ones are counted.
+pub(crate) const MAX_EVENTS: usize = 2_000;
+
+/// A scenario's hands on the cluster, shared by its thread and its nemesis.
+pub(crate) struct Hands {
+    pub(crate) db: Arc<dyn Db>,
+    pub(crate) nodes: Vec<Node>,
+    net: Arc<dyn Net>,
+    stop: AtomicBool,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+/// What the scenario has done that stopping must undo, and what it recorded.
+#[derive(Default)]
+struct State {
+    /// Nodes killed and not started again.
+    down: BTreeSet<usize>,
+    /// Nodes killed at least once (each must serve again at the end).
+    touched: BTreeSet<usize>,
+    /// Whether a partition may be in place.
+    partitioned: bool,
+    events: Vec<Value>,
+    dropped_events: usize,
+}
+
+impl Hands {
+    /// Hands on `nodes` of `db`, partitioning through `net`.
+    pub(crate) fn new(db: Arc<dyn Db>, nodes: Vec<Node>, net: Arc<dyn Net>) -> Hands {
+        Hands {
+            db,
+            nodes,
+            net,
+            stop: AtomicBool::new(false),
+            started: Instant::now(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panicking scenario thread leaves consistent sets behind: keep using them.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the scenario's thread to end.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the scenario was asked to end.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps `d` in short steps; true if the scenario was stopped meanwhile.
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            if self.stopped() {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            thread::sleep(left.min(Duration::from_millis(5)));
+        }
+    }
+
+    /// Milliseconds since the scenario started.
+    pub(crate) fn at_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records `event` (an object) with its time, `at_ms`.
+    pub(crate) fn record(&self, mut event: Value) {
+        event["at_ms"] = json!(self.at_ms());
+        let mut state = self.state();
+        if state.events.len() < MAX_EVENTS {
+            state.events.push(event);
+        } else {
+            state.dropped_events += 1;
+        }
+    }
+
+    /// The node names of `indices`.
+    pub(crate) fn names(&self, indices: &[usize]) -> Vec<String> {
+        indices
+            .iter()
+            .map(|i| self.nodes[*i].name.clone())
+            .collect()
+    }
+
+    /// SIGKILLs node `i` (and waits until it is gone).
+    pub(crate) fn kill(&self, i: usize) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        {
+            let mut state = self.state();
+            state.down.insert(i);
+            state.touched.insert(i);
+        }
+        self.db.kill(node).map_err(|e| node_error(node, "kill", e))
+    }
+
+    /// Starts node `i` again, without waiting until it serves.
+    pub(crate) fn start(&self, i: usize) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        self.db
+            .start(node)
+            .map_err(|e| node_error(node, "start", e))?;
+        self.state().down.remove(&i);
+        Ok(())
+    }
+
+    /// Splits the nodes into `groups` (by index) that talk only among themselves.
+    pub(crate) fn partition(&self, groups: &[Vec<usize>]) -> Result<(), NemesisError> {
+        let names: Vec<Vec<String>> = groups.iter().map(|g| self.names(g)).collect();
+        let grudge = complete_grudge(&names).map_err(|e| NemesisError::BadNode {
+            node: names.concat().join(","),
+            reason: e.to_string(),
+        })?;
+        self.state().partitioned = true;
+        self.net.drop(&grudge)
+    }
+
+    /// Removes every partition.
+    pub(crate) fn heal_net(&self) -> Result<(), NemesisError> {
+        self.net.heal()?;
+        self.state().partitioned = false;
+        Ok(())
+    }
+
+    /// The net, for scenarios that partition through a [`crate::PartitionNemesis`].
+    pub(crate) fn net(&self) -> Arc<dyn Net> {
+        Arc::clone(&self.net)
+    }
+
+    /// Marks the network as possibly partitioned (by someone using [`Hands::net`]).
+    pub(crate) fn mark_partitioned(&self) {
+        self.state().partitioned = true;
+    }
+
+    /// What node `i` says of its term and vote (`None`: no answer, or the database does
+    /// not report it).
+    pub(crate) fn view(&self, i: usize) -> Option<NodeView> {
+        self.db.elections()?.view(&self.nodes[i]).ok()
+    }
+
+    /// The nodes that consider themselves leader (by index), from the nodes' views when
+    /// the database reports them, else from its leader discovery.
+    pub(crate) fn leaders(&self) -> Vec<usize> {
+        if self.db.elections().is_some() {
+            return (0..self.nodes.len())
+                .filter(|i| self.view(*i).is_some_and(|v| v.is_leader()))
+                .collect();
+        }
+        let Some(primaries) = self.db.primaries() else {
+            return Vec::new();
+        };
+        let names = primaries.primaries(&self.nodes);
+        (0..self.nodes.len())
+            .filter(|i| names.contains(&self.nodes[*i].name))
+            .collect()
+    }
+
+    /// Polls the leaders every 5 ms until one of `among` leads (the first found), for at
+    /// most `timeout`; `None` if none did or the scenario was stopped.
+    pub(crate) fn await_leader(&self, among: &[usize], timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(l) = self.leaders().into_iter().find(|l| among.contains(l)) {
+                return Some(l);
+            }
+            if self.sleep(Duration::from_millis(5)) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Sleeps `d` while watching the nodes' views every 5 ms (when the database reports
+    /// them): two nodes leading the same term (election safety broken) are recorded
+    /// once per term, as `{"event":"two-leaders","term":T,"nodes":[…]}`. True if the
+    /// scenario was stopped meanwhile.
+    pub(crate) fn watch(&self, d: Duration, seen: &mut BTreeSet<u64>) -> bool {
+        if self.db.elections().is_none() {
+            return self.sleep(d);
+        }
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            let mut leaders: Vec<(u64, usize)> = (0..self.nodes.len())
+                .filter_map(|i| {
+                    self.view(i)
+                        .filter(NodeView::is_leader)
+                        .map(|v| (v.term, i))
+                })
+                .collect();
+            leaders.sort_unstable();
+            for pair in leaders.windows(2) {
+                if pair[0].0 == pair[1].0 && seen.insert(pair[0].0) {
+                    let term = pair[0].0;
+                    let both: Vec<usize> = leaders
+                        .iter()
+                        .filter(|(t, _)| *t == term)
+                        .map(|(_, i)| *i)
+                        .collect();
+                    self.record(
+                        json!({"event": "two-leaders", "term": term, "nodes": self.names(&both)}),
+                    );
+                }
+            }
+            if self.sleep(Duration::from_millis(5)) {
+                return true;
+            }
+        }
+        self.stopped()
+    }
+
+    /// Undoes everything: heals the network, starts the nodes left down, and waits until
+    /// every node the scenario killed serves again (at most `timeout` each). Tries all.
+    pub(crate) fn restore(&self, timeout: Duration) -> Result<(), NemesisError> {
+        let (partitioned, down, touched) = {
+            let state = self.state();
+            (state.partitioned, state.down.clone(), state.touched.clone())
+        };
+        let healed = if partitioned { self.heal_net() } else { Ok(()) };
+        let nodes: Vec<&Node> = touched.iter().map(|i| &self.nodes[*i]).collect();
+        let db = &*self.db;
+        let (_, back) = on_each(&nodes, |node| {
+            let not_back = |source| NemesisError::NotBack {
+                node: node.name.clone(),
+                log: node.log_file(),
+                source: Box::new(source),
+            };
+            let i = self.nodes.iter().position(|n| n.name == node.name);
+            if i.is_some_and(|i| down.contains(&i)) {
+                db.start(node).map_err(not_back)?;
+            }
+            db.await_ready(node, timeout).map_err(not_back)
+        });
+        let mut state = self.state();
+        if back.is_ok() {
+            state.down.clear();
+            state.touched.clear();
+        }
+        drop(state);
+        crate::error::collect(vec![healed, back])
+    }
+
+    /// The recorded events, and how many did not fit.
+    pub(crate) fn take_events(&self) -> (Vec<Value>, usize) {
+        let mut state = self.state();
+        let dropped = std::mem::take(&mut state.dropped_events);
+        (std::mem::take(&mut state.events), dropped)
+    }
+}

@@ -1,0 +1,244 @@
+//! Scenario nemeses: multi-step faults aimed at known consensus failure shapes, each a
+//! thread that runs rounds of kills, restarts and partitions on the database's own
+//! election timing until stopped (see `docs/running.md`, "Scenarios").
+//!
+//! - [`Scenario::LeaderChurn`] (`start-leader-churn` / `stop-leader-churn`): the leader
+//!   isolated with one follower, killed, a new term elected, the old leader back as
+//!   the new one replicates; aims at Raft's figure 8 (`old-term-commit`), lost
+//!   acknowledged writes, `paxos-ignore-promise`.
+//! - [`Scenario::VoteKill`] (`start-vote-kill` / `stop-vote-kill`): an election
+//!   provoked, the first voter seen to grant its vote killed and restarted at once, then
+//!   grouped with another candidate; aims at votes that are not durable
+//!   (`forget-vote`).
+//! - [`Scenario::Flap`] (`start-flap` / `stop-flap`): a new random partition every few
+//!   hundred milliseconds; aims at leader-change edge cases.
+//!
+//! The pure parts (knobs, each round's choices and timing) are in `plan`; what a
+//! scenario's thread acts with, and undoes when it stops, in `hands`.
+
+mod churn;
+mod flap;
+mod hands;
+mod plan;
+mod vote;
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use faultline_clusters::db::ElectionTiming;
+use faultline_clusters::{Db, Node};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::error::NemesisError;
+use crate::nemesis::{Nemesis, unknown_f};
+use crate::net::Net;
+use crate::process::DEFAULT_READY_TIMEOUT;
+use hands::Hands;
+use plan::{FALLBACK_TIMING, Knobs};
+
+pub use plan::DEFAULT_FLAP_PERIOD;
+
+/// The `f` that starts leader-isolation churn.
+pub const START_LEADER_CHURN: &str = "start-leader-churn";
+/// The `f` that ends it.
+pub const STOP_LEADER_CHURN: &str = "stop-leader-churn";
+/// The `f` that starts killing voters right after their votes.
+pub const START_VOTE_KILL: &str = "start-vote-kill";
+/// The `f` that ends it.
+pub const STOP_VOTE_KILL: &str = "stop-vote-kill";
+/// The `f` that starts flapping partitions.
+pub const START_FLAP: &str = "start-flap";
+/// The `f` that ends them (and heals).
+pub const STOP_FLAP: &str = "stop-flap";
+
+/// A scenario: which failure shape the nemesis aims at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Leader isolation churn (`old-term-commit`, lost writes, `paxos-ignore-promise`).
+    LeaderChurn,
+    /// Kill a node right after it voted (`forget-vote`).
+    VoteKill,
+    /// Flapping partitions (leader-change edge cases).
+    Flap,
+}
+
+impl Scenario {
+    /// The `f`s that start and stop it.
+    pub fn fs(self) -> [&'static str; 2] {
+        match self {
+            Scenario::LeaderChurn => [START_LEADER_CHURN, STOP_LEADER_CHURN],
+            Scenario::VoteKill => [START_VOTE_KILL, STOP_VOTE_KILL],
+            Scenario::Flap => [START_FLAP, STOP_FLAP],
+        }
+    }
+
+    /// The knobs its start value may set besides the timing.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Scenario::LeaderChurn => &["append_ms", "settle_ms"],
+            Scenario::VoteKill => &["hold_ms", "settle_ms"],
+            Scenario::Flap => &["period_ms"],
+        }
+    }
+}
+
+/// A scenario in progress.
+struct Running {
+    hands: Arc<Hands>,
+    knobs: Knobs,
+    thread: JoinHandle<Result<(), NemesisError>>,
+}
+
+/// A scenario nemesis (see the module's docs): its start `f` (value: null, or an object
+/// of knobs: `tick_ms`, `election_ticks`, `heartbeat_ticks` to plan with another
+/// election timing than the database's, and per scenario `append_ms`, `settle_ms`,
+/// `hold_ms`, `period_ms`) starts a thread and returns the knobs; its stop `f` ends the
+/// thread, heals the network, starts the nodes it left down, waits until every node it
+/// killed serves, and returns what it did: `{"events":[{"event":"isolate","at_ms":…,…},…],
+/// "count":N}` (`dropped`: events beyond the first 2,000). A failure inside the thread
+/// (a node that cannot be killed or started) is returned by the stop, after healing.
+pub struct ScenarioNemesis {
+    scenario: Scenario,
+    db: Arc<dyn Db>,
+    nodes: Vec<Node>,
+    net: Arc<dyn Net>,
+    rng: ChaCha8Rng,
+    ready_timeout: Duration,
+    running: Option<Running>,
+}
+
+impl ScenarioNemesis {
+    /// `scenario` over `nodes` of `db`, partitioning through `net`, random choices from a
+    /// ChaCha8 RNG seeded with `seed`. Refused when the database cannot name its leader
+    /// (`leader-churn`, `vote-kill`) or does not report votes (`vote-kill`).
+    pub fn new(
+        scenario: Scenario,
+        db: Arc<dyn Db>,
+        nodes: Vec<Node>,
+        net: Arc<dyn Net>,
+        seed: u64,
+    ) -> Result<ScenarioNemesis, NemesisError> {
+        let unsupported = |capability, nemesis| NemesisError::Unsupported {
+            db: db.name().to_string(),
+            capability,
+            nemesis,
+        };
+        match scenario {
+            Scenario::LeaderChurn if db.primaries().is_none() && db.elections().is_none() => {
+                return Err(unsupported("primaries", "leader-churn scenario"));
+            }
+            Scenario::VoteKill if db.elections().is_none() => {
+                return Err(unsupported("elections", "vote-kill scenario"));
+            }
+            _ => {}
+        }
+        Ok(ScenarioNemesis {
+            scenario,
+            db,
+            nodes,
+            net,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+            running: None,
+        })
+    }
+
+    /// How long the nodes have to serve again once the scenario stops.
+    pub fn ready_timeout(mut self, timeout: Duration) -> ScenarioNemesis {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// The election timing the scenario plans with unless its value says otherwise.
+    fn timing(&self) -> ElectionTiming {
+        self.db.elections().map_or(FALLBACK_TIMING, |e| e.timing())
+    }
+
+    fn start(&mut self, value: &Value) -> Result<Value, NemesisError> {
+        if let Some(running) = &self.running {
+            return Ok(json!({ "already": running.knobs.json() }));
+        }
+        let [start_f, _] = self.scenario.fs();
+        let knobs = Knobs::parse(start_f, value, self.scenario.keys(), self.timing())?;
+        let hands = Arc::new(Hands::new(
+            Arc::clone(&self.db),
+            self.nodes.clone(),
+            Arc::clone(&self.net),
+        ));
+        let scenario = self.scenario;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.rng.random());
+        let (h, k) = (Arc::clone(&hands), knobs.clone());
+        let thread = thread::Builder::new()
+            .name(format!("faultline-{start_f}"))
+            .spawn(move || match scenario {
+                Scenario::LeaderChurn => churn::run(&h, &mut rng, &k),
+                Scenario::VoteKill => vote::run(&h, &mut rng, &k),
+                Scenario::Flap => flap::run(&h, &mut rng, &k),
+            })
+            .map_err(|e| NemesisError::Command {
+                node: "controller".into(),
+                command: format!("spawn the {start_f} thread"),
+                reason: e.to_string(),
+            })?;
+        let value = knobs.json();
+        self.running = Some(Running {
+            hands,
+            knobs,
+            thread,
+        });
+        Ok(value)
+    }
+
+    /// Ends the scenario (if any) and undoes what it left: the events, or the first
+    /// error of the scenario or of the restoring.
+    fn stop(&mut self) -> Result<Value, NemesisError> {
+        let Some(running) = self.running.take() else {
+            return Ok(json!({ "count": 0, "events": [] }));
+        };
+        running.hands.request_stop();
+        let outcome = running
+            .thread
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let restored = running.hands.restore(self.ready_timeout);
+        outcome?;
+        restored?;
+        let (events, dropped) = running.hands.take_events();
+        let mut value = json!({ "count": events.len() + dropped, "events": events });
+        if dropped > 0 {
+            value["dropped"] = json!(dropped);
+        }
+        Ok(value)
+    }
+}
+
+impl Nemesis for ScenarioNemesis {
+    fn fs(&self) -> &[&'static str] {
+        match self.scenario {
+            Scenario::LeaderChurn => &[START_LEADER_CHURN, STOP_LEADER_CHURN],
+            Scenario::VoteKill => &[START_VOTE_KILL, STOP_VOTE_KILL],
+            Scenario::Flap => &[START_FLAP, STOP_FLAP],
+        }
+    }
+
+    fn invoke(&mut self, f: &str, value: &Value) -> Result<Value, NemesisError> {
+        let [start_f, stop_f] = self.scenario.fs();
+        if f == start_f {
+            self.start(value)
+        } else if f == stop_f {
+            self.stop()
+        } else {
+            Err(unknown_f(f, self.fs()))
+        }
+    }
+
+    fn heal(&mut self) -> Result<(), NemesisError> {
+        self.stop().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests;
