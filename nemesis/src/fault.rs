@@ -28,7 +28,10 @@ use crate::packet::{START_PACKET, STOP_PACKET};
 use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::power::{POWER_LOSS, POWER_ON};
 use crate::process::{KILL, PAUSE, RESUME, START};
-use crate::scenario::Scenario;
+use crate::scenario::{
+    START_FLAP, START_LEADER_CHURN, START_VOTE_KILL, STOP_FLAP, STOP_LEADER_CHURN, STOP_VOTE_KILL,
+    Scenario,
+};
 use crate::storm::{START_STORM, STOP_STORM};
 
 /// A kind of fault a schedule can inject.
@@ -169,6 +172,9 @@ impl Fault {
             ],
             Fault::Power => &[POWER_LOSS, POWER_ON],
             Fault::Storm => &[START_STORM, STOP_STORM],
+            Fault::LeaderChurn => &[START_LEADER_CHURN, STOP_LEADER_CHURN],
+            Fault::VoteKill => &[START_VOTE_KILL, STOP_VOTE_KILL],
+            Fault::Flap => &[START_FLAP, STOP_FLAP],
         }
     }
 
@@ -188,6 +194,7 @@ impl Fault {
             Fault::Partition => FaultGroup::Network,
             Fault::Packet => FaultGroup::Packet,
             Fault::Clock => FaultGroup::Clock,
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => FaultGroup::Scenario,
         }
     }
 }
@@ -213,6 +220,10 @@ pub enum FaultGroup {
     Packet,
     /// Clocks.
     Clock,
+    /// Scenarios: they partition *and* kill, so in a composed schedule they take turns
+    /// with the faults of the process and network groups (which join their timer);
+    /// packet and clock faults still overlap them.
+    Scenario,
 }
 
 impl FaultGroup {
@@ -223,6 +234,7 @@ impl FaultGroup {
             FaultGroup::Network => "network",
             FaultGroup::Packet => "packet",
             FaultGroup::Clock => "clock",
+            FaultGroup::Scenario => "scenario",
         }
     }
 }

@@ -254,6 +254,10 @@ impl Fault {
             Fault::Clock | Fault::Disk => {
                 bad(format!("one node name, or one of {}", one_node.join(", ")))
             }
+            // A scenario picks its own nodes, round after round.
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => Err(format!(
+                "{self} picks its own targets: give no target (a `value` table sets its knobs)"
+            )),
         }
     }
 }

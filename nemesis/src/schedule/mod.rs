@@ -70,13 +70,19 @@ impl clap::ValueEnum for NemesisMode {
 /// performs one operation at a time, so a group whose time has come waits while another
 /// group's fault is being applied. Replays from the seed like [`schedule`].
 pub fn composed(faults: &[Fault], interval: Duration) -> faultline_generator::Any {
-    let mut groups: Vec<FaultGroup> = faults.iter().map(|f| f.group()).collect();
+    let scenarios = faults.iter().any(|f| f.group() == FaultGroup::Scenario);
+    // With a scenario in the mix, process and network faults take turns with it.
+    let group = |f: &Fault| match f.group() {
+        FaultGroup::Process | FaultGroup::Network if scenarios => FaultGroup::Scenario,
+        other => other,
+    };
+    let mut groups: Vec<FaultGroup> = faults.iter().map(group).collect();
     groups.sort();
     groups.dedup();
     any(groups
         .into_iter()
         .map(|g| {
-            let members: Vec<Fault> = faults.iter().copied().filter(|f| f.group() == g).collect();
+            let members: Vec<Fault> = faults.iter().copied().filter(|f| group(f) == g).collect();
             schedule(&members, interval).boxed()
         })
         .collect())
