@@ -10,6 +10,7 @@ mod conformance;
 mod error;
 mod generate;
 mod hosts;
+mod hunt;
 mod junit;
 mod outcome;
 mod output;
@@ -64,6 +65,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Preflight: check that the hosts of a backend (local, docker, ssh) can be used.
     Hosts(hosts::HostsArgs),
+    /// Hunt for a bug: many short runs with varied seeds and fault mixes, guided by
+    /// what the nodes did, until one is invalid; then shrink its fault schedule.
+    Hunt(Box<hunt::HuntArgs>),
     /// Re-render a run's report.html from its files (results.json, history.jsonl, …).
     Report(report::ReportArgs),
     /// Print a run's faults (RUN_DIR/nemesis.jsonl) as a TOML schedule: the same faults
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args).map(|()| 0),
         Command::Schedule(args) => schedule::run(args).map(|()| 0),
         Command::Suite(args) => suite::run(args),
+        Command::Hunt(args) => hunt::run(args),
         Command::Serve(args) => serve::run(args).map(|()| 0),
         Command::InternalPanic => panic!("deliberate panic (internal-panic)"),
     };

@@ -52,7 +52,7 @@ fn bug_help() -> String {
 }
 
 /// Flags of `faultline run`. Every one may also be given in the `--config` file.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// The database, one of `BuiltIn`'s names [default: kv].
     #[arg(long, help = db_help())]
