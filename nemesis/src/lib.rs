@@ -107,12 +107,12 @@ pub use process::{
     DEFAULT_READY_TIMEOUT, KILL, KillNemesis, PAUSE, PauseNemesis, RESUME, START, TARGETS,
 };
 pub use roles::{RoleNemesis, Roles};
-pub use schedule::{
-    DEFAULT_INTERVAL, NemesisMode, Schedule, Step, Timeline, composed, final_heal, schedule,
-    timeline,
-};
 pub use scenario::{
     DEFAULT_FLAP_PERIOD, START_FLAP, START_LEADER_CHURN, START_VOTE_KILL, STOP_FLAP,
     STOP_LEADER_CHURN, STOP_VOTE_KILL, Scenario, ScenarioNemesis,
+};
+pub use schedule::{
+    DEFAULT_INTERVAL, NemesisMode, Schedule, Step, Timeline, composed, final_heal, schedule,
+    timeline,
 };
 pub use storm::{DEFAULT_STORM_PERIOD, START_STORM, STOP_STORM, STORM_TARGETS, StormNemesis};

@@ -91,7 +91,10 @@ fn pick(pool: &[Fault], rng: &mut impl Rng) -> Option<Fault> {
 
 /// A pace between 0.2 and 5 s, log-uniformly (as many fast paces as slow ones).
 fn random_interval(rng: &mut impl Rng) -> Duration {
-    let (low, high) = (MIN_INTERVAL.as_secs_f64().ln(), MAX_INTERVAL.as_secs_f64().ln());
+    let (low, high) = (
+        MIN_INTERVAL.as_secs_f64().ln(),
+        MAX_INTERVAL.as_secs_f64().ln(),
+    );
     Duration::from_secs_f64(rng.random_range(low..high).exp()).clamp(MIN_INTERVAL, MAX_INTERVAL)
 }
 

@@ -132,8 +132,10 @@ impl Coverage {
     /// The behaviours of everything fed.
     pub fn behaviours(mut self) -> Behaviours {
         for nodes in self.candidates.values() {
-            self.found
-                .insert(format!("candidates-per-term:{}", bucket(nodes.len() as u64)));
+            self.found.insert(format!(
+                "candidates-per-term:{}",
+                bucket(nodes.len() as u64)
+            ));
         }
         for nodes in self.leaders.values() {
             self.found
@@ -188,7 +190,10 @@ mod tests {
     #[test]
     fn buckets_are_powers_of_two() {
         let got: Vec<String> = [0, 1, 2, 3, 4, 7, 8, 100].map(bucket).to_vec();
-        assert_eq!(got, ["0", "1", "2-3", "2-3", "4-7", "4-7", "8-15", "64-127"]);
+        assert_eq!(
+            got,
+            ["0", "1", "2-3", "2-3", "4-7", "4-7", "8-15", "64-127"]
+        );
     }
 
     #[test]
@@ -222,7 +227,10 @@ mod tests {
             "elections:2-3",
             "truncate:1",
         ] {
-            assert!(found.contains(expected), "{expected} missing from {found:?}");
+            assert!(
+                found.contains(expected),
+                "{expected} missing from {found:?}"
+            );
         }
     }
 

@@ -110,7 +110,11 @@ pub fn run(args: &HuntArgs) -> Result<i32> {
         humantime::format_duration(args.budget),
         base.time_limit.as_secs_f64(),
         crate::config::faults_word(&pool),
-        if args.unguided { "unguided" } else { "coverage-guided" },
+        if args.unguided {
+            "unguided"
+        } else {
+            "coverage-guided"
+        },
     );
 
     let mut seen = Behaviours::new();
@@ -182,7 +186,10 @@ pub fn run(args: &HuntArgs) -> Result<i32> {
     let code = match caught {
         Some((index, after)) => {
             let found = &tried[index];
-            let run_dir = found.run_dir.clone().context("an invalid run has a directory")?;
+            let run_dir = found
+                .run_dir
+                .clone()
+                .context("an invalid run has a directory")?;
             eprintln!(
                 "faultline hunt: caught after {} run(s), {after:.0} s: {}",
                 index + 1,

@@ -11,7 +11,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use faultline_checker::Validity;
 use faultline_nemesis::Fault;
-use faultline_nemesis::schedule::{Step, load, to_toml};
+use faultline_nemesis::schedule::Step;
+use faultline_nemesis::schedule::file::load;
+use faultline_nemesis::schedule::replay::to_toml;
 use serde_json::{Value, json};
 
 use crate::config::RunConfig;
@@ -79,10 +81,8 @@ pub fn shrink(config: &RunConfig, run_dir: &Path, tries: u32) -> Result<Value> {
             replays += 1;
             let mut replay = config.clone();
             replay.nemesis_schedule = Some(scratch.clone());
-            replay.nemesis = smaller
-                .iter()
-                .filter_map(|s| Fault::of_f(&s.f))
-                .collect();
+            replay.schedule = Some(smaller.clone());
+            replay.nemesis = smaller.iter().filter_map(|s| Fault::of_f(&s.f)).collect();
             replay.nemesis.sort();
             replay.nemesis.dedup();
             let done = execute(&replay);
@@ -97,7 +97,11 @@ pub fn shrink(config: &RunConfig, run_dir: &Path, tries: u32) -> Result<Value> {
             "faultline hunt: without fault {} of {}: {}",
             index + 1,
             groups.len(),
-            if still_fails { "still fails, dropped" } else { "passes, kept" }
+            if still_fails {
+                "still fails, dropped"
+            } else {
+                "passes, kept"
+            }
         );
         if still_fails {
             steps = smaller;
