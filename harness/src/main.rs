@@ -44,7 +44,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a test: deploy a cluster, run a workload under faults, check the history.
+    /// Run a test: deploy a cluster, run a workload under faults, check the history and
+    /// the nodes' logs (docs/checkers.md, "Node logs").
     Run(Box<config::RunArgs>),
     /// Check a client program (--client-cmd) against the protocol: start the database,
     /// send scripted operations, check the replies. Exit 0 if all checks pass, 1 if not.

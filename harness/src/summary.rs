@@ -95,3 +95,43 @@ fn show(value: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use faultline_checker::nodelog::{NodeLog, NodeLogCheck};
+
+    use super::*;
+
+    #[test]
+    fn node_logs_get_one_line_and_no_other_fields() {
+        let checked = NodeLogCheck::default().check(&[NodeLog::lines(
+            "n1",
+            "nodes/n1/node.log",
+            ["x protocol: role node=1 term=1 role=leader", "panic: boom"],
+        )]);
+        let line = node_logs(&checked.verdict);
+        assert_eq!(
+            line,
+            "  node logs: invalid (1 nodes, 1 files, 2 lines, 1 protocol events): node-log-crash ×1\n"
+        );
+        let mut results = Results::default();
+        results.record("node-logs", &checked);
+        let text = render(
+            Path::new("h.jsonl"),
+            "linearizable",
+            &results,
+            Duration::ZERO,
+        );
+        assert!(text.contains(&line), "{text}");
+        assert!(!text.contains("anomaly types"), "{text}");
+        assert!(
+            text.contains("  nodes/n1/node.log:2: panic: boom"),
+            "{text}"
+        );
+        let none = NodeLogCheck::default().check(&[]);
+        assert_eq!(
+            node_logs(&none.verdict),
+            "  node logs: valid (no node logs)\n"
+        );
+    }
+}

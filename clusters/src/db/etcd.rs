@@ -99,12 +99,19 @@ impl Db for EtcdDb {
         "etcd"
     }
 
-    /// etcd logs JSON lines (zap): its panics and fatal exits by level.
+    /// etcd's panics and fatal exits by level: zap's JSON lines (`"level":"panic"`,
+    /// `"level":"fatal"`, etcd ≥ 3.5), capnslog's text (`DATE TIME C | pkg: …`, critical,
+    /// etcd 3.4) and its raft logger's (`raftDATE TIME PANIC: …`, `FATAL:`).
     fn log_patterns(&self) -> Vec<String> {
-        vec![
-            "\"level\":\"panic\"".to_string(),
-            "\"level\":\"fatal\"".to_string(),
+        [
+            "\"level\":\"panic\"",
+            "\"level\":\"fatal\"",
+            " C | ",
+            " PANIC: ",
+            " FATAL: ",
         ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn setup(&self, node: &Node) -> Result<(), ClusterError> {

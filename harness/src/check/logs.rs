@@ -202,6 +202,11 @@ mod tests {
             "node-log-crash"
         );
         assert_eq!(json["checkers"]["node-logs"]["lines"], 2);
+        // What suites' `expect-anomaly` and JUnit read.
+        assert_eq!(
+            crate::outcome::anomalies(&json),
+            "node-logs: node-log-crash"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
