@@ -188,6 +188,18 @@ fn seconds(ns: u64) -> String {
     }
 }
 
+/// A TOML key: bare when it can be, else quoted.
+fn key(k: &str) -> String {
+    let bare = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        k.to_string()
+    } else {
+        json!(k).to_string()
+    }
+}
+
 /// A JSON value as a TOML inline value (nulls dropped: TOML has none).
 fn inline(value: &Value) -> String {
     match value {
@@ -203,7 +215,7 @@ fn inline(value: &Value) -> String {
             let items: Vec<String> = o
                 .iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("{} = {}", json!(k), inline(v)))
+                .map(|(k, v)| format!("{} = {}", key(k), inline(v)))
                 .collect();
             format!("{{ {} }}", items.join(", "))
         }
