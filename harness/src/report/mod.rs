@@ -405,4 +405,21 @@ mod tests {
         );
         assert_eq!(view.rows.len(), 1);
     }
+
+    #[test]
+    fn the_uncertainty_figures_get_their_own_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::from_ops("t", vec![]).unwrap();
+        let results = json!({"valid": true, "run": {"ok": 1, "info_rate": 0.5,
+            "info_by_f": {"write": {"completed": 2, "info": 1, "rate": 0.5}},
+            "in_flight_at_faults": [{"index": 0, "time": 0.25, "f": "kill", "in_flight": 4}],
+            "in_flight_at_faults_total": 4}});
+        let page = render_page(dir.path(), Ok(&history), &results).unwrap();
+        assert!(page.contains("<h2>Uncertainty</h2>"), "{page}");
+        assert!(page.contains("<strong>50.0 %</strong>"), "{page}");
+        assert!(page.contains("id=\"in-flight-at-faults\""), "{page}");
+        assert!(!page.contains("<th>info_by_f</th>"), "{page}");
+        let none = render_page(dir.path(), Ok(&history), &json!({"run": {"ok": 1}})).unwrap();
+        assert!(!none.contains("<h2>Uncertainty</h2>"));
+    }
 }
