@@ -319,6 +319,7 @@ fn config_json_keeps_its_fields_and_names() {
             "bug",
             "kv-args",
             "read-mode",
+            "client-routing",
             "store",
             "name",
             "op-timeout",
