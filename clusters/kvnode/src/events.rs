@@ -2,6 +2,11 @@
 //! apply, snapshot, truncate), one function per event, shared by both cores and the
 //! node loop so the format has one definition.
 //!
+//! `vote` is logged by the node loop, not by the cores: a core records the vote it
+//! decides in its next ready ([`crate::consensus::CoreReady::votes`]) and the loop logs
+//! it right after persisting that ready, before the grant (or promise) is sent. A node
+//! killed between deciding and persisting never cast that vote, so no line claims it.
+//!
 //! Each event is a `tracing` event with target `protocol` at INFO whose message is the
 //! event's name and whose fields are `key=value` tokens without spaces, so with the
 //! node's text formatter a line reads
@@ -109,7 +114,9 @@ pub fn role(node: NodeId, term: Term, role: Role) {
 }
 
 /// `vote`: the node granted its vote in `term` to `candidate` (Paxos: promised the
-/// ballot `term` to its proposer).
+/// ballot `term` to its proposer). Logged once the ready that cast it is persisted
+/// (even when the planted `forget-vote` bug left the vote out of what was persisted:
+/// the grant is sent all the same).
 pub fn vote(node: NodeId, term: Term, candidate: NodeId) {
     tracing::info!(target: TARGET, node = %node, term = %term, "for" = %candidate, "vote");
 }
@@ -150,4 +157,4 @@ pub fn truncate(node: NodeId, from: u64, commit: u64) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

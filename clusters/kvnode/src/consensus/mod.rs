@@ -14,8 +14,10 @@
 //!    for reads;
 //! 2. when [`Core::has_ready`], take its ready work and handle it in order: persist
 //!    what it says durably; send the messages (before persisting only when
-//!    [`Core::sends_before_persisting`]); apply the snapshot and the committed entries
-//!    to the state machine; serve the confirmed reads;
+//!    [`Core::sends_before_persisting`]); once it is persisted, log the votes it cast
+//!    ([`CoreReady::votes`]: a core never logs a vote itself, since a vote counts only
+//!    once durable); apply the snapshot and the committed entries to the state
+//!    machine; serve the confirmed reads;
 //! 3. call [`Core::advance`] with the same ready work.
 
 pub(crate) mod read_queue;
@@ -28,6 +30,8 @@ pub use types::{
 };
 
 pub use faultline_kv_proto::Protocol;
+
+use crate::events::Term;
 
 /// A consensus core: a deterministic state machine without I/O (see the module docs
 /// for the driving loop). Implemented by [`crate::raft::Raft`] and [`crate::paxos::Paxos`].
@@ -83,7 +87,7 @@ pub trait Core {
 
     /// The term of the entry at `index` as protocol events print it (Raft: its term;
     /// Paxos: the ballot in which this node holds the chosen value), if known.
-    fn event_term_at(&self, index: u64) -> crate::events::Term;
+    fn event_term_at(&self, index: u64) -> Term;
 
     /// Logs the `start` protocol event (once, after recovery from disk).
     fn log_start(&self);
@@ -113,4 +117,12 @@ pub trait CoreReady {
 
     /// Reads that will never be served.
     fn failed_reads(&self) -> &[u64];
+
+    /// Votes cast by this ready: log them once it is persisted. Each is the term (Raft's
+    /// term; Paxos: the promised ballot) and the candidate (Paxos: the ballot's
+    /// proposer), in the order decided. A vote is durable, and its grant may go out,
+    /// only once the ready's state is persisted, so logging it earlier could record a
+    /// vote a crashed node never cast. Listed even when the state persisted does not
+    /// hold it (the `forget-vote` bug), since the grant is still sent.
+    fn votes(&self) -> &[(Term, NodeId)];
 }

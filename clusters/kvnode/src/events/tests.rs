@@ -20,8 +20,8 @@ impl Write for Buffer {
     }
 }
 
-/// The lines `emit` logs, as the node's formatter writes them.
-fn lines(emit: impl FnOnce()) -> Vec<String> {
+/// The lines `emit` logs, as the node's formatter writes them (on this thread only).
+pub(crate) fn lines(emit: impl FnOnce()) -> Vec<String> {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -34,8 +34,17 @@ fn lines(emit: impl FnOnce()) -> Vec<String> {
     text.lines().map(str::to_string).collect()
 }
 
+/// The `vote` events among `lines`, from ` protocol: ` on.
+pub(crate) fn votes_logged(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.contains(" protocol: vote "))
+        .map(|l| event_part(l))
+        .collect()
+}
+
 /// The part of a line from ` protocol: ` on, checking the prefix is a timestamp and INFO.
-fn event_part(line: &str) -> &str {
+pub(crate) fn event_part(line: &str) -> &str {
     let at = line.find(" protocol: ").expect(line);
     let prefix = &line[..at];
     assert!(prefix.ends_with(" INFO"), "{line}");

@@ -20,8 +20,8 @@
 //!    interval, `step` for each message, [`Paxos::propose`] for commands,
 //!    [`Paxos::read_index`] for reads;
 //! 2. when `has_ready`, take a [`Ready`]: persist the snapshot, accepted values,
-//!    promised ballot and commit hint and fsync; only then send the messages
-//!    (promises and acceptances must be durable first); install the snapshot, apply
+//!    promised ballot and commit hint and fsync; only then log its promises (`votes`)
+//!    and send the messages (promises and acceptances must be durable first); install the snapshot, apply
 //!    the chosen values; serve confirmed reads;
 //! 3. call `advance` with the same `Ready`.
 //!

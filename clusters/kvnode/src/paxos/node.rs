@@ -79,6 +79,9 @@ pub struct Paxos {
     /// Failure detection, heartbeats, and ticks since start (for snapshot resends).
     pub(super) timer: Timer,
     pub(super) msgs: Vec<Message>,
+    /// Promises made since the last `Ready` (ballot, proposer): the next one carries
+    /// them, and the application logs them once persisted.
+    pub(super) cast_votes: Vec<(Term, NodeId)>,
     /// Slots whose accepted value changed since the last `Ready`.
     pub(super) unstable: BTreeSet<u64>,
     prev_promised: Ballot,
@@ -151,6 +154,7 @@ impl Paxos {
             upto_cache: (Ballot::ZERO, 0),
             timer,
             msgs: Vec::new(),
+            cast_votes: Vec::new(),
             unstable: BTreeSet::new(),
             prev_promised: durable.promised,
             prev_commit: durable.commit,
@@ -220,11 +224,12 @@ impl Paxos {
         self.unstable.insert(slot);
     }
 
-    /// Promises `ballot` (to persist in the next `Ready`).
+    /// Promises `ballot` (to persist in the next `Ready`, which also carries the vote to
+    /// log once persisted: see [`crate::consensus::CoreReady::votes`]).
     pub(super) fn promise(&mut self, ballot: Ballot) {
         if ballot > self.promised {
             self.promised = ballot;
-            events::vote(self.id, ballot.event_term(), ballot.node);
+            self.cast_votes.push((ballot.event_term(), ballot.node));
             if self.role == Role::Follower {
                 self.log_role();
             }
@@ -403,6 +408,7 @@ impl Core for Paxos {
             || self.promised != self.prev_promised
             || self.commit != self.prev_commit
             || !self.msgs.is_empty()
+            || !self.cast_votes.is_empty()
             || self.commit > self.applied
             || self.need_broadcast
             || self.reads.has_work()
@@ -431,6 +437,7 @@ impl Core for Paxos {
             chosen,
             read_states: self.reads.take_ready(),
             failed_reads: self.reads.take_failed(),
+            votes: std::mem::take(&mut self.cast_votes),
         }
     }
 

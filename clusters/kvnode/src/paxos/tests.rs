@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::consensus::{Core, NodeId, Role};
+use crate::events::tests::{lines, votes_logged};
 
 struct Net {
     nodes: BTreeMap<NodeId, Paxos>,
@@ -193,4 +194,61 @@ fn durable_state_restores_promise_and_values() {
     let restored = Paxos::new(cfg, durable.clone(), None).unwrap();
     assert_eq!(restored.promised(), durable.promised);
     assert_eq!(restored.status().commit, durable.commit);
+}
+
+#[test]
+fn promises_travel_in_the_next_ready() {
+    let mut net = Net::new(3, PaxosBugs::default());
+    let logged = lines(|| net.nodes.get_mut(&1).unwrap().campaign());
+    assert!(
+        votes_logged(&logged).is_empty(),
+        "the core logs no vote: {logged:?}"
+    );
+    let n1 = net.nodes.get_mut(&1).unwrap();
+    let ballot = n1.promised();
+    assert_eq!(ballot.node, 1);
+    let ready = n1.ready();
+    assert_eq!(ready.promised, Some(ballot));
+    assert_eq!(
+        ready.votes,
+        vec![(ballot.event_term(), 1)],
+        "its own promise"
+    );
+    n1.advance(&ready);
+    assert!(
+        !n1.has_ready() || n1.ready().votes.is_empty(),
+        "a promise is handed out once"
+    );
+    let prepare = ready
+        .messages
+        .into_iter()
+        .find(|m| m.to == 2)
+        .expect("a prepare to node 2");
+    let n2 = net.nodes.get_mut(&2).unwrap();
+    // A ready taken before the promise carries no vote; the one after it does.
+    if n2.has_ready() {
+        let before = n2.ready();
+        assert!(before.votes.is_empty());
+        n2.advance(&before);
+    }
+    let logged = lines(|| n2.step(prepare.clone()));
+    assert!(
+        votes_logged(&logged).is_empty(),
+        "the core logs no vote: {logged:?}"
+    );
+    assert_eq!(n2.promised(), ballot);
+    let promise = n2.ready();
+    assert_eq!(promise.promised, Some(ballot));
+    assert_eq!(promise.votes, vec![(ballot.event_term(), 1)]);
+    n2.advance(&promise);
+    // The same prepare again is answered, but it is not a new promise.
+    n2.step(prepare);
+    let again = n2.ready();
+    assert!(
+        again
+            .messages
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::Promise { .. }))
+    );
+    assert!(again.votes.is_empty(), "{:?}", again.votes);
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::consensus::{Entry, NodeId, ReadState, Snapshot};
+use crate::events::Term;
 
 /// Node ids must stay below this so a ballot packs into one `u64`.
 pub const MAX_NODE_ID: NodeId = 1 << 16;
@@ -31,8 +32,8 @@ impl Ballot {
 
 impl Ballot {
     /// The ballot as protocol events print it (`ROUND.NODE`).
-    pub fn event_term(self) -> crate::events::Term {
-        crate::events::Term::Ballot {
+    pub fn event_term(self) -> Term {
+        Term::Ballot {
             round: self.round,
             node: self.node,
         }
@@ -197,8 +198,8 @@ pub struct Durable {
 }
 
 /// What the application must do, in this order: persist `snapshot`, `accepted`,
-/// `promised` and `commit` durably (fsync) before sending anything; then send
-/// `messages`; then install `snapshot` and apply `chosen` to the state machine in
+/// `promised` and `commit` durably (fsync) before sending anything; then log `votes`
+/// and send `messages`; then install `snapshot` and apply `chosen` to the state machine in
 /// order; serve `read_states` once applied far enough; fail `failed_reads`; then call
 /// [`Core::advance`](crate::consensus::Core::advance).
 #[derive(Debug, Clone, Default)]
@@ -219,6 +220,9 @@ pub struct Ready {
     pub read_states: Vec<ReadState>,
     /// Contexts of reads that will never be confirmed: definitely not served.
     pub failed_reads: Vec<u64>,
+    /// Promises made by this ready (ballot, its proposer), its own included: log them
+    /// once it is persisted (see [`CoreReady::votes`](crate::consensus::CoreReady::votes)).
+    pub votes: Vec<(Term, NodeId)>,
 }
 
 impl crate::consensus::CoreReady for Ready {
@@ -242,5 +246,9 @@ impl crate::consensus::CoreReady for Ready {
 
     fn failed_reads(&self) -> &[u64] {
         &self.failed_reads
+    }
+
+    fn votes(&self) -> &[(Term, NodeId)] {
+        &self.votes
     }
 }

@@ -3,7 +3,6 @@
 use super::node::Raft;
 use super::types::{Message, MessageBody};
 use crate::consensus::Role;
-use crate::events::{self, Term};
 
 impl Raft {
     /// Starts a pre-vote round: asks whether peers would vote for us in `term + 1`,
@@ -40,10 +39,9 @@ impl Raft {
     /// Starts a real election in a new term, voting for ourselves.
     fn campaign_vote(&mut self) {
         self.term += 1;
-        self.vote = Some(self.id);
         self.role = Role::Candidate;
         self.log_role();
-        events::vote(self.id, Term::Number(self.term), self.id);
+        self.cast_vote(self.id);
         self.leader = None;
         self.votes.clear();
         self.votes.insert(self.id, true);
@@ -86,9 +84,8 @@ impl Raft {
         let reply_term = if granted { m.term } else { self.term };
         if granted && !pre {
             if self.vote != Some(m.from) {
-                events::vote(self.id, Term::Number(self.term), m.from);
+                self.cast_vote(m.from);
             }
-            self.vote = Some(m.from);
             self.timer.election_elapsed = 0;
         }
         let body = if pre {

@@ -6,8 +6,9 @@
 //!    fixed interval, `step` for each message from a peer, `propose` for commands and
 //!    [`Raft::read_index`] for reads;
 //! 2. when `has_ready`, take a [`Ready`] and handle it in order: persist the
-//!    snapshot, entries and hard state durably; send the messages; apply the snapshot
-//!    and committed entries to the state machine; serve the confirmed reads;
+//!    snapshot, entries and hard state durably; log the votes it cast (`votes`, only
+//!    now that they are durable); send the messages; apply the snapshot and committed
+//!    entries to the state machine; serve the confirmed reads;
 //! 3. call `advance` with the same `Ready`.
 //!
 //! Everything that arrives while step 2 is in progress is batched into the next

@@ -39,6 +39,9 @@ pub struct Raft {
     /// Election timeout, heartbeats, and ticks since start (for snapshot retries).
     pub(super) timer: Timer,
     pub(super) msgs: Vec<Message>,
+    /// Votes decided since the last `Ready` (term, candidate): the next one carries
+    /// them, and the application logs them once persisted.
+    pub(super) cast_votes: Vec<(Term, NodeId)>,
     prev_hard: HardState,
     /// Appends are owed to followers (proposals arrived); sent when the `Ready` is built.
     pub(super) need_broadcast: bool,
@@ -106,6 +109,7 @@ impl Raft {
             votes: BTreeMap::new(),
             timer,
             msgs: Vec::new(),
+            cast_votes: Vec::new(),
             prev_hard: hard,
             need_broadcast: false,
             reads: ReadQueue::default(),
@@ -159,6 +163,13 @@ impl Raft {
     pub(super) fn has_lease(&self) -> bool {
         let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
         active >= self.quorum()
+    }
+
+    /// Records a vote for `candidate` in the current term, for the next `Ready` to carry
+    /// (logged only once persisted: see [`crate::consensus::CoreReady::votes`]).
+    pub(super) fn cast_vote(&mut self, candidate: NodeId) {
+        self.vote = Some(candidate);
+        self.cast_votes.push((Term::Number(self.term), candidate));
     }
 
     /// Logs the `role` protocol event for the current role and term.
@@ -405,6 +416,7 @@ impl Core for Raft {
             || self.stable < self.log.last_index()
             || self.hard_state() != self.prev_hard
             || !self.msgs.is_empty()
+            || !self.cast_votes.is_empty()
             || self.commit > self.applied
             || self.need_broadcast
             || self.reads.has_work()
@@ -423,6 +435,7 @@ impl Core for Raft {
             committed_entries: self.log.slice(self.applied + 1, self.commit, usize::MAX),
             read_states: self.reads.take_ready(),
             failed_reads: self.reads.take_failed(),
+            votes: std::mem::take(&mut self.cast_votes),
         }
     }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::consensus::{Core, NodeId, Role};
+use crate::events::Term;
+use crate::events::tests::{lines, votes_logged};
 
 /// A tiny in-memory cluster: messages are queued and delivered on request.
 struct Cluster {
@@ -264,7 +266,107 @@ fn votes_are_persisted_unless_the_forget_vote_bug_is_on() {
                 .any(|m| matches!(m.body, MessageBody::VoteResponse { granted: true }))
         );
         assert_eq!(hard.vote, if forget { None } else { Some(1) });
+        // The grant goes out either way, so the vote is still to be logged once persisted.
+        assert_eq!(ready.votes, vec![(Term::Number(hard.term), 1)]);
     }
+}
+
+/// Node 1 wins a pre-vote round among 1 and 2 and becomes a candidate; returns its
+/// vote requests (its `Ready` taken and advanced).
+fn campaign_for_votes(c: &mut Cluster) -> Ready {
+    c.node(2).timer.election_elapsed = 10;
+    c.node(1).campaign_pre_vote();
+    let pre_votes = c.node(1).ready();
+    assert!(
+        pre_votes.votes.is_empty(),
+        "asking for pre-votes is no vote"
+    );
+    c.node(1).advance(&pre_votes);
+    for m in pre_votes.messages {
+        c.node(m.to).step(m);
+    }
+    let answers = c.node(2).ready();
+    assert!(answers.votes.is_empty(), "granting a pre-vote is no vote");
+    c.node(2).advance(&answers);
+    let logged = lines(|| {
+        for m in answers.messages {
+            c.node(1).step(m);
+        }
+    });
+    assert_eq!(c.node(1).status().role, Role::Candidate);
+    assert_eq!(c.node(1).status().vote, Some(1));
+    assert!(
+        votes_logged(&logged).is_empty(),
+        "the core logs no vote: {logged:?}"
+    );
+    let ready = c.node(1).ready();
+    c.node(1).advance(&ready);
+    ready
+}
+
+#[test]
+fn vote_decisions_travel_in_the_next_ready() {
+    let mut c = Cluster::new(3, CoreBugs::default());
+    let campaign = campaign_for_votes(&mut c);
+    let term = c.node(1).status().term;
+    assert_eq!(
+        campaign.votes,
+        vec![(Term::Number(term), 1)],
+        "the self-vote"
+    );
+    assert!(
+        !c.node(1).has_ready() || c.node(1).ready().votes.is_empty(),
+        "a vote is handed out once"
+    );
+    let request = campaign
+        .messages
+        .into_iter()
+        .find(|m| m.to == 2)
+        .expect("a vote request to node 2");
+    // A ready taken before the decision carries no vote; the one after it does.
+    if c.node(2).has_ready() {
+        let before = c.node(2).ready();
+        assert!(before.votes.is_empty());
+        c.node(2).advance(&before);
+    }
+    let logged = lines(|| c.node(2).step(request.clone()));
+    assert!(
+        votes_logged(&logged).is_empty(),
+        "the core logs no vote: {logged:?}"
+    );
+    assert_eq!(c.node(2).status().vote, Some(1));
+    let grant = c.node(2).ready();
+    assert_eq!(grant.votes, vec![(Term::Number(term), 1)]);
+    assert_eq!(grant.hard_state.and_then(|h| h.vote), Some(1));
+    c.node(2).advance(&grant);
+    // The same request again is answered, but it is not a second vote.
+    c.node(2).step(request);
+    let again = c.node(2).ready();
+    assert!(
+        again
+            .messages
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::VoteResponse { granted: true }))
+    );
+    assert!(again.votes.is_empty(), "{:?}", again.votes);
+}
+
+#[test]
+fn forget_vote_still_hands_out_the_self_vote() {
+    let bugs = CoreBugs {
+        forget_vote: true,
+        ..CoreBugs::default()
+    };
+    let mut c = Cluster::new(3, bugs);
+    let campaign = campaign_for_votes(&mut c);
+    let term = c.node(1).status().term;
+    let hard = campaign.hard_state.expect("the new term is persisted");
+    assert_eq!(
+        (hard.term, hard.vote),
+        (term, None),
+        "the vote is forgotten"
+    );
+    assert_eq!(campaign.votes, vec![(Term::Number(term), 1)]);
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::consensus::{Entry, NodeId, ReadState, Snapshot};
+use crate::events::Term;
 
 /// What must be durable before a node answers a vote or acknowledges entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,7 +226,8 @@ impl Config {
 }
 
 /// What the application must do, in this order: persist `snapshot`, `entries` and
-/// `hard_state` (durably, before anything else), then send `messages`, then apply
+/// `hard_state` (durably, before anything else), then log `votes` and send `messages`
+/// (a leader may send first: [`Core::sends_before_persisting`](crate::consensus::Core::sends_before_persisting)), then apply
 /// `snapshot` and `committed_entries` to the state machine, serve `read_states` once
 /// applied far enough, fail `failed_reads`; then call [`Core::advance`](crate::consensus::Core::advance).
 #[derive(Debug, Clone, Default)]
@@ -244,6 +246,9 @@ pub struct Ready {
     pub read_states: Vec<ReadState>,
     /// Contexts of reads that will never be confirmed (leadership lost): definitely not served.
     pub failed_reads: Vec<u64>,
+    /// Votes cast by this ready (term, candidate), its own included: log them once it
+    /// is persisted (see [`CoreReady::votes`](crate::consensus::CoreReady::votes)).
+    pub votes: Vec<(Term, NodeId)>,
 }
 
 impl crate::consensus::CoreReady for Ready {
@@ -267,5 +272,9 @@ impl crate::consensus::CoreReady for Ready {
 
     fn failed_reads(&self) -> &[u64] {
         &self.failed_reads
+    }
+
+    fn votes(&self) -> &[(Term, NodeId)] {
+        &self.votes
     }
 }

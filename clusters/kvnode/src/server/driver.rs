@@ -1,7 +1,8 @@
 //! The node loop: one thread owns the consensus core (Raft or Multi-Paxos), the storage and the state machine.
 //! It batches every event that arrived while it was busy (so one fsync covers many
 //! requests: group commit), ticks the core, and handles each `Ready` in order:
-//! persist and fsync, send, apply, answer clients, advance.
+//! persist and fsync, log its votes (`vote` events: only once durable), send, apply,
+//! answer clients, advance.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -236,6 +237,11 @@ impl<C: PeerCore + Persist> Driver<C> {
             }
         }
         C::persist(&mut self.storage, &ready)?;
+        // Votes count only once durable: a node killed before this point never cast
+        // them (and may vote again after a restart), so they are logged only now.
+        for (term, candidate) in ready.votes() {
+            events::vote(self.id, *term, *candidate);
+        }
         if !early {
             for m in &messages {
                 self.transport.send(m);
@@ -408,3 +414,6 @@ impl<C: PeerCore + Persist> Driver<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
