@@ -29,6 +29,9 @@ with_run_settings! {
         suite: Option<String>,
         /// The expected verdict of every run that does not say [default: valid].
         expect: Option<Expect>,
+        /// Seeds for every `[[run]]` that gives neither `seed` nor `seeds`: each such
+        /// entry runs once per seed.
+        seeds: Option<Vec<u64>>,
         matrix: Option<Spanned<Matrix>>,
         #[serde(default)]
         run: Vec<Spanned<Entry>>,
@@ -45,6 +48,12 @@ with_run_settings! {
         /// `[[run]]` names this profile leaves out (e.g. a fault the profile's
         /// backend cannot inject); each must name a run of the file.
         skip: Option<Vec<String>>,
+        /// The expected verdict of every run, over the entries' own; `valid` also
+        /// drops their `expect-anomaly` (e.g. the planted bugs' schedules on the
+        /// correct node).
+        expect: Option<Expect>,
+        /// Seeds for every `[[run]]`, over the entries' `seed`/`seeds`.
+        seeds: Option<Vec<u64>>,
     }
 }
 
@@ -55,6 +64,8 @@ with_run_settings! {
         expect: Option<Expect>,
         /// Text the anomalies line must contain (e.g. `G1c`, `not linearizable`).
         expect_anomaly: Option<String>,
+        /// Runs this entry once per seed (labelled `NAME seed N`), instead of `seed`.
+        seeds: Option<Vec<u64>>,
     }
 }
 
@@ -273,34 +284,82 @@ pub fn load(
             }
         }
     }
+    let profile_expect = profile.and_then(|p| p.get_ref().expect);
     for (i, entry) in file.run.iter().enumerate() {
         let line = line_of(entry.span().start);
         let e = entry.get_ref();
         if e.name.as_ref().is_some_and(|name| skip.contains(name)) {
             continue;
         }
-        let mut args = base(&|args: &mut RunArgs| e.overlay(args));
-        args.name = e.name.clone();
-        let label = e.name.clone().unwrap_or_else(|| {
+        if e.seed.is_some() && e.seeds.is_some() {
+            return Err(UsageError(format!(
+                "{}:{line}: give `seed` or `seeds`, not both",
+                path.display()
+            )));
+        }
+        if e.seeds.as_ref().is_some_and(Vec::is_empty) {
+            return Err(UsageError(format!(
+                "{}:{line}: `seeds` is empty; give at least one seed or drop it",
+                path.display()
+            )));
+        }
+        let seeds = profile
+            .and_then(|p| p.get_ref().seeds.clone())
+            .or_else(|| e.seeds.clone())
+            .or_else(|| if e.seed.is_none() { file.seeds.clone() } else { None });
+        let name = e.name.clone().unwrap_or_else(|| {
+            let args = base(&|args: &mut RunArgs| e.overlay(args));
             format!(
                 "{}-{}",
                 args.db.as_deref().unwrap_or("kv"),
                 args.workload.as_deref().unwrap_or("register")
             )
         });
-        let label = if runs.iter().any(|p: &Planned| p.label == label) {
-            format!("{label} #{}", i + 1)
+        let name = if runs.iter().any(|p: &Planned| p.label == name) {
+            format!("{name} #{}", i + 1)
         } else {
-            label
+            name
         };
-        let config = resolve(&args, line, &label)?;
-        runs.push(Planned {
-            label,
-            line,
-            config,
-            expect: e.expect.unwrap_or(default_expect),
-            expect_anomaly: e.expect_anomaly.clone(),
-        });
+        let per_seed: Vec<Option<u64>> = match &seeds {
+            Some(seeds) => seeds.iter().copied().map(Some).collect(),
+            None => vec![None],
+        };
+        for seed in per_seed {
+            let mut args = base(&|args: &mut RunArgs| {
+                e.overlay(args);
+                if let Some(seed) = seed {
+                    args.seed = Some(seed);
+                }
+            });
+            if let Some(seed) = seed {
+                // Over a profile's own `seed`, too: the seeds axis is what varies.
+                args.seed = Some(seed);
+            }
+            args.name = e.name.clone();
+            let label = match seed {
+                Some(seed) if seeds.is_some() => format!("{name} seed {seed}"),
+                _ => name.clone(),
+            };
+            let config = resolve(&args, line, &label)?;
+            let expect = profile_expect.unwrap_or(e.expect.unwrap_or(default_expect));
+            let expect_anomaly = match profile_expect {
+                Some(Expect::Valid) => None,
+                _ => e.expect_anomaly.clone(),
+            };
+            runs.push(Planned {
+                label,
+                line,
+                config,
+                expect,
+                expect_anomaly,
+            });
+        }
+    }
+    if profile.is_some_and(|p| p.get_ref().seeds.as_ref().is_some_and(Vec::is_empty)) {
+        return Err(UsageError(format!(
+            "{}: the profile's `seeds` is empty; give at least one seed or drop it",
+            path.display()
+        )));
     }
     if runs.is_empty() {
         return Err(UsageError(format!(
@@ -481,6 +540,58 @@ mod tests {
             e.ends_with(":12: the profile skips `c`, but no [[run]] has that name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn entries_run_once_per_seed_and_a_profile_can_expect_valid() {
+        let text = "expect = \"invalid\"\nseeds = [1, 2]\n\n\
+                    [[run]]\nname = \"a\"\nbug = [\"stale-read\"]\nexpect-anomaly = \"stale\"\n\n\
+                    [[run]]\nname = \"b\"\nseeds = [7, 8, 9]\n\n\
+                    [[run]]\nname = \"c\"\nseed = 5\n\n\
+                    [profile.correct]\nbug = []\nexpect = \"valid\"\n\n\
+                    [profile.one]\nseeds = [3]\n";
+        let (_dir, path) = file(text);
+        let all = load(&path, None, None).unwrap();
+        let runs: Vec<(&str, u64, Expect, Option<&str>)> = all
+            .runs
+            .iter()
+            .map(|r| {
+                (
+                    r.label.as_str(),
+                    r.config.seed,
+                    r.expect,
+                    r.expect_anomaly.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ("a seed 1", 1, Expect::Invalid, Some("stale")),
+                ("a seed 2", 2, Expect::Invalid, Some("stale")),
+                ("b seed 7", 7, Expect::Invalid, None),
+                ("b seed 8", 8, Expect::Invalid, None),
+                ("b seed 9", 9, Expect::Invalid, None),
+                ("c", 5, Expect::Invalid, None),
+            ]
+        );
+        assert!(all.runs.iter().all(|r| !r.config.name.is_empty()));
+        let correct = load(&path, None, Some("correct")).unwrap();
+        assert_eq!(correct.runs.len(), 6);
+        for r in &correct.runs {
+            assert_eq!(r.expect, Expect::Valid, "{}", r.label);
+            assert_eq!(r.expect_anomaly, None, "{}", r.label);
+            assert!(r.config.bug.is_empty(), "{}", r.label);
+        }
+        let one = load(&path, None, Some("one")).unwrap();
+        let labels: Vec<&str> = one.runs.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["a seed 3", "b seed 3", "c seed 3"]);
+        let (_dir, both) = file("[[run]]\nseed = 1\nseeds = [2]\n");
+        let e = load(&both, None, None).unwrap_err().0;
+        assert!(e.ends_with(":1: give `seed` or `seeds`, not both"), "{e}");
+        let (_dir, empty) = file("[[run]]\nseeds = []\n");
+        let e = load(&empty, None, None).unwrap_err().0;
+        assert!(e.contains("`seeds` is empty"), "{e}");
     }
 
     #[test]
