@@ -306,7 +306,13 @@ pub fn load(
         let seeds = profile
             .and_then(|p| p.get_ref().seeds.clone())
             .or_else(|| e.seeds.clone())
-            .or_else(|| if e.seed.is_none() { file.seeds.clone() } else { None });
+            .or_else(|| {
+                if e.seed.is_none() {
+                    file.seeds.clone()
+                } else {
+                    None
+                }
+            });
         let name = e.name.clone().unwrap_or_else(|| {
             let args = base(&|args: &mut RunArgs| e.overlay(args));
             format!(
