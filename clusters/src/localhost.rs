@@ -190,6 +190,10 @@ impl Localhost {
             None => nix_signal::kill(raw, nix),
         };
         match result {
+            Ok(()) if signal == Some(Signal::Stop) => {
+                wait_until_stopped(pid);
+                Ok(true)
+            }
             Ok(()) => Ok(true),
             Err(Errno::ESRCH) => Ok(false),
             Err(Errno::EPERM) if signal.is_none() => Ok(true),
@@ -212,6 +216,37 @@ fn to_nix(signal: Signal) -> NixSignal {
         Signal::Stop => NixSignal::SIGSTOP,
         Signal::Cont => NixSignal::SIGCONT,
     }
+}
+
+/// How long a paused process's threads may take to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waits (up to [`STOP_TIMEOUT`]) until every thread of `pid` is stopped or gone:
+/// SIGSTOP is delivered to each thread as it next runs, so a thread busy on another core
+/// could still answer a request sent right after `kill` returned. A pause counts as done
+/// only once nothing of the process runs.
+fn wait_until_stopped(pid: u32) {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while !all_threads_stopped(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether no thread of `pid` is runnable (each is stopped `T`, traced `t`, a zombie or
+/// dead), from `/proc/PID/task/*/stat`. A process that is gone counts as stopped.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next())
+            })
+            .is_none_or(|state| matches!(state, 'T' | 't' | 'Z' | 'X'))
+    })
 }
 
 /// Whether `pid` is a zombie: exited, waiting for a parent that is not us to reap it.
@@ -408,5 +443,31 @@ mod tests {
         assert!(!is_zombie(me));
         assert_eq!(threads(u32::MAX), None);
         assert!(!is_zombie(u32::MAX));
+    }
+
+    #[test]
+    fn a_stop_signal_returns_once_the_process_is_stopped() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        assert!(
+            !all_threads_stopped(pid),
+            "a sleeping process is not stopped"
+        );
+        let host = Localhost::new();
+        assert!(host.send(pid, Some(Signal::Stop)).expect("stop"));
+        assert!(
+            all_threads_stopped(pid),
+            "stop returned before the process stopped"
+        );
+        assert!(host.send(pid, Some(Signal::Cont)).expect("cont"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            all_threads_stopped(u32::MAX),
+            "a gone process counts as stopped"
+        );
     }
 }

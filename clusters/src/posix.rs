@@ -187,8 +187,15 @@ pub(crate) fn signal_script(pid_file: &Path, signal: Option<Signal>) -> String {
         None => s.push_str("echo running"),
         Some(signal) => {
             let name = signal_name(signal);
+            // A stop is done once no thread of the daemon runs any more (up to 2 s).
+            let settle = if signal == Signal::Stop {
+                "n=0; while [ $n -lt 100 ] && sed -n 's/.*) \\([RSD]\\).*/\\1/p' \
+                 /proc/$p/task/*/stat 2>/dev/null | grep -q .; do sleep 0.02; n=$((n+1)); done; "
+            } else {
+                ""
+            };
             s.push_str(&format!(
-                "if kill -s {name} -- -$p 2>/dev/null || kill -s {name} $p; then echo sent; \
+                "if kill -s {name} -- -$p 2>/dev/null || kill -s {name} $p; then {settle}echo sent; \
                  else {STATE_OF_P}; if [ -z \"$st\" ] || [ \"$st\" = Z ]; then echo gone; \
                  else echo \"fail $p\"; fi; fi"
             ));
@@ -279,6 +286,12 @@ mod tests {
             Err(RemoteError::AlreadyRunning { .. })
         ));
         assert!(check(None).unwrap());
+        // A stop answers once the daemon is stopped; it is still running.
+        assert!(check(Some(Signal::Stop)).unwrap());
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        assert!(state.contains(") T "), "not stopped: {state}");
+        assert!(check(None).unwrap());
+        assert!(check(Some(Signal::Cont)).unwrap());
         assert!(check(Some(Signal::Kill)).unwrap());
         std::thread::sleep(Duration::from_millis(200));
         assert!(!check(None).unwrap());
