@@ -37,7 +37,8 @@ const MAX_STROBE: Duration = Duration::from_secs(30);
 /// as libfaketime's offset file reads them. `strobe-clock` takes
 /// `{"node":"n2","delta_ms":5000,"period_ms":100,"duration_ms":2000}` (each optional;
 /// these are the defaults, the node random) or null. A bump adds to the node's current
-/// offset. Both shift wall-clock and monotonic time of the node's process.
+/// offset. Both shift the wall clock of the node's process (not its monotonic clock,
+/// which a stepped system clock leaves alone too).
 pub struct ClockNemesis {
     db: Arc<dyn Db>,
     nodes: Vec<Node>,

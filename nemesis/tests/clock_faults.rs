@@ -49,6 +49,15 @@ fn bumped_clocks_move_and_the_cluster_keeps_serving() {
         let pid = std::fs::read_to_string(node.pid_file()).unwrap();
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", pid.trim())).unwrap();
         assert!(maps.contains("libfaketime"), "{}", node.name);
+        // Wall clock only: a faked monotonic clock stalls Rust's timed waits.
+        let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
+        assert!(
+            environ
+                .split(|b| *b == 0)
+                .any(|kv| kv == b"FAKETIME_DONT_FAKE_MONOTONIC=1"),
+            "{}",
+            node.name
+        );
     }
     s.txn(r#"[["w","x",1]]"#);
 

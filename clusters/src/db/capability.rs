@@ -33,9 +33,10 @@ pub trait Primaries: Send + Sync {
 }
 
 /// Per-node clocks: the node runs under libfaketime, whose offset it reads from a file
-/// on every clock call (`FAKETIME_TIMESTAMP_FILE`, `FAKETIME_NO_CACHE=1`). Writing
-/// `+30` or `-5` (seconds) into the file moves that node's wall-clock and monotonic
-/// time; `+0` puts it back.
+/// on every clock call (`FAKETIME_TIMESTAMP_FILE`, `FAKETIME_NO_CACHE=1`,
+/// `FAKETIME_DONT_FAKE_MONOTONIC=1`). Writing `+30` or `-5` (seconds) into the file
+/// moves that node's wall clock, as a stepped system clock does (its monotonic clock
+/// keeps running); `+0` puts it back.
 pub trait FakeClock: Send + Sync {
     /// The node's offset file, on its host.
     fn clock_file(&self, node: &Node) -> PathBuf {

@@ -235,7 +235,13 @@ impl Db for KvDb {
                     "FAKETIME_TIMESTAMP_FILE",
                     self.clock_file(node).to_string_lossy(),
                 )
-                .env("FAKETIME_NO_CACHE", "1");
+                .env("FAKETIME_NO_CACHE", "1")
+                // The wall clock only, as Jepsen's clock nemesis moves it (a stepped
+                // system clock leaves CLOCK_MONOTONIC alone). A faked monotonic clock is
+                // also wrong for Rust's timed waits: their futex deadlines are absolute
+                // in the kernel's real monotonic time, so a node whose monotonic clock
+                // ran 20 s ahead slept 20 s in every idle wait and stopped ticking.
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
         let spec = DaemonSpec::new(cmd, node.pid_file(), node.log_file());
         node.remote.start_daemon(&spec)?;

@@ -13,8 +13,9 @@
 //! | no answer before the request time-out, the connection broke, or garbage | `info` `forward-timeout` / `forward-lost` / `forward-bad-response` (`fail` for a transaction of reads only: reads have no effect) |
 //!
 //! The whole relay is bounded by the node's request time-out, counted from the
-//! request's arrival. Each relayed request opens its own connection to the leader (the
-//! request is sent with `forward` off, so it is never relayed twice).
+//! request's arrival; connecting to the leader by at most half a second. Each relayed
+//! request opens its own connection to the leader (the request is sent with `forward`
+//! off, so it is never relayed twice).
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -27,6 +28,12 @@ use crate::protocol::{Body, Outcome, Request, Response};
 
 /// The longest answer line accepted from the leader.
 const MAX_LINE: usize = 64 << 20;
+
+/// How long a relay waits for a connection to the leader. Nothing has been sent while
+/// connecting, so giving up early is a definite `fail`; a leader that does not accept a
+/// connection on a local network within this is cut off or gone, and the client's next
+/// request finds the new leader instead of waiting out the whole request time-out.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Waits for the node loop's answer to `request` on `local`; relays the request to the
 /// leader if that answer is `not-leader`; sends the final answer on `reply`. Gives up
@@ -79,7 +86,8 @@ pub async fn relay(addr: &str, request: &Request, node: u64, deadline: Instant) 
             Response::info(id.clone(), node, code, message)
         }
     };
-    let stream = match timeout_at(deadline, TcpStream::connect(addr)).await {
+    let connect_by = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+    let stream = match timeout_at(connect_by, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             return Response::fail(
@@ -239,6 +247,37 @@ mod tests {
         let answer = relay(&addr, &write_request(), 2, soon()).await;
         assert_eq!(answer.outcome, Outcome::Fail);
         assert_eq!(answer.error.as_deref(), Some("forward-unavailable"));
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_accepts_no_connection_fails_fast() {
+        // A listener whose accept queue is full drops new connection attempts, as a
+        // cut-off leader does: the relay gives up after CONNECT_TIMEOUT, not at the
+        // request's deadline.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        loop {
+            let attempt = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                TcpStream::connect(addr),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(stream)) if queued.len() < 16 => queued.push(stream),
+                Ok(_) => panic!("the accept queue never filled"),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let deadline = started + std::time::Duration::from_secs(30);
+        let answer = relay(&addr.to_string(), &write_request(), 2, deadline).await;
+        assert_eq!(answer.outcome, Outcome::Fail);
+        assert_eq!(answer.error.as_deref(), Some("forward-unavailable"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        drop(listener);
     }
 
     #[tokio::test]
