@@ -472,10 +472,26 @@ mod tests {
         );
         let docker_full = load(&path, None, Some("docker-full")).unwrap();
         assert_eq!(docker_full.runs.len(), 2 * 5 * 6 * 3);
-        let bugs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/bugs.toml");
+        // Schedule paths are relative to where faultline runs (the repository root);
+        // tests run in harness/, so they read a copy with the paths made absolute.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join("suites/bugs.toml")).unwrap();
+        let schedules = format!("\"{}/suites/schedules/", root.display());
+        let (_bugs_dir, bugs) = file(&text.replace("\"suites/schedules/", &schedules));
         let on_docker = load(&bugs, None, Some("docker")).unwrap();
         let all_bugs = load(&bugs, None, None).unwrap();
-        assert_eq!(on_docker.runs.len() + 1, all_bugs.runs.len());
+        // The power run is local-only: its three seeds are skipped on Docker.
+        assert_eq!(on_docker.runs.len() + 3, all_bugs.runs.len());
+        // Every bug on three seeds, and the correct node under the same schedules.
+        assert!(all_bugs.runs.len() >= 18);
+        let correct = load(&bugs, None, Some("correct")).unwrap();
+        assert_eq!(correct.runs.len(), all_bugs.runs.len());
+        assert!(
+            correct
+                .runs
+                .iter()
+                .all(|r| r.expect == Expect::Valid && r.config.bug.is_empty())
+        );
         let etcd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/etcd.toml");
         let etcd = load(&etcd, None, Some("docker")).unwrap();
         assert!(
@@ -483,8 +499,10 @@ mod tests {
                 .iter()
                 .all(|r| r.config.cluster == ClusterKind::Docker)
         );
-        for name in ["bugs", "etcd"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../suites/{name}.toml"));
+        for (name, path) in [
+            ("bugs", bugs.clone()),
+            ("etcd", root.join("suites/etcd.toml")),
+        ] {
             let suite = load(&path, None, None).unwrap();
             assert!(
                 suite.runs.iter().any(|r| r.expect == Expect::Invalid),
