@@ -239,12 +239,7 @@ fn all_threads_stopped(pid: u32) -> bool {
         return true;
     };
     tasks.flatten().all(|task| {
-        fs::read_to_string(task.path().join("stat"))
-            .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.trim_start().chars().next())
-            })
+        stat_state(&task.path().join("stat"))
             .is_none_or(|state| matches!(state, 'T' | 't' | 'Z' | 'X'))
     })
 }
@@ -254,14 +249,16 @@ fn all_threads_stopped(pid: u32) -> bool {
 /// other threads may still be dying with the process's files (a listening socket) open:
 /// that is not exited yet, so a restart cannot fail on a port still bound.
 fn is_zombie(pid: u32) -> bool {
-    let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
+    let zombie = stat_state(Path::new(&format!("/proc/{pid}/stat"))) == Some('Z');
     zombie && threads(pid).is_none_or(|n| n <= 1)
+}
+
+/// The state letter (`R`, `S`, `T`, `Z`…) of a `/proc/…/stat` file: the first field
+/// after the command name's closing parenthesis. `None` if it cannot be read.
+fn stat_state(stat_file: &Path) -> Option<char> {
+    let stat = fs::read_to_string(stat_file).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
 }
 
 /// How many threads `pid` has (the `Threads:` line of `/proc/PID/status`).
