@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use faultline_clusters::db::FAKETIME_LIBS;
+use faultline_clusters::db::{FAKETIME_LIBS, faketime_env};
 use faultline_clusters::{Db, EtcdDb};
 use faultline_nemesis::{ClockNemesis, Nemesis};
 use serde_json::{Value, json};
@@ -27,17 +27,14 @@ fn faked_now(s: &Setup, node: &str) -> i64 {
         .find(|p| std::path::Path::new(p).is_file())
         .expect("libfaketime is installed");
     let file = s.node(node).dir.join("faketime");
-    let out = s.run_in(
-        node,
-        &[
-            "env",
-            &format!("LD_PRELOAD={lib}"),
-            &format!("FAKETIME_TIMESTAMP_FILE={}", file.display()),
-            "FAKETIME_NO_CACHE=1",
-            "/bin/date",
-            "+%s",
-        ],
-    );
+    let env: Vec<String> = faketime_env(lib, &file)
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    let mut args = vec!["env"];
+    args.extend(env.iter().map(String::as_str));
+    args.extend(["/bin/date", "+%s"]);
+    let out = s.run_in(node, &args);
     out.trim().parse().unwrap()
 }
 

@@ -104,7 +104,7 @@ fn connect_times(from: &str, to: &Node, count: usize) -> Vec<f64> {
 
 #[test]
 fn clock_and_delay_faults_on_docker_containers() {
-    use faultline_clusters::db::FAKETIME_LIBS;
+    use faultline_clusters::db::{FAKETIME_LIBS, faketime_env};
     use faultline_nemesis::{ClockNemesis, Nemesis, PacketNemesis};
     use serde_json::{Value, json};
 
@@ -157,16 +157,13 @@ fn clock_and_delay_faults_on_docker_containers() {
         .unwrap();
     assert!(copied.status.success(), "{copied:?}");
     let faked = |node: &Node| -> i64 {
-        let cmd = Cmd::new("env").args([
-            format!("LD_PRELOAD={lib}"),
-            format!(
-                "FAKETIME_TIMESTAMP_FILE={}",
-                node.dir.join("faketime").display()
-            ),
-            "FAKETIME_NO_CACHE=1".into(),
-            "/tmp/date".into(),
-            "+%s".into(),
-        ]);
+        let cmd = Cmd::new("env")
+            .args(
+                faketime_env(lib, &node.dir.join("faketime"))
+                    .iter()
+                    .map(|(key, value)| format!("{key}={value}")),
+            )
+            .args(["/tmp/date", "+%s"]);
         let out = node.remote.run_ok(&cmd).unwrap().stdout;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

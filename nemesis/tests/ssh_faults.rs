@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use faultline_clusters::db::{FAKETIME_LIBS, Primaries, request_line, setup_all, teardown_all};
+use faultline_clusters::db::{
+    FAKETIME_LIBS, Primaries, faketime_env, request_line, setup_all, teardown_all,
+};
 use faultline_clusters::nft::NetHosts;
 use faultline_clusters::{Cmd, Db, KvDb, NetnsCluster, NetnsHost, Node, Remote};
 use faultline_nemesis::{ClockNemesis, Nemesis, Net, NftPartitions, PacketNemesis, isolate};
@@ -200,13 +202,13 @@ fn faked_now(node: &Node) -> i64 {
         .find(|p| Path::new(p).is_file())
         .expect("libfaketime is installed");
     let file = node.dir.join("faketime");
-    let cmd = Cmd::new("env").args([
-        format!("LD_PRELOAD={lib}"),
-        format!("FAKETIME_TIMESTAMP_FILE={}", file.display()),
-        "FAKETIME_NO_CACHE=1".into(),
-        "/bin/date".into(),
-        "+%s".into(),
-    ]);
+    let cmd = Cmd::new("env")
+        .args(
+            faketime_env(lib, &file)
+                .iter()
+                .map(|(key, value)| format!("{key}={value}")),
+        )
+        .args(["/bin/date", "+%s"]);
     node.remote
         .run_ok(&cmd)
         .unwrap()

@@ -3,7 +3,7 @@
 //! faultline-lazyfs) and [`Capabilities`], the same facts known before a database is
 //! built, which decide which faults a run may have.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Node;
 use crate::error::ClusterError;
@@ -42,6 +42,24 @@ pub trait FakeClock: Send + Sync {
     fn clock_file(&self, node: &Node) -> PathBuf {
         node.dir.join("faketime")
     }
+}
+
+/// The environment that runs a program under libfaketime (`lib`, one of
+/// [`FAKETIME_LIBS`]) with its offset read from `clock_file` on every clock call. The
+/// wall clock only, as Jepsen's clock nemesis moves it (a stepped system clock leaves
+/// CLOCK_MONOTONIC alone). A faked monotonic clock is also wrong for Rust's timed
+/// waits: their futex deadlines are absolute in the kernel's real monotonic time, so a
+/// node whose monotonic clock ran 20 s ahead slept 20 s in every idle wait.
+pub fn faketime_env(lib: &str, clock_file: &Path) -> [(&'static str, String); 4] {
+    [
+        ("LD_PRELOAD", lib.to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE",
+            clock_file.to_string_lossy().into_owned(),
+        ),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ]
 }
 
 /// Where libfaketime is installed on Debian-like systems, in order of preference.

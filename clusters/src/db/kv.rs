@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::lazyfs::{Lazyfs, PowerLoss};
 use super::{
     Capabilities, Db, ElectionTiming, Elections, FAKETIME_LIBS, FakeClock, Node, NodeView, Pause,
-    Primaries, request_line, wait_until,
+    Primaries, faketime_env, request_line, wait_until,
 };
 use crate::error::ClusterError;
 use crate::remote::{Cmd, DaemonSpec, ExitStatus};
@@ -229,19 +229,9 @@ impl Db for KvDb {
         let mut cmd = self.command(node);
         if self.faketime {
             let lib = self.prepare_clock(node, false)?;
-            cmd = cmd
-                .env("LD_PRELOAD", lib)
-                .env(
-                    "FAKETIME_TIMESTAMP_FILE",
-                    self.clock_file(node).to_string_lossy(),
-                )
-                .env("FAKETIME_NO_CACHE", "1")
-                // The wall clock only, as Jepsen's clock nemesis moves it (a stepped
-                // system clock leaves CLOCK_MONOTONIC alone). A faked monotonic clock is
-                // also wrong for Rust's timed waits: their futex deadlines are absolute
-                // in the kernel's real monotonic time, so a node whose monotonic clock
-                // ran 20 s ahead slept 20 s in every idle wait and stopped ticking.
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+            for (key, value) in faketime_env(&lib, &self.clock_file(node)) {
+                cmd = cmd.env(key, value);
+            }
         }
         let spec = DaemonSpec::new(cmd, node.pid_file(), node.log_file());
         node.remote.start_daemon(&spec)?;

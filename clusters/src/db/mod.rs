@@ -23,7 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use capability::{
-    Capabilities, FAKETIME_LIBS, FakeClock, Pause, Primaries, Support, faketime_installed,
+    Capabilities, FAKETIME_LIBS, FakeClock, Pause, Primaries, Support, faketime_env,
+    faketime_installed,
 };
 pub use elections::{ElectionTiming, Elections, NodeView};
 pub use etcd::EtcdDb;
