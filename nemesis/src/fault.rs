@@ -29,8 +29,8 @@ use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::power::{POWER_LOSS, POWER_ON};
 use crate::process::{KILL, PAUSE, RESUME, START};
 use crate::scenario::{
-    START_FLAP, START_LEADER_CHURN, START_VOTE_KILL, STOP_FLAP, STOP_LEADER_CHURN, STOP_VOTE_KILL,
-    Scenario,
+    START_FLAP, START_LEADER_CHURN, START_STALE_LEADER, START_VOTE_KILL, STOP_FLAP,
+    STOP_LEADER_CHURN, STOP_STALE_LEADER, STOP_VOTE_KILL, Scenario,
 };
 use crate::storm::{START_STORM, STOP_STORM};
 
@@ -69,11 +69,15 @@ pub enum Fault {
     /// Scenario: a new random partition every few hundred milliseconds
     /// (`start-flap` / `stop-flap`; aims at leader-change edge cases).
     Flap,
+    /// Scenario: the leader frozen and cut off while a new one is elected, then woken
+    /// behind a bridge with a quorum of its own (`start-stale-leader` /
+    /// `stop-stale-leader`; aims at `paxos-accept-stale-ballot`).
+    StaleLeader,
 }
 
 impl Fault {
     /// Every fault, in order.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
@@ -85,6 +89,7 @@ impl Fault {
         Fault::LeaderChurn,
         Fault::VoteKill,
         Fault::Flap,
+        Fault::StaleLeader,
     ];
 
     /// The `f` that starts this fault.
@@ -98,7 +103,9 @@ impl Fault {
             Fault::Disk => START_DISK,
             Fault::Power => POWER_LOSS,
             Fault::Storm => START_STORM,
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => self.scenario_fs()[0],
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
+                self.scenario_fs()[0]
+            }
         }
     }
 
@@ -113,12 +120,15 @@ impl Fault {
             Fault::Disk => RESTORE_LOG,
             Fault::Power => POWER_ON,
             Fault::Storm => STOP_STORM,
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => self.scenario_fs()[1],
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
+                self.scenario_fs()[1]
+            }
         }
     }
 
     /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
-    /// `clock`, `disk`, `power`, `storm`, `leader-churn`, `vote-kill`, `flap`).
+    /// `clock`, `disk`, `power`, `storm`, `leader-churn`, `vote-kill`, `flap`,
+    /// `stale-leader`).
     pub fn name(self) -> &'static str {
         match self {
             Fault::Partition => "partition",
@@ -132,6 +142,7 @@ impl Fault {
             Fault::LeaderChurn => "leader-churn",
             Fault::VoteKill => "vote-kill",
             Fault::Flap => "flap",
+            Fault::StaleLeader => "stale-leader",
         }
     }
 
@@ -141,6 +152,7 @@ impl Fault {
             Fault::LeaderChurn => Some(Scenario::LeaderChurn),
             Fault::VoteKill => Some(Scenario::VoteKill),
             Fault::Flap => Some(Scenario::Flap),
+            Fault::StaleLeader => Some(Scenario::StaleLeader),
             _ => None,
         }
     }
@@ -175,6 +187,7 @@ impl Fault {
             Fault::LeaderChurn => &[START_LEADER_CHURN, STOP_LEADER_CHURN],
             Fault::VoteKill => &[START_VOTE_KILL, STOP_VOTE_KILL],
             Fault::Flap => &[START_FLAP, STOP_FLAP],
+            Fault::StaleLeader => &[START_STALE_LEADER, STOP_STALE_LEADER],
         }
     }
 
@@ -194,7 +207,9 @@ impl Fault {
             Fault::Partition => FaultGroup::Network,
             Fault::Packet => FaultGroup::Packet,
             Fault::Clock => FaultGroup::Clock,
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => FaultGroup::Scenario,
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
+                FaultGroup::Scenario
+            }
         }
     }
 }
@@ -268,17 +283,23 @@ impl Fault {
             | Fault::Packet
             | Fault::Storm
             | Fault::LeaderChurn
-            | Fault::Flap => None,
+            | Fault::Flap
+            | Fault::StaleLeader => None,
         }
     }
 
     /// Whether `all` includes this fault on `cluster` (when it is not refused): every one
     /// but `storm` (it keeps restarting nodes for as long as it lasts), the scenarios
-    /// (`leader-churn`, `vote-kill`, `flap`: aimed, multi-step) and, on SSH hosts,
+    /// (`leader-churn`, `vote-kill`, `flap`, `stale-leader`: aimed, multi-step) and, on
+    /// SSH hosts,
     /// `clock` (it needs libfaketime installed there); those only when named.
     pub fn in_all(self, cluster: ClusterKind) -> bool {
         match self {
-            Fault::Storm | Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => false,
+            Fault::Storm
+            | Fault::LeaderChurn
+            | Fault::VoteKill
+            | Fault::Flap
+            | Fault::StaleLeader => false,
             Fault::Clock => cluster != ClusterKind::Ssh,
             _ => true,
         }
@@ -427,7 +448,7 @@ impl Fault {
             }
             Fault::Power => Box::new(PowerNemesis::new(db(), nodes(), seed).map_err(refused)?),
             Fault::Storm => Box::new(StormNemesis::new(db(), nodes(), seed)),
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => {
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
                 let net = net("cannot set up the scenario's network faults")?;
                 let scenario = self.scenario().ok_or_else(|| {
                     failed("no scenario")(NemesisError::UnknownF {
@@ -453,7 +474,7 @@ impl Fault {
 /// A name that is no fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm, leader-churn, vote-kill, flap"
+    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm, leader-churn, vote-kill, flap, stale-leader"
 )]
 pub struct UnknownFault(pub String);
 
@@ -525,6 +546,10 @@ mod tests {
         assert_eq!("vote-kill".parse::<Fault>(), Ok(Fault::VoteKill));
         assert_eq!(Fault::LeaderChurn.start_f(), "start-leader-churn");
         assert_eq!(Fault::Flap.stop_f(), "stop-flap");
+        assert_eq!("stale-leader".parse::<Fault>(), Ok(Fault::StaleLeader));
+        assert_eq!(Fault::of_f("stop-stale-leader"), Some(Fault::StaleLeader));
+        assert!(!Fault::StaleLeader.in_all(local));
+        assert_eq!(Fault::StaleLeader.group(), FaultGroup::Scenario);
         assert_eq!("kill".parse::<Fault>(), Ok(Fault::Kill));
         assert!(
             "flood"

@@ -13,7 +13,7 @@ use faultline_clusters::{Db, Node};
 use serde_json::{Value, json};
 
 use crate::error::NemesisError;
-use crate::grudge::complete_grudge;
+use crate::grudge::{Grudge, complete_grudge};
 use crate::net::Net;
 use crate::process::{node_error, on_each};
 
@@ -37,6 +37,8 @@ struct State {
     down: BTreeSet<usize>,
     /// Nodes killed at least once (each must serve again at the end).
     touched: BTreeSet<usize>,
+    /// Nodes paused (SIGSTOP) and not resumed.
+    paused: BTreeSet<usize>,
     /// Whether a partition may be in place.
     partitioned: bool,
     events: Vec<Value>,
@@ -131,6 +133,34 @@ impl Hands {
         Ok(())
     }
 
+    /// Pauses node `i` (SIGSTOP; a database that cannot be paused was refused when the
+    /// scenario was built).
+    pub(crate) fn pause(&self, i: usize) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        let pause = self.db.pause().ok_or_else(|| NemesisError::Unsupported {
+            db: self.db.name().to_string(),
+            capability: "pause",
+            nemesis: "stale-leader scenario",
+        })?;
+        self.state().paused.insert(i);
+        pause.pause(node).map_err(|e| node_error(node, "pause", e))
+    }
+
+    /// Resumes node `i` (SIGCONT) if this scenario paused it.
+    pub(crate) fn resume(&self, i: usize) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        if !self.state().paused.contains(&i) {
+            return Ok(());
+        }
+        if let Some(pause) = self.db.pause() {
+            pause
+                .resume(node)
+                .map_err(|e| node_error(node, "resume", e))?;
+        }
+        self.state().paused.remove(&i);
+        Ok(())
+    }
+
     /// Splits the nodes into `groups` (by index) that talk only among themselves.
     pub(crate) fn partition(&self, groups: &[Vec<usize>]) -> Result<(), NemesisError> {
         let names: Vec<Vec<String>> = groups.iter().map(|g| self.names(g)).collect();
@@ -138,8 +168,13 @@ impl Hands {
             node: names.concat().join(","),
             reason: e.to_string(),
         })?;
+        self.cut(&grudge)
+    }
+
+    /// Applies `grudge` (any topology: bridges, one-way cuts).
+    pub(crate) fn cut(&self, grudge: &Grudge) -> Result<(), NemesisError> {
         self.state().partitioned = true;
-        self.net.drop(&grudge)
+        self.net.drop(grudge)
     }
 
     /// Removes every partition.
@@ -183,11 +218,20 @@ impl Hands {
     }
 
     /// Polls the leaders every 5 ms until one of `among` leads (the first found), for at
-    /// most `timeout`; `None` if none did or the scenario was stopped.
+    /// most `timeout`; `None` if none did or the scenario was stopped. Only `among` are
+    /// asked when the database reports views (a paused node elsewhere never answers).
     pub(crate) fn await_leader(&self, among: &[usize], timeout: Duration) -> Option<usize> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(l) = self.leaders().into_iter().find(|l| among.contains(l)) {
+            let found = if self.db.elections().is_some() {
+                among
+                    .iter()
+                    .copied()
+                    .find(|i| self.view(*i).is_some_and(|v| v.is_leader()))
+            } else {
+                self.leaders().into_iter().find(|l| among.contains(l))
+            };
+            if let Some(l) = found {
                 return Some(l);
             }
             if self.sleep(Duration::from_millis(5)) {
@@ -235,13 +279,20 @@ impl Hands {
         self.stopped()
     }
 
-    /// Undoes everything: heals the network, starts the nodes left down, and waits until
-    /// every node the scenario killed serves again (at most `timeout` each). Tries all.
+    /// Undoes everything: resumes the nodes left paused, heals the network, starts the
+    /// nodes left down, and waits until every node the scenario killed serves again (at
+    /// most `timeout` each). Tries all.
     pub(crate) fn restore(&self, timeout: Duration) -> Result<(), NemesisError> {
-        let (partitioned, down, touched) = {
+        let (partitioned, down, touched, paused) = {
             let state = self.state();
-            (state.partitioned, state.down.clone(), state.touched.clone())
+            (
+                state.partitioned,
+                state.down.clone(),
+                state.touched.clone(),
+                state.paused.clone(),
+            )
         };
+        let resumed = crate::error::collect(paused.into_iter().map(|i| self.resume(i)).collect());
         let healed = if partitioned { self.heal_net() } else { Ok(()) };
         let nodes: Vec<&Node> = touched.iter().map(|i| &self.nodes[*i]).collect();
         let db = &*self.db;
@@ -263,7 +314,7 @@ impl Hands {
             state.touched.clear();
         }
         drop(state);
-        crate::error::collect(vec![healed, back])
+        crate::error::collect(vec![resumed, healed, back])
     }
 
     /// The recorded events, and how many did not fit.

@@ -12,6 +12,11 @@
 //!   (`forget-vote`).
 //! - [`Scenario::Flap`] (`start-flap` / `stop-flap`): a new random partition every few
 //!   hundred milliseconds; aims at leader-change edge cases.
+//! - [`Scenario::StaleLeader`] (`start-stale-leader` / `stop-stale-leader`): the leader
+//!   frozen and cut off while a new one is elected, then woken behind a bridge with a
+//!   quorum of its own; aims at nodes that accept a stale leader
+//!   (`paxos-accept-stale-ballot`) and leaders that serve reads they may no longer
+//!   serve.
 //!
 //! The pure parts (knobs, each round's choices and timing) are in `plan`; what a
 //! scenario's thread acts with, and undoes when it stops, in `hands`.
@@ -20,6 +25,7 @@ mod churn;
 mod flap;
 mod hands;
 mod plan;
+mod stale;
 mod vote;
 
 use std::sync::Arc;
@@ -53,6 +59,10 @@ pub const STOP_VOTE_KILL: &str = "stop-vote-kill";
 pub const START_FLAP: &str = "start-flap";
 /// The `f` that ends them (and heals).
 pub const STOP_FLAP: &str = "stop-flap";
+/// The `f` that starts waking frozen leaders behind a bridge.
+pub const START_STALE_LEADER: &str = "start-stale-leader";
+/// The `f` that ends it (resumes, heals).
+pub const STOP_STALE_LEADER: &str = "stop-stale-leader";
 
 /// A scenario: which failure shape the nemesis aims at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +73,8 @@ pub enum Scenario {
     VoteKill,
     /// Flapping partitions (leader-change edge cases).
     Flap,
+    /// A frozen leader woken behind a bridge (`paxos-accept-stale-ballot`).
+    StaleLeader,
 }
 
 impl Scenario {
@@ -72,6 +84,7 @@ impl Scenario {
             Scenario::LeaderChurn => [START_LEADER_CHURN, STOP_LEADER_CHURN],
             Scenario::VoteKill => [START_VOTE_KILL, STOP_VOTE_KILL],
             Scenario::Flap => [START_FLAP, STOP_FLAP],
+            Scenario::StaleLeader => [START_STALE_LEADER, STOP_STALE_LEADER],
         }
     }
 
@@ -79,7 +92,7 @@ impl Scenario {
     fn keys(self) -> &'static [&'static str] {
         match self {
             Scenario::LeaderChurn => &["append_ms", "settle_ms"],
-            Scenario::VoteKill => &["hold_ms", "settle_ms"],
+            Scenario::VoteKill | Scenario::StaleLeader => &["hold_ms", "settle_ms"],
             Scenario::Flap => &["period_ms"],
         }
     }
@@ -113,7 +126,8 @@ pub struct ScenarioNemesis {
 impl ScenarioNemesis {
     /// `scenario` over `nodes` of `db`, partitioning through `net`, random choices from a
     /// ChaCha8 RNG seeded with `seed`. Refused when the database cannot name its leader
-    /// (`leader-churn`, `vote-kill`) or does not report votes (`vote-kill`).
+    /// (`leader-churn`, `vote-kill`, `stale-leader`), does not report votes
+    /// (`vote-kill`) or cannot be paused (`stale-leader`).
     pub fn new(
         scenario: Scenario,
         db: Arc<dyn Db>,
@@ -129,6 +143,12 @@ impl ScenarioNemesis {
         match scenario {
             Scenario::LeaderChurn if db.primaries().is_none() && db.elections().is_none() => {
                 return Err(unsupported("primaries", "leader-churn scenario"));
+            }
+            Scenario::StaleLeader if db.primaries().is_none() && db.elections().is_none() => {
+                return Err(unsupported("primaries", "stale-leader scenario"));
+            }
+            Scenario::StaleLeader if db.pause().is_none() => {
+                return Err(unsupported("pause", "stale-leader scenario"));
             }
             Scenario::VoteKill if db.elections().is_none() => {
                 return Err(unsupported("elections", "vote-kill scenario"));
@@ -177,6 +197,7 @@ impl ScenarioNemesis {
                 Scenario::LeaderChurn => churn::run(&h, &mut rng, &k),
                 Scenario::VoteKill => vote::run(&h, &mut rng, &k),
                 Scenario::Flap => flap::run(&h, &mut rng, &k),
+                Scenario::StaleLeader => stale::run(&h, &mut rng, &k),
             })
             .map_err(|e| NemesisError::Command {
                 node: "controller".into(),
@@ -221,6 +242,7 @@ impl Nemesis for ScenarioNemesis {
             Scenario::LeaderChurn => &[START_LEADER_CHURN, STOP_LEADER_CHURN],
             Scenario::VoteKill => &[START_VOTE_KILL, STOP_VOTE_KILL],
             Scenario::Flap => &[START_FLAP, STOP_FLAP],
+            Scenario::StaleLeader => &[START_STALE_LEADER, STOP_STALE_LEADER],
         }
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use faultline_clusters::db::{ElectionTiming, NodeView};
 use rand::RngExt;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
@@ -33,7 +34,8 @@ pub(crate) struct Knobs {
     /// timeout).
     pub(crate) settle: Option<Duration>,
     /// `vote-kill`: how long the second partition is held after the kill (default:
-    /// twice the longest election timeout).
+    /// twice the longest election timeout); `stale-leader`: how long the woken leader
+    /// is held behind the bridge (default: three times the longest election timeout).
     pub(crate) hold: Option<Duration>,
     /// `flap`: the mean time between partitions.
     pub(crate) period: Duration,
@@ -218,6 +220,54 @@ pub(crate) fn vote_sides(
     Some((held, voters))
 }
 
+/// Where a `stale-leader` round wakes the old leader: each leader with a quorum of its
+/// own (itself included), the two quorums sharing as few nodes as they must (the
+/// bridges, which talk to everyone; one with 3, 5 or 7 nodes), every other node cut
+/// from the other leader's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StaleSides {
+    /// The old leader and the nodes only it reaches (besides the bridges).
+    pub(crate) old_side: Vec<usize>,
+    /// The new leader and the nodes only it reaches (besides the bridges).
+    pub(crate) new_side: Vec<usize>,
+    /// The nodes in both quorums.
+    pub(crate) bridges: Vec<usize>,
+}
+
+/// The sides of a `stale-leader` wake-up over `n` nodes, the old leader `old` and the
+/// new one `new`, the others placed at random. `None` with fewer than 3 nodes or
+/// leaders that are not two of them.
+pub(crate) fn stale_sides(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    old: usize,
+    new: usize,
+) -> Option<StaleSides> {
+    if n < 3 || old >= n || new >= n || old == new {
+        return None;
+    }
+    let mut others: Vec<usize> = (0..n).filter(|i| *i != old && *i != new).collect();
+    others.shuffle(rng);
+    // Each quorum is its leader and `n / 2` others; together they need `2 × (n / 2)` of
+    // the `n - 2` others, so that many minus `n - 2` are in both.
+    let per_quorum = n / 2;
+    let bridges = 2 * per_quorum - (n - 2);
+    let only = per_quorum - bridges;
+    let side = |leader: usize, members: &[usize]| {
+        let mut side = vec![leader];
+        side.extend_from_slice(members);
+        side.sort_unstable();
+        side
+    };
+    let mut bridge_nodes = others[..bridges].to_vec();
+    bridge_nodes.sort_unstable();
+    Some(StaleSides {
+        old_side: side(old, &others[bridges..bridges + only]),
+        new_side: side(new, &others[bridges + only..]),
+        bridges: bridge_nodes,
+    })
+}
+
 /// Whether `view`, the state of the node with id `own`, shows a vote granted in a term
 /// after `base`: a vote for another node, or — when the database never reports votes
 /// (`votes_reported` false; Multi-Paxos promises) — a follower that moved to a later
@@ -326,6 +376,32 @@ mod tests {
         }
         assert_eq!(vote_sides(&mut rng, 3, 0).unwrap(), (vec![0], vec![1, 2]));
         assert_eq!(vote_sides(&mut rng, 2, 0), None);
+    }
+
+    #[test]
+    fn stale_sides_give_each_leader_a_quorum_sharing_only_the_bridges() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for (n, bridges) in [(3, 1), (4, 2), (5, 1), (6, 2), (7, 1)] {
+            for _ in 0..20 {
+                let (old, new) = (n - 1, 0);
+                let s = stale_sides(&mut rng, n, old, new).unwrap();
+                let quorum = n / 2 + 1;
+                assert_eq!(s.bridges.len(), bridges, "{n}: {s:?}");
+                assert_eq!(s.old_side.len() + s.bridges.len(), quorum, "{n}: {s:?}");
+                assert_eq!(s.new_side.len() + s.bridges.len(), quorum, "{n}: {s:?}");
+                assert!(s.old_side.contains(&old) && s.new_side.contains(&new));
+                let mut every: Vec<usize> = [&s.old_side, &s.new_side, &s.bridges]
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .collect();
+                every.sort_unstable();
+                assert_eq!(every, (0..n).collect::<Vec<_>>(), "each node once");
+            }
+        }
+        assert_eq!(stale_sides(&mut rng, 2, 0, 1), None);
+        assert_eq!(stale_sides(&mut rng, 5, 1, 1), None);
+        assert_eq!(stale_sides(&mut rng, 5, 0, 5), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use faultline_clusters::db::{Elections, NodeView};
+use faultline_clusters::db::{Elections, NodeView, Pause};
 use faultline_clusters::{ClusterError, Primaries};
 
 use super::*;
@@ -38,6 +38,8 @@ struct Sim {
     net: Arc<FakeNet>,
     n: usize,
     down: Mutex<BTreeSet<String>>,
+    /// Paused nodes: they neither lead nor answer.
+    paused: Mutex<BTreeSet<String>>,
     /// (term, leader) last seen.
     term: Mutex<(u64, Option<String>)>,
     events: Mutex<Vec<String>>,
@@ -51,6 +53,7 @@ impl Sim {
             net: Arc::clone(&net),
             n,
             down: Mutex::new(BTreeSet::new()),
+            paused: Mutex::new(BTreeSet::new()),
             term: Mutex::new((1, None)),
             events: Mutex::new(Vec::new()),
             elections,
@@ -70,7 +73,8 @@ impl Sim {
     }
 
     fn leader(&self) -> Option<String> {
-        let down = self.down.lock().unwrap().clone();
+        let mut down = self.down.lock().unwrap().clone();
+        down.extend(self.paused.lock().unwrap().iter().cloned());
         let leader = (1..=self.n)
             .map(|i| format!("n{i}"))
             .filter(|m| !down.contains(m))
@@ -122,6 +126,28 @@ impl Db for Sim {
     fn elections(&self) -> Option<&dyn Elections> {
         self.elections.then_some(self as &dyn Elections)
     }
+    fn pause(&self) -> Option<&dyn Pause> {
+        Some(self)
+    }
+}
+
+impl Pause for Sim {
+    fn pause(&self, node: &Node) -> Result<(), ClusterError> {
+        self.paused.lock().unwrap().insert(node.name.clone());
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("pause {}", node.name));
+        Ok(())
+    }
+    fn resume(&self, node: &Node) -> Result<(), ClusterError> {
+        self.paused.lock().unwrap().remove(&node.name);
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("resume {}", node.name));
+        Ok(())
+    }
 }
 
 impl Primaries for Sim {
@@ -132,7 +158,9 @@ impl Primaries for Sim {
 
 impl Elections for Sim {
     fn view(&self, node: &Node) -> Result<NodeView, String> {
-        if self.down.lock().unwrap().contains(&node.name) {
+        if self.down.lock().unwrap().contains(&node.name)
+            || self.paused.lock().unwrap().contains(&node.name)
+        {
             return Err("down".into());
         }
         let leader = self.leader();
@@ -251,6 +279,37 @@ fn vote_kill_restarts_the_first_voter_of_the_new_term() {
         .unwrap();
     assert_eq!(log[at + 1], format!("start {}", voter.as_str().unwrap()));
     assert!(sim.down.lock().unwrap().is_empty());
+    assert!(net.current.lock().unwrap().is_none());
+}
+
+#[test]
+fn stale_leader_freezes_the_leader_and_wakes_it_behind_a_bridge() {
+    let (sim, net) = Sim::new(5, true);
+    let mut s = scenario(Scenario::StaleLeader, &sim, &net);
+    let v = run_for(&mut s, json!({"hold_ms": 5, "settle_ms": 5}), 300);
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events[0]["event"], "freeze", "{v}");
+    assert_eq!(events[0]["node"], json!(["n1"]));
+    let wake = &events[1];
+    assert_eq!(wake["event"], "wake", "{v}");
+    assert_eq!(wake["node"], json!(["n1"]));
+    // The majority elected another node; each leader keeps a quorum through one bridge.
+    let new = wake["new_leader"][0].as_str().unwrap();
+    assert_ne!(new, "n1");
+    assert!(wake["old_side"].as_array().unwrap().contains(&json!("n1")));
+    assert!(wake["new_side"].as_array().unwrap().contains(&json!(new)));
+    assert_eq!(wake["bridges"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(wake["old_side"].as_array().unwrap().len(), 2, "{v}");
+    // Paused while the partition was set up, resumed once the bridge was in place.
+    let log = sim.events();
+    let paused = log.iter().position(|e| e == "pause n1").unwrap();
+    assert_eq!(log[paused + 1], "resume n1", "{log:?}");
+    assert!(
+        *net.drops.lock().unwrap() >= 2,
+        "isolation, then the bridge"
+    );
+    // Nothing is left paused or cut.
+    assert!(sim.paused.lock().unwrap().is_empty(), "{log:?}");
     assert!(net.current.lock().unwrap().is_none());
 }
 

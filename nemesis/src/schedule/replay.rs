@@ -123,7 +123,9 @@ impl Fault {
             }
             Fault::Storm => same(only(info, &["target", "period_ms", "down_ms", "trigger"])),
             // A scenario draws its rounds again: its knobs replay, not its choices.
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap => same(Value::Null),
+            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
+                same(Value::Null)
+            }
         }
     }
 }

@@ -59,8 +59,9 @@ pub enum Bug {
     /// loses acknowledged writes.
     AckBeforeCommit,
     /// Multi-Paxos: an acceptor checks its promise only on prepare and accepts values
-    /// under a lower ballot than it promised, so a deposed leader (partition) can still
-    /// get values chosen over the new leader's.
+    /// under a lower ballot than it promised, so a deposed leader that has not noticed
+    /// (paused, or cut off, while a new one was elected) can still get values chosen
+    /// over the new leader's.
     PaxosAcceptStaleBallot,
 }
 
