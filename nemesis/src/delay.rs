@@ -246,3 +246,49 @@ impl Delayers {
         Ok(())
     }
 }
+
+/// Fixed delays on the traffic some nodes receive from the others, for the scenarios
+/// (no jitter, so packets keep their order): [`Delayers`] with each node's peers.
+pub(crate) struct InboundDelays {
+    delayers: Delayers,
+    peers: Vec<Vec<IpAddr>>,
+}
+
+impl InboundDelays {
+    /// Delays over `hosts` (every node of the cluster, `n1` first) with `program`, the
+    /// `faultline-delayer` binary on the controller.
+    pub(crate) fn new(hosts: &[NetHost], program: PathBuf) -> InboundDelays {
+        let peers = (0..hosts.len())
+            .map(|i| {
+                hosts
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, h)| h.ip)
+                    .collect()
+            })
+            .collect();
+        InboundDelays {
+            delayers: Delayers::new(hosts, program),
+            peers,
+        }
+    }
+
+    /// Every packet that the nodes `targets` (indices) receive from another node is
+    /// held `delay` first; the other nodes' delays are removed.
+    pub(crate) fn slow(&self, targets: &[usize], delay: Duration) -> Result<(), NemesisError> {
+        let spec = DelaySpec {
+            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            jitter_ms: 0,
+            distribution: Distribution::Uniform,
+        };
+        let seeds = vec![0; self.peers.len()];
+        self.delayers
+            .apply(Some(spec), targets, &self.peers, &seeds)
+    }
+
+    /// Removes every delay.
+    pub(crate) fn heal(&self) -> Result<(), NemesisError> {
+        self.delayers.heal()
+    }
+}

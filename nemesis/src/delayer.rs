@@ -113,6 +113,7 @@ pub fn run(queue: u16, mut delay: Delay, stop: Arc<AtomicBool>) -> io::Result<()
     // Due time → packets due then, in arrival order.
     let mut held: BTreeMap<Instant, VecDeque<nfq::Message>> = BTreeMap::new();
     let mut count: u64 = 0;
+    let mut gone: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         loop {
             match q.recv() {
@@ -121,6 +122,9 @@ pub fn run(queue: u16, mut delay: Delay, stop: Arc<AtomicBool>) -> io::Result<()
                     held.entry(due).or_default().push_back(msg);
                     count += 1;
                 }
+                // The kernel's answer to an earlier verdict for a packet it dropped
+                // meanwhile (see `accept`): nothing to do.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => gone += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
                 Err(e) => return Err(e),
@@ -131,9 +135,8 @@ pub fn run(queue: u16, mut delay: Delay, stop: Arc<AtomicBool>) -> io::Result<()
             if *entry.key() > now {
                 break;
             }
-            for mut msg in entry.remove() {
-                msg.set_verdict(nfq::Verdict::Accept);
-                q.verdict(msg)?;
+            for msg in entry.remove() {
+                gone += accept(&mut q, msg)?;
             }
         }
         let idle = held
@@ -146,14 +149,26 @@ pub fn run(queue: u16, mut delay: Delay, stop: Arc<AtomicBool>) -> io::Result<()
         std::thread::sleep(idle);
     }
     for (_, msgs) in std::mem::take(&mut held) {
-        for mut msg in msgs {
-            msg.set_verdict(nfq::Verdict::Accept);
-            q.verdict(msg)?;
+        for msg in msgs {
+            gone += accept(&mut q, msg)?;
         }
     }
     let _ = q.unbind(queue);
-    println!("faultline-delayer: stopped after {count} packets");
+    println!("faultline-delayer: stopped after {count} packets ({gone} gone before their time)");
     Ok(())
+}
+
+/// Lets `msg` through; 1 if the kernel no longer held it (`ENOENT`: it dropped the
+/// packet meanwhile, e.g. because the process it was for was killed — not an error:
+/// the delayer goes on), else 0. The kernel may also report that later, as an error
+/// read from the queue.
+fn accept(q: &mut nfq::Queue, mut msg: nfq::Message) -> io::Result<u64> {
+    msg.set_verdict(nfq::Verdict::Accept);
+    match q.verdict(msg) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(1),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

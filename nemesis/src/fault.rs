@@ -29,8 +29,8 @@ use crate::partitioner::{START_PARTITION, STOP_PARTITION};
 use crate::power::{POWER_LOSS, POWER_ON};
 use crate::process::{KILL, PAUSE, RESUME, START};
 use crate::scenario::{
-    START_FLAP, START_LEADER_CHURN, START_STALE_LEADER, START_VOTE_KILL, STOP_FLAP,
-    STOP_LEADER_CHURN, STOP_STALE_LEADER, STOP_VOTE_KILL, Scenario,
+    START_FIGURE8, START_FLAP, START_LEADER_CHURN, START_STALE_LEADER, START_VOTE_KILL,
+    STOP_FIGURE8, STOP_FLAP, STOP_LEADER_CHURN, STOP_STALE_LEADER, STOP_VOTE_KILL, Scenario,
 };
 use crate::storm::{START_STORM, STOP_STORM};
 
@@ -73,11 +73,14 @@ pub enum Fault {
     /// behind a bridge with a quorum of its own (`start-stale-leader` /
     /// `stop-stale-leader`; aims at `paxos-accept-stale-ballot`).
     StaleLeader,
+    /// Scenario: Raft's figure 8 played out, an old term's entries counted and then
+    /// overwritten (`start-figure8` / `stop-figure8`; aims at `old-term-commit`).
+    Figure8,
 }
 
 impl Fault {
     /// Every fault, in order.
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
@@ -90,6 +93,7 @@ impl Fault {
         Fault::VoteKill,
         Fault::Flap,
         Fault::StaleLeader,
+        Fault::Figure8,
     ];
 
     /// The `f` that starts this fault.
@@ -103,9 +107,11 @@ impl Fault {
             Fault::Disk => START_DISK,
             Fault::Power => POWER_LOSS,
             Fault::Storm => START_STORM,
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
-                self.scenario_fs()[0]
-            }
+            Fault::LeaderChurn
+            | Fault::VoteKill
+            | Fault::Flap
+            | Fault::StaleLeader
+            | Fault::Figure8 => self.scenario_fs()[0],
         }
     }
 
@@ -120,15 +126,17 @@ impl Fault {
             Fault::Disk => RESTORE_LOG,
             Fault::Power => POWER_ON,
             Fault::Storm => STOP_STORM,
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
-                self.scenario_fs()[1]
-            }
+            Fault::LeaderChurn
+            | Fault::VoteKill
+            | Fault::Flap
+            | Fault::StaleLeader
+            | Fault::Figure8 => self.scenario_fs()[1],
         }
     }
 
     /// The fault's name on command lines (`partition`, `kill`, `pause`, `packet`,
     /// `clock`, `disk`, `power`, `storm`, `leader-churn`, `vote-kill`, `flap`,
-    /// `stale-leader`).
+    /// `stale-leader`, `figure8`).
     pub fn name(self) -> &'static str {
         match self {
             Fault::Partition => "partition",
@@ -143,6 +151,7 @@ impl Fault {
             Fault::VoteKill => "vote-kill",
             Fault::Flap => "flap",
             Fault::StaleLeader => "stale-leader",
+            Fault::Figure8 => "figure8",
         }
     }
 
@@ -153,6 +162,7 @@ impl Fault {
             Fault::VoteKill => Some(Scenario::VoteKill),
             Fault::Flap => Some(Scenario::Flap),
             Fault::StaleLeader => Some(Scenario::StaleLeader),
+            Fault::Figure8 => Some(Scenario::Figure8),
             _ => None,
         }
     }
@@ -188,6 +198,7 @@ impl Fault {
             Fault::VoteKill => &[START_VOTE_KILL, STOP_VOTE_KILL],
             Fault::Flap => &[START_FLAP, STOP_FLAP],
             Fault::StaleLeader => &[START_STALE_LEADER, STOP_STALE_LEADER],
+            Fault::Figure8 => &[START_FIGURE8, STOP_FIGURE8],
         }
     }
 
@@ -207,9 +218,11 @@ impl Fault {
             Fault::Partition => FaultGroup::Network,
             Fault::Packet => FaultGroup::Packet,
             Fault::Clock => FaultGroup::Clock,
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
-                FaultGroup::Scenario
-            }
+            Fault::LeaderChurn
+            | Fault::VoteKill
+            | Fault::Flap
+            | Fault::StaleLeader
+            | Fault::Figure8 => FaultGroup::Scenario,
         }
     }
 }
@@ -276,7 +289,7 @@ impl Fault {
                         .to_string()
                 })
             }),
-            Fault::VoteKill => needs(can.elections),
+            Fault::VoteKill | Fault::Figure8 => needs(can.elections),
             Fault::Partition
             | Fault::Kill
             | Fault::Pause
@@ -290,7 +303,8 @@ impl Fault {
 
     /// Whether `all` includes this fault on `cluster` (when it is not refused): every one
     /// but `storm` (it keeps restarting nodes for as long as it lasts), the scenarios
-    /// (`leader-churn`, `vote-kill`, `flap`, `stale-leader`: aimed, multi-step) and, on
+    /// (`leader-churn`, `vote-kill`, `flap`, `stale-leader`, `figure8`: aimed,
+    /// multi-step) and, on
     /// SSH hosts,
     /// `clock` (it needs libfaketime installed there); those only when named.
     pub fn in_all(self, cluster: ClusterKind) -> bool {
@@ -299,7 +313,8 @@ impl Fault {
             | Fault::LeaderChurn
             | Fault::VoteKill
             | Fault::Flap
-            | Fault::StaleLeader => false,
+            | Fault::StaleLeader
+            | Fault::Figure8 => false,
             Fault::Clock => cluster != ClusterKind::Ssh,
             _ => true,
         }
@@ -448,7 +463,11 @@ impl Fault {
             }
             Fault::Power => Box::new(PowerNemesis::new(db(), nodes(), seed).map_err(refused)?),
             Fault::Storm => Box::new(StormNemesis::new(db(), nodes(), seed)),
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
+            Fault::LeaderChurn
+            | Fault::VoteKill
+            | Fault::Flap
+            | Fault::StaleLeader
+            | Fault::Figure8 => {
                 let net = net("cannot set up the scenario's network faults")?;
                 let scenario = self.scenario().ok_or_else(|| {
                     failed("no scenario")(NemesisError::UnknownF {
@@ -456,16 +475,18 @@ impl Fault {
                         handled: Vec::new(),
                     })
                 })?;
-                Box::new(
-                    ScenarioNemesis::new(
-                        scenario,
-                        db(),
-                        nodes(),
-                        Arc::new(NftPartitions::new(&net)),
-                        seed,
-                    )
-                    .map_err(refused)?,
+                let nemesis = ScenarioNemesis::new(
+                    scenario,
+                    db(),
+                    nodes(),
+                    Arc::new(NftPartitions::new(&net)),
+                    seed,
                 )
+                .map_err(refused)?;
+                Box::new(match &target.delayer {
+                    Some(program) => nemesis.delayer(&net, program.clone()),
+                    None => nemesis,
+                })
             }
         })
     }
@@ -474,7 +495,7 @@ impl Fault {
 /// A name that is no fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm, leader-churn, vote-kill, flap, stale-leader"
+    "unknown fault `{0}`; expected one of partition, kill, pause, packet, clock, disk, power, storm, leader-churn, vote-kill, flap, stale-leader, figure8"
 )]
 pub struct UnknownFault(pub String);
 
@@ -548,7 +569,9 @@ mod tests {
         assert_eq!(Fault::Flap.stop_f(), "stop-flap");
         assert_eq!("stale-leader".parse::<Fault>(), Ok(Fault::StaleLeader));
         assert_eq!(Fault::of_f("stop-stale-leader"), Some(Fault::StaleLeader));
-        assert!(!Fault::StaleLeader.in_all(local));
+        assert!(!Fault::StaleLeader.in_all(local) && !Fault::Figure8.in_all(local));
+        assert_eq!(Fault::of_f("start-figure8"), Some(Fault::Figure8));
+        assert!(Fault::Figure8.refusal(etcd, local).is_some());
         assert_eq!(Fault::StaleLeader.group(), FaultGroup::Scenario);
         assert_eq!("kill".parse::<Fault>(), Ok(Fault::Kill));
         assert!(

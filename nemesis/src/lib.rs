@@ -108,8 +108,9 @@ pub use process::{
 };
 pub use roles::{RoleNemesis, Roles};
 pub use scenario::{
-    DEFAULT_FLAP_PERIOD, START_FLAP, START_LEADER_CHURN, START_STALE_LEADER, START_VOTE_KILL,
-    STOP_FLAP, STOP_LEADER_CHURN, STOP_STALE_LEADER, STOP_VOTE_KILL, Scenario, ScenarioNemesis,
+    DEFAULT_FIGURE8_DELAY, DEFAULT_FLAP_PERIOD, START_FIGURE8, START_FLAP, START_LEADER_CHURN,
+    START_STALE_LEADER, START_VOTE_KILL, STOP_FIGURE8, STOP_FLAP, STOP_LEADER_CHURN,
+    STOP_STALE_LEADER, STOP_VOTE_KILL, Scenario, ScenarioNemesis,
 };
 pub use schedule::{
     DEFAULT_INTERVAL, NemesisMode, Schedule, Step, Timeline, composed, final_heal, schedule,

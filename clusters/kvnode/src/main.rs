@@ -48,6 +48,10 @@ struct Args {
     /// Take a snapshot and compact the log every this many applied entries.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
+    /// Most log entries (Raft) or values (Multi-Paxos) in one append message to a
+    /// follower; a follower that lags by more catches up over several round trips.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_append_entries: u32,
     /// Serve reads from a leader lease instead of confirming leadership with a quorum
     /// (faster; relies on bounded clock drift).
     #[arg(long)]
@@ -118,6 +122,7 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
         heartbeat_ticks: args.heartbeat_ticks,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         snapshot_entries: args.snapshot_entries,
+        max_append_entries: args.max_append_entries as usize,
         lease_read: args.lease_read,
         bugs: args.bugs,
     })

@@ -12,6 +12,7 @@ use faultline_clusters::db::NodeView;
 use faultline_clusters::{Db, Node};
 use serde_json::{Value, json};
 
+use crate::delay::InboundDelays;
 use crate::error::NemesisError;
 use crate::grudge::{Grudge, complete_grudge};
 use crate::net::Net;
@@ -25,6 +26,7 @@ pub(crate) struct Hands {
     pub(crate) db: Arc<dyn Db>,
     pub(crate) nodes: Vec<Node>,
     net: Arc<dyn Net>,
+    delays: Option<Arc<InboundDelays>>,
     stop: AtomicBool,
     started: Instant,
     state: Mutex<State>,
@@ -41,17 +43,26 @@ struct State {
     paused: BTreeSet<usize>,
     /// Whether a partition may be in place.
     partitioned: bool,
+    /// Whether packet delays may be in place.
+    delayed: bool,
     events: Vec<Value>,
     dropped_events: usize,
 }
 
 impl Hands {
-    /// Hands on `nodes` of `db`, partitioning through `net`.
-    pub(crate) fn new(db: Arc<dyn Db>, nodes: Vec<Node>, net: Arc<dyn Net>) -> Hands {
+    /// Hands on `nodes` of `db`, partitioning through `net`, delaying packets with
+    /// `delays` (when the scenario needs them).
+    pub(crate) fn new(
+        db: Arc<dyn Db>,
+        nodes: Vec<Node>,
+        net: Arc<dyn Net>,
+        delays: Option<Arc<InboundDelays>>,
+    ) -> Hands {
         Hands {
             db,
             nodes,
             net,
+            delays,
             stop: AtomicBool::new(false),
             started: Instant::now(),
             state: Mutex::new(State::default()),
@@ -177,6 +188,34 @@ impl Hands {
         self.net.drop(grudge)
     }
 
+    /// Holds every packet the nodes `targets` receive from other nodes for `delay`
+    /// (removing other delays).
+    pub(crate) fn slow(&self, targets: &[usize], delay: Duration) -> Result<(), NemesisError> {
+        let delays = self.delays.as_ref().ok_or_else(no_delayer)?;
+        self.state().delayed = true;
+        delays.slow(targets, delay)
+    }
+
+    /// Removes every packet delay.
+    pub(crate) fn unslow(&self) -> Result<(), NemesisError> {
+        if let Some(delays) = &self.delays {
+            delays.heal()?;
+        }
+        self.state().delayed = false;
+        Ok(())
+    }
+
+    /// SIGKILLs the nodes `indices` at once (in parallel), each waited for.
+    pub(crate) fn kill_all(&self, indices: &[usize]) -> Result<(), NemesisError> {
+        crate::error::collect(thread::scope(|s| {
+            let kills: Vec<_> = indices.iter().map(|i| s.spawn(|| self.kill(*i))).collect();
+            kills
+                .into_iter()
+                .map(|k| k.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        }))
+    }
+
     /// Removes every partition.
     pub(crate) fn heal_net(&self) -> Result<(), NemesisError> {
         self.net.heal()?;
@@ -283,15 +322,17 @@ impl Hands {
     /// nodes left down, and waits until every node the scenario killed serves again (at
     /// most `timeout` each). Tries all.
     pub(crate) fn restore(&self, timeout: Duration) -> Result<(), NemesisError> {
-        let (partitioned, down, touched, paused) = {
+        let (partitioned, down, touched, paused, delayed) = {
             let state = self.state();
             (
                 state.partitioned,
                 state.down.clone(),
                 state.touched.clone(),
                 state.paused.clone(),
+                state.delayed,
             )
         };
+        let unslowed = if delayed { self.unslow() } else { Ok(()) };
         let resumed = crate::error::collect(paused.into_iter().map(|i| self.resume(i)).collect());
         let healed = if partitioned { self.heal_net() } else { Ok(()) };
         let nodes: Vec<&Node> = touched.iter().map(|i| &self.nodes[*i]).collect();
@@ -314,7 +355,7 @@ impl Hands {
             state.touched.clear();
         }
         drop(state);
-        crate::error::collect(vec![resumed, healed, back])
+        crate::error::collect(vec![resumed, unslowed, healed, back])
     }
 
     /// The recorded events, and how many did not fit.
@@ -322,5 +363,16 @@ impl Hands {
         let mut state = self.state();
         let dropped = std::mem::take(&mut state.dropped_events);
         (std::mem::take(&mut state.events), dropped)
+    }
+}
+
+/// A scenario that delays packets, built without a `faultline-delayer`.
+fn no_delayer() -> NemesisError {
+    NemesisError::Command {
+        node: "controller".into(),
+        command: "delay packets".into(),
+        reason: "no faultline-delayer: build it (cargo build --release) or set \
+                 $FAULTLINE_DELAYER"
+            .into(),
     }
 }

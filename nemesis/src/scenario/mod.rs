@@ -12,6 +12,10 @@
 //!   (`forget-vote`).
 //! - [`Scenario::Flap`] (`start-flap` / `stop-flap`): a new random partition every few
 //!   hundred milliseconds; aims at leader-change edge cases.
+//! - [`Scenario::Figure8`] (`start-figure8` / `stop-figure8`): Raft's figure 8 played
+//!   out (an old term's entries on a minority, a later term's entry on one node alone,
+//!   the minority's leader back and killed right after counting a majority for its old
+//!   entries); aims at `old-term-commit`.
 //! - [`Scenario::StaleLeader`] (`start-stale-leader` / `stop-stale-leader`): the leader
 //!   frozen and cut off while a new one is elected, then woken behind a bridge with a
 //!   quorum of its own; aims at nodes that accept a stale leader
@@ -22,22 +26,26 @@
 //! scenario's thread acts with, and undoes when it stops, in `hands`.
 
 mod churn;
+mod figure8;
 mod flap;
 mod hands;
 mod plan;
 mod stale;
 mod vote;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use faultline_clusters::db::ElectionTiming;
+use faultline_clusters::nft::NetHosts;
 use faultline_clusters::{Db, Node};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use crate::delay::InboundDelays;
 use crate::error::NemesisError;
 use crate::nemesis::{Nemesis, unknown_f};
 use crate::net::Net;
@@ -45,7 +53,7 @@ use crate::process::DEFAULT_READY_TIMEOUT;
 use hands::Hands;
 use plan::{FALLBACK_TIMING, Knobs};
 
-pub use plan::DEFAULT_FLAP_PERIOD;
+pub use plan::{DEFAULT_FIGURE8_DELAY, DEFAULT_FLAP_PERIOD};
 
 /// The `f` that starts leader-isolation churn.
 pub const START_LEADER_CHURN: &str = "start-leader-churn";
@@ -59,6 +67,10 @@ pub const STOP_VOTE_KILL: &str = "stop-vote-kill";
 pub const START_FLAP: &str = "start-flap";
 /// The `f` that ends them (and heals).
 pub const STOP_FLAP: &str = "stop-flap";
+/// The `f` that starts playing Raft's figure 8.
+pub const START_FIGURE8: &str = "start-figure8";
+/// The `f` that ends it (starts every node, removes delays, heals).
+pub const STOP_FIGURE8: &str = "stop-figure8";
 /// The `f` that starts waking frozen leaders behind a bridge.
 pub const START_STALE_LEADER: &str = "start-stale-leader";
 /// The `f` that ends it (resumes, heals).
@@ -75,6 +87,8 @@ pub enum Scenario {
     Flap,
     /// A frozen leader woken behind a bridge (`paxos-accept-stale-ballot`).
     StaleLeader,
+    /// Raft's figure 8 (`old-term-commit`).
+    Figure8,
 }
 
 impl Scenario {
@@ -85,6 +99,7 @@ impl Scenario {
             Scenario::VoteKill => [START_VOTE_KILL, STOP_VOTE_KILL],
             Scenario::Flap => [START_FLAP, STOP_FLAP],
             Scenario::StaleLeader => [START_STALE_LEADER, STOP_STALE_LEADER],
+            Scenario::Figure8 => [START_FIGURE8, STOP_FIGURE8],
         }
     }
 
@@ -94,6 +109,7 @@ impl Scenario {
             Scenario::LeaderChurn => &["append_ms", "settle_ms"],
             Scenario::VoteKill | Scenario::StaleLeader => &["hold_ms", "settle_ms"],
             Scenario::Flap => &["period_ms"],
+            Scenario::Figure8 => &["delay_ms", "settle_ms"],
         }
     }
 }
@@ -118,6 +134,7 @@ pub struct ScenarioNemesis {
     db: Arc<dyn Db>,
     nodes: Vec<Node>,
     net: Arc<dyn Net>,
+    delays: Option<Arc<InboundDelays>>,
     rng: ChaCha8Rng,
     ready_timeout: Duration,
     running: Option<Running>,
@@ -153,6 +170,9 @@ impl ScenarioNemesis {
             Scenario::VoteKill if db.elections().is_none() => {
                 return Err(unsupported("elections", "vote-kill scenario"));
             }
+            Scenario::Figure8 if db.elections().is_none() => {
+                return Err(unsupported("elections", "figure8 scenario"));
+            }
             _ => {}
         }
         Ok(ScenarioNemesis {
@@ -160,6 +180,7 @@ impl ScenarioNemesis {
             db,
             nodes,
             net,
+            delays: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             ready_timeout: DEFAULT_READY_TIMEOUT,
             running: None,
@@ -169,6 +190,13 @@ impl ScenarioNemesis {
     /// How long the nodes have to serve again once the scenario stops.
     pub fn ready_timeout(mut self, timeout: Duration) -> ScenarioNemesis {
         self.ready_timeout = timeout;
+        self
+    }
+
+    /// Lets the scenario delay packets (`figure8` needs it) with `program`, the
+    /// `faultline-delayer` binary on the controller, on `hosts` (the cluster's nodes).
+    pub fn delayer(mut self, hosts: &NetHosts, program: PathBuf) -> ScenarioNemesis {
+        self.delays = Some(Arc::new(InboundDelays::new(&hosts.hosts, program)));
         self
     }
 
@@ -183,10 +211,21 @@ impl ScenarioNemesis {
         }
         let [start_f, _] = self.scenario.fs();
         let knobs = Knobs::parse(start_f, value, self.scenario.keys(), self.timing())?;
+        if self.scenario == Scenario::Figure8 && self.delays.is_none() {
+            return Err(NemesisError::Command {
+                node: "controller".into(),
+                command: start_f.into(),
+                reason: "figure8 delays packets with faultline-delayer, which this run \
+                         does not have: build it (cargo build --release) or set \
+                         $FAULTLINE_DELAYER"
+                    .into(),
+            });
+        }
         let hands = Arc::new(Hands::new(
             Arc::clone(&self.db),
             self.nodes.clone(),
             Arc::clone(&self.net),
+            self.delays.clone(),
         ));
         let scenario = self.scenario;
         let mut rng = ChaCha8Rng::seed_from_u64(self.rng.random());
@@ -198,6 +237,7 @@ impl ScenarioNemesis {
                 Scenario::VoteKill => vote::run(&h, &mut rng, &k),
                 Scenario::Flap => flap::run(&h, &mut rng, &k),
                 Scenario::StaleLeader => stale::run(&h, &mut rng, &k),
+                Scenario::Figure8 => figure8::run(&h, &mut rng, &k),
             })
             .map_err(|e| NemesisError::Command {
                 node: "controller".into(),
@@ -243,6 +283,7 @@ impl Nemesis for ScenarioNemesis {
             Scenario::VoteKill => &[START_VOTE_KILL, STOP_VOTE_KILL],
             Scenario::Flap => &[START_FLAP, STOP_FLAP],
             Scenario::StaleLeader => &[START_STALE_LEADER, STOP_STALE_LEADER],
+            Scenario::Figure8 => &[START_FIGURE8, STOP_FIGURE8],
         }
     }
 

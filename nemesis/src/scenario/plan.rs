@@ -22,6 +22,11 @@ pub(crate) const FALLBACK_TIMING: ElectionTiming = ElectionTiming {
 /// The mean time between two partitions of `flap`, by default.
 pub const DEFAULT_FLAP_PERIOD: Duration = Duration::from_millis(300);
 
+/// How late, by default, the majority's nodes receive packets in `figure8`: long
+/// enough for the scenario to act between a message and the next one of the same
+/// exchange, short enough for elections through it.
+pub const DEFAULT_FIGURE8_DELAY: Duration = Duration::from_millis(100);
+
 /// A scenario's settings: the election timing it plans with and its own knobs.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Knobs {
@@ -39,6 +44,8 @@ pub(crate) struct Knobs {
     pub(crate) hold: Option<Duration>,
     /// `flap`: the mean time between partitions.
     pub(crate) period: Duration,
+    /// `figure8`: how long the majority's nodes receive every packet late.
+    pub(crate) delay: Duration,
 }
 
 impl Knobs {
@@ -68,6 +75,7 @@ impl Knobs {
             settle: None,
             hold: None,
             period: DEFAULT_FLAP_PERIOD,
+            delay: DEFAULT_FIGURE8_DELAY,
         };
         let fields = match value {
             Value::Null => return Ok(knobs),
@@ -89,6 +97,7 @@ impl Knobs {
                 "settle_ms" => knobs.settle = Some(ms),
                 "hold_ms" => knobs.hold = Some(ms),
                 "period_ms" => knobs.period = ms,
+                "delay_ms" => knobs.delay = ms,
                 _ => return Err(bad()),
             }
         }
@@ -218,6 +227,27 @@ pub(crate) fn vote_sides(
     held.sort_unstable();
     let voters = (0..n).filter(|i| !held.contains(i)).collect();
     Some((held, voters))
+}
+
+/// The two sides of a `figure8` round over `n` nodes whose leader is `leader`: the
+/// leader with as many others as still leaves a quorum apart (a minority: `n - n/2 - 1`
+/// random others), and that quorum. `None` with fewer than 3 nodes.
+pub(crate) fn figure8_sides(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    leader: usize,
+) -> Option<(Vec<usize>, Vec<usize>)> {
+    if n < 3 || leader >= n {
+        return None;
+    }
+    let mut others: Vec<usize> = (0..n).filter(|i| *i != leader).collect();
+    others.shuffle(rng);
+    let quorum = n / 2 + 1;
+    let mut minority = others.split_off(quorum);
+    minority.push(leader);
+    minority.sort_unstable();
+    others.sort_unstable();
+    Some((minority, others))
 }
 
 /// Where a `stale-leader` round wakes the old leader: each leader with a quorum of its
@@ -376,6 +406,24 @@ mod tests {
         }
         assert_eq!(vote_sides(&mut rng, 3, 0).unwrap(), (vec![0], vec![1, 2]));
         assert_eq!(vote_sides(&mut rng, 2, 0), None);
+    }
+
+    #[test]
+    fn figure8_sides_leave_a_quorum_apart_from_the_leader() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for n in 3..=7 {
+            for _ in 0..20 {
+                let (minority, majority) = figure8_sides(&mut rng, n, 1).unwrap();
+                assert!(minority.contains(&1) && !majority.contains(&1));
+                assert_eq!(majority.len(), n / 2 + 1, "{n}");
+                assert_eq!(minority.len() + majority.len(), n);
+                assert!(minority.iter().all(|m| !majority.contains(m)));
+            }
+        }
+        assert_eq!(figure8_sides(&mut rng, 2, 0), None);
+        assert_eq!(figure8_sides(&mut rng, 5, 5), None);
+        let k = knobs(json!(null));
+        assert_eq!(k.delay, DEFAULT_FIGURE8_DELAY);
     }
 
     #[test]

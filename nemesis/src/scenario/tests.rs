@@ -342,4 +342,24 @@ fn scenarios_refuse_databases_that_cannot_say_enough_and_bad_values() {
     );
     churn.heal().unwrap();
     assert!(net.current.lock().unwrap().is_none());
+    // figure8 needs the nodes' views, and a packet delayer to start.
+    let db: Arc<dyn Db> = Arc::clone(&sim) as Arc<dyn Db>;
+    let e = ScenarioNemesis::new(
+        Scenario::Figure8,
+        db,
+        nodes(5),
+        Arc::clone(&net) as Arc<dyn Net>,
+        1,
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("no elections capability"), "{e}");
+    let (sim, net) = Sim::new(5, true);
+    let mut figure8 = scenario(Scenario::Figure8, &sim, &net);
+    let e = figure8
+        .invoke(START_FIGURE8, &Value::Null)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("faultline-delayer"), "{e}");
+    assert!(figure8.running.is_none());
 }

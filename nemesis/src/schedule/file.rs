@@ -255,11 +255,13 @@ impl Fault {
                 bad(format!("one node name, or one of {}", one_node.join(", ")))
             }
             // A scenario picks its own nodes, round after round.
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
-                Err(format!(
-                    "{self} picks its own targets: give no target (a `value` table sets its knobs)"
-                ))
-            }
+            Fault::LeaderChurn
+            | Fault::VoteKill
+            | Fault::Flap
+            | Fault::StaleLeader
+            | Fault::Figure8 => Err(format!(
+                "{self} picks its own targets: give no target (a `value` table sets its knobs)"
+            )),
         }
     }
 }

@@ -123,9 +123,11 @@ impl Fault {
             }
             Fault::Storm => same(only(info, &["target", "period_ms", "down_ms", "trigger"])),
             // A scenario draws its rounds again: its knobs replay, not its choices.
-            Fault::LeaderChurn | Fault::VoteKill | Fault::Flap | Fault::StaleLeader => {
-                same(Value::Null)
-            }
+            Fault::LeaderChurn
+            | Fault::VoteKill
+            | Fault::Flap
+            | Fault::StaleLeader
+            | Fault::Figure8 => same(Value::Null),
         }
     }
 }
@@ -257,7 +259,7 @@ mod tests {
         }
     }
 
-    /// The nemesis's operations of a 2-minute composed run of every fault, then the
+    /// The nemesis's operations of a 4-minute composed run of every fault, then the
     /// final heal (`steps`: a timeline instead of the random schedule).
     fn run(steps: Option<Vec<Step>>) -> Vec<Op> {
         let main: BoxGen = match steps {
@@ -265,7 +267,7 @@ mod tests {
             None => composed(&Fault::ALL, Duration::from_secs(5)).boxed(),
         };
         let mut test = phases(vec![
-            time_limit(Duration::from_secs(120), nemesis(main)).boxed(),
+            time_limit(Duration::from_secs(240), nemesis(main)).boxed(),
             final_heal(&Fault::ALL),
         ]);
         Simulation::new(11).nemesis(true).run(&mut test).unwrap()

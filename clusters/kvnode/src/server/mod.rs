@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Snapshot every this many applied entries.
     pub snapshot_entries: u64,
+    /// Most entries (Raft) or values (Multi-Paxos) in one append message.
+    pub max_append_entries: usize,
     /// Serve reads from a leader lease instead of a ReadIndex round.
     pub lease_read: bool,
     /// Planted bugs.
@@ -167,6 +169,7 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             raft_cfg.election_tick = cfg.election_ticks;
             raft_cfg.heartbeat_tick = cfg.heartbeat_ticks;
             raft_cfg.lease_read = cfg.lease_read;
+            raft_cfg.max_append_entries = cfg.max_append_entries;
             raft_cfg.bugs = core_bugs(&cfg.bugs);
             // Half the shortest election timeout, on the wall clock (only the
             // `lease-read-skew` bug uses it).
@@ -180,6 +183,7 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             let mut paxos_cfg = paxos::Config::new(cfg.id, voters);
             paxos_cfg.election_tick = cfg.election_ticks;
             paxos_cfg.heartbeat_tick = cfg.heartbeat_ticks;
+            paxos_cfg.max_accept_values = cfg.max_append_entries;
             paxos_cfg.bugs = PaxosBugs {
                 ignore_promise: cfg.bugs.contains(&Bug::PaxosIgnorePromise),
                 accept_stale_ballot: cfg.bugs.contains(&Bug::PaxosAcceptStaleBallot),

@@ -94,8 +94,7 @@ fn the_example_nightly_suite_is_valid() {
     let all_bugs = load(&bugs, None, None).unwrap();
     // The power run is local-only: its three seeds are skipped on Docker.
     assert_eq!(on_docker.runs.len() + 3, all_bugs.runs.len());
-    // Every bug on three seeds (all but `old-term-commit`, issue 19: the file's
-    // header), and the correct node under the same schedules.
+    // Every bug on three seeds, and the correct node under the same schedules.
     use faultline_clusters::db::Bug;
     let planted: std::collections::BTreeSet<&str> = all_bugs
         .runs
@@ -105,6 +104,7 @@ fn the_example_nightly_suite_is_valid() {
     let expected = [
         Bug::StaleRead,
         Bug::NoFsync,
+        Bug::OldTermCommit,
         Bug::ForgetVote,
         Bug::PaxosIgnorePromise,
         Bug::LeaseReadSkew,
