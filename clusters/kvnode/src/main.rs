@@ -184,3 +184,34 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<ServerConfig, String> {
+        let mut argv = vec![
+            "faultline-kv",
+            "--id",
+            "1",
+            "--listen-peer",
+            "127.0.0.1:1",
+            "--listen-client",
+            "127.0.0.1:2",
+            "--data-dir",
+            "/tmp/x",
+        ];
+        argv.extend_from_slice(extra);
+        let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+        config(args).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn append_batches_are_configurable_and_never_empty() {
+        assert_eq!(parse(&[]).unwrap().max_append_entries, 256);
+        let cfg = parse(&["--max-append-entries", "4"]).unwrap();
+        assert_eq!(cfg.max_append_entries, 4);
+        let e = parse(&["--max-append-entries", "0"]).unwrap_err();
+        assert!(e.contains("--max-append-entries"), "{e}");
+    }
+}
