@@ -1,7 +1,9 @@
 //! `faultline hosts`: a preflight to run before a test. It checks that the chosen
 //! backend can be used from this machine: for `ssh`, that the hosts file is right and
 //! every host answers (`uname -a`, all hosts in parallel); for `local`, that this runs as
-//! root with `ip` and `nft`; for `docker`, that the Docker daemon answers. Every problem
+//! root with `ip` and `nft`, listing first every optional tool (found, or missing with
+//! the feature that needs it and its Debian package); for `docker`, that the Docker
+//! daemon answers. Every problem
 //! is one line naming the host or file and what to do, and exits 254.
 
 use std::path::PathBuf;
@@ -57,6 +59,19 @@ pub fn run(args: &HostsArgs) -> Result<()> {
         )
         .into()),
         (ClusterKind::Local, None) => {
+            // Every optional tool first, so one preflight names all that is missing.
+            for tool in OPTIONAL_TOOLS {
+                if (tool.found)() {
+                    say!("  {}: ok ({})", tool.name, tool.needed_for);
+                } else {
+                    say!(
+                        "  {}: missing, needed for {} ({})",
+                        tool.name,
+                        tool.needed_for,
+                        tool.install
+                    );
+                }
+            }
             faultline_clusters::netns::check_prerequisites()
                 .map_err(|e| UsageError(e.to_string()))?;
             say!("local: ok (root, ip, nft)");
@@ -69,6 +84,71 @@ pub fn run(args: &HostsArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A tool that some optional feature of a run on this machine needs.
+struct Tool {
+    /// What it is called.
+    name: &'static str,
+    /// Whether this machine has it.
+    found: fn() -> bool,
+    /// What needs it.
+    needed_for: &'static str,
+    /// How to get it.
+    install: &'static str,
+}
+
+/// The tools `faultline hosts --cluster local` lists beside the required `ip` and
+/// `nft` (`scripts/setup.sh --all` installs the packages).
+const OPTIONAL_TOOLS: &[Tool] = &[
+    Tool {
+        name: "iptables",
+        found: || on_path("iptables"),
+        needed_for: "packet delays, --nemesis packet",
+        install: "apt-get install iptables",
+    },
+    Tool {
+        name: "faultline-delayer",
+        found: || crate::run::binaries::delayer_binary().is_some(),
+        needed_for: "packet delays and the figure8 scenario",
+        install: "built beside faultline by cargo build --release --workspace",
+    },
+    Tool {
+        name: "libfaketime",
+        found: faultline_clusters::db::faketime_installed,
+        needed_for: "clock faults, --nemesis clock",
+        install: "apt-get install libfaketime",
+    },
+    Tool {
+        name: "fusermount3",
+        found: || on_path("fusermount3"),
+        needed_for: "power-loss faults, --nemesis power",
+        install: "apt-get install fuse3",
+    },
+    Tool {
+        name: "faultline-lazyfs",
+        found: || crate::run::binaries::lazyfs_binary().is_ok(),
+        needed_for: "power-loss faults, --nemesis power",
+        install: "built beside faultline by cargo build --release --workspace",
+    },
+    Tool {
+        name: "etcd",
+        found: || on_path("etcd"),
+        needed_for: "--db etcd",
+        install: "apt-get install etcd-server",
+    },
+    Tool {
+        name: "docker",
+        found: || on_path("docker"),
+        needed_for: "--cluster docker",
+        install: "apt-get install docker.io",
+    },
+];
+
+/// Whether `program` is a file in a directory of `PATH`.
+fn on_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
 }
 
 /// Loads the hosts file, connects to every host in parallel and runs `uname -a` on each.

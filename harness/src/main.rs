@@ -34,9 +34,18 @@ const EXIT_BAD_INPUT: u8 = 254;
 /// Exit code for a crash of the harness itself.
 const EXIT_CRASH: u8 = 255;
 
-/// Faultline: fault-injection testing for distributed databases.
+/// Faultline: Jepsen-style fault-injection testing for distributed databases.
+///
+/// `faultline run` deploys a cluster (the bundled faultline-kv, etcd, or your database
+/// through a db-file) on local network namespaces, Docker containers or SSH hosts, runs
+/// concurrent clients while a nemesis partitions, pauses, kills, delays, skews clocks
+/// and loses power, records every operation, checks the history (linearizability,
+/// Elle's transactional anomalies, bank, set, lock…) and the nodes' logs, and writes an
+/// HTML report. `faultline check` checks a history offline (JSONL or Jepsen's EDN).
+/// Exit codes, as Jepsen's: 0 valid, 1 invalid, 2 unknown, 254 bad input, 255 crash.
+/// Docs: README.md and docs/ in the source tree.
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version, about)]
+#[command(name = "faultline", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

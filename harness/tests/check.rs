@@ -229,7 +229,15 @@ fn missing_file_exits_254() {
 
 #[test]
 fn help_and_version_exit_0() {
-    assert_exit(&faultline(&["--help"]), 0);
+    let help = faultline(&["--help"]);
+    assert_exit(&help, 0);
+    // The help says what Faultline is and how to start.
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("fault-injection testing"), "{text}");
+    assert!(
+        text.contains("faultline run") && text.contains("0 valid"),
+        "{text}"
+    );
     assert_exit(&faultline(&["check", "--help"]), 0);
     assert_exit(&faultline(&["--version"]), 0);
 }

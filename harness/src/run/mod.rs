@@ -9,7 +9,7 @@
 //! kept apart from what the system did: the run stops cleanly, still heals, still
 //! collects logs and tears down, writes `results.json` with the failure, and exits 255.
 
-mod binaries;
+pub(crate) mod binaries;
 mod checking;
 mod database;
 mod deploy;
