@@ -56,7 +56,7 @@ impl FileDb {
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        values.insert("log_file", node.log_file().to_string_lossy().into_owned());
+        values.insert("log_file", absolute(&node.log_file()));
         values
     }
 
@@ -69,8 +69,8 @@ impl FileDb {
         if let Some(p) = self.file.peer_port {
             values.insert("peer_port", p.to_string());
         }
-        values.insert("dir", node.dir.to_string_lossy().into_owned());
-        values.insert("data_dir", node.data_dir().to_string_lossy().into_owned());
+        values.insert("dir", absolute(&node.dir));
+        values.insert("data_dir", absolute(&node.data_dir()));
         values
     }
 
@@ -273,6 +273,16 @@ impl Primaries for FileDb {
     }
 }
 
+/// `path` made absolute against this process's working directory (paths on SSH hosts
+/// already are): a db-file's commands run in other directories (`start` in `{dir}`,
+/// hooks in the file's own), where a relative `--store store` would point elsewhere.
+fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +323,16 @@ mod tests {
         );
         assert_eq!(db.client_addr(&nodes[1]), "10.0.0.2:9");
         assert!(Db::primaries(&db).is_some());
+        // A node in a relative store gets absolute directories: its commands run
+        // elsewhere (`start` in `{dir}`).
+        let mut relative = nodes[0].clone();
+        relative.dir = PathBuf::from("store/run/nodes/n1");
+        let cmd = db.argv(&relative, &db.file.start);
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            cmd.argv()[3],
+            cwd.join("store/run/nodes/n1/data").to_string_lossy()
+        );
     }
 
     #[test]
