@@ -179,7 +179,7 @@ impl RunConfig {
                 src.origin("client-cmd")
             )));
         }
-        let db = database(&src, db_file.as_deref(), client_cmd.is_some())?;
+        let (db, fixed_nodes) = database(&src, db_file.as_deref(), client_cmd.is_some())?;
         let consensus = src.choice("consensus", |a| a.consensus.as_ref(), Consensus::Raft)?;
         if consensus == Consensus::Paxos && db != Database::Kv {
             return Err(UsageError(format!(
@@ -205,7 +205,7 @@ impl RunConfig {
             .clone()
             .or(src.file.nemesis_schedule.clone());
         let fault_names = fault_names(&src)?;
-        let (nodes, concurrency, rate) = sizes(&src)?;
+        let (nodes, concurrency, rate) = sizes(&src, fixed_nodes)?;
         let time_limit = src.seconds("time-limit", |a| a.time_limit, 60.0, 0.001)?;
         let nemesis_interval =
             src.seconds("nemesis-interval", |a| a.nemesis_interval, 10.0, 0.1)?;
@@ -312,14 +312,16 @@ impl RunConfig {
     }
 }
 
-/// `--db` or `--db-file` (which needs a client program).
+/// `--db` or `--db-file` (which needs a client program), and the node count a db-file
+/// fixes (`nodes = N`), with the file.
 fn database(
     src: &Sources,
     db_file: Option<&std::path::Path>,
     client_program: bool,
-) -> Result<Database, UsageError> {
+) -> Result<(Database, Option<(usize, PathBuf)>), UsageError> {
     let Some(path) = db_file else {
-        return Database::built_in(&src.origin("db"), &src.string(|a| a.db.as_ref(), "kv"));
+        let db = Database::built_in(&src.origin("db"), &src.string(|a| a.db.as_ref(), "kv"))?;
+        return Ok((db, None));
     };
     if src.flags.db.is_some() || src.file.db.is_some() {
         return Err(UsageError(format!(
@@ -335,7 +337,10 @@ fn database(
     }
     let described =
         faultline_clusters::DbFile::load(path).map_err(|e| UsageError(e.to_string()))?;
-    Ok(Database::File(described.name))
+    Ok((
+        Database::File(described.name),
+        described.nodes.map(|n| (n, path.to_path_buf())),
+    ))
 }
 
 /// `--nemesis`: fault names, `all`, or `none` alone [default: partition, kill].
@@ -363,8 +368,25 @@ fn fault_names(src: &Sources) -> Result<Vec<FaultName>, UsageError> {
 }
 
 /// `--nodes`, `--concurrency` and `--rate`, in range.
-fn sizes(src: &Sources) -> Result<(usize, usize, f64), UsageError> {
-    let nodes = src.flags.nodes.or(src.file.nodes).unwrap_or(5);
+/// `--nodes` (default 5, or what the db-file fixes: giving another is an error),
+/// `--concurrency`, `--rate`.
+fn sizes(
+    src: &Sources,
+    fixed_nodes: Option<(usize, PathBuf)>,
+) -> Result<(usize, usize, f64), UsageError> {
+    let given = src.flags.nodes.or(src.file.nodes);
+    let nodes = match (&fixed_nodes, given) {
+        (Some((fixed, file)), Some(n)) if n != *fixed => {
+            return Err(UsageError(format!(
+                "{}: {n} nodes, but {} says the database runs on {fixed} (`nodes = {fixed}`): \
+                 drop --nodes, or change the file",
+                src.origin("nodes"),
+                file.display()
+            )));
+        }
+        (Some((fixed, _)), _) => *fixed,
+        (None, given) => given.unwrap_or(5),
+    };
     if !(1..=200).contains(&nodes) {
         return Err(UsageError(format!(
             "{}: {nodes} nodes; must be 1 to 200",

@@ -483,3 +483,27 @@ fn client_routing_is_pinned_unless_told_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn a_database_file_may_fix_the_node_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("one.toml");
+    std::fs::write(
+        &db_file,
+        "name = \"single\"\nport = 5432\nnodes = 1\nstart = [\"postgres\"]\n",
+    )
+    .unwrap();
+    let args = |nodes: Option<usize>| RunArgs {
+        db_file: Some(db_file.clone()),
+        client_cmd: Some("./client".into()),
+        nodes,
+        ..RunArgs::default()
+    };
+    // Without --nodes, the file's count; the same count given is fine.
+    assert_eq!(RunConfig::resolve(&args(None)).unwrap().nodes, 1);
+    assert_eq!(RunConfig::resolve(&args(Some(1))).unwrap().nodes, 1);
+    // Another count is an error naming the flag and the file.
+    let e = RunConfig::resolve(&args(Some(3))).unwrap_err().0;
+    assert!(e.contains("--nodes: 3 nodes"), "{e}");
+    assert!(e.contains("one.toml says the database runs on 1"), "{e}");
+}

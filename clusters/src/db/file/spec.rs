@@ -49,6 +49,7 @@ struct RawFile {
     log_patterns: Vec<Spanned<String>>,
     leader: Option<Spanned<Vec<Spanned<String>>>>,
     ready: Option<RawReady>,
+    nodes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +128,8 @@ pub struct DbFile {
     pub ready: Ready,
     /// How long a node may take to become ready, if the file says.
     pub ready_timeout: Option<Duration>,
+    /// How many nodes the database runs on, if the file fixes it (1: a single server).
+    pub nodes: Option<usize>,
 }
 
 /// `FILE:LINE: message` for the text `text` of `path`, at byte `offset`.
@@ -406,6 +409,24 @@ impl DbFile {
                 (ready, timeout)
             }
         };
+        let nodes = raw
+            .nodes
+            .as_ref()
+            .map(|n| {
+                usize::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|n| (1..=200).contains(n))
+                    .ok_or_else(|| {
+                        err(
+                            n.span().start,
+                            format!(
+                                "nodes = {}: must be how many nodes the database runs on, 1 to 200",
+                                n.get_ref()
+                            ),
+                        )
+                    })
+            })
+            .transpose()?;
         Ok(DbFile {
             path: path.to_path_buf(),
             name,
@@ -422,6 +443,7 @@ impl DbFile {
             leader,
             ready,
             ready_timeout,
+            nodes,
         })
     }
 
@@ -495,6 +517,11 @@ pub(super) mod tests {
         assert_eq!(f.leader, None);
         assert_eq!(f.peer, "{node}={addr}");
         assert_eq!(f.base_dir(), PathBuf::from("/x"));
+        assert_eq!(f.nodes, None);
+        assert_eq!(
+            parse(&format!("nodes = 1\n{MINIMAL}")).unwrap().nodes,
+            Some(1)
+        );
     }
 
     #[test]
@@ -530,5 +557,7 @@ pub(super) mod tests {
         assert!(e.contains("`{peers}` in `peer` here"), "{e}");
         let e = parse("name = \"d\"\nport = 1\nstart = []\n").unwrap_err();
         assert!(e.starts_with("/x/db.toml:3: `start` is empty"), "{e}");
+        let e = parse(&format!("{MINIMAL}nodes = 0\n")).unwrap_err();
+        assert!(e.starts_with("/x/db.toml:4: nodes = 0: must be"), "{e}");
     }
 }
