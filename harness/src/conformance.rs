@@ -1,9 +1,10 @@
 //! `faultline client-test`: checks a client program against the protocol
 //! (`docs/your-client.md`) before it is used in a run. Starts the database (or uses one
 //! already running, `--addr`), sends scripted operations and checks that every reply is
-//! well-formed and right: a write is read back, a cas with the wrong old value fails,
-//! an unknown `f` fails, transactions return their reads. Exit 0 when every check
-//! passes, 1 when one fails.
+//! well-formed and right, per workload (`script`): a write is read back, a cas with the
+//! wrong old value fails, transactions return their reads, a set holds what was added,
+//! a counter moves by what was added, transfers move money, an unknown `f` fails. Exit
+//! 0 when every check passes, 1 when one fails.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,18 +12,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use faultline_checker::history::Key;
 use faultline_checker::{OpType, Process};
 use faultline_clusters::cleanup::teardown_on_interrupt;
-use faultline_generator::OpSpec;
-use serde_json::{Value, json};
 
 use crate::client::ExternalClient;
 use crate::config::{RunArgs, RunConfig};
 use crate::error::UsageError;
 use crate::output::say;
 use crate::run::Prepared;
+
+mod script;
+
 use crate::session::Session;
+use script::{Memo, Step, mismatch, script};
 
 /// Flags of `faultline client-test`.
 #[derive(Debug, Args)]
@@ -39,8 +41,9 @@ pub struct ClientTestArgs {
     /// Use a database already serving at HOST:PORT instead of starting one.
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
-    /// The operations to test: register (read, write, cas) or list-append (txn)
-    /// [default: register].
+    /// The operations to test: register (read, write, cas), list-append or rw-register
+    /// (txn), set (add, read), counter (add, read), bank (setup, transfer, read), lock
+    /// (acquire, release) [default: register].
     #[arg(long, default_value = "register")]
     pub workload: String,
     /// Nodes to start [default: 1].
@@ -53,192 +56,6 @@ pub struct ClientTestArgs {
     /// [default: store].
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
-}
-
-/// One scripted step: an operation and what its reply must be.
-struct Step {
-    what: &'static str,
-    op: OpSpec,
-    expect: Expect,
-}
-
-enum Expect {
-    Ok(Value),
-    /// `ok` with a read value that is null (or, for lists, empty).
-    OkEmpty,
-    Fail,
-}
-
-fn script(workload: &str, key: i64) -> Result<Vec<Step>, UsageError> {
-    let k = |i: i64| Key::Int(key + i);
-    let step = |what, f: &str, value: Value, key: Key, expect| Step {
-        what,
-        op: OpSpec::new(f, value).with_key(key),
-        expect,
-    };
-    let mut steps = match workload {
-        "register" => vec![
-            step(
-                "write answers ok",
-                "write",
-                json!(1),
-                k(0),
-                Expect::Ok(json!(1)),
-            ),
-            step(
-                "a read returns the value written",
-                "read",
-                Value::Null,
-                k(0),
-                Expect::Ok(json!(1)),
-            ),
-            step(
-                "cas with the wrong old value fails",
-                "cas",
-                json!([2, 3]),
-                k(0),
-                Expect::Fail,
-            ),
-            step(
-                "cas with the right old value succeeds",
-                "cas",
-                json!([1, 2]),
-                k(0),
-                Expect::Ok(json!([1, 2])),
-            ),
-            step(
-                "a read returns the value cas wrote",
-                "read",
-                Value::Null,
-                k(0),
-                Expect::Ok(json!(2)),
-            ),
-            step(
-                "a read of a key never written is null",
-                "read",
-                Value::Null,
-                k(1),
-                Expect::OkEmpty,
-            ),
-            step(
-                "keys are independent",
-                "write",
-                json!(4),
-                k(2),
-                Expect::Ok(json!(4)),
-            ),
-            step(
-                "the first key kept its value",
-                "read",
-                Value::Null,
-                k(0),
-                Expect::Ok(json!(2)),
-            ),
-        ],
-        "list-append" => {
-            let (a, b) = (format!("{key}a"), format!("{key}b"));
-            vec![
-                step(
-                    "a txn appends and reads its own appends",
-                    "txn",
-                    json!([["append", a, 1], ["append", a, 2], ["r", a, null]]),
-                    Key::Int(key),
-                    Expect::Ok(json!([
-                        ["append", a, 1],
-                        ["append", a, 2],
-                        ["r", a, [1, 2]]
-                    ])),
-                ),
-                step(
-                    "a later txn reads the list, and a key never written as empty",
-                    "txn",
-                    json!([["r", a, null], ["r", b, null]]),
-                    Key::Int(key),
-                    Expect::Ok(json!([["r", a, [1, 2]], ["r", b, []]])),
-                ),
-                step(
-                    "appends to several keys in one txn",
-                    "txn",
-                    json!([
-                        ["append", b, 3],
-                        ["append", a, 4],
-                        ["r", a, null],
-                        ["r", b, null]
-                    ]),
-                    Key::Int(key),
-                    Expect::Ok(json!([
-                        ["append", b, 3],
-                        ["append", a, 4],
-                        ["r", a, [1, 2, 4]],
-                        ["r", b, [3]]
-                    ])),
-                ),
-            ]
-        }
-        other => {
-            return Err(UsageError(format!(
-                "--workload: `{other}`; client-test knows register and list-append"
-            )));
-        }
-    };
-    steps.push(step(
-        "an unknown f fails with an error",
-        "faultline-unknown-f",
-        json!(1),
-        k(3),
-        Expect::Fail,
-    ));
-    Ok(steps)
-}
-
-/// Why `done` does not meet `expect` (the read of an unset list may be `null` or `[]`).
-fn mismatch(step: &Step, done: &faultline_workloads::workload::Completion) -> Option<String> {
-    let got = format!(
-        "{}{}{}",
-        done.op_type,
-        if done.op_type == OpType::Ok {
-            format!(" {}", done.value)
-        } else {
-            String::new()
-        },
-        done.error
-            .as_ref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default()
-    );
-    let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
-    let same = |want: &Value, got: &Value| {
-        want == got
-            || match (want, got) {
-                (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-                    w.iter().zip(g).all(|(w, g)| match (w, g) {
-                        (Value::Array(w), Value::Array(g)) if w.len() == 3 && g.len() == 3 => {
-                            w[0] == g[0]
-                                && w[1] == g[1]
-                                && (w[2] == g[2] || (empty(&w[2]) && empty(&g[2])))
-                        }
-                        _ => w == g,
-                    })
-                }
-                _ => false,
-            }
-    };
-    let ok = match &step.expect {
-        Expect::Ok(want) => done.op_type == OpType::Ok && same(want, &done.value),
-        Expect::OkEmpty => done.op_type == OpType::Ok && empty(&done.value),
-        Expect::Fail => {
-            done.op_type == OpType::Fail && done.error.as_ref().is_some_and(|e| !e.is_empty())
-        }
-    };
-    if ok {
-        return None;
-    }
-    let want = match &step.expect {
-        Expect::Ok(v) => format!("ok {v}"),
-        Expect::OkEmpty => "ok null".to_string(),
-        Expect::Fail => "fail with an error".to_string(),
-    };
-    Some(format!("expected {want}, got {got}"))
 }
 
 /// Runs `faultline client-test`; its exit code.
@@ -266,7 +83,7 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
             None,
         )
         .context("cannot start the client")?;
-        return check(Arc::new(client), &steps, None);
+        return check(Arc::new(client), &steps, &args.workload, None);
     }
     let config = RunConfig::resolve(&RunArgs {
         db: args.db.clone(),
@@ -299,7 +116,7 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
         Some(&log),
     )
     .with_context(|| format!("cannot create {}", log.display()))
-    .and_then(|client| check(Arc::new(client), &steps, Some(&log)));
+    .and_then(|client| check(Arc::new(client), &steps, &args.workload, Some(&log)));
     let teardown = deployment.teardown();
     drop(guard);
     if let Err(e) = teardown {
@@ -312,6 +129,7 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
 fn check(
     client: Arc<ExternalClient>,
     steps: &[Step],
+    workload: &str,
     log: Option<&std::path::Path>,
 ) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -322,12 +140,13 @@ fn check(
         let mut process = 0u64;
         let mut session = client.session(Process::Client(process));
         let mut failures = 0;
+        let mut memo = Memo::default();
         for step in steps {
             let done = match session.invoke(Process::Client(process), &step.op).await {
                 Ok(done) => done,
                 Err(failure) => failure.completion,
             };
-            match mismatch(step, &done) {
+            match mismatch(step, &done, &mut memo) {
                 None => say!("ok    {}", step.what),
                 Some(why) => {
                     failures += 1;
@@ -351,6 +170,14 @@ fn check(
         );
         Ok(0)
     } else {
+        if failures + 1 >= steps.len() {
+            // Everything but the unknown `f` failed: most likely another workload.
+            say!(
+                "client-test: hint: every `{workload}` operation failed; if the program \
+                 implements another workload, pass --workload (one of {})",
+                script::WORKLOADS.join(", ")
+            );
+        }
         say!(
             "client-test: {failures} of {} checks failed (protocol: docs/your-client.md){}",
             steps.len(),
@@ -358,19 +185,5 @@ fn check(
                 .unwrap_or_default()
         );
         Ok(1)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scripts_exist_for_both_workloads_and_end_with_an_unknown_f() {
-        for w in ["register", "list-append"] {
-            let steps = script(w, 10).unwrap();
-            assert_eq!(steps.last().unwrap().op.f, "faultline-unknown-f");
-        }
-        assert!(script("bank", 1).is_err());
     }
 }
