@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use faultline_checker::elle::Artifact;
-use faultline_checker::history::{Format, ReadLimits};
+use faultline_checker::history::{Format, ReadLimits, TxnHistory};
 use faultline_checker::linearizable::ModelKind;
-use faultline_checker::{CheckOptions, History, Results, Validity};
+use faultline_checker::{CheckOptions, Checker, History, Results, Validity};
 use serde_json::Value;
 
 mod choose;
@@ -141,16 +141,31 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
     let read_limits = args
         .memory_limit
         .map_or_else(ReadLimits::default, ReadLimits::with_memory_mib);
-    let history = History::read_with(&args.history, format, &read_limits)?;
-    let format = format.unwrap_or_else(|| Format::from_path(&args.history));
-    let checker = choose::choose_checker(&history, args, format)?;
     let options = CheckOptions {
         time_limit: args.time_limit,
         memory_limit_mib: args.memory_limit,
         // Drawings cost time; make them only when there is somewhere to put them.
         draw: args.out.is_some() || args.report.is_some(),
     };
-    let checked = checker.check(&history, &options)?;
+    let format_read = format;
+    let format = format.unwrap_or_else(|| Format::from_path(&args.history));
+    // A list-append history only Elle checks goes the compact way; anything that way
+    // cannot take exactly (or that Elle refuses) is read again the general way, which
+    // checks it or names the problem.
+    let compact = choose::compact_elle(args, format).and_then(|elle| {
+        let history = TxnHistory::read_list_append(&args.history, &read_limits).ok()?;
+        let checked = elle.check_compact(&history, &options).ok()?;
+        Some((Box::new(elle) as Box<dyn Checker>, checked))
+    });
+    let (history, checker, checked) = match compact {
+        Some((checker, checked)) => (None, checker, checked),
+        None => {
+            let history = History::read_with(&args.history, format_read, &read_limits)?;
+            let checker = choose::choose_checker(&history, args, format)?;
+            let checked = checker.check(&history, &options)?;
+            (Some(history), checker, checked)
+        }
+    };
     let elapsed = started.elapsed();
 
     let mut results = Results::default();
@@ -167,7 +182,10 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
     }
     if let Some(dir) = &args.report {
         write_out(dir, &results, &checked.artifacts)?;
-        crate::report::render_dir(dir, Ok(&history), &results.to_json())?;
+        // `compact_elle` leaves `--report` to the general path, which keeps the history.
+        if let Some(history) = &history {
+            crate::report::render_dir(dir, Ok(history), &results.to_json())?;
+        }
     }
     let text = if args.json {
         serde_json::to_string_pretty(&results.to_json()).context("cannot serialize results.json")?
