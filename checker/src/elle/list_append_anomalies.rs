@@ -129,12 +129,13 @@ fn reads(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec<Anomaly>) -> 
             ));
         }
         // G1b: the last element is an intermediate append of another transaction.
-        if let Some(last) = items.len().checked_sub(1).map(|i| items.json_at(i))
+        if let Some(i) = items.len().checked_sub(1)
             && let Some(info) = index.info.get(read.last as usize)
             && info.intermediate
             && info.writer != read.txn
             && info.writer != NONE
         {
+            let last = items.json_at(i);
             found.push(Anomaly::new(
                 "G1b",
                 obj([

@@ -26,42 +26,89 @@ impl TxnHistory {
     /// the module documentation): the caller then reads it with the general reader.
     pub fn read_list_append(path: &Path, limits: &ReadLimits) -> Result<TxnHistory, NotCompact> {
         let file = File::open(path).map_err(|e| NotCompact(format!("cannot open: {e}")))?;
-        TxnHistory::read_list_append_from(
+        let size = file.metadata().map_or(0, |m| m.len());
+        TxnHistory::read_sized(
             path.display().to_string(),
             BufReader::with_capacity(1 << 20, file),
             limits,
+            size,
         )
     }
 
     /// Reads from `input` as [`TxnHistory::read_list_append`] does; `source` names it.
-    pub fn read_list_append_from<R: BufRead>(
+    ///
+    /// Two stages overlap: while one batch is folded into the history, the next is
+    /// read and parsed on the other cores.
+    pub fn read_list_append_from<R: BufRead + Send>(
         source: String,
         input: R,
         limits: &ReadLimits,
     ) -> Result<TxnHistory, NotCompact> {
+        TxnHistory::read_sized(source, input, limits, 0)
+    }
+
+    /// Reads `input`, of `size` bytes if known (else 0): after the first batch the
+    /// arrays are sized for the whole input, so they do not grow (and copy) as often.
+    fn read_sized<R: BufRead + Send>(
+        source: String,
+        input: R,
+        limits: &ReadLimits,
+        size: u64,
+    ) -> Result<TxnHistory, NotCompact> {
         let mut lines = LineSource::new(input, limits.max_line_bytes);
         let mut builder = Builder::new(source, limits);
-        let mut batch = Batch::default();
+        let mut next = read_and_parse(&mut lines)?;
+        let mut first = true;
         loop {
-            let more = batch.fill(&mut lines)?;
-            let parsed: Vec<Result<ParsedLine, String>> = batch
-                .lines
-                .par_iter()
-                .with_min_len(512)
-                .map(|(_, range)| parse_line(batch.text.get(range.clone()).unwrap_or("")))
-                .collect();
-            for ((number, range), parsed) in batch.lines.iter().zip(parsed) {
-                let parsed = parsed.map_err(|m| NotCompact(format!("line {number}: {m}")))?;
-                builder
-                    .add(*number, range.len(), parsed)
-                    .map_err(|m| NotCompact(format!("line {number}: {m}")))?;
+            let (
+                Parsed {
+                    batch,
+                    lines: parsed,
+                },
+                more,
+            ) = next;
+            let (folded, after) = rayon::join(
+                || builder.fold(&batch, parsed),
+                || more.then(|| read_and_parse(&mut lines)),
+            );
+            folded?;
+            if first {
+                first = false;
+                let read = batch.lines.last().map_or(0, |(_, r)| r.end) as u64;
+                builder.reserve_for(size as f64 / read.max(1) as f64);
             }
-            if !more {
-                break;
+            match after {
+                Some(after) => next = after?,
+                None => break,
             }
         }
         builder.finish()
     }
+}
+
+/// The next batch, parsed, and whether more may follow.
+fn read_and_parse<R: BufRead>(lines: &mut LineSource<R>) -> Result<(Parsed, bool), NotCompact> {
+    let mut batch = Batch::default();
+    let more = batch.fill(lines)?;
+    let parsed = batch
+        .lines
+        .par_iter()
+        .with_min_len(512)
+        .map(|(_, range)| parse_line(batch.text.get(range.clone()).unwrap_or("")))
+        .collect();
+    Ok((
+        Parsed {
+            batch,
+            lines: parsed,
+        },
+        more,
+    ))
+}
+
+/// A batch and its lines parsed, in order.
+struct Parsed {
+    batch: Batch,
+    lines: Vec<Result<ParsedLine, String>>,
 }
 
 /// Non-blank lines read but not parsed yet, in one buffer.
@@ -130,6 +177,38 @@ impl Builder {
             int_keys: FxHashMap::default(),
             str_keys: FxHashMap::default(),
         }
+    }
+
+    /// Makes room for `scale` times what is held: the whole input when the first
+    /// batch held `1 / scale` of it. (Capacity is address space until it is used; the
+    /// budget is charged for what is held.)
+    fn reserve_for(&mut self, scale: f64) {
+        if scale <= 1.0 {
+            return;
+        }
+        let h = &mut self.history;
+        let more = |len: usize| (len as f64 * (scale - 1.0) * 1.05) as usize;
+        h.lines.reserve(more(h.lines.len()));
+        h.times.reserve(more(h.times.len()));
+        h.processes.reserve(more(h.processes.len()));
+        h.types.reserve(more(h.types.len()));
+        h.txns.reserve(more(h.txns.len()));
+        h.mops.reserve(more(h.mops.len()));
+        h.ints.reserve(more(h.ints.len()));
+    }
+
+    /// Adds a parsed batch, line by line.
+    fn fold(
+        &mut self,
+        batch: &Batch,
+        parsed: Vec<Result<ParsedLine, String>>,
+    ) -> Result<(), NotCompact> {
+        for ((number, range), parsed) in batch.lines.iter().zip(parsed) {
+            let parsed = parsed.map_err(|m| NotCompact(format!("line {number}: {m}")))?;
+            self.add(*number, range.len(), parsed)
+                .map_err(|m| NotCompact(format!("line {number}: {m}")))?;
+        }
+        Ok(())
     }
 
     /// Adds the event of line `number` (`len` bytes of text).
@@ -301,6 +380,14 @@ impl Builder {
         if self.history.mops.is_empty() {
             return Err(NotCompact("no micro-ops at all".into()));
         }
+        let h = &mut self.history;
+        h.lines.shrink_to_fit();
+        h.times.shrink_to_fit();
+        h.processes.shrink_to_fit();
+        h.types.shrink_to_fit();
+        h.txns.shrink_to_fit();
+        h.mops.shrink_to_fit();
+        h.ints.shrink_to_fit();
         Ok(self.history)
     }
 }

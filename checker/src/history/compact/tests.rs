@@ -162,3 +162,40 @@ fn the_memory_limit_leaves_it_to_the_general_reader() {
     assert!(read.is_err());
     assert!(TxnHistory::read_list_append(std::path::Path::new("/nonexistent"), &limits).is_err());
 }
+
+#[test]
+fn a_history_of_many_batches_reads_as_the_general_reader_reads_it() {
+    use crate::elle::generate::{GenerateOptions, Plant, generate};
+    use crate::elle::{ElleOptions, check, check_compact};
+    use crate::history::{History, HistoryWriter};
+
+    // About 7 MB of JSONL: two batches, the arrays sized from the first.
+    let options = GenerateOptions {
+        seed: 3,
+        txns: 24_000,
+        plant: vec![Plant::G1c, Plant::LostUpdate],
+        ..GenerateOptions::default()
+    };
+    let path = std::env::temp_dir().join(format!("faultline-compact-{}.jsonl", std::process::id()));
+    let mut writer = HistoryWriter::new(std::fs::File::create(&path).unwrap());
+    for op in generate(&options) {
+        writer.write(&op).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+    let compact = TxnHistory::read_list_append(&path, &ReadLimits::default()).unwrap();
+    let general = History::read_jsonl(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(std::fs::metadata(&path).is_err());
+    assert_eq!(compact.len(), general.len());
+    assert_eq!(compact.txns.len(), compact.txns.capacity());
+    let elle = ElleOptions::default();
+    let (a, b) = (
+        check(&general, &elle).unwrap(),
+        check_compact(&compact, &elle).unwrap(),
+    );
+    assert_eq!(
+        (a.valid, &a.details, &a.explanation),
+        (b.valid, &b.details, &b.explanation)
+    );
+}
