@@ -164,16 +164,17 @@ impl TxnHistory {
             .unwrap_or(&[])
     }
 
-    /// The heap this history holds: what `--memory-limit` is charged.
+    /// The heap this history's arrays hold (their length, not their capacity, which
+    /// is address space until it is used).
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.lines.capacity() * size_of::<u32>()
-            + self.times.capacity() * size_of::<i64>()
-            + self.processes.capacity() * size_of::<u64>()
-            + self.types.capacity() * size_of::<OpType>()
-            + self.txns.capacity() * size_of::<TxnRecord>()
-            + self.mops.capacity() * size_of::<MicroOp>()
-            + self.ints.capacity() * size_of::<i64>()
+        self.lines.len() * size_of::<u32>()
+            + self.times.len() * size_of::<i64>()
+            + self.processes.len() * size_of::<u64>()
+            + self.types.len() * size_of::<OpType>()
+            + self.txns.len() * size_of::<TxnRecord>()
+            + self.mops.len() * size_of::<MicroOp>()
+            + self.ints.len() * size_of::<i64>()
             + self
                 .keys
                 .iter()

@@ -180,8 +180,9 @@ impl Builder {
     }
 
     /// Makes room for `scale` times what is held: the whole input when the first
-    /// batch held `1 / scale` of it. (Capacity is address space until it is used; the
-    /// budget is charged for what is held.)
+    /// batch held `1 / scale` of it. (Capacity is address space until it is used, so
+    /// what is left over costs no memory and is not trimmed, which could copy; the
+    /// budget and [`TxnHistory::heap_bytes`] count what is held.)
     fn reserve_for(&mut self, scale: f64) {
         if scale <= 1.0 {
             return;
@@ -380,14 +381,6 @@ impl Builder {
         if self.history.mops.is_empty() {
             return Err(NotCompact("no micro-ops at all".into()));
         }
-        let h = &mut self.history;
-        h.lines.shrink_to_fit();
-        h.times.shrink_to_fit();
-        h.processes.shrink_to_fit();
-        h.types.shrink_to_fit();
-        h.txns.shrink_to_fit();
-        h.mops.shrink_to_fit();
-        h.ints.shrink_to_fit();
         Ok(self.history)
     }
 }
