@@ -285,3 +285,18 @@ fn the_compact_and_the_general_path_answer_alike() {
         }
     }
 }
+
+/// `--jobs` sizes the threads, never the answer; 0 is refused as a bad argument.
+#[test]
+fn jobs_change_nothing_but_the_threads() {
+    let file = fixture("list-append-g-single.jsonl");
+    let with = |jobs: &[&str]| {
+        let mut args = vec!["check", &file, "--json"];
+        args.extend(jobs);
+        faultline(&args)
+    };
+    let (one, all) = (with(&["--jobs", "1"]), with(&[]));
+    assert_exit(&one, 1);
+    assert_eq!(one.stdout, all.stdout);
+    assert_exit(&with(&["--jobs", "0"]), 254);
+}

@@ -83,6 +83,10 @@ pub struct CheckArgs {
     /// began after they were known) are invalid.
     #[arg(long)]
     pub set_linearizable: bool,
+    /// Threads for reading and checking (default: one per core). On a machine busy
+    /// with other work, `--jobs 1` can be faster: idle helper threads spin.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// The values of `--checker`: which [`Checker`](faultline_checker::Checker) `choose`
@@ -137,6 +141,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// Runs `faultline check` and returns the overall verdict.
 pub fn run(args: &CheckArgs) -> Result<Validity> {
     let started = Instant::now();
+    if let Some(jobs) = args.jobs {
+        // The first use of the pool fixes its size: nothing has used it yet.
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(usize::from(jobs))
+            .build_global()
+            .context("--jobs: cannot size the thread pool")?;
+    }
     let format = args.format.map(Format::from);
     let read_limits = args
         .memory_limit
