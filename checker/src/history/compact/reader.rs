@@ -220,7 +220,7 @@ impl Builder {
             return Err(problems.join("; "));
         }
         let h = &mut self.history;
-        let position = h.lines.len() as u32;
+        let position = u32::try_from(h.lines.len()).map_err(|_| "events beyond 32 bits")?;
         h.lines
             .push(u32::try_from(number).map_err(|_| "line number beyond 32 bits")?);
         h.times.push(parsed.op.time);
