@@ -6,12 +6,12 @@ mod common;
 
 use std::path::PathBuf;
 
-use faultline_checker::elle::{ElleOptions, ElleWorkload, VersionInference, analyze, check};
+use faultline_checker::elle::{ElleOptions, ElleWorkload, VersionInference, analyze};
 use faultline_checker::history::{History, InputError, OpType};
 use faultline_checker::results::{Validity, Verdict};
 use serde_json::json;
 
-use common::{H, run, types};
+use common::{H, check_both, check_file_both, run, types};
 
 fn la(h: &H) -> Verdict {
     run(h, ElleWorkload::ListAppend, "strict-serializable")
@@ -426,7 +426,7 @@ fn rw_register_version_inference() {
         wfr_keys: true,
         ..VersionInference::default()
     };
-    let v = check(&h.history(), &options).unwrap();
+    let v = check_both(&h.history(), &options).unwrap();
     assert_eq!(v.valid, Validity::Valid, "{:#?}", v.details);
     // Sequential keys: one process reads 2 and later reads 1 again.
     let mut h = H::default();
@@ -438,14 +438,14 @@ fn rw_register_version_inference() {
         sequential_keys: true,
         ..VersionInference::default()
     };
-    let v = check(&h.history(), &options).unwrap();
+    let v = check_both(&h.history(), &options).unwrap();
     assert_eq!(v.valid, Validity::Invalid, "{:#?}", v.details);
 }
 
 // ---------------------------------------------------------------- malformed input
 
 fn err(h: &H, workload: ElleWorkload) -> String {
-    let e: InputError = check(&h.history(), &ElleOptions::new(workload)).unwrap_err();
+    let e: InputError = check_both(&h.history(), &ElleOptions::new(workload)).unwrap_err();
     e.to_string()
 }
 
@@ -532,13 +532,18 @@ fn fixtures() {
         ),
     ];
     for (name, workload, valid, expected) in cases {
-        let v = check(&fixture(name), &ElleOptions::new(*workload)).unwrap();
+        let _ = fixture(name);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/elle")
+            .join(name);
+        let v = check_file_both(&path, &ElleOptions::new(*workload)).unwrap();
         assert_eq!(v.valid, *valid, "{name}: {:#?}", v.details);
         assert_eq!(types(&v), *expected, "{name}");
     }
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/elle/list-append-malformed.jsonl");
-    let h = History::read_jsonl(&path).unwrap();
-    let e = check(&h, &ElleOptions::default()).unwrap_err().to_string();
+    let e = check_file_both(&path, &ElleOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("list-append-malformed.jsonl:4:"), "{e}");
 }

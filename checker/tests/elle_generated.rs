@@ -4,18 +4,21 @@
 mod common;
 
 use faultline_checker::elle::generate::{GenerateOptions, Plant, generate};
-use faultline_checker::elle::{ElleOptions, ElleWorkload, check};
+use faultline_checker::elle::{ElleOptions, ElleWorkload};
 use faultline_checker::history::History;
 use faultline_checker::results::{Validity, Verdict};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use common::{H, run, types};
+use common::{H, check_both_compacted, run, types};
 
 fn gen_check(options: &GenerateOptions, model: &str) -> Verdict {
     let h = History::from_ops("generated", generate(options)).unwrap();
     let elle = ElleOptions::new(options.workload).with_model(model.parse().unwrap());
-    check(&h, &elle).unwrap()
+    let (verdict, compacted) = check_both_compacted(&h, &elle);
+    // Generated list-append histories (integer keys and elements) are read compactly.
+    assert_eq!(compacted, options.workload == ElleWorkload::ListAppend);
+    verdict.unwrap()
 }
 
 #[test]
@@ -332,5 +335,56 @@ proptest! {
         if strict {
             prop_assert_ne!(v.valid, Validity::Invalid);
         }
+    }
+}
+
+// ---------------------------------------------------------------- the compact path
+
+/// Models whose verdicts differ on the same anomalies, so that every part of the
+/// report (reportable, unreported, not, also_not) is compared.
+const MODELS: [&str; 5] = [
+    "strict-serializable",
+    "serializable",
+    "snapshot-isolation",
+    "read-committed",
+    "strong-session-snapshot-isolation",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Read compactly from its JSONL, any generated list-append history (failed and
+    /// crashed transactions, planted anomalies, a broken store's stale reads) gets the
+    /// very answer the whole history gets, under every model.
+    #[test]
+    fn the_compact_path_agrees_with_the_general_one(
+        seed in 0u64..1_000_000,
+        txns in 1usize..400,
+        processes in 1usize..8,
+        active_keys in 1usize..5,
+        max_writes_per_key in 1usize..12,
+        max_txn_len in 1usize..6,
+        fail_rate in 0.0f64..0.2,
+        info_rate in 0.0f64..0.2,
+        stale_read_rate in prop_oneof![Just(0.0f64), 0.0f64..0.3],
+        plants in proptest::sample::subsequence(Plant::ALL.to_vec(), 0..4),
+        model in 0usize..MODELS.len(),
+    ) {
+        let options = GenerateOptions {
+            seed,
+            txns,
+            processes,
+            active_keys,
+            max_writes_per_key,
+            max_txn_len,
+            fail_rate,
+            info_rate,
+            plant: plants,
+            stale_read_rate,
+            workload: ElleWorkload::ListAppend,
+        };
+        let h = History::from_ops("generated", generate(&options)).unwrap();
+        let elle = ElleOptions::new(ElleWorkload::ListAppend).with_model(MODELS[model].parse().unwrap());
+        let (_, compacted) = check_both_compacted(&h, &elle);
+        prop_assert!(compacted);
     }
 }

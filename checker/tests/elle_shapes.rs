@@ -5,7 +5,7 @@
 mod common;
 
 use common::types;
-use faultline_checker::elle::{ConsistencyModel, ElleOptions, ElleWorkload, check};
+use faultline_checker::elle::{ConsistencyModel, ElleOptions, ElleWorkload};
 use faultline_checker::history::{History, Op, OpType, Process};
 use faultline_checker::results::{Validity, Verdict};
 use faultline_checker::shape::{TxnShape, txn_shape};
@@ -30,7 +30,7 @@ fn history(f: &str, rows: &[(u64, OpType, Value)]) -> History {
 }
 
 fn list_append(h: &History, model: ConsistencyModel) -> Verdict {
-    check(
+    common::check_both(
         h,
         &ElleOptions::new(ElleWorkload::ListAppend).with_model(model),
     )

@@ -206,3 +206,97 @@ fn out_writes_dot_and_svg_per_cycle() {
         serde_json::from_str(&fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["valid"], Value::Bool(false));
 }
+
+/// `faultline check` reads a list-append history compactly unless `--report` asks for
+/// the whole history (see `check/choose.rs`, `compact_elle`); both ways must give the
+/// same results, drawings and exit code.
+#[test]
+fn the_compact_and_the_general_path_answer_alike() {
+    use faultline_checker::elle::generate::{GenerateOptions, Plant, generate};
+    use faultline_checker::history::HistoryWriter;
+
+    let dir = TempDir::new().unwrap();
+    let generated = dir.path().join("planted.jsonl");
+    let mut writer = HistoryWriter::new(fs::File::create(&generated).unwrap());
+    let options = GenerateOptions {
+        seed: 42,
+        txns: 2000,
+        plant: Plant::ALL.to_vec(),
+        ..GenerateOptions::default()
+    };
+    for op in generate(&options) {
+        writer.write(&op).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+    let files = [
+        fixture("list-append-valid.jsonl"),
+        fixture("list-append-g-single.jsonl"),
+        fixture("list-append-g1a.jsonl"),
+        fixture("list-append-g2-item.jsonl"),
+        fixture("list-append-malformed.jsonl"),
+        generated.display().to_string(),
+    ];
+    for (i, file) in files.iter().enumerate() {
+        for model in ["strict-serializable", "read-committed"] {
+            let compact_dir = dir.path().join(format!("compact-{i}-{model}"));
+            let general_dir = dir.path().join(format!("general-{i}-{model}"));
+            let run = |flag: &str, out: &Path| {
+                let out = out.display().to_string();
+                faultline(&[
+                    "check",
+                    file,
+                    "--consistency-model",
+                    model,
+                    flag,
+                    &out,
+                    "--json",
+                ])
+            };
+            let compact = run("--out", &compact_dir);
+            let general = run("--report", &general_dir);
+            assert_eq!(compact.status.code(), general.status.code(), "{file}");
+            assert_eq!(
+                String::from_utf8_lossy(&compact.stdout),
+                String::from_utf8_lossy(&general.stdout),
+                "{file}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&compact.stderr),
+                String::from_utf8_lossy(&general.stderr),
+                "{file}"
+            );
+            let drawings = |d: &Path| -> Vec<(String, String)> {
+                let mut files: Vec<(String, String)> = fs::read_dir(d.join("elle"))
+                    .map(|entries| {
+                        entries
+                            .map(|e| {
+                                let path = e.unwrap().path();
+                                let name = path.file_name().unwrap().to_string_lossy().into();
+                                (name, fs::read_to_string(&path).unwrap())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                files.sort();
+                files
+            };
+            assert_eq!(drawings(&compact_dir), drawings(&general_dir), "{file}");
+        }
+    }
+}
+
+/// `--jobs` sizes the threads, never the answer; 0 is refused as a bad argument.
+#[test]
+fn jobs_change_nothing_but_the_threads() {
+    let file = fixture("list-append-g-single.jsonl");
+    let with = |jobs: &[&str]| {
+        let mut args = vec!["check", &file, "--json"];
+        args.extend(jobs);
+        faultline(&args)
+    };
+    let (one, all) = (with(&["--jobs", "1"]), with(&[]));
+    assert_exit(&one, 1);
+    assert_eq!(one.stdout, all.stdout);
+    assert_exit(&with(&["--jobs", "0"]), 254);
+}

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::{CheckOptions, Checked, Checker, named, nothing_to_check};
 use crate::elle::{self, ElleOptions};
-use crate::history::{History, InputError};
+use crate::history::{History, InputError, TxnHistory};
 
 /// Elle's checker for list-append or rw-register transactions.
 #[derive(Debug, Clone)]
@@ -43,6 +43,26 @@ impl Checker for Elle {
             return elle::check(history, &self.options).map(Checked::new);
         }
         let analysis = elle::analyze(history, &self.options)?;
+        Ok(Checked {
+            artifacts: analysis.artifacts,
+            ..Checked::new(analysis.verdict)
+        })
+    }
+}
+
+impl Elle {
+    /// [`Checker::check`] on a compact list-append history: the same answer as on the
+    /// same file read whole (see [`TxnHistory`]). The options' workload must be
+    /// list-append.
+    pub fn check_compact(
+        &self,
+        history: &TxnHistory,
+        options: &CheckOptions,
+    ) -> Result<Checked, InputError> {
+        if !options.draw {
+            return elle::check_compact(history, &self.options).map(Checked::new);
+        }
+        let analysis = elle::analyze_compact(history, &self.options)?;
         Ok(Checked {
             artifacts: analysis.artifacts,
             ..Checked::new(analysis.verdict)

@@ -130,15 +130,14 @@ fn node_detail(txns: &Txns<'_>, t: u32) -> Vec<String> {
         ));
     }
     for mop in txns.mops_of(t) {
-        let v = match (mop.kind, mop.value) {
-            (MopKind::Read, Value::Array(items)) if items.len() > 4 => {
-                let tail: Vec<String> = items[items.len() - 3..]
-                    .iter()
-                    .map(Value::to_string)
+        let v = match (mop.kind, mop.value.list()) {
+            (MopKind::Read, Some(items)) if items.len() > 4 => {
+                let tail: Vec<String> = (items.len() - 3..items.len())
+                    .map(|i| items.json_at(i).to_string())
                     .collect();
                 format!("[… {}]", tail.join(" "))
             }
-            (_, v) => v.to_string(),
+            _ => mop.value.to_string(),
         };
         let f = match mop.kind {
             MopKind::Read => "r",

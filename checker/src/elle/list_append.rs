@@ -9,6 +9,7 @@ use super::anomaly::Why;
 use super::graph::{EdgeList, rel};
 use super::hash::FxHashMap;
 use super::txn::{Elem, MopKind, NONE, Outcome, Txns};
+use super::value::List;
 use crate::history::InputError;
 
 /// What is known about one appended (or read) element of a key.
@@ -42,9 +43,9 @@ pub(crate) struct ReadInfo {
 /// The version orders and indices of a list-append history.
 pub(crate) struct AppendIndex<'h> {
     /// Per key: the longest read as observed (may hold duplicates).
-    pub longest: Vec<&'h [Value]>,
+    pub longest: Vec<List<'h>>,
     /// Per key: the version order (the longest read, duplicates dropped).
-    pub order: Vec<Vec<&'h Value>>,
+    pub order: Vec<Vec<Elem<'h>>>,
     /// Per key: the writer of each position of `order`, or [`NONE`].
     pub order_writer: Vec<Vec<u32>>,
     /// Per key: committed or indeterminate appends never read.
@@ -85,7 +86,7 @@ impl<'h> AppendIndex<'h> {
 
     /// The state (order length before it) that append micro-op `m` followed, and the
     /// element appended just before it (`None` for the initial state).
-    fn previous(&self, k: u32, m: u32) -> (u32, Option<&'h Value>) {
+    fn previous(&self, k: u32, m: u32) -> (u32, Option<Elem<'h>>) {
         let info = self
             .mop_elem
             .get(m as usize)
@@ -119,7 +120,7 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
             let m = (range.start + i) as u32;
             match mop.kind {
                 MopKind::Write => {
-                    let Some(elem) = Elem::of(mop.value) else {
+                    let Some(elem) = mop.value.elem() else {
                         continue;
                     };
                     let intermediate = mops[i + 1..]
@@ -129,11 +130,8 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
                     let slot = *elems.entry((mop.key, elem)).or_insert(next);
                     if slot != next {
                         let other = info.get(slot as usize).map_or(NONE, |e| e.writer);
-                        let other_line = txns.invoke_event(other).map(|e| {
-                            txns.history
-                                .line_of(txns.history.position_of_index(e.index))
-                        });
-                        return Err(txns.history.error_at(
+                        let other_line = txns.invoke_line(other);
+                        return Err(txns.source.error_at(
                             txn.invoke,
                             format!(
                                 "value {} is appended to key {} more than once (also by the txn invoked on line {}); list-append needs unique values per key",
@@ -159,7 +157,7 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
                     if txn.outcome == Outcome::Fail {
                         continue;
                     }
-                    if let Value::Array(items) = mop.value {
+                    if let Some(items) = mop.value.list() {
                         let best = &mut longest[mop.key as usize];
                         if !items.is_empty() && best.is_none_or(|(len, _)| items.len() > len) {
                             *best = Some((items.len(), m));
@@ -170,19 +168,16 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
         }
     }
     // Version orders.
-    let mut longest_lists: Vec<&'h [Value]> = Vec::with_capacity(key_count);
-    let mut order: Vec<Vec<&'h Value>> = Vec::with_capacity(key_count);
+    let mut longest_lists: Vec<List<'h>> = Vec::with_capacity(key_count);
+    let mut order: Vec<Vec<Elem<'h>>> = Vec::with_capacity(key_count);
     let mut order_writer: Vec<Vec<u32>> = Vec::with_capacity(key_count);
     for k in 0..key_count {
-        let list: &'h [Value] = match longest[k] {
-            Some((_, m)) => txns.mops[m as usize]
-                .value
-                .as_array()
-                .map_or(&[], Vec::as_slice),
-            None => &[],
+        let list: List<'h> = match longest[k] {
+            Some((_, m)) => txns.mops[m as usize].value.list_or_empty(),
+            None => List::Ints(&[]),
         };
         longest_lists.push(list);
-        let mut o: Vec<&'h Value> = Vec::with_capacity(list.len());
+        let mut o: Vec<Elem<'h>> = Vec::with_capacity(list.len());
         let mut w: Vec<u32> = Vec::with_capacity(list.len());
         if list.is_empty() {
             // Elle: a key with one append and no reads took on just that value.
@@ -195,16 +190,16 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
                     .find(|m| m.kind == MopKind::Write && m.key == k as u32)
             {
                 e.pos = 0;
-                o.push(mop.value);
+                o.push(mop.value.elem().unwrap_or(Elem::Nil));
                 w.push(e.writer);
             }
         }
-        for value in list {
-            let elem = match Elem::of(value) {
+        for (i, elem) in list.elems().enumerate() {
+            let elem = match elem {
                 Some(e @ (Elem::Int(_) | Elem::Str(_))) => e,
                 _ => {
                     let m = longest[k].map_or(0, |(_, m)| m);
-                    return Err(bad_element(txns, m, value));
+                    return Err(bad_element(txns, m, &list.json_at(i)));
                 }
             };
             let next = info.len() as u32;
@@ -219,7 +214,7 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
             let e = &mut info[slot as usize];
             if e.pos == NONE {
                 e.pos = o.len() as u32;
-                o.push(value);
+                o.push(elem);
                 w.push(e.writer);
             }
         }
@@ -256,24 +251,19 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
                     if mop.kind != MopKind::Read || mop.value.is_null() {
                         continue;
                     }
-                    let items = mop.value.as_array().map_or(&[][..], Vec::as_slice);
+                    let items = mop.value.list_or_empty();
                     let full = longest_lists[mop.key as usize];
-                    let compatible = items.len() <= full.len() && items == &full[..items.len()];
-                    if !compatible
-                        && let Some(bad) = items
-                            .iter()
-                            .find(|v| !matches!(Elem::of(v), Some(Elem::Int(_) | Elem::Str(_))))
-                    {
-                        return Err(bad_element(txns, m, bad));
+                    let compatible = items.is_prefix_of(full);
+                    if !compatible && let Some(bad) = items.first_bad() {
+                        return Err(bad_element(txns, m, &bad));
                     }
                     let last = items
-                        .last()
-                        .and_then(Elem::of)
+                        .last_elem()
                         .and_then(|e| elems.get(&(mop.key, e)).copied())
                         .unwrap_or(NONE);
-                    let state = match items.last() {
-                        None => 0,
-                        Some(_) => info
+                    let state = match items.is_empty() {
+                        true => 0,
+                        false => info
                             .get(last as usize)
                             .map_or(NONE, |e| if e.pos == NONE { NONE } else { e.pos + 1 }),
                     };
@@ -314,7 +304,7 @@ pub(crate) fn index<'h>(txns: &Txns<'h>) -> Result<AppendIndex<'h>, InputError> 
 fn bad_element(txns: &Txns<'_>, m: u32, bad: &Value) -> InputError {
     let txn = txns.txns.iter().find(|t| t.mops.contains(&m));
     let position = txn.map_or(0, |t| t.completion.unwrap_or(t.invoke));
-    txns.history.error_at(
+    txns.source.error_at(
         position,
         format!(
             "a read list holds integers or strings, got {}",
@@ -386,14 +376,12 @@ pub(crate) fn edges(txns: &Txns<'_>, index: &AppendIndex<'_>) -> Vec<EdgeList> {
 
 /// The state a read observed (see [`ReadInfo::state`]), if known.
 fn read_state(index: &AppendIndex<'_>, mop: &super::txn::Mop<'_>) -> Option<u32> {
-    let items = mop.value.as_array()?;
-    match items.last() {
-        None => Some(0),
-        Some(last) => {
-            let e = index.elem(mop.key, Elem::of(last)?)?;
-            (e.pos != NONE).then(|| e.pos + 1)
-        }
+    let items = mop.value.list()?;
+    if items.is_empty() {
+        return Some(0);
     }
+    let e = index.elem(mop.key, items.last_elem()?)?;
+    (e.pos != NONE).then(|| e.pos + 1)
 }
 
 /// Explains why transaction `a` precedes `b` by relationship `r` (one of ww, wr, rw).
@@ -414,20 +402,22 @@ pub(crate) fn explain(
                 if state > 0 && index.writer_at(k, state - 1) == a {
                     return Some(Why::AppendWw {
                         key: txns.key_json(k),
-                        value: prev.cloned().unwrap_or(Value::Null),
-                        value2: mop.value.clone(),
+                        value: prev.map_or(Value::Null, Elem::to_json),
+                        value2: mop.value.to_json(),
                     });
                 }
             }
             (rel::WR, MopKind::Read) => {
-                if let Some(last) = mop.value.as_array().and_then(|l| l.last())
-                    && Elem::of(last)
+                if let Some(items) = mop.value.list()
+                    && let Some(i) = items.len().checked_sub(1)
+                    && items
+                        .elem(i)
                         .and_then(|e| index.elem(k, e))
                         .is_some_and(|e| e.writer == a)
                 {
                     return Some(Why::AppendWr {
                         key: txns.key_json(k),
-                        value: last.clone(),
+                        value: items.json_at(i),
                     });
                 }
             }
@@ -439,8 +429,8 @@ pub(crate) fn explain(
                 if a_read_it {
                     return Some(Why::AppendRw {
                         key: txns.key_json(k),
-                        value: prev.cloned(),
-                        value2: mop.value.clone(),
+                        value: prev.map(Elem::to_json),
+                        value2: mop.value.to_json(),
                     });
                 }
             }
@@ -499,7 +489,7 @@ mod tests {
         ]);
         let txns = parse(&h, ElleWorkload::ListAppend).unwrap();
         let index = index(&txns).unwrap();
-        assert_eq!(index.order[0], vec![&json!(1), &json!(2)]);
+        assert_eq!(index.order[0], vec![Elem::Int(1), Elem::Int(2)]);
         assert_eq!(index.order_writer[0], vec![0, 1]);
         assert_eq!(index.unobserved[0], vec![3]);
         let edges = edges(&txns, &index);

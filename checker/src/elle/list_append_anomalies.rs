@@ -10,6 +10,7 @@ use super::anomaly::{Anomaly, obj, txn_name};
 use super::hash::FxHashMap;
 use super::list_append::AppendIndex;
 use super::txn::{Elem, Mop, MopKind, NONE, Outcome, Txns};
+use super::value::{List, MopValue};
 
 /// Every non-cycle anomaly of a list-append history.
 pub(crate) fn find(txns: &Txns<'_>, index: &AppendIndex<'_>) -> Vec<Anomaly> {
@@ -21,12 +22,12 @@ pub(crate) fn find(txns: &Txns<'_>, index: &AppendIndex<'_>) -> Vec<Anomaly> {
     found
 }
 
-fn list(value: &Value) -> &[Value] {
-    value.as_array().map_or(&[], Vec::as_slice)
+fn list(value: MopValue<'_>) -> List<'_> {
+    value.list_or_empty()
 }
 
-fn render_list(items: &[Value]) -> String {
-    Value::Array(items.to_vec()).to_string()
+fn render_list(items: List<'_>) -> String {
+    items.to_json().to_string()
 }
 
 /// G1a, G1b and duplicate-elements: properties of single reads. Returns, per
@@ -57,10 +58,8 @@ fn reads(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec<Anomaly>) -> 
         // Duplicates (ok and info reads).
         if !read.compatible || dup_keys[k] {
             let mut counts: BTreeMap<Elem<'_>, usize> = BTreeMap::new();
-            for v in items {
-                if let Some(e) = Elem::of(v) {
-                    *counts.entry(e).or_default() += 1;
-                }
+            for e in items.elems().flatten() {
+                *counts.entry(e).or_default() += 1;
             }
             let dups: Vec<(Elem<'_>, usize)> = counts.into_iter().filter(|(_, c)| *c > 1).collect();
             if !dups.is_empty() {
@@ -93,22 +92,21 @@ fn reads(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec<Anomaly>) -> 
             continue;
         }
         // G1a: an element appended by a failed transaction.
-        let failed: Vec<(&Value, u32)> = if read.compatible && !dup_keys[k] {
+        let failed: Vec<(Value, u32)> = if read.compatible && !dup_keys[k] {
             failed_at[k]
                 .iter()
                 .take_while(|i| **i < items.len())
                 .filter_map(|i| {
-                    let v = items.get(*i)?;
-                    let writer = index.elem(mop.key, Elem::of(v)?)?.writer;
-                    Some((v, writer))
+                    let writer = index.elem(mop.key, items.elem(*i)?)?.writer;
+                    Some((items.json_at(*i), writer))
                 })
                 .collect()
         } else {
-            items
-                .iter()
-                .filter_map(|v| {
-                    let writer = index.elem(mop.key, Elem::of(v)?)?.writer;
-                    (writer != NONE && txns.outcome(writer) == Outcome::Fail).then_some((v, writer))
+            (0..items.len())
+                .filter_map(|i| {
+                    let writer = index.elem(mop.key, items.elem(i)?)?.writer;
+                    (writer != NONE && txns.outcome(writer) == Outcome::Fail)
+                        .then(|| (items.json_at(i), writer))
                 })
                 .collect()
         };
@@ -131,12 +129,13 @@ fn reads(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec<Anomaly>) -> 
             ));
         }
         // G1b: the last element is an intermediate append of another transaction.
-        if let Some(last) = items.last()
+        if let Some(i) = items.len().checked_sub(1)
             && let Some(info) = index.info.get(read.last as usize)
             && info.intermediate
             && info.writer != read.txn
             && info.writer != NONE
         {
+            let last = items.json_at(i);
             found.push(Anomaly::new(
                 "G1b",
                 obj([
@@ -163,37 +162,43 @@ fn reads(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec<Anomaly>) -> 
 struct Expected<'h> {
     /// The read it last saw, if any (otherwise the prefix is unknown), and
     /// whether that read was a prefix of the key's longest read.
-    base: Option<(&'h [Value], bool)>,
+    base: Option<(List<'h>, bool)>,
     /// What it appended since.
-    tail: Vec<&'h Value>,
+    tail: Vec<MopValue<'h>>,
 }
 
 impl Expected<'_> {
     /// Does a read of `items` agree? `prefix` says `items` is a prefix of the
     /// key's (duplicate-free) longest read, as the base may be: then their common
     /// part is equal and need not be compared.
-    fn matches(&self, items: &[Value], prefix: bool) -> bool {
-        let tail_ok = |rest: &[Value]| {
-            rest.len() == self.tail.len() && rest.iter().zip(&self.tail).all(|(a, b)| a == *b)
+    fn matches(&self, items: List<'_>, prefix: bool) -> bool {
+        // Appended values are integers or strings, so element equality is JSON's.
+        let tail_ok = |rest: List<'_>| {
+            rest.len() == self.tail.len()
+                && rest
+                    .elems()
+                    .zip(&self.tail)
+                    .all(|(a, b)| a.is_some() && a == b.elem())
         };
         match self.base {
             Some((base, base_prefix)) => {
                 items.len() == base.len() + self.tail.len()
-                    && ((prefix && base_prefix) || items[..base.len()] == *base)
-                    && tail_ok(&items[base.len()..])
+                    && ((prefix && base_prefix) || items.slice(0, base.len()) == base)
+                    && tail_ok(items.slice(base.len(), items.len()))
             }
             None => {
-                items.len() >= self.tail.len() && tail_ok(&items[items.len() - self.tail.len()..])
+                items.len() >= self.tail.len()
+                    && tail_ok(items.slice(items.len() - self.tail.len(), items.len()))
             }
         }
     }
 
     fn to_json(&self) -> Value {
         let mut out: Vec<Value> = match self.base {
-            Some((base, _)) => base.to_vec(),
+            Some((base, _)) => (0..base.len()).map(|i| base.json_at(i)).collect(),
             None => vec![Value::from("...")],
         };
-        out.extend(self.tail.iter().map(|v| (*v).clone()));
+        out.extend(self.tail.iter().map(|v| v.to_json()));
         Value::Array(out)
     }
 }
@@ -250,7 +255,7 @@ fn per_txn(txns: &Txns<'_>, index: &AppendIndex<'_>, dup_keys: &[bool], found: &
                                 && if clean(base + *j as u32, k) {
                                     pos != NONE && (pos as usize) < list(r.value).len()
                                 } else {
-                                    list(r.value).contains(mop.value)
+                                    mop.value.elem().is_some_and(|e| list(r.value).contains(e))
                                 }
                         });
                         if let Some((_, read)) = saw {
@@ -323,17 +328,16 @@ fn per_txn(txns: &Txns<'_>, index: &AppendIndex<'_>, dup_keys: &[bool], found: &
     groups.sort_by_key(|(_, ts)| ts.first().copied());
     for ((k, key), ts) in groups {
         let value = match key {
-            LostKey::Prefix(n) => Value::Array(
-                index
-                    .longest
-                    .get(k as usize)
-                    .map(|l| l[..(n as usize).min(l.len())].to_vec())
-                    .unwrap_or_default(),
-            ),
+            LostKey::Prefix(n) => index
+                .longest
+                .get(k as usize)
+                .map_or(Value::Array(Vec::new()), |l| {
+                    l.slice(0, n as usize).to_json()
+                }),
             LostKey::Mop(m) => txns
                 .mops
                 .get(m as usize)
-                .map_or(Value::Null, |mop| mop.value.clone()),
+                .map_or(Value::Null, |mop| mop.value.to_json()),
         };
         let names: Vec<String> = ts.iter().map(|t| txn_name(txns, *t)).collect();
         found.push(Anomaly::new(
@@ -366,7 +370,7 @@ fn future_read(txns: &Txns<'_>, t: u32, read: &Mop<'_>, append: &Mop<'_>) -> Ano
         obj([
             ("op", txns.describe(t)),
             ("mop", txns.mop_json(read)),
-            ("element", append.value.clone()),
+            ("element", append.value.to_json()),
         ]),
         format!(
             "{} read key {} = {}, which includes {}, before appending {} itself.",
@@ -390,7 +394,7 @@ fn incompatible_orders(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec
     keys.sort_unstable();
     keys.dedup();
     for k in keys {
-        let mut values: Vec<&[Value]> = index
+        let mut values: Vec<List<'_>> = index
             .reads
             .iter()
             .map(|r| &txns.mops[r.mop as usize])
@@ -398,22 +402,15 @@ fn incompatible_orders(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec
             .map(|m| list(m.value))
             .filter(|l| !l.is_empty())
             .collect();
-        values.sort_by(|a, b| {
-            a.len()
-                .cmp(&b.len())
-                .then_with(|| a.iter().map(Elem::of).cmp(b.iter().map(Elem::of)))
-        });
+        values.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.elems().cmp(b.elems())));
         values.dedup();
-        if let Some(pair) = values
-            .windows(2)
-            .find(|w| !(w[0].len() <= w[1].len() && w[0] == &w[1][..w[0].len()]))
-        {
+        if let Some(pair) = values.windows(2).find(|w| !w[0].is_prefix_of(w[1])) {
             let (a, b) = (pair[0], pair[1]);
             found.push(Anomaly::new(
                 "incompatible-order",
                 obj([
                     ("key", txns.key_json(k)),
-                    ("values", Value::Array(vec![Value::Array(a.to_vec()), Value::Array(b.to_vec())])),
+                    ("values", Value::Array(vec![a.to_json(), b.to_json()])),
                 ]),
                 format!(
                     "reads of key {} disagree on the order of appends: {} is not a prefix of {}, so no single order of appends explains both.",
@@ -438,7 +435,7 @@ fn dirty_updates(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec<Anoma
                 continue;
             }
             let o2 = txns.outcome(t2);
-            vs.push((*v).clone());
+            vs.push(v.to_json());
             match (t1.0, o2) {
                 (Outcome::Fail, Outcome::Ok) => {
                     found.push(Anomaly::new(
@@ -460,11 +457,11 @@ fn dirty_updates(txns: &Txns<'_>, index: &AppendIndex<'_>, found: &mut Vec<Anoma
                         ),
                     ));
                     t1 = (o2, t2);
-                    vs = vec![(*v).clone()];
+                    vs = vec![v.to_json()];
                 }
                 (_, Outcome::Ok) | (Outcome::Ok | Outcome::Info, Outcome::Fail) => {
                     t1 = (o2, t2);
-                    vs = vec![(*v).clone()];
+                    vs = vec![v.to_json()];
                 }
                 _ => {}
             }

@@ -26,8 +26,10 @@ pub mod model;
 mod render;
 mod rw_register;
 mod search;
+mod source;
 mod spec;
 mod txn;
+mod value;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -39,7 +41,7 @@ use serde_json::{Map, Value};
 pub use model::ConsistencyModel;
 pub use rw_register::VersionInference;
 
-use crate::history::{History, InputError};
+use crate::history::{History, InputError, TxnHistory};
 use crate::results::{Validity, Verdict};
 use anomaly::{Anomaly, obj};
 use graph::{EdgeList, TxnGraph, rel};
@@ -164,7 +166,32 @@ pub fn check(history: &History, options: &ElleOptions) -> Result<Verdict, InputE
 
 /// Like [`check`], also drawing every reported cycle.
 pub fn analyze(history: &History, options: &ElleOptions) -> Result<Analysis, InputError> {
-    let txns = txn::parse(history, options.workload)?;
+    analyze_txns(txn::parse(history, options.workload)?, options)
+}
+
+/// Checks a compact list-append history (see [`TxnHistory`]), as [`check`] checks the
+/// same file read whole: the same verdict, explanations and errors.
+pub fn check_compact(history: &TxnHistory, options: &ElleOptions) -> Result<Verdict, InputError> {
+    analyze_compact(history, options).map(|a| a.verdict)
+}
+
+/// Like [`check_compact`], also drawing every reported cycle. `options.workload` must
+/// be list-append.
+pub fn analyze_compact(
+    history: &TxnHistory,
+    options: &ElleOptions,
+) -> Result<Analysis, InputError> {
+    if options.workload != ElleWorkload::ListAppend {
+        return Err(InputError::Unsupported(format!(
+            "a compact history holds list-append transactions, not {}",
+            options.workload
+        )));
+    }
+    analyze_txns(source::compact_txns(history), options)
+}
+
+/// The analysis of parsed transactions.
+fn analyze_txns(txns: Txns<'_>, options: &ElleOptions) -> Result<Analysis, InputError> {
     let prohibited = model::anomalies_prohibited_by(&[options.consistency_model]);
     let mut reportable: BTreeSet<&str> = prohibited.clone();
     reportable.extend(model::UNKNOWN_ANOMALIES.iter().copied());

@@ -96,23 +96,20 @@ pub(crate) fn index<'h>(
         let mut written: Vec<u32> = Vec::new();
         let mut read: Vec<u32> = Vec::new();
         for (i, mop) in mops.iter().enumerate() {
-            let Some(e) = Elem::of(mop.value) else {
+            let Some(e) = Elem::of(mop.value.json()) else {
                 continue;
             };
             match mop.kind {
                 MopKind::Write => {
-                    let id = ix.value_id(mop.key, e, mop.value);
+                    let id = ix.value_id(mop.key, e, mop.value.json());
                     if ix.writer[id as usize] != NONE {
                         let other = ix.writer[id as usize];
-                        let line = txns.invoke_event(other).map(|op| {
-                            txns.history
-                                .line_of(txns.history.position_of_index(op.index))
-                        });
-                        return Err(txns.history.error_at(
+                        let line = txns.invoke_line(other);
+                        return Err(txns.source.error_at(
                             txn.invoke,
                             format!(
                                 "value {} is written to key {} more than once (also by the txn invoked on line {}); rw-register needs unique values per key",
-                                mop.value,
+                                mop.value.json(),
                                 txns.key_text(mop.key),
                                 line.map_or("?".to_string(), |l| l.to_string())
                             ),
@@ -132,7 +129,7 @@ pub(crate) fn index<'h>(
                     if txn.outcome != Outcome::Ok {
                         continue;
                     }
-                    let id = ix.value_id(mop.key, e, mop.value);
+                    let id = ix.value_id(mop.key, e, mop.value.json());
                     if !written.contains(&mop.key) && !read.contains(&mop.key) {
                         read.push(mop.key);
                         ix.ext_reads[t].push((mop.key, id));
@@ -478,8 +475,8 @@ pub(crate) fn anomalies(txns: &Txns<'_>, ix: &RegisterIndex<'_>) -> Vec<Anomaly>
             match mop.kind {
                 MopKind::Write => {
                     match state.iter_mut().find(|(key, _)| *key == k) {
-                        Some(s) => s.1 = mop.value,
-                        None => state.push((k, mop.value)),
+                        Some(s) => s.1 = mop.value.json(),
+                        None => state.push((k, mop.value.json())),
                     }
                     if !written.contains(&k)
                         && let Some((_, v)) = first_read.iter().find(|(key, _)| *key == k)
@@ -489,7 +486,7 @@ pub(crate) fn anomalies(txns: &Txns<'_>, ix: &RegisterIndex<'_>) -> Vec<Anomaly>
                     }
                 }
                 MopKind::Read => {
-                    let Some(id) = ix.lookup(k, mop.value) else {
+                    let Some(id) = ix.lookup(k, mop.value.json()) else {
                         continue;
                     };
                     if !first_read.iter().any(|(key, _)| *key == k) {
@@ -497,7 +494,7 @@ pub(crate) fn anomalies(txns: &Txns<'_>, ix: &RegisterIndex<'_>) -> Vec<Anomaly>
                     }
                     match state.iter_mut().find(|(key, _)| *key == k) {
                         Some(s) => {
-                            if !internal_done && s.1 != mop.value {
+                            if !internal_done && s.1 != mop.value.json() {
                                 internal_done = true;
                                 found.push(Anomaly::new(
                                     "internal",
@@ -510,17 +507,17 @@ pub(crate) fn anomalies(txns: &Txns<'_>, ix: &RegisterIndex<'_>) -> Vec<Anomaly>
                                         "{} read key {} = {}, but its own earlier micro-ops imply {}.",
                                         txn_name(txns, t),
                                         txns.key_text(k),
-                                        mop.value,
+                                        mop.value.json(),
                                         s.1
                                     ),
                                 ));
                             }
-                            s.1 = mop.value;
+                            s.1 = mop.value.json();
                         }
-                        None => state.push((k, mop.value)),
+                        None => state.push((k, mop.value.json())),
                     }
                     let w = ix.writer[id as usize];
-                    if w == NONE || w == t || mop.value.is_null() {
+                    if w == NONE || w == t || mop.value.json().is_null() {
                         continue;
                     }
                     if txns.outcome(w) == Outcome::Fail {
@@ -535,7 +532,7 @@ pub(crate) fn anomalies(txns: &Txns<'_>, ix: &RegisterIndex<'_>) -> Vec<Anomaly>
                                 "{} read key {} = {}, written by {}: an aborted read.",
                                 txn_name(txns, t),
                                 txns.key_text(k),
-                                mop.value,
+                                mop.value.json(),
                                 txn_name(txns, w)
                             ),
                         ));
@@ -552,7 +549,7 @@ pub(crate) fn anomalies(txns: &Txns<'_>, ix: &RegisterIndex<'_>) -> Vec<Anomaly>
                                 "{} read key {} = {}, which {} overwrote within the same transaction: an intermediate read.",
                                 txn_name(txns, t),
                                 txns.key_text(k),
-                                mop.value,
+                                mop.value.json(),
                                 txn_name(txns, w)
                             ),
                         ));

@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use super::ElleWorkload;
 use super::hash::FxHashMap;
-use crate::history::{History, InputError, Op, OpType};
+use super::source::{Event, Source};
+use super::value::MopValue;
+use crate::history::{History, InputError, OpType};
 
 /// How a transaction ended, as far as the checker cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +52,7 @@ pub(crate) struct Mop<'h> {
     /// Interned key.
     pub key: u32,
     /// The appended/written value, or the read's observed value (may be null).
-    pub value: &'h Value,
+    pub value: MopValue<'h>,
 }
 
 /// A value that can be hashed: list elements and register values.
@@ -72,6 +74,17 @@ impl<'h> Elem<'h> {
             Value::Number(n) => n.as_i64().map(Elem::Int),
             Value::String(s) => Some(Elem::Str(s)),
             _ => None,
+        }
+    }
+}
+
+impl Elem<'_> {
+    /// The element as JSON.
+    pub(crate) fn to_json(self) -> Value {
+        match self {
+            Elem::Nil => Value::Null,
+            Elem::Int(n) => Value::from(n),
+            Elem::Str(s) => Value::from(s),
         }
     }
 }
@@ -107,7 +120,7 @@ pub(crate) const NONE: u32 = u32::MAX;
 /// Every transaction of a history, with micro-ops flattened and keys interned.
 pub(crate) struct Txns<'h> {
     /// The history they came from.
-    pub history: &'h History,
+    pub source: Source<'h>,
     /// Every client operation, in invocation order.
     pub txns: Vec<Txn>,
     /// All micro-ops, transaction by transaction.
@@ -123,6 +136,35 @@ pub(crate) struct Txns<'h> {
 }
 
 impl<'h> Txns<'h> {
+    /// The transactions with their graph nodes numbered: every ok and info one.
+    pub(crate) fn assemble(
+        source: Source<'h>,
+        txns: Vec<Txn>,
+        mops: Vec<Mop<'h>>,
+        keys: Vec<&'h Value>,
+        workload: ElleWorkload,
+    ) -> Txns<'h> {
+        let mut nodes = Vec::with_capacity(txns.len());
+        let mut node_of = Vec::with_capacity(txns.len());
+        for (t, txn) in txns.iter().enumerate() {
+            if txn.outcome == Outcome::Fail {
+                node_of.push(NONE);
+            } else {
+                node_of.push(nodes.len() as u32);
+                nodes.push(t as u32);
+            }
+        }
+        Txns {
+            source,
+            txns,
+            mops,
+            keys,
+            nodes,
+            node_of,
+            append_spelling: workload == ElleWorkload::ListAppend,
+        }
+    }
+
     /// The micro-ops of transaction `t`.
     pub(crate) fn mops_of(&self, t: u32) -> &[Mop<'h>] {
         match self.txns.get(t as usize) {
@@ -150,15 +192,19 @@ impl<'h> Txns<'h> {
     }
 
     /// The history event best describing `t`: its completion, else its invocation.
-    pub(crate) fn event(&self, t: u32) -> Option<&'h Op> {
+    pub(crate) fn event(&self, t: u32) -> Option<Event> {
         let txn = self.txn(t)?;
-        let position = txn.completion.unwrap_or(txn.invoke);
-        self.history.ops().get(position)
+        self.source.event(txn.completion.unwrap_or(txn.invoke))
     }
 
     /// The invocation event of `t`.
-    pub(crate) fn invoke_event(&self, t: u32) -> Option<&'h Op> {
-        self.history.ops().get(self.txn(t)?.invoke)
+    pub(crate) fn invoke_event(&self, t: u32) -> Option<Event> {
+        self.source.event(self.txn(t)?.invoke)
+    }
+
+    /// The line of the file that the invocation of `t` came from.
+    pub(crate) fn invoke_line(&self, t: u32) -> Option<usize> {
+        self.txn(t).map(|txn| self.source.line_of(txn.invoke))
     }
 
     /// Renders `t` as JSON for explanations: index, process, type and micro-ops.
@@ -187,7 +233,7 @@ impl<'h> Txns<'h> {
         Value::Array(vec![
             Value::from(f),
             self.key_json(mop.key),
-            mop.value.clone(),
+            mop.value.to_json(),
         ])
     }
 
@@ -277,25 +323,13 @@ pub(crate) fn parse<'h>(
             t
         }));
     }
-    let mut nodes = Vec::with_capacity(txns.len());
-    let mut node_of = Vec::with_capacity(txns.len());
-    for (t, txn) in txns.iter().enumerate() {
-        if txn.outcome == Outcome::Fail {
-            node_of.push(NONE);
-        } else {
-            node_of.push(nodes.len() as u32);
-            nodes.push(t as u32);
-        }
-    }
-    Ok(Txns {
-        history,
+    Ok(Txns::assemble(
+        Source::History(history),
         txns,
         mops,
         keys,
-        nodes,
-        node_of,
-        append_spelling: workload == ElleWorkload::ListAppend,
-    })
+        workload,
+    ))
 }
 
 /// Transactions parsed from a run of the history, keys numbered locally.
@@ -410,7 +444,7 @@ fn parse_chunk<'h>(
                 Mop {
                     kind: before.kind,
                     key: before.key,
-                    value: committed_read(&mop[2], before.kind, outcome, workload),
+                    value: MopValue::Json(committed_read(&mop[2], before.kind, outcome, workload)),
                 }
             };
             check_mop_value(&parsed, outcome, workload)
@@ -493,22 +527,23 @@ fn parse_mop<'h>(
     Ok(Mop {
         kind,
         key: id,
-        value,
+        value: MopValue::Json(value),
     })
 }
 
 fn check_mop_value(mop: &Mop<'_>, outcome: Outcome, workload: ElleWorkload) -> Result<(), String> {
     let scalar = |v: &Value| matches!(Elem::of(v), Some(Elem::Int(_) | Elem::Str(_)));
+    let value = mop.value.json();
     match mop.kind {
-        MopKind::Write if !scalar(mop.value) => Err(format!(
+        MopKind::Write if !scalar(value) => Err(format!(
             "written values must be integers or strings, got {}",
-            short(mop.value)
+            short(value)
         )),
         MopKind::Read if outcome != Outcome::Fail => match workload {
             // Elements are checked where they are used (the version order and
             // reads that disagree with it): every other read equals a prefix of
             // the key's longest read.
-            ElleWorkload::ListAppend => match mop.value {
+            ElleWorkload::ListAppend => match value {
                 Value::Null | Value::Array(_) => Ok(()),
                 other => Err(format!(
                     "a list-append read is a list (or null), got {}",
@@ -516,12 +551,12 @@ fn check_mop_value(mop: &Mop<'_>, outcome: Outcome, workload: ElleWorkload) -> R
                 )),
             },
             ElleWorkload::RwRegister => {
-                if mop.value.is_null() || scalar(mop.value) {
+                if value.is_null() || scalar(value) {
                     Ok(())
                 } else {
                     Err(format!(
                         "a register read is an integer, a string or null, got {}",
-                        short(mop.value)
+                        short(value)
                     ))
                 }
             }

@@ -57,7 +57,7 @@ fn pairs_and_interns() {
     assert_eq!(txns.txns[1].outcome, Outcome::Fail);
     assert_eq!(txns.txns[2].outcome, Outcome::Info);
     assert_eq!(txns.nodes, vec![0, 2]);
-    assert_eq!(txns.mops_of(0)[1].value, &json!([3]));
+    assert_eq!(txns.mops_of(0)[1].value.to_json(), json!([3]));
     assert_eq!(txns.mops_of(2)[0].key, txns.mops_of(0)[1].key);
 }
 
@@ -119,10 +119,10 @@ fn any_f_and_committed_null_reads_are_empty_lists() {
     ];
     let h = History::from_ops("t", ops).unwrap();
     let txns = parse(&h, ElleWorkload::ListAppend).unwrap();
-    assert_eq!(txns.mops_of(0)[0].value, &json!([]));
-    assert_eq!(txns.mops_of(1)[0].value, &json!(null));
-    assert_eq!(txns.mops_of(2)[0].value, &json!(null));
+    assert_eq!(txns.mops_of(0)[0].value.to_json(), json!([]));
+    assert_eq!(txns.mops_of(1)[0].value.to_json(), json!(null));
+    assert_eq!(txns.mops_of(2)[0].value.to_json(), json!(null));
     // rw-register: a committed null read is the initial nil, kept as null.
     let txns = parse(&h, ElleWorkload::RwRegister).unwrap();
-    assert_eq!(txns.mops_of(0)[0].value, &json!(null));
+    assert_eq!(txns.mops_of(0)[0].value.to_json(), json!(null));
 }

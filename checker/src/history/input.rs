@@ -241,6 +241,11 @@ impl MemoryBudget {
         self.used = self.used.saturating_add(held + heap);
     }
 
+    /// Accounts for `bytes` more, exactly.
+    pub(crate) fn charge_bytes(&mut self, bytes: usize) {
+        self.used = self.used.saturating_add(bytes);
+    }
+
     /// Accounts for an event that is kept, with room for the vectors that hold it.
     pub(crate) fn charge(&mut self, op: &Op) {
         let heap = op.f.capacity()

@@ -1,6 +1,7 @@
 //! The history format of `shared/spec/history.md`: events, a validating streaming
 //! reader, a writer, pairing of invocations with completions, and Jepsen EDN import.
 
+pub mod compact;
 pub mod edn;
 mod input;
 mod op;
@@ -12,6 +13,7 @@ mod writer;
 use std::fmt;
 use std::path::Path;
 
+pub use compact::{NotCompact, TxnHistory};
 pub use input::{MAX_LINE_BYTES, ReadLimits};
 pub use op::{Key, Op, OpType, Process};
 pub use reader::{HistoryReadError, HistoryReader, MAX_REPORTED_PROBLEMS};

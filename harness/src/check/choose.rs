@@ -111,14 +111,47 @@ pub(super) fn choose_checker(
                 Some(name) => name.parse().map_err(InputError::Unsupported)?,
                 None => infer_workload(history),
             };
-            let mut options = ElleOptions::new(workload);
-            if let Some(name) = &args.consistency_model {
-                let model: ConsistencyModel = name.parse().map_err(InputError::Unsupported)?;
-                options = options.with_model(model);
-            }
-            Ok(Box::new(Elle::new(options)))
+            Ok(Box::new(elle(args, workload)?))
         } // ---- end of elle branch -------------------------------------------------
     }
+}
+
+/// The Elle checker of `workload` with `--consistency-model`.
+fn elle(args: &CheckArgs, workload: ElleWorkload) -> Result<Elle, InputError> {
+    let mut options = ElleOptions::new(workload);
+    if let Some(name) = &args.consistency_model {
+        let model: ConsistencyModel = name.parse().map_err(InputError::Unsupported)?;
+        options = options.with_model(model);
+    }
+    Ok(Elle::new(options))
+}
+
+/// The checker [`choose_checker`] would pick for a list-append history, when the flags
+/// leave no other choice: no other checker's flags, `--checker` absent or `elle`,
+/// `--workload` absent or list-append, no `--report` (which draws from the whole
+/// history), JSONL. `None` otherwise, and when a flag is wrong (the general path names
+/// it). For such a file the compact reader ([`TxnHistory`](faultline_checker::history::TxnHistory))
+/// and [`Elle::check_compact`] give what the general path gives.
+pub(super) fn compact_elle(args: &CheckArgs, format: Format) -> Option<Elle> {
+    let others = args.model.is_some()
+        || args.initial_value.is_some()
+        || args.bank_total.is_some()
+        || args.bank_accounts.is_some()
+        || args.bank_negative_allowed
+        || args.set_linearizable;
+    let list_append = match &args.workload {
+        None => true,
+        Some(name) => name.parse::<ElleWorkload>() == Ok(ElleWorkload::ListAppend),
+    };
+    let fits = format == Format::Jsonl
+        && args.report.is_none()
+        && matches!(args.checker, None | Some(CheckerName::Elle))
+        && !others
+        && list_append;
+    if !fits {
+        return None;
+    }
+    elle(args, ElleWorkload::ListAppend).ok()
 }
 
 /// True when the client operations are Elle's transactions (by their values), or are

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use faultline_checker::elle::Artifact;
-use faultline_checker::history::{Format, ReadLimits};
+use faultline_checker::history::{Format, ReadLimits, TxnHistory};
 use faultline_checker::linearizable::ModelKind;
-use faultline_checker::{CheckOptions, History, Results, Validity};
+use faultline_checker::{CheckOptions, Checker, History, Results, Validity};
 use serde_json::Value;
 
 mod choose;
@@ -83,6 +83,10 @@ pub struct CheckArgs {
     /// began after they were known) are invalid.
     #[arg(long)]
     pub set_linearizable: bool,
+    /// Threads for reading and checking (default: one per core). On a machine busy
+    /// with other work, `--jobs 1` can be faster: idle helper threads spin.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// The values of `--checker`: which [`Checker`](faultline_checker::Checker) `choose`
@@ -137,20 +141,42 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// Runs `faultline check` and returns the overall verdict.
 pub fn run(args: &CheckArgs) -> Result<Validity> {
     let started = Instant::now();
+    if let Some(jobs) = args.jobs {
+        // The first use of the pool fixes its size: nothing has used it yet.
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(usize::from(jobs))
+            .build_global()
+            .context("--jobs: cannot size the thread pool")?;
+    }
     let format = args.format.map(Format::from);
     let read_limits = args
         .memory_limit
         .map_or_else(ReadLimits::default, ReadLimits::with_memory_mib);
-    let history = History::read_with(&args.history, format, &read_limits)?;
-    let format = format.unwrap_or_else(|| Format::from_path(&args.history));
-    let checker = choose::choose_checker(&history, args, format)?;
     let options = CheckOptions {
         time_limit: args.time_limit,
         memory_limit_mib: args.memory_limit,
         // Drawings cost time; make them only when there is somewhere to put them.
         draw: args.out.is_some() || args.report.is_some(),
     };
-    let checked = checker.check(&history, &options)?;
+    let format_read = format;
+    let format = format.unwrap_or_else(|| Format::from_path(&args.history));
+    // A list-append history only Elle checks goes the compact way; anything that way
+    // cannot take exactly (or that Elle refuses) is read again the general way, which
+    // checks it or names the problem.
+    let compact = choose::compact_elle(args, format).and_then(|elle| {
+        let history = TxnHistory::read_list_append(&args.history, &read_limits).ok()?;
+        let checked = elle.check_compact(&history, &options).ok()?;
+        Some((Box::new(elle) as Box<dyn Checker>, checked))
+    });
+    let (history, checker, checked) = match compact {
+        Some((checker, checked)) => (None, checker, checked),
+        None => {
+            let history = History::read_with(&args.history, format_read, &read_limits)?;
+            let checker = choose::choose_checker(&history, args, format)?;
+            let checked = checker.check(&history, &options)?;
+            (Some(history), checker, checked)
+        }
+    };
     let elapsed = started.elapsed();
 
     let mut results = Results::default();
@@ -167,7 +193,10 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
     }
     if let Some(dir) = &args.report {
         write_out(dir, &results, &checked.artifacts)?;
-        crate::report::render_dir(dir, Ok(&history), &results.to_json())?;
+        // `compact_elle` leaves `--report` to the general path, which keeps the history.
+        if let Some(history) = &history {
+            crate::report::render_dir(dir, Ok(history), &results.to_json())?;
+        }
     }
     let text = if args.json {
         serde_json::to_string_pretty(&results.to_json()).context("cannot serialize results.json")?
