@@ -2,7 +2,8 @@
 //! packet delayer (built beside `faultline`, or named by an environment variable), and
 //! etcd (on the `PATH`). A missing one is a usage error saying how to get it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result};
 
@@ -77,4 +78,68 @@ pub fn etcd_binary() -> Result<PathBuf> {
             )
             .into()
         })
+}
+
+/// A copy of `binary` without its debug sections (`strip --strip-debug`: symbols stay,
+/// for backtraces), beside it as `NAME.stripped` and refreshed when older, for
+/// uploading to SSH hosts: faultline-kv shrinks from ~28 MB to ~4 MB, most of a node's
+/// start time over SSH. `binary` itself when `strip` is missing or fails.
+pub fn stripped(binary: &Path) -> PathBuf {
+    let Some(name) = binary.file_name() else {
+        return binary.to_path_buf();
+    };
+    let out = binary.with_file_name(format!("{}.stripped", name.to_string_lossy()));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(copied)) = (modified(binary), modified(&out))
+        && copied >= built
+    {
+        return out;
+    }
+    // Written aside and renamed, so that two runs at once never upload half a file.
+    let partial = binary.with_file_name(format!(
+        "{}.stripped.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let stripped = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&partial)
+        .arg(binary)
+        .status()
+        .is_ok_and(|s| s.success());
+    if stripped && std::fs::rename(&partial, &out).is_ok() {
+        return out;
+    }
+    let _ = std::fs::remove_file(&partial);
+    binary.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stripped_copy_is_smaller_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("prog");
+        std::fs::copy(std::env::current_exe().unwrap(), &binary).unwrap();
+        let out = stripped(&binary);
+        assert_eq!(out, dir.path().join("prog.stripped"));
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(
+            size(&out) < size(&binary),
+            "{} !< {}",
+            size(&out),
+            size(&binary)
+        );
+        // Fresh: kept as it is.
+        let first = std::fs::metadata(&out).unwrap().modified().unwrap();
+        assert_eq!(stripped(&binary), out);
+        assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), first);
+        // Not an executable: the original is uploaded.
+        let text = dir.path().join("notes");
+        std::fs::write(&text, "not a program").unwrap();
+        assert_eq!(stripped(&text), text);
+    }
 }

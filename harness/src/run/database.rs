@@ -92,7 +92,12 @@ impl DbPlan {
             DbPlan::Etcd => Arc::new(EtcdDb::new(nodes)),
             DbPlan::Kv { binary, lazyfs } => {
                 let program = backend.program(&binary);
-                let mut db = KvDb::new(program.path, nodes)
+                // Uploaded copies go without debug sections (a seventh of the size).
+                let path = match program.upload {
+                    true => super::binaries::stripped(&program.path),
+                    false => program.path,
+                };
+                let mut db = KvDb::new(path, nodes)
                     .upload(program.upload)
                     .consensus(config.consensus)
                     .bugs(&config.bug)
