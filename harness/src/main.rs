@@ -71,6 +71,9 @@ enum Command {
     /// Run a suite of tests from a TOML file (a matrix and entries with expected verdicts),
     /// then write the store's index.html and a JUnit report.
     Suite(suite::SuiteArgs),
+    /// Merge the stores of a suite's shards (`suite --shard K/N` on several machines)
+    /// into one directory: every run, one index.html, one JUnit file, one exit code.
+    Index(suite::merge::IndexArgs),
     /// Serve the store (index, reports, results) over HTTP on 127.0.0.1, read-only.
     Serve(serve::ServeArgs),
     /// Preflight: check that the hosts of a backend (local, docker, ssh) can be used.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => generate::run(args).map(|()| 0),
         Command::Clean(args) => clean::run(args).map(|()| 0),
         Command::Hosts(args) => hosts::run(args).map(|()| 0),
+        Command::Index(args) => suite::merge::run(args),
         Command::Report(args) => report::run(args).map(|()| 0),
         Command::Schedule(args) => schedule::run(args).map(|()| 0),
         Command::Suite(args) => suite::run(args),

@@ -24,10 +24,13 @@ use crate::output::{say, say_raw};
 
 mod file;
 mod index;
+pub mod merge;
+mod shard;
 
 pub use file::load;
 use index::read_json;
 pub use index::write_index;
+pub use shard::Shard;
 
 /// Exit code when a run of the suite crashed (a harness failure).
 const EXIT_CRASHED: i32 = 255;
@@ -52,11 +55,24 @@ pub struct SuiteArgs {
     /// matrix axes replace the file's (e.g. a short CI profile of a nightly suite).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// Run only the K-th of N slices of the suite (1 <= K <= N), for a CI job matrix:
+    /// a run's slice depends on its label alone, so slices are stable when entries are
+    /// reordered; together the N slices hold every run once (docs/ci.md).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
 }
 
 /// Runs `faultline suite`; returns the exit code.
 pub fn run(args: &SuiteArgs) -> Result<i32> {
-    let suite = load(&args.file, args.store.as_deref(), args.profile.as_deref())?;
+    let mut suite = load(&args.file, args.store.as_deref(), args.profile.as_deref())?;
+    if let Some(shard) = args.shard {
+        let all = suite.runs.len();
+        suite.runs.retain(|planned| shard.holds(&planned.label));
+        eprintln!(
+            "faultline suite: shard {shard}: {} of {all} run(s)",
+            suite.runs.len()
+        );
+    }
     if args.dry_run {
         for (i, planned) in suite.runs.iter().enumerate() {
             say!(

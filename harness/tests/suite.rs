@@ -205,3 +205,38 @@ fn a_bad_key_exits_254_naming_file_and_line() {
     assert!(stderr.contains("time-limt"), "{stderr}");
     assert!(!dir.path().join("store").exists(), "nothing ran");
 }
+
+#[test]
+fn shards_of_a_suite_hold_every_run_once() {
+    let nightly = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/nightly.toml");
+    let listed = |extra: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg("suite")
+            .arg(&nightly)
+            .arg("--dry-run")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        // `  1. LABEL (line N): …`: the labels.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(". ")?.1.split(" (line ").next())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut all = listed(&[]);
+    let mut shards: Vec<String> = (1..=4)
+        .flat_map(|k| listed(&["--shard", &format!("{k}/4")]))
+        .collect();
+    assert!(all.len() > 100, "{}", all.len());
+    all.sort();
+    shards.sort();
+    assert_eq!(all, shards);
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["suite", "x.toml", "--shard", "5/4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert!(text(&out).contains("expected K/N"), "{}", text(&out));
+}
