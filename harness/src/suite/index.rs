@@ -39,9 +39,21 @@ pub fn write_index(store: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The HTML of the store's index (see [`write_index`]).
-pub fn render_index(store: &Path) -> Result<String> {
-    let mut rows = Vec::new();
+/// A run in a store: `STORE/TEST/RUN` with its parsed `results.json`.
+pub(super) struct StoredRun {
+    /// The test's name (its directory).
+    pub(super) test: String,
+    /// The run's name (its directory, a timestamp).
+    pub(super) run: String,
+    /// The run's directory.
+    pub(super) dir: PathBuf,
+    /// Its `results.json`.
+    pub(super) results: Value,
+}
+
+/// Every run of `store` with a readable `results.json` (the `latest` links skipped).
+pub(super) fn stored_runs(store: &Path) -> Result<Vec<StoredRun>> {
+    let mut found = Vec::new();
     let tests = fs::read_dir(store)
         .with_context(|| format!("cannot read the store {}", store.display()))?;
     for test in tests.flatten() {
@@ -57,19 +69,34 @@ pub fn render_index(store: &Path) -> Result<String> {
             if run.file_name() == "latest" || run.path().is_symlink() {
                 continue;
             }
-            let results_path = run.path().join("results.json");
-            let Some(results) = read_json(&results_path) else {
+            let Some(results) = read_json(&run.path().join("results.json")) else {
                 continue;
             };
-            rows.push(index_row(
-                &test.file_name().to_string_lossy(),
-                &run.file_name().to_string_lossy(),
-                &results,
-                read_json(&run.path().join("suite.json")),
-                &results_path,
-            ));
+            found.push(StoredRun {
+                test: test.file_name().to_string_lossy().into_owned(),
+                run: run.file_name().to_string_lossy().into_owned(),
+                dir: run.path(),
+                results,
+            });
         }
     }
+    Ok(found)
+}
+
+/// The HTML of the store's index (see [`write_index`]).
+pub fn render_index(store: &Path) -> Result<String> {
+    let mut rows: Vec<IndexRow> = stored_runs(store)?
+        .into_iter()
+        .map(|r| {
+            index_row(
+                &r.test,
+                &r.run,
+                &r.results,
+                read_json(&r.dir.join("suite.json")),
+                &r.dir.join("results.json"),
+            )
+        })
+        .collect();
     rows.sort_by(|a, b| {
         b.modified
             .cmp(&a.modified)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::index::{read_json, write_index};
+use super::index::{read_json, stored_runs, write_index};
 use crate::error::UsageError;
 use crate::output::say;
 
@@ -93,33 +93,17 @@ fn exit_code(tally: &Tally) -> i32 {
 /// Copies every run of `store` (`TEST/RUN` with a `results.json`) into `out`, counting
 /// the suite runs whose expectation was missed.
 fn copy_runs(store: &Path, out: &Path, tally: &mut Tally) -> Result<()> {
-    let tests = fs::read_dir(store).with_context(|| format!("cannot read {}", store.display()))?;
-    for test in tests.flatten() {
-        let test_path = test.path();
-        if !test_path.is_dir() || test_path.is_symlink() {
-            continue;
-        }
-        let Ok(runs) = fs::read_dir(&test_path) else {
-            continue;
-        };
-        for run in runs.flatten() {
-            let from = run.path();
-            if from.is_symlink() || !from.join("results.json").is_file() {
-                continue;
+    for found in stored_runs(store)? {
+        tally.runs += 1;
+        if let Some(suite) = read_json(&found.dir.join("suite.json"))
+            && suite["passed"] == false
+        {
+            tally.missed += 1;
+            if found.results["valid"] == "unknown" {
+                tally.unknown += 1;
             }
-            tally.runs += 1;
-            if let Some(suite) = read_json(&from.join("suite.json"))
-                && suite["passed"] == false
-            {
-                tally.missed += 1;
-                let results = read_json(&from.join("results.json"));
-                if results.is_some_and(|r| r["valid"] == "unknown") {
-                    tally.unknown += 1;
-                }
-            }
-            let to = out.join(test.file_name()).join(run.file_name());
-            copy_dir(&from, &to)?;
         }
+        copy_dir(&found.dir, &out.join(&found.test).join(&found.run))?;
     }
     Ok(())
 }

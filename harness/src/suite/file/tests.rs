@@ -101,16 +101,8 @@ fn the_example_nightly_suite_is_valid() {
         .iter()
         .flat_map(|r| r.config.bug.iter().map(|b| b.name()))
         .collect();
-    let expected = [
-        Bug::StaleRead,
-        Bug::NoFsync,
-        Bug::OldTermCommit,
-        Bug::ForgetVote,
-        Bug::PaxosIgnorePromise,
-        Bug::LeaseReadSkew,
-        Bug::AckBeforeCommit,
-        Bug::PaxosAcceptStaleBallot,
-    ];
+    use clap::ValueEnum;
+    let expected = Bug::value_variants();
     assert_eq!(planted, expected.iter().map(|b| b.name()).collect());
     assert_eq!(all_bugs.runs.len(), 3 * expected.len());
     let correct = load(&bugs, None, Some("correct")).unwrap();
