@@ -25,10 +25,7 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     let all: Vec<usize> = (0..n).collect();
     let mut two_leaders = BTreeSet::new();
     while !h.stopped() {
-        let Some(leader) = h.await_leader(&all, knobs.election_wait()) else {
-            if !h.stopped() {
-                h.record(json!({"event": "no-leader"}));
-            }
+        let Some(leader) = h.round_leader(knobs.election_wait()) else {
             continue;
         };
         let Some(round) = churn_round(rng, n, leader, knobs) else {

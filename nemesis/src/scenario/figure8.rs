@@ -38,10 +38,7 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     // Elections through delayed links take a few round trips more.
     let wait = knobs.election_wait() + knobs.delay.saturating_mul(20);
     while !h.stopped() {
-        let Some(x) = h.await_leader(&all, wait) else {
-            if !h.stopped() {
-                h.record(json!({"event": "no-leader"}));
-            }
+        let Some(x) = h.round_leader(wait) else {
             continue;
         };
         let Some((minority, majority)) = figure8_sides(rng, n, x) else {

@@ -280,6 +280,18 @@ impl Hands {
         None
     }
 
+    /// The leader a round starts from: [`Hands::await_leader`] among every node, and
+    /// when none leads in time (and the scenario goes on), `{"event":"no-leader"}`
+    /// recorded.
+    pub(crate) fn round_leader(&self, timeout: Duration) -> Option<usize> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        let leader = self.await_leader(&all, timeout);
+        if leader.is_none() && !self.stopped() {
+            self.record(json!({"event": "no-leader"}));
+        }
+        leader
+    }
+
     /// Sleeps `d` while watching the nodes' views every 5 ms (when the database reports
     /// them): two nodes leading the same term (election safety broken) are recorded
     /// once per term, as `{"event":"two-leaders","term":T,"nodes":[…]}`. True if the

@@ -33,10 +33,7 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     let all: Vec<usize> = (0..n).collect();
     let mut two_leaders = BTreeSet::new();
     while !h.stopped() {
-        let Some(old) = h.await_leader(&all, knobs.election_wait()) else {
-            if !h.stopped() {
-                h.record(json!({"event": "no-leader"}));
-            }
+        let Some(old) = h.round_leader(knobs.election_wait()) else {
             continue;
         };
         let others: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();

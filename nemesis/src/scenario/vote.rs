@@ -27,10 +27,7 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     let mut votes_reported = false;
     let mut two_leaders = BTreeSet::new();
     while !h.stopped() {
-        let Some(leader) = h.await_leader(&all, knobs.election_wait()) else {
-            if !h.stopped() {
-                h.record(json!({"event": "no-leader"}));
-            }
+        let Some(leader) = h.round_leader(knobs.election_wait()) else {
             continue;
         };
         let views: Vec<_> = all.iter().map(|i| h.view(*i)).collect();
