@@ -56,9 +56,9 @@ pub struct Planned {
     pub config: RunConfig,
     /// The verdict it should reach.
     pub expect: Expect,
-    /// Text the checkers' anomalies must contain (`expect-anomaly`), if any: the bug a
-    /// planted-bug run must catch, not just any anomaly.
-    pub expect_anomaly: Option<String>,
+    /// Texts of which the checkers' anomalies must contain one (`expect-anomaly`; none:
+    /// any anomaly will do): the bug a planted-bug run must catch, not just any anomaly.
+    pub expect_anomaly: Vec<String>,
 }
 
 /// What became of one run.
@@ -82,20 +82,26 @@ impl Outcome {
         matches!(self.result, Ok(v) if self.planned.expect.met_by(v)) && self.anomaly_found()
     }
 
-    /// Whether the expected anomaly, if one is named, is among those found.
+    /// Whether one of the expected anomalies, if any is named, is among those found.
     fn anomaly_found(&self) -> bool {
-        self.planned
-            .expect_anomaly
-            .as_ref()
-            .is_none_or(|wanted| self.anomalies.contains(wanted.as_str()))
+        let wanted = &self.planned.expect_anomaly;
+        wanted.is_empty() || wanted.iter().any(|w| self.anomalies.contains(w.as_str()))
     }
 
-    /// What was expected, in words: `invalid`, or `invalid with G1c`.
+    /// What was expected, in words: `invalid`, `invalid with `G1c``, or `invalid with
+    /// `G1c` or `G0``.
     pub(crate) fn expected_words(&self) -> String {
-        match &self.planned.expect_anomaly {
-            Some(wanted) => format!("{} with `{wanted}`", self.planned.expect.word()),
-            None => self.planned.expect.word().to_string(),
+        let word = self.planned.expect.word();
+        if self.planned.expect_anomaly.is_empty() {
+            return word.to_string();
         }
+        let wanted: Vec<String> = self
+            .planned
+            .expect_anomaly
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect();
+        format!("{word} with {}", wanted.join(" or "))
     }
 
     /// The failure message for an unmet expectation, if any.
@@ -200,7 +206,7 @@ pub(crate) mod tests {
                 line: 1,
                 config,
                 expect,
-                expect_anomaly: None,
+                expect_anomaly: Vec::new(),
             },
             result,
             run_dir: None,

@@ -262,15 +262,25 @@ mod tests {
     #[test]
     fn an_expected_anomaly_must_be_among_those_found() {
         let mut found = outcome(Expect::Invalid, Ok(Validity::Invalid));
-        found.planned.expect_anomaly = Some("G1c".into());
+        found.planned.expect_anomaly = vec!["G1c".into()];
         assert!(found.passed());
         let mut other = found.clone();
-        other.planned.expect_anomaly = Some("lost".into());
+        other.planned.expect_anomaly = vec!["lost".into()];
         assert!(!other.passed());
         let message = other.failure().unwrap();
         assert!(
             message.starts_with("expected invalid with `lost`, got invalid: elle:"),
             "{message}"
+        );
+        let mut either = other.clone();
+        either.planned.expect_anomaly = vec!["lost".into(), "G1c".into()];
+        assert!(either.passed(), "one of the listed anomalies is enough");
+        either.planned.expect_anomaly = vec!["lost".into(), "G0".into()];
+        assert!(
+            either
+                .failure()
+                .unwrap()
+                .starts_with("expected invalid with `lost` or `G0`, got invalid:")
         );
         assert_eq!(exit_code(&[found, other]), 1);
     }

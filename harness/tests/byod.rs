@@ -323,3 +323,84 @@ fn db_file_mistakes_are_refused_up_front_naming_file_and_line() {
         String::from_utf8_lossy(&out.stderr).contains("`clock` cannot be injected with --db-file")
     );
 }
+
+/// `examples/etcd/etcd.toml` with `user = USER` and a start command that first prints
+/// who it runs as, in a directory of its own with the example's admin script.
+fn etcd_as(user: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::workspace().join("examples/etcd");
+    std::fs::copy(root.join("admin.py"), dir.path().join("admin.py")).unwrap();
+    let example = std::fs::read_to_string(root.join("etcd.toml")).unwrap();
+    let start = "start = [\n  \"sh\", \"-c\", \"echo running as $(id -un); exec \\\"$0\\\" \\\"$@\\\"\",\n  \"etcd\",";
+    let text = format!(
+        "user = \"{user}\"\n{}",
+        example.replacen("start = [\n  \"etcd\",", start, 1)
+    );
+    assert!(text.contains("running as"), "the example's start changed");
+    let path = dir.path().join("etcd.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path.to_string_lossy().into_owned())
+}
+
+#[test]
+fn a_db_file_user_runs_the_database_as_that_user_or_says_why_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (_file_dir, path) = etcd_as("nobody");
+    let store = tempfile::tempdir().unwrap();
+    let run = |db_file: &str, store: &Path| {
+        let mut args = vec![
+            "--db-file",
+            db_file,
+            "--client-cmd",
+            CLIENT,
+            "--nemesis",
+            "partition,kill",
+        ];
+        args.extend(SHORT_RUN);
+        faultline("run", &args, store)
+    };
+    // A private store: nobody cannot reach its data directory.
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = run(&path, store.path());
+    assert_ne!(private.status.code(), Some(0), "{}", text(&private));
+    let why = text(&private);
+    assert!(
+        why.contains("user nobody cannot write to") && why.contains("--store"),
+        "{why}"
+    );
+    assert_no_processes(store.path());
+    // A store nobody can pass through: the run works, each node ran as nobody (its
+    // restarts by the kill nemesis too), and the data directories are removed.
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(&path, store.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = run_dir(store.path());
+    for n in 1..=5 {
+        let log = std::fs::read_to_string(dir.join(format!("nodes/n{n}/node.log"))).unwrap();
+        let starts: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("running as "))
+            .collect();
+        assert!(!starts.is_empty(), "n{n}: {log}");
+        assert!(
+            starts.iter().all(|l| *l == "running as nobody"),
+            "n{n}: {starts:?}"
+        );
+    }
+    assert!(
+        !dir.join("nodes/n1/data").exists(),
+        "the data directory is removed at teardown"
+    );
+    assert_no_processes(store.path());
+    // A user the host does not have: named, with what to do.
+    let (_other_dir, missing) = etcd_as("no-such-user-fl");
+    let out = run(&missing, store.path());
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no such user; create it (useradd --system no-such-user-fl)"),
+        "{}",
+        text(&out)
+    );
+    assert_no_processes(store.path());
+}

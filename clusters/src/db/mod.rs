@@ -236,6 +236,18 @@ pub(crate) fn wait_until(
     node: &Node,
     addr: &str,
     timeout: Duration,
+    probe: impl FnMut() -> Result<(), String>,
+) -> Result<(), ClusterError> {
+    wait_until_every(db, node, addr, timeout, Duration::from_millis(20), probe)
+}
+
+/// [`wait_until`], probing every `interval`.
+pub(crate) fn wait_until_every(
+    db: &str,
+    node: &Node,
+    addr: &str,
+    timeout: Duration,
+    interval: Duration,
     mut probe: impl FnMut() -> Result<(), String>,
 ) -> Result<(), ClusterError> {
     let start = Instant::now();
@@ -259,6 +271,6 @@ pub(crate) fn wait_until(
                 log: node.log_file(),
             });
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(interval);
     }
 }

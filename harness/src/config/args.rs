@@ -119,6 +119,14 @@ pub struct RunArgs {
     /// etcd's read mode [default: linearizable].
     #[arg(long, help = format!("etcd reads: {} [default: linearizable]", listed::<ReadMode>()))]
     pub read_mode: Option<String>,
+    /// Elle's consistency model that transactions must satisfy [default:
+    /// strict-serializable].
+    #[arg(
+        long,
+        value_name = "MODEL",
+        help = "The consistency model the transactions (list-append, rw-register) must satisfy, by Elle's names: strict-serializable, serializable, snapshot-isolation, repeatable-read, read-committed, read-uncommitted… (`faultline check --help` lists them) [default: strict-serializable]"
+    )]
+    pub consistency_model: Option<String>,
     /// How built-in clients pick their node [default: pinned].
     #[arg(long, value_name = "ROUTING", help = format!("How built-in clients pick their node: {} (pinned: Jepsen's, each client thread talks only to its own node, which forwards to its leader; time-outs are info. leader: follow not-leader hints to the leader, fail over) [default: pinned]", listed::<Routing>()))]
     pub client_routing: Option<String>,
@@ -171,6 +179,7 @@ macro_rules! with_run_settings {
             bug: Option<Vec<String>>,
             kv_args: Option<String>,
             read_mode: Option<String>,
+            consistency_model: Option<String>,
             client_routing: Option<String>,
             store: Option<::std::path::PathBuf>,
             op_timeout: Option<f64>,
@@ -183,7 +192,7 @@ macro_rules! with_run_settings {
             fn overlay(&self, args: &mut $crate::config::RunArgs) {
                 $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
                     nemesis, nemesis_interval, nemesis_mode, nemesis_schedule, nodes, concurrency, rate, time_limit, cluster,
-                    hosts, seed, bug, kv_args, read_mode, client_routing, store, op_timeout, recovery_time,
+                    hosts, seed, bug, kv_args, read_mode, consistency_model, client_routing, store, op_timeout, recovery_time,
                     check_time_limit);
             }
         }

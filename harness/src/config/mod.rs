@@ -16,6 +16,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use faultline_checker::elle::ConsistencyModel;
 use faultline_clusters::ClusterKind;
 use faultline_nemesis::{Fault, NemesisMode, Step};
 use serde::Serialize;
@@ -77,6 +78,9 @@ pub struct RunConfig {
     pub kv_args: Vec<String>,
     /// etcd's read mode.
     pub read_mode: ReadMode,
+    /// The model Elle checks transactional workloads against.
+    #[serde(serialize_with = "model_name")]
+    pub consistency_model: ConsistencyModel,
     /// How built-in clients pick their node.
     pub client_routing: Routing,
     /// The store directory.
@@ -96,6 +100,10 @@ pub struct RunConfig {
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+fn model_name<S: serde::Serializer>(m: &ConsistencyModel, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
 }
 
 /// faultline-kv flags the harness sets for each node itself.
@@ -266,6 +274,7 @@ impl RunConfig {
                 src.origin("read-mode")
             )));
         }
+        let consistency_model = consistency_model(&src, &workload)?;
         let client_routing = src.choice(
             "client-routing",
             |a| a.client_routing.as_ref(),
@@ -302,6 +311,7 @@ impl RunConfig {
             bug,
             kv_args,
             read_mode,
+            consistency_model,
             client_routing,
             store,
             name,
@@ -310,6 +320,30 @@ impl RunConfig {
             check_time_limit,
         })
     }
+}
+
+/// `--consistency-model`, for the workloads Elle checks (others are refused: their
+/// checkers have one model of their own).
+fn consistency_model(src: &Sources, workload: &str) -> Result<ConsistencyModel, UsageError> {
+    let Some(name) = src
+        .flags
+        .consistency_model
+        .as_ref()
+        .or(src.file.consistency_model.as_ref())
+    else {
+        return Ok(ConsistencyModel::default());
+    };
+    let model: ConsistencyModel = name
+        .parse()
+        .map_err(|e| UsageError(format!("{}: {e}", src.origin("consistency-model"))))?;
+    if !faultline_workloads::workload::ELLE_WORKLOADS.contains(&workload) {
+        return Err(UsageError(format!(
+            "{}: the {workload} workload is not checked by Elle; a consistency model applies to {} only",
+            src.origin("consistency-model"),
+            faultline_workloads::workload::ELLE_WORKLOADS.join(" and ")
+        )));
+    }
+    Ok(model)
 }
 
 /// `--db` or `--db-file` (which needs a client program), and the node count a db-file

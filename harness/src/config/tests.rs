@@ -319,6 +319,7 @@ fn config_json_keeps_its_fields_and_names() {
             "bug",
             "kv-args",
             "read-mode",
+            "consistency-model",
             "client-routing",
             "store",
             "name",
@@ -333,7 +334,40 @@ fn config_json_keeps_its_fields_and_names() {
     assert_eq!(json["cluster"], "local");
     assert_eq!(json["bug"], serde_json::json!(["paxos-ignore-promise"]));
     assert_eq!(json["read-mode"], "linearizable");
+    assert_eq!(json["consistency-model"], "strict-serializable");
     assert_eq!(json["time-limit"], 60.0);
+}
+
+#[test]
+fn a_consistency_model_is_elles_and_for_transactions_only() {
+    let args = |workload: &str, model: &str| RunArgs {
+        workload: Some(workload.into()),
+        consistency_model: Some(model.into()),
+        ..RunArgs::default()
+    };
+    let c = RunConfig::resolve(&args("list-append", "snapshot-isolation")).unwrap();
+    assert_eq!(c.consistency_model.name(), "snapshot-isolation");
+    let (_dir, path) = file("workload = \"rw-register\"\nconsistency-model = \"read-committed\"\n");
+    let from_file = RunConfig::resolve(&RunArgs {
+        config: Some(path),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    assert_eq!(from_file.consistency_model.name(), "read-committed");
+    let e = RunConfig::resolve(&args("list-append", "eventual"))
+        .unwrap_err()
+        .0;
+    assert!(
+        e.starts_with("--consistency-model: unknown consistency model `eventual`"),
+        "{e}"
+    );
+    let e = RunConfig::resolve(&args("bank", "serializable"))
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("the bank workload is not checked by Elle"),
+        "{e}"
+    );
 }
 
 #[test]

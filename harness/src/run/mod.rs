@@ -272,7 +272,7 @@ fn write_results(
             line: 0,
             config: config.clone(),
             expect: Expect::Valid,
-            expect_anomaly: None,
+            expect_anomaly: Vec::new(),
         },
         result: match json.get("harness_error").and_then(Value::as_str) {
             Some(error) => Err(error.to_string()),

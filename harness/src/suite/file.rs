@@ -62,8 +62,9 @@ with_run_settings! {
     struct Entry {
         name: Option<String>,
         expect: Option<Expect>,
-        /// Text the anomalies line must contain (e.g. `G1c`, `not linearizable`).
-        expect_anomaly: Option<String>,
+        /// Text the anomalies line must contain (e.g. `G1c`, `not linearizable`), or a
+        /// list of such texts of which one must appear.
+        expect_anomaly: Option<TextOrList>,
         /// Runs this entry once per seed (labelled `NAME seed N`), instead of `seed`.
         seeds: Option<Vec<u64>>,
     }
@@ -76,24 +77,34 @@ struct Matrix {
     db: Option<Vec<String>>,
     consensus: Option<Vec<String>>,
     workload: Option<Vec<String>>,
-    nemesis: Option<Vec<Faults>>,
+    nemesis: Option<Vec<TextOrList>>,
     #[serde(alias = "seed")]
     seeds: Option<Vec<u64>>,
 }
 
-/// One value of the nemesis axis: `"partition"`, `"kill,pause"` or `["kill", "pause"]`.
+/// One value of the nemesis axis: `"partition"`, `"kill,pause"` or `["kill", "pause"]`;
+/// also an `expect-anomaly`: one text or a list of texts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-enum Faults {
+enum TextOrList {
     Text(String),
     List(Vec<String>),
 }
 
-impl Faults {
+impl TextOrList {
+    /// The names: a text split at commas, or the list.
     fn names(&self) -> Vec<String> {
         match self {
-            Faults::Text(text) => text.split(',').map(|f| f.trim().to_string()).collect(),
-            Faults::List(list) => list.clone(),
+            TextOrList::Text(text) => text.split(',').map(|f| f.trim().to_string()).collect(),
+            TextOrList::List(list) => list.clone(),
+        }
+    }
+
+    /// The items as given: a text whole (no split), or the list.
+    fn items(&self) -> Vec<String> {
+        match self {
+            TextOrList::Text(text) => vec![text.clone()],
+            TextOrList::List(list) => list.clone(),
         }
     }
 }
@@ -227,7 +238,7 @@ pub fn load(
         let nemeses = values(
             m.nemesis
                 .as_ref()
-                .map(|v| v.iter().map(Faults::names).collect()),
+                .map(|v| v.iter().map(TextOrList::names).collect()),
         );
         let seeds = values(m.seeds.clone());
         for (db, consensus) in dbs
@@ -277,7 +288,7 @@ pub fn load(
                             line,
                             config,
                             expect: default_expect,
-                            expect_anomaly: None,
+                            expect_anomaly: Vec::new(),
                         });
                     }
                 }
@@ -349,8 +360,12 @@ pub fn load(
             let config = resolve(&args, line, &label)?;
             let expect = profile_expect.unwrap_or(e.expect.unwrap_or(default_expect));
             let expect_anomaly = match profile_expect {
-                Some(Expect::Valid) => None,
-                _ => e.expect_anomaly.clone(),
+                Some(Expect::Valid) => Vec::new(),
+                _ => e
+                    .expect_anomaly
+                    .as_ref()
+                    .map(TextOrList::items)
+                    .unwrap_or_default(),
             };
             runs.push(Planned {
                 label,

@@ -26,11 +26,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use faultline_checker::Checker;
+use faultline_checker::elle::ConsistencyModel;
 use faultline_checker::history::{Key, OpType, Process};
 use faultline_generator::{BoxGen, OpSpec};
 use serde_json::Value;
 
 use crate::store::{Micro, Store, StoreError, TxnOk};
+
+/// The workloads Elle checks, which take a consistency model
+/// ([`WorkloadOptions::consistency_model`]).
+pub const ELLE_WORKLOADS: &[&str] = &["list-append", "rw-register"];
 
 /// Every workload's name, for flags and messages.
 pub const NAMES: &[&str] = &[
@@ -141,6 +146,8 @@ pub struct WorkloadOptions {
     pub accounts: usize,
     /// The bank's total (bank).
     pub total: i64,
+    /// The model Elle checks against (list-append, rw-register).
+    pub consistency_model: ConsistencyModel,
 }
 
 impl Default for WorkloadOptions {
@@ -154,6 +161,7 @@ impl Default for WorkloadOptions {
             max_writes_per_key: 32,
             accounts: 5,
             total: 100,
+            consistency_model: ConsistencyModel::default(),
         }
     }
 }

@@ -97,7 +97,9 @@ pub(super) fn workload(kind: Kind, options: &WorkloadOptions) -> Workload {
         final_generator: None,
         setup: Vec::new(),
         client: Box::new(TxnClient { kind }),
-        checker: Arc::new(Elle::new(ElleOptions::new(elle))),
+        checker: Arc::new(Elle::new(
+            ElleOptions::new(elle).with_model(options.consistency_model),
+        )),
     }
 }
 

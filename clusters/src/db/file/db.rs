@@ -8,7 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::spec::{DbFile, Ready, Stop, expand};
-use crate::db::{Capabilities, Db, Node, Pause, Primaries, kill_and_wait, resolve, wait_until};
+use crate::db::{
+    Capabilities, Db, Node, Pause, Primaries, kill_and_wait, resolve, wait_until_every,
+};
 use crate::error::ClusterError;
 use crate::localhost::Localhost;
 use crate::remote::{Cmd, DaemonSpec, Remote, Signal};
@@ -108,6 +110,53 @@ impl FileDb {
 }
 
 impl FileDb {
+    /// Gives `data_dir` to `user` (`chown -R USER:`, the user's login group) and checks
+    /// that `user` can write there: every directory above it must let the user through.
+    fn hand_over(&self, node: &Node, user: &str, data_dir: &str) -> Result<(), ClusterError> {
+        let quick = Duration::from_secs(30);
+        let group = self.login_group(node, user)?;
+        node.remote.run_ok(
+            &Cmd::new("chown")
+                .args(["-R", &format!("{user}:{group}"), data_dir])
+                .timeout(quick),
+        )?;
+        let test = ["test", "-w", data_dir, "-a", "-x", data_dir].map(String::from);
+        let writable = node
+            .remote
+            .run(&as_user(user, &group, &test).timeout(quick))?;
+        if !writable.success() {
+            return Err(ClusterError::Config(format!(
+                "{}: user {user} cannot write to {data_dir} on host {}: a directory above it \
+                 does not let {user} through (a store under /root?); put the store where \
+                 {user} can reach it, e.g. --store /var/tmp/faultline",
+                self.file.path.display(),
+                node.remote.host()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The numeric login group of `user` on `node`'s host, or an error saying how to
+    /// create the user.
+    fn login_group(&self, node: &Node, user: &str) -> Result<String, ClusterError> {
+        let out = node.remote.run(
+            &Cmd::new("id")
+                .args(["-g", "--", user])
+                .timeout(Duration::from_secs(30)),
+        )?;
+        let group = out.stdout.trim();
+        if !out.success() || group.is_empty() || !group.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ClusterError::Config(format!(
+                "{}: `user = \"{user}\"`, but host {} has no such user; create it \
+                 (useradd --system {user}) or drop `user` (Docker hosts have no users but \
+                 root: drop it there)",
+                self.file.path.display(),
+                node.remote.host()
+            )));
+        }
+        Ok(group.to_string())
+    }
+
     /// What a database described in a file can do: pause and leader discovery when the
     /// file says how, never faultline-kv's extras.
     pub const CAPABILITIES: Capabilities = Capabilities::none(
@@ -134,17 +183,25 @@ impl Db for FileDb {
             node.remote
                 .upload(from, &node.dir.join(expand(to, &values)))?;
         }
+        let data_dir = node.data_dir().to_string_lossy().into_owned();
         node.remote.run_ok(
             &Cmd::new("mkdir")
-                .args(["-p", &node.data_dir().to_string_lossy()])
+                .args(["-p", &data_dir])
                 .timeout(Duration::from_secs(30)),
         )?;
+        if let Some(user) = &self.file.user {
+            self.hand_over(node, user, &data_dir)?;
+        }
         self.start(node)
     }
 
     fn start(&self, node: &Node) -> Result<(), ClusterError> {
         let values = self.values(node);
-        let mut cmd = self.argv(node, &self.file.start).dir(&node.dir);
+        let mut cmd = self.argv(node, &self.file.start);
+        if let Some(user) = &self.file.user {
+            cmd = as_user(user, &self.login_group(node, user)?, cmd.argv());
+        }
+        let mut cmd = cmd.dir(&node.dir);
         for (key, value) in &self.file.env {
             cmd = cmd.env(key, expand(value, &values));
         }
@@ -187,19 +244,33 @@ impl Db for FileDb {
         match &self.file.ready {
             Ready::Port(port) => {
                 let addr = format!("{}:{port}", node.addr);
-                wait_until(self.name(), node, &addr, timeout, || {
-                    let socket = resolve(&addr)?;
-                    TcpStream::connect_timeout(&socket, Duration::from_secs(1))
-                        .map(drop)
-                        .map_err(|e| format!("cannot connect: {e}"))
-                })
+                wait_until_every(
+                    self.name(),
+                    node,
+                    &addr,
+                    timeout,
+                    self.file.ready_interval,
+                    || {
+                        let socket = resolve(&addr)?;
+                        TcpStream::connect_timeout(&socket, Duration::from_secs(1))
+                            .map(drop)
+                            .map_err(|e| format!("cannot connect: {e}"))
+                    },
+                )
             }
             Ready::Command(argv) => {
                 let addr = self.client_addr(node);
-                wait_until(self.name(), node, &addr, timeout, || {
-                    self.controller(node, argv, Duration::from_secs(10))
-                        .map(drop)
-                })
+                wait_until_every(
+                    self.name(),
+                    node,
+                    &addr,
+                    timeout,
+                    self.file.ready_interval,
+                    || {
+                        self.controller(node, argv, Duration::from_secs(10))
+                            .map(drop)
+                    },
+                )
             }
         }
     }
@@ -271,6 +342,20 @@ impl Primaries for FileDb {
         }
         leaders
     }
+}
+
+/// `argv` run as `user` with the login group `group` and the user's supplementary
+/// groups (`setpriv` execs the command, so the recorded pid stays the database's own
+/// and signals reach it; the environment is kept).
+fn as_user(user: &str, group: &str, argv: &[String]) -> Cmd {
+    Cmd::new("setpriv")
+        .args([
+            format!("--reuid={user}"),
+            format!("--regid={group}"),
+            "--init-groups".into(),
+            "--".into(),
+        ])
+        .args(argv.iter().cloned())
 }
 
 /// `path` made absolute against this process's working directory (paths on SSH hosts

@@ -12,6 +12,9 @@ use toml::Spanned;
 use crate::error::ClusterError;
 use crate::remote::Signal;
 
+/// How long to wait between two readiness checks when the file does not say.
+pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(20);
+
 /// Every placeholder a command may hold, for messages.
 pub const PLACEHOLDERS: &[&str] = &[
     "node",
@@ -50,6 +53,7 @@ struct RawFile {
     leader: Option<Spanned<Vec<Spanned<String>>>>,
     ready: Option<RawReady>,
     nodes: Option<Spanned<i64>>,
+    user: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +77,7 @@ struct RawReady {
     port: Option<Spanned<i64>>,
     command: Option<Spanned<Vec<Spanned<String>>>>,
     timeout: Option<Spanned<f64>>,
+    interval: Option<Spanned<f64>>,
 }
 
 /// How a node is stopped (by the kill nemesis and at teardown).
@@ -128,8 +133,12 @@ pub struct DbFile {
     pub ready: Ready,
     /// How long a node may take to become ready, if the file says.
     pub ready_timeout: Option<Duration>,
+    /// How long to wait between two readiness checks.
+    pub ready_interval: Duration,
     /// How many nodes the database runs on, if the file fixes it (1: a single server).
     pub nodes: Option<usize>,
+    /// The user the start command runs as (owner of `{data_dir}`), if not root.
+    pub user: Option<String>,
 }
 
 /// `FILE:LINE: message` for the text `text` of `path`, at byte `offset`.
@@ -387,6 +396,47 @@ impl DbFile {
             .as_ref()
             .map(|l| command(l, "`leader`"))
             .transpose()?;
+        let ready_interval = match raw.ready.as_ref().and_then(|r| r.interval.as_ref()) {
+            Some(v) if v.get_ref().is_finite() && (0.001..=60.0).contains(v.get_ref()) => {
+                Duration::from_secs_f64(*v.get_ref())
+            }
+            Some(v) => {
+                return Err(err(
+                    v.span().start,
+                    format!(
+                        "ready.interval = {}: must be seconds, 0.001 to 60",
+                        v.get_ref()
+                    ),
+                ));
+            }
+            None => DEFAULT_READY_INTERVAL,
+        };
+        let user = raw
+            .user
+            .as_ref()
+            .map(|u| {
+                let name = u.get_ref();
+                let valid = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                    && name.len() <= 32
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+                if valid {
+                    Ok(name.clone())
+                } else {
+                    Err(err(
+                        u.span().start,
+                        format!(
+                            "user = {name:?}: a user name on the hosts, e.g. \"postgres\" \
+                             (lower-case letters, digits, `_` and `-`)"
+                        ),
+                    ))
+                }
+            })
+            .transpose()?;
         let (ready, ready_timeout) = match &raw.ready {
             None => (Ready::Port(port), None),
             Some(r) => {
@@ -443,7 +493,9 @@ impl DbFile {
             leader,
             ready,
             ready_timeout,
+            ready_interval,
             nodes,
+            user,
         })
     }
 
@@ -468,96 +520,4 @@ fn parse_signal(name: &str) -> Option<Signal> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-
-    pub(in crate::db::file) fn parse(text: &str) -> Result<DbFile, String> {
-        DbFile::parse(text, Path::new("/x/db.toml")).map_err(|e| e.to_string())
-    }
-
-    pub(in crate::db::file) const MINIMAL: &str =
-        "name = \"mydb\"\nport = 7000\nstart = [\"mydb\", \"--id\", \"{id}\"]\n";
-
-    #[test]
-    fn placeholders_are_found_and_expanded() {
-        assert_eq!(
-            placeholders("a{node}b{{c}}{port}").unwrap(),
-            ["node", "port"]
-        );
-        assert!(placeholders("a{node").is_err());
-        assert!(placeholders("a}b").is_err());
-        let mut values = BTreeMap::new();
-        values.insert("node", "n1".to_string());
-        values.insert("port", "7".to_string());
-        assert_eq!(expand("--{node}={{x}}:{port}", &values), "--n1={x}:7");
-        assert_eq!(expand("{unknown}", &values), "{unknown}");
-    }
-
-    #[test]
-    fn log_patterns_are_kept_and_empty_ones_refused() {
-        let f = parse(&format!(
-            "{MINIMAL}log_patterns = [\"^FATAL\", \"corrupt\"]\n"
-        ))
-        .unwrap();
-        assert_eq!(f.log_patterns, ["^FATAL", "corrupt"]);
-        assert!(parse(MINIMAL).unwrap().log_patterns.is_empty());
-        let e = parse(&format!("{MINIMAL}log_patterns = [\"ok\",\n  \"^\"]\n")).unwrap_err();
-        assert!(
-            e.starts_with("/x/db.toml:5: log_patterns: \"^\" is empty"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_minimal_file_has_defaults() {
-        let f = parse(MINIMAL).unwrap();
-        assert_eq!((f.name.as_str(), f.port), ("mydb", 7000));
-        assert_eq!(f.stop, Stop::Signal(Signal::Kill));
-        assert_eq!(f.ready, Ready::Port(7000));
-        assert_eq!(f.leader, None);
-        assert_eq!(f.peer, "{node}={addr}");
-        assert_eq!(f.base_dir(), PathBuf::from("/x"));
-        assert_eq!(f.nodes, None);
-        assert_eq!(
-            parse(&format!("nodes = 1\n{MINIMAL}")).unwrap().nodes,
-            Some(1)
-        );
-    }
-
-    #[test]
-    fn errors_name_the_file_and_line() {
-        let e = parse(&format!("{MINIMAL}\nleader = [\"who\", \"{{leader}}\"]\n")).unwrap_err();
-        assert!(
-            e.starts_with(
-                "/x/db.toml:5: unknown placeholder `{leader}` in `leader`; expected one of"
-            ),
-            "{e}"
-        );
-        let e = parse("name = \"d\"\nport = 1\nstart = [\"d\",\n  \"{peer_port}\"]\n").unwrap_err();
-        assert!(
-            e.starts_with("/x/db.toml:4: unknown placeholder `{peer_port}`"),
-            "{e}"
-        );
-        assert!(e.contains("set `peer_port`"), "{e}");
-        let e = parse(&format!("{MINIMAL}colour = 3\n")).unwrap_err();
-        assert!(e.starts_with("/x/db.toml:4: unknown field `colour`"), "{e}");
-        let e = parse("name = \"d\"\nport = 70000\nstart = [\"d\"]\n").unwrap_err();
-        assert!(e.starts_with("/x/db.toml:2: port = 70000"), "{e}");
-        let e = parse(&format!("{MINIMAL}[stop]\nsignal = \"SIGFOO\"\n")).unwrap_err();
-        assert!(e.starts_with("/x/db.toml:5: stop signal"), "{e}");
-        let e = parse(&format!(
-            "{MINIMAL}[[upload]]\nfrom = \"nope\"\nto = \"bin\"\n"
-        ))
-        .unwrap_err();
-        assert!(
-            e.starts_with("/x/db.toml:5: upload from \"nope\": no such file"),
-            "{e}"
-        );
-        let e = parse(&format!("{MINIMAL}peer = \"{{peers}}\"\n")).unwrap_err();
-        assert!(e.contains("`{peers}` in `peer` here"), "{e}");
-        let e = parse("name = \"d\"\nport = 1\nstart = []\n").unwrap_err();
-        assert!(e.starts_with("/x/db.toml:3: `start` is empty"), "{e}");
-        let e = parse(&format!("{MINIMAL}nodes = 0\n")).unwrap_err();
-        assert!(e.starts_with("/x/db.toml:4: nodes = 0: must be"), "{e}");
-    }
-}
+pub(super) mod tests;

@@ -152,10 +152,7 @@ fn a_profile_overrides_every_run_and_replaces_matrix_axes() {
         faultline_clusters::db::Consensus::Paxos
     );
     assert_eq!(full.runs[12].config.time_limit, Duration::from_secs(30));
-    assert_eq!(
-        full.runs[12].expect_anomaly.as_deref(),
-        Some("not linearizable")
-    );
+    assert_eq!(full.runs[12].expect_anomaly, ["not linearizable"]);
     let short = load(&path, None, Some("ci")).unwrap();
     assert_eq!(short.runs.len(), 2 * 2 + 1);
     assert!(
@@ -191,13 +188,15 @@ fn a_profile_skips_named_runs_and_refuses_unknown_names() {
 fn entries_run_once_per_seed_and_a_profile_can_expect_valid() {
     let text = "expect = \"invalid\"\nseeds = [1, 2]\n\n\
                 [[run]]\nname = \"a\"\nbug = [\"stale-read\"]\nexpect-anomaly = \"stale\"\n\n\
-                [[run]]\nname = \"b\"\nseeds = [7, 8, 9]\n\n\
+                [[run]]\nname = \"b\"\nseeds = [7, 8, 9]\nexpect-anomaly = [\"lost\", \"G0\"]\n\n\
                 [[run]]\nname = \"c\"\nseed = 5\n\n\
                 [profile.correct]\nbug = []\nexpect = \"valid\"\n\n\
                 [profile.one]\nseeds = [3]\n";
     let (_dir, path) = file(text);
     let all = load(&path, None, None).unwrap();
-    let runs: Vec<(&str, u64, Expect, Option<&str>)> = all
+    let stale = vec!["stale".to_string()];
+    let lost_or_g0 = vec!["lost".to_string(), "G0".to_string()];
+    let runs: Vec<(&str, u64, Expect, Vec<String>)> = all
         .runs
         .iter()
         .map(|r| {
@@ -205,19 +204,19 @@ fn entries_run_once_per_seed_and_a_profile_can_expect_valid() {
                 r.label.as_str(),
                 r.config.seed,
                 r.expect,
-                r.expect_anomaly.as_deref(),
+                r.expect_anomaly.clone(),
             )
         })
         .collect();
     assert_eq!(
         runs,
         [
-            ("a seed 1", 1, Expect::Invalid, Some("stale")),
-            ("a seed 2", 2, Expect::Invalid, Some("stale")),
-            ("b seed 7", 7, Expect::Invalid, None),
-            ("b seed 8", 8, Expect::Invalid, None),
-            ("b seed 9", 9, Expect::Invalid, None),
-            ("c", 5, Expect::Invalid, None),
+            ("a seed 1", 1, Expect::Invalid, stale.clone()),
+            ("a seed 2", 2, Expect::Invalid, stale),
+            ("b seed 7", 7, Expect::Invalid, lost_or_g0.clone()),
+            ("b seed 8", 8, Expect::Invalid, lost_or_g0.clone()),
+            ("b seed 9", 9, Expect::Invalid, lost_or_g0),
+            ("c", 5, Expect::Invalid, vec![]),
         ]
     );
     assert!(all.runs.iter().all(|r| !r.config.name.is_empty()));
@@ -225,7 +224,7 @@ fn entries_run_once_per_seed_and_a_profile_can_expect_valid() {
     assert_eq!(correct.runs.len(), 6);
     for r in &correct.runs {
         assert_eq!(r.expect, Expect::Valid, "{}", r.label);
-        assert_eq!(r.expect_anomaly, None, "{}", r.label);
+        assert!(r.expect_anomaly.is_empty(), "{}", r.label);
         assert!(r.config.bug.is_empty(), "{}", r.label);
     }
     let one = load(&path, None, Some("one")).unwrap();
