@@ -29,9 +29,10 @@ use script::{Memo, Step, mismatch, script};
 /// Flags of `faultline client-test`.
 #[derive(Debug, Args)]
 pub struct ClientTestArgs {
-    /// The client program, as for `faultline run --client-cmd`.
+    /// The client program, as for `faultline run --client-cmd` [default: the db file's
+    /// `client`].
     #[arg(long, value_name = "COMMAND")]
-    pub client_cmd: String,
+    pub client_cmd: Option<String>,
     /// The database, described in a TOML file (started for the test).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "addr"])]
     pub db_file: Option<PathBuf>,
@@ -76,8 +77,14 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
     }
     let timeout = Duration::from_secs_f64(args.op_timeout);
     if let Some(addr) = &args.addr {
+        let Some(command) = args.client_cmd.clone() else {
+            return Err(UsageError(
+                "--addr: give the client program with --client-cmd \"COMMAND\"".into(),
+            )
+            .into());
+        };
         let client = ExternalClient::new(
-            args.client_cmd.clone(),
+            command,
             timeout,
             vec![("n1".to_string(), addr.clone())],
             None,
@@ -88,7 +95,7 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
     let config = RunConfig::resolve(&RunArgs {
         db: args.db.clone(),
         db_file: args.db_file.clone(),
-        client_cmd: Some(args.client_cmd.clone()),
+        client_cmd: args.client_cmd.clone(),
         nodes: Some(args.nodes),
         nemesis: Some(vec!["none".into()]),
         store: args.store.clone(),
@@ -96,6 +103,12 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
         op_timeout: Some(args.op_timeout),
         ..RunArgs::default()
     })?;
+    let Some(command) = config.client_cmd.clone() else {
+        return Err(UsageError(
+            "client-test needs a client program: pass --client-cmd \"COMMAND\", or a --db-file with a `client` key".into(),
+        )
+        .into());
+    };
     let prepared = Prepared::new(&config)?;
     let run_dir = crate::run::create_run_dir(&config)?;
     eprintln!(
@@ -109,14 +122,9 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
     let guard = teardown_on_interrupt(Arc::clone(&deployment.registry))
         .context("cannot install the Ctrl-C handler")?;
     let log = run_dir.join("clients.log");
-    let outcome = ExternalClient::new(
-        args.client_cmd.clone(),
-        timeout,
-        deployment.client_addrs(),
-        Some(&log),
-    )
-    .with_context(|| format!("cannot create {}", log.display()))
-    .and_then(|client| check(Arc::new(client), &steps, &args.workload, Some(&log)));
+    let outcome = ExternalClient::new(command, timeout, deployment.client_addrs(), Some(&log))
+        .with_context(|| format!("cannot create {}", log.display()))
+        .and_then(|client| check(Arc::new(client), &steps, &args.workload, Some(&log)));
     let teardown = deployment.teardown();
     drop(guard);
     if let Err(e) = teardown {

@@ -246,19 +246,13 @@ fn a_client_that_cannot_work_is_a_clear_harness_error() {
 fn client_test_passes_the_example_and_catches_a_wrong_client() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let store = tempfile::tempdir().unwrap();
-    for workload in ["register", "list-append"] {
-        let out = faultline(
-            "client-test",
-            &[
-                "--db-file",
-                DB_FILE,
-                "--client-cmd",
-                CLIENT,
-                "--workload",
-                workload,
-            ],
-            store.path(),
-        );
+    // The first with --client-cmd, the second with the file's own `client`.
+    for (workload, client) in [("register", Some(CLIENT)), ("list-append", None)] {
+        let mut args = vec!["--db-file", DB_FILE, "--workload", workload];
+        if let Some(client) = client {
+            args.extend(["--client-cmd", client]);
+        }
+        let out = faultline("client-test", &args, store.path());
         assert_eq!(out.status.code(), Some(0), "{workload}: {}", text(&out));
         assert!(String::from_utf8_lossy(&out.stdout).contains("checks passed"));
     }
@@ -301,8 +295,12 @@ fn db_file_mistakes_are_refused_up_front_naming_file_and_line() {
         )),
         "{stderr}"
     );
-    // A described database needs a client program.
-    let out = faultline("run", &["--db-file", DB_FILE], store.path());
+    // A described database needs a client program: --client-cmd or its `client`.
+    let (_other, no_client) = common::temp_file(
+        "mydb.toml",
+        "name = \"mydb\"\nport = 7000\nstart = [\"mydb\"]\n",
+    );
+    let out = faultline("run", &["--db-file", &no_client], store.path());
     assert_eq!(out.status.code(), Some(254), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a client program"));
     // Its clock cannot be moved: refused before anything starts.

@@ -178,7 +178,7 @@ impl RunConfig {
             file: file_args(args.config.as_deref())?,
         };
         let db_file = args.db_file.clone().or(src.file.db_file.clone());
-        let client_cmd = args.client_cmd.clone().or(src.file.client_cmd.clone());
+        let mut client_cmd = args.client_cmd.clone().or(src.file.client_cmd.clone());
         if let Some(cmd) = &client_cmd
             && cmd.trim().is_empty()
         {
@@ -187,7 +187,7 @@ impl RunConfig {
                 src.origin("client-cmd")
             )));
         }
-        let (db, fixed_nodes) = database(&src, db_file.as_deref(), client_cmd.is_some())?;
+        let (db, fixed_nodes) = database(&src, db_file.as_deref(), &mut client_cmd)?;
         let consensus = src.choice("consensus", |a| a.consensus.as_ref(), Consensus::Raft)?;
         if consensus == Consensus::Paxos && db != Database::Kv {
             return Err(UsageError(format!(
@@ -346,12 +346,13 @@ fn consistency_model(src: &Sources, workload: &str) -> Result<ConsistencyModel, 
     Ok(model)
 }
 
-/// `--db` or `--db-file` (which needs a client program), and the node count a db-file
-/// fixes (`nodes = N`), with the file.
+/// `--db` or `--db-file` (which needs a client program: `client_cmd`, else the file's
+/// `client`, run in the file's directory), and the node count a db-file fixes
+/// (`nodes = N`), with the file.
 fn database(
     src: &Sources,
     db_file: Option<&std::path::Path>,
-    client_program: bool,
+    client_cmd: &mut Option<String>,
 ) -> Result<(Database, Option<(usize, PathBuf)>), UsageError> {
     let Some(path) = db_file else {
         let db = Database::built_in(&src.origin("db"), &src.string(|a| a.db.as_ref(), "kv"))?;
@@ -363,18 +364,32 @@ fn database(
             src.origin("db-file")
         )));
     }
-    if !client_program {
+    let described =
+        faultline_clusters::DbFile::load(path).map_err(|e| UsageError(e.to_string()))?;
+    if client_cmd.is_none() {
+        *client_cmd = described
+            .client
+            .as_ref()
+            .map(|c| in_directory(&described.base_dir(), c));
+    }
+    if client_cmd.is_none() {
         return Err(UsageError(format!(
-            "{}: a database from a file needs a client program: pass --client-cmd \"COMMAND\" (see docs/your-client.md)",
+            "{}: a database from a file needs a client program: pass --client-cmd \"COMMAND\", or give the file a `client` key (see docs/your-client.md)",
             src.origin("db-file")
         )));
     }
-    let described =
-        faultline_clusters::DbFile::load(path).map_err(|e| UsageError(e.to_string()))?;
     Ok((
         Database::File(described.name),
         described.nodes.map(|n| (n, path.to_path_buf())),
     ))
+}
+
+/// The shell command `command` run in `dir` (made absolute): a db-file's `client`, whose
+/// paths are the file's, as its `ready` and `leader` commands' are.
+fn in_directory(dir: &std::path::Path, command: &str) -> String {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let quoted = dir.to_string_lossy().replace('\'', "'\\''");
+    format!("cd '{quoted}' && {command}")
 }
 
 /// `--nemesis`: fault names, `all`, or `none` alone [default: partition, kill].

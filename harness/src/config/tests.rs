@@ -188,13 +188,17 @@ fn a_database_file_names_the_run_and_limits_the_faults() {
     .unwrap_err()
     .0;
     assert!(e.contains("give --db or --db-file, not both"), "{e}");
-    let e = RunConfig::resolve(&RunArgs {
+    // Without --client-cmd, the example's own `client`, in its directory.
+    let c = RunConfig::resolve(&RunArgs {
         client_cmd: None,
         ..args("none")
     })
-    .unwrap_err()
-    .0;
-    assert!(e.contains("needs a client program"), "{e}");
+    .unwrap();
+    let client = c.client_cmd.unwrap_or_default();
+    assert!(
+        client.starts_with("cd '/") && client.ends_with("/examples/etcd' && python3 client.py"),
+        "{client}"
+    );
     // Files give them too.
     let (_dir, path) = file(&format!(
         "db-file = {:?}\nclient-cmd = \"./client\"\n",
@@ -540,4 +544,35 @@ fn a_database_file_may_fix_the_node_count() {
     let e = RunConfig::resolve(&args(Some(3))).unwrap_err().0;
     assert!(e.contains("--nodes: 3 nodes"), "{e}");
     assert!(e.contains("one.toml says the database runs on 1"), "{e}");
+}
+
+#[test]
+fn a_database_files_client_runs_in_its_directory_unless_a_command_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("db.toml");
+    std::fs::write(
+        &db_file,
+        "name = \"d\"\nport = 5432\nstart = [\"d\"]\nclient = \"python3 client.py\"\n",
+    )
+    .unwrap();
+    let args = |client_cmd: Option<&str>| RunArgs {
+        db_file: Some(db_file.clone()),
+        client_cmd: client_cmd.map(String::from),
+        ..RunArgs::default()
+    };
+    let c = RunConfig::resolve(&args(None)).unwrap();
+    assert_eq!(
+        c.client_cmd.as_deref(),
+        Some(format!("cd '{}' && python3 client.py", dir.path().display()).as_str())
+    );
+    // The flag wins, and runs where the harness runs.
+    let c = RunConfig::resolve(&args(Some("./mine"))).unwrap();
+    assert_eq!(c.client_cmd.as_deref(), Some("./mine"));
+    // Neither: the error says both ways.
+    std::fs::write(&db_file, "name = \"d\"\nport = 5432\nstart = [\"d\"]\n").unwrap();
+    let e = RunConfig::resolve(&args(None)).unwrap_err().0;
+    assert!(
+        e.contains("pass --client-cmd") && e.contains("`client` key"),
+        "{e}"
+    );
 }

@@ -54,6 +54,7 @@ struct RawFile {
     ready: Option<RawReady>,
     nodes: Option<Spanned<i64>>,
     user: Option<Spanned<String>>,
+    client: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +140,9 @@ pub struct DbFile {
     pub nodes: Option<usize>,
     /// The user the start command runs as (owner of `{data_dir}`), if not root.
     pub user: Option<String>,
+    /// The client program (a shell command run in the file's directory) for runs that
+    /// give no `--client-cmd`.
+    pub client: Option<String>,
 }
 
 /// `FILE:LINE: message` for the text `text` of `path`, at byte `offset`.
@@ -437,6 +441,15 @@ impl DbFile {
                 }
             })
             .transpose()?;
+        let client = match &raw.client {
+            Some(c) if c.get_ref().trim().is_empty() => {
+                return Err(err(
+                    c.span().start,
+                    "client is empty: give the command that runs the client program".into(),
+                ));
+            }
+            c => c.as_ref().map(|c| c.get_ref().clone()),
+        };
         let (ready, ready_timeout) = match &raw.ready {
             None => (Ready::Port(port), None),
             Some(r) => {
@@ -496,6 +509,7 @@ impl DbFile {
             ready_interval,
             nodes,
             user,
+            client,
         })
     }
 

@@ -111,3 +111,12 @@ fn a_user_and_a_ready_interval_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn a_client_command_is_kept_and_an_empty_one_refused() {
+    assert_eq!(parse(MINIMAL).unwrap().client, None);
+    let f = parse(&format!("client = \"python3 client.py\"\n{MINIMAL}")).unwrap();
+    assert_eq!(f.client.as_deref(), Some("python3 client.py"));
+    let e = parse(&format!("{MINIMAL}client = \" \"\n")).unwrap_err();
+    assert!(e.starts_with("/x/db.toml:4: client is empty"), "{e}");
+}
