@@ -8,7 +8,7 @@ use faultline_clusters::ClusterKind;
 use faultline_nemesis::{Fault, NemesisMode};
 use faultline_workloads::workload;
 
-use super::choice::{Bug, Consensus as Protocol, ReadMode, Routing, names};
+use super::choice::{Bug, Consensus as Protocol, Isolation, ReadMode, Routing, names};
 use super::database::BuiltIn;
 
 use crate::error::UsageError;
@@ -119,6 +119,9 @@ pub struct RunArgs {
     /// etcd's read mode [default: linearizable].
     #[arg(long, help = format!("etcd reads: {} [default: linearizable]", listed::<ReadMode>()))]
     pub read_mode: Option<String>,
+    /// PostgreSQL's isolation level [default: serializable].
+    #[arg(long, help = format!("PostgreSQL's transaction isolation: {} [default: serializable]", listed::<Isolation>()))]
+    pub isolation: Option<String>,
     /// How built-in clients pick their node [default: pinned].
     #[arg(long, value_name = "ROUTING", help = format!("How built-in clients pick their node: {} (pinned: Jepsen's, each client thread talks only to its own node, which forwards to its leader; time-outs are info. leader: follow not-leader hints to the leader, fail over) [default: pinned]", listed::<Routing>()))]
     pub client_routing: Option<String>,
@@ -171,6 +174,7 @@ macro_rules! with_run_settings {
             bug: Option<Vec<String>>,
             kv_args: Option<String>,
             read_mode: Option<String>,
+            isolation: Option<String>,
             client_routing: Option<String>,
             store: Option<::std::path::PathBuf>,
             op_timeout: Option<f64>,
@@ -183,7 +187,7 @@ macro_rules! with_run_settings {
             fn overlay(&self, args: &mut $crate::config::RunArgs) {
                 $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
                     nemesis, nemesis_interval, nemesis_mode, nemesis_schedule, nodes, concurrency, rate, time_limit, cluster,
-                    hosts, seed, bug, kv_args, read_mode, client_routing, store, op_timeout, recovery_time,
+                    hosts, seed, bug, kv_args, read_mode, isolation, client_routing, store, op_timeout, recovery_time,
                     check_time_limit);
             }
         }
