@@ -319,6 +319,7 @@ fn config_json_keeps_its_fields_and_names() {
             "bug",
             "kv-args",
             "read-mode",
+            "isolation",
             "client-routing",
             "store",
             "name",
@@ -333,6 +334,7 @@ fn config_json_keeps_its_fields_and_names() {
     assert_eq!(json["cluster"], "local");
     assert_eq!(json["bug"], serde_json::json!(["paxos-ignore-promise"]));
     assert_eq!(json["read-mode"], "linearizable");
+    assert_eq!(json["isolation"], "serializable");
     assert_eq!(json["time-limit"], 60.0);
 }
 
@@ -506,4 +508,63 @@ fn a_database_file_may_fix_the_node_count() {
     let e = RunConfig::resolve(&args(Some(3))).unwrap_err().0;
     assert!(e.contains("--nodes: 3 nodes"), "{e}");
     assert!(e.contains("one.toml says the database runs on 1"), "{e}");
+}
+
+#[test]
+fn postgres_is_one_node_killed_and_paused_at_serializable() {
+    let pg = |more: RunArgs| {
+        RunConfig::resolve(&RunArgs {
+            db: Some("postgres".into()),
+            ..more
+        })
+    };
+    let c = pg(RunArgs::default()).unwrap();
+    assert_eq!((c.nodes, c.isolation), (1, Isolation::Serializable));
+    assert_eq!(names(&c.nemesis), ["kill", "pause"]);
+    let all = pg(RunArgs {
+        nemesis: Some(vec!["all".into()]),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    assert_eq!(names(&all.nemesis), ["kill", "pause"]);
+    let (_dir, path) = file("db = \"postgres\"\nisolation = \"repeatable-read\"\n");
+    let c = RunConfig::resolve(&RunArgs {
+        config: Some(path),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    assert_eq!(c.isolation, Isolation::RepeatableRead);
+    for (args, says) in [
+        (
+            RunArgs {
+                nodes: Some(3),
+                ..RunArgs::default()
+            },
+            "single primary",
+        ),
+        (
+            RunArgs {
+                nemesis: Some(vec!["packet".into()]),
+                ..RunArgs::default()
+            },
+            "single primary",
+        ),
+        (
+            RunArgs {
+                isolation: Some("snapshot".into()),
+                ..RunArgs::default()
+            },
+            "expected one of serializable, repeatable-read, read-committed",
+        ),
+    ] {
+        let e = pg(args).unwrap_err().0;
+        assert!(e.contains(says), "{e}");
+    }
+    let e = RunConfig::resolve(&RunArgs {
+        isolation: Some("read-committed".into()),
+        ..RunArgs::default()
+    })
+    .unwrap_err()
+    .0;
+    assert!(e.contains("use --db postgres"), "{e}");
 }

@@ -18,7 +18,7 @@
 //!
 //! | what happened | outcome |
 //! |---|---|
-//! | connecting failed or timed out (nothing sent) | `Fail` `unavailable` |
+//! | connecting failed or timed out (nothing sent) | `Fail` `unavailable` (after 100 ms at least) |
 //! | anything before `COMMIT` was sent: an SQL error, a lost connection, the time-out | `Fail` (no `COMMIT`, no effect; the connection is dropped unless the server answered) |
 //! | `COMMIT` answered SQLSTATE 40001 / 40P01 | `Fail` `serialization-failure` / `deadlock` |
 //! | `COMMIT` answered another error of classes 22, 23, 25, 40, 42 | `Fail` `sql-CODE` |
@@ -56,6 +56,11 @@ impl Isolation {
         }
     }
 }
+
+/// How long a failed connection attempt takes at least: a killed server refuses at
+/// once, and clients at `--rate 0` would otherwise fill the history with hundreds of
+/// thousands of `unavailable` failures while it is down.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The table, created by the first client.
 const CREATE: &str =
@@ -246,7 +251,8 @@ impl PostgresStore {
     }
 
     async fn run(&mut self, ops: &[Micro]) -> Result<TxnOk, StoreError> {
-        let deadline = Instant::now() + self.timeout;
+        let started = Instant::now();
+        let deadline = started + self.timeout;
         let mut stage = Stage::Connect;
         let attempt = tokio::time::timeout_at(deadline, self.attempt(ops, &mut stage)).await;
         let cause = match attempt {
@@ -273,6 +279,9 @@ impl PostgresStore {
         };
         if !rolled_back {
             self.conn = None;
+        }
+        if stage == Stage::Connect {
+            tokio::time::sleep_until(deadline.min(started + CONNECT_BACKOFF)).await;
         }
         Err(match outcome(stage, &cause) {
             StoreError::Fail { error, .. } => StoreError::Fail {
