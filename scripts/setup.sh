@@ -41,6 +41,7 @@ extras=(
     "openssh-server:the SSH backend's test hosts (sshd in a namespace)"
     "busybox-static:the Docker node image (a static shell)"
     "etcd-server:--db etcd"
+    "postgresql:--db postgres (PostgreSQL's server programs)"
     "libfaketime:clock faults (--nemesis clock)"
     "fuse3:power-loss faults (faultline-lazyfs mounts, --nemesis power)"
     "chromium:the report tests (they render report.html headless)"

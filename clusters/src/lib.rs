@@ -40,7 +40,9 @@ mod status;
 
 pub use backend::{Backend, ClusterKind, Planned, Program, SshCluster};
 pub use cleanup::{Registry, Resource, clean};
-pub use db::{Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, Pause, PowerLoss, Primaries};
+pub use db::{
+    Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, Pause, PostgresDb, PowerLoss, Primaries,
+};
 pub use error::{CleanupError, ClusterError, RemoteError};
 pub use localhost::Localhost;
 pub use name::{MAX_NAME_LEN, check_name};

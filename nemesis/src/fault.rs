@@ -289,15 +289,13 @@ impl Fault {
                         .to_string()
                 })
             }),
-            Fault::VoteKill | Fault::Figure8 => needs(can.elections),
+            Fault::VoteKill | Fault::Figure8 => needs(can.elections).or_else(|| needs(can.peers)),
             Fault::Partition
-            | Fault::Kill
-            | Fault::Pause
             | Fault::Packet
-            | Fault::Storm
             | Fault::LeaderChurn
             | Fault::Flap
-            | Fault::StaleLeader => None,
+            | Fault::StaleLeader => needs(can.peers),
+            Fault::Kill | Fault::Pause | Fault::Storm => None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The one rule for tests that need something the machine may lack (Docker, sshd, FUSE,
-//! libfaketime, root): under `CI=true` its absence fails the test, naming what is missing
+//! libfaketime, PostgreSQL, root): under `CI=true` its absence fails the test, naming what is missing
 //! and the package that brings it (`.ci/run` installs them all and sets `CI=true`);
 //! elsewhere the test is skipped, visibly:
 //!
@@ -21,6 +21,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use faultline_clusters::PostgresDb;
 use faultline_clusters::db::FAKETIME_LIBS;
 use faultline_clusters::docker::{DockerError, check_prerequisites};
 
@@ -36,6 +37,9 @@ pub enum Need {
     Fuse,
     /// libfaketime at one of [`FAKETIME_LIBS`] (Debian `libfaketime`).
     Libfaketime,
+    /// PostgreSQL's server programs (`postgres`, `initdb`) under
+    /// `/usr/lib/postgresql/VERSION/bin` (Debian `postgresql`).
+    Postgres,
     /// An effective user id of 0.
     Root,
 }
@@ -53,6 +57,7 @@ impl Need {
             Need::Sshd => Path::new("/usr/sbin/sshd").exists(),
             Need::Fuse => Path::new("/dev/fuse").exists(),
             Need::Libfaketime => FAKETIME_LIBS.iter().any(|p| Path::new(p).is_file()),
+            Need::Postgres => PostgresDb::find_bin_dir().is_ok(),
             // The owner of /proc/self is the process's effective user.
             Need::Root => std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
         };
@@ -61,6 +66,7 @@ impl Need {
             Need::Sshd => "/usr/sbin/sshd not found",
             Need::Fuse => "/dev/fuse not found",
             Need::Libfaketime => "libfaketime not found",
+            Need::Postgres => "PostgreSQL (/usr/lib/postgresql/VERSION/bin/postgres) not found",
             Need::Root => "not running as root",
         })
     }
@@ -72,6 +78,7 @@ impl Need {
             Need::Sshd => "install openssh-server",
             Need::Fuse => "install fuse3 and load the fuse module",
             Need::Libfaketime => "install libfaketime",
+            Need::Postgres => "install postgresql",
             Need::Root => "run the tests as root",
         }
     }

@@ -91,6 +91,11 @@ pub struct Capabilities {
     /// Its nodes report their term, vote and role ([`Elections`](super::Elections)),
     /// which the scenario nemeses that aim at elections watch.
     pub elections: Support,
+    /// Its nodes talk to each other (replicas, peers of a consensus group), so cutting
+    /// or slowing the traffic between them means something. A single server has no
+    /// peers: the network faults (which never touch the controller's traffic to the
+    /// nodes) would do nothing.
+    pub peers: Support,
 }
 
 impl Capabilities {
@@ -114,6 +119,16 @@ impl Capabilities {
             elections: Err(
                 "only faultline-kv reports its nodes' terms and votes, which this scenario watches",
             ),
+            peers: Ok(()),
+        }
+    }
+
+    /// The same, for a database of one server without peers: network faults refused,
+    /// saying `why`.
+    pub const fn without_peers(self, why: &'static str) -> Self {
+        Capabilities {
+            peers: Err(why),
+            ..self
         }
     }
 }

@@ -54,6 +54,7 @@ impl KvDb {
         kv_log: Ok(()),
         lazyfs: Ok(()),
         elections: Ok(()),
+        peers: Ok(()),
     };
 
     /// Runs `consensus` (`--consensus`, left out for Raft, the node's default).

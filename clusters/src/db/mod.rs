@@ -1,7 +1,7 @@
 //! Databases: the [`Db`] trait (Jepsen's `DB` with `Kill` and `LogFiles`), its optional
-//! capabilities [`Pause`] and [`Primaries`], and three implementations: the bundled
-//! [`KvDb`] (`faultline-kv`), [`EtcdDb`], and [`FileDb`] (any database, described in a
-//! TOML file).
+//! capabilities [`Pause`] and [`Primaries`], and four implementations: the bundled
+//! [`KvDb`] (`faultline-kv`), [`EtcdDb`], [`PostgresDb`] (a single primary), and
+//! [`FileDb`] (any database, described in a TOML file).
 //!
 //! A `Db` is built with the cluster's [`Node`]s (so it knows every peer) and then driven
 //! one node at a time. Each node keeps everything in its directory on its host:
@@ -15,6 +15,7 @@ mod http;
 mod kv;
 mod lazyfs;
 mod line;
+mod postgres;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ pub use kv::{Bug, Consensus, KvDb};
 pub use lazyfs::{Lazyfs, PowerLoss};
 pub use line::request_line;
 pub(crate) use line::resolve;
+pub use postgres::{PostgresDb, startup_probe};
 
 use crate::error::ClusterError;
 use crate::remote::{Cmd, Remote, Signal};

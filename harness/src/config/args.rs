@@ -8,7 +8,7 @@ use faultline_clusters::ClusterKind;
 use faultline_nemesis::{Fault, NemesisMode};
 use faultline_workloads::workload;
 
-use super::choice::{Bug, Consensus as Protocol, ReadMode, Routing, names};
+use super::choice::{Bug, Consensus as Protocol, Isolation, ReadMode, Routing, names};
 use super::database::BuiltIn;
 
 use crate::error::UsageError;
@@ -127,6 +127,9 @@ pub struct RunArgs {
         help = "The consistency model the transactions (list-append, rw-register) must satisfy, by Elle's names: strict-serializable, serializable, snapshot-isolation, repeatable-read, read-committed, read-uncommitted… (`faultline check --help` lists them) [default: strict-serializable]"
     )]
     pub consistency_model: Option<String>,
+    /// PostgreSQL's isolation level [default: serializable].
+    #[arg(long, help = format!("PostgreSQL's transaction isolation: {} [default: serializable]", listed::<Isolation>()))]
+    pub isolation: Option<String>,
     /// How built-in clients pick their node [default: pinned].
     #[arg(long, value_name = "ROUTING", help = format!("How built-in clients pick their node: {} (pinned: Jepsen's, each client thread talks only to its own node, which forwards to its leader; time-outs are info. leader: follow not-leader hints to the leader, fail over) [default: pinned]", listed::<Routing>()))]
     pub client_routing: Option<String>,
@@ -180,6 +183,7 @@ macro_rules! with_run_settings {
             kv_args: Option<String>,
             read_mode: Option<String>,
             consistency_model: Option<String>,
+            isolation: Option<String>,
             client_routing: Option<String>,
             store: Option<::std::path::PathBuf>,
             op_timeout: Option<f64>,
@@ -193,6 +197,7 @@ macro_rules! with_run_settings {
                 $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
                     nemesis, nemesis_interval, nemesis_mode, nemesis_schedule, nodes, concurrency, rate, time_limit, cluster,
                     hosts, seed, bug, kv_args, read_mode, consistency_model, client_routing, store, op_timeout, recovery_time,
+                    hosts, seed, bug, kv_args, read_mode, isolation, client_routing, store, op_timeout, recovery_time,
                     check_time_limit);
             }
         }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use clap::ValueEnum;
 use faultline_clusters::db::Capabilities;
-use faultline_clusters::{EtcdDb, FileDb, KvDb};
+use faultline_clusters::{EtcdDb, FileDb, KvDb, PostgresDb};
 use serde::Serialize;
 
 use super::choice;
@@ -19,6 +19,8 @@ pub enum Database {
     Kv,
     /// etcd, from this machine's `PATH` (`--db etcd`).
     Etcd,
+    /// PostgreSQL, a single primary (`--db postgres`).
+    Postgres,
     /// Any other, described in a `--db-file`: its name there.
     File(String),
 }
@@ -30,6 +32,8 @@ pub(crate) enum BuiltIn {
     Kv,
     /// etcd, from Debian's etcd-server.
     Etcd,
+    /// PostgreSQL, a single primary, from Debian's postgresql.
+    Postgres,
 }
 
 impl Database {
@@ -38,14 +42,16 @@ impl Database {
         Ok(match choice::<BuiltIn>(origin, value)? {
             BuiltIn::Kv => Database::Kv,
             BuiltIn::Etcd => Database::Etcd,
+            BuiltIn::Postgres => Database::Postgres,
         })
     }
 
-    /// Its name: `kv`, `etcd`, or the one in its file.
+    /// Its name: `kv`, `etcd`, `postgres`, or the one in its file.
     pub fn name(&self) -> &str {
         match self {
             Database::Kv => "kv",
             Database::Etcd => "etcd",
+            Database::Postgres => "postgres",
             Database::File(name) => name,
         }
     }
@@ -55,6 +61,7 @@ impl Database {
         match self {
             Database::Kv => KvDb::CAPABILITIES,
             Database::Etcd => EtcdDb::CAPABILITIES,
+            Database::Postgres => PostgresDb::CAPABILITIES,
             Database::File(_) => FileDb::CAPABILITIES,
         }
     }

@@ -27,7 +27,7 @@ pub use args::RunArgs;
 use args::file_args;
 pub(crate) use args::{toml_error, with_run_settings};
 pub(crate) use choice::choice;
-pub use choice::{Bug, Consensus, ReadMode, Routing};
+pub use choice::{Bug, Consensus, Isolation, ReadMode, Routing};
 use choice::{FaultName, expand};
 pub use database::Database;
 
@@ -35,7 +35,7 @@ pub use database::Database;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RunConfig {
-    /// The database: `kv`, `etcd`, or the name in the `--db-file`.
+    /// The database: `kv`, `etcd`, `postgres`, or the name in the `--db-file`.
     pub db: Database,
     /// The database file, when the database is described by one.
     pub db_file: Option<PathBuf>,
@@ -81,6 +81,8 @@ pub struct RunConfig {
     /// The model Elle checks transactional workloads against.
     #[serde(serialize_with = "model_name")]
     pub consistency_model: ConsistencyModel,
+    /// PostgreSQL's isolation level.
+    pub isolation: Isolation,
     /// How built-in clients pick their node.
     pub client_routing: Routing,
     /// The store directory.
@@ -212,8 +214,8 @@ impl RunConfig {
             .nemesis_schedule
             .clone()
             .or(src.file.nemesis_schedule.clone());
-        let fault_names = fault_names(&src)?;
-        let (nodes, concurrency, rate) = sizes(&src, fixed_nodes)?;
+        let fault_names = fault_names(&src, &db)?;
+        let (nodes, concurrency, rate) = sizes(&src, fixed_nodes, &db)?;
         let time_limit = src.seconds("time-limit", |a| a.time_limit, 60.0, 0.001)?;
         let nemesis_interval =
             src.seconds("nemesis-interval", |a| a.nemesis_interval, 10.0, 0.1)?;
@@ -275,6 +277,20 @@ impl RunConfig {
             )));
         }
         let consistency_model = consistency_model(&src, &workload)?;
+        let isolation = src.choice("isolation", |a| a.isolation.as_ref(), Isolation::default())?;
+        let isolation_given = args.isolation.is_some() || src.file.isolation.is_some();
+        if isolation_given && (db != Database::Postgres || client_cmd.is_some()) {
+            return Err(UsageError(format!(
+                "{}: the isolation level is a setting of the built-in PostgreSQL client; use --db postgres without --client-cmd",
+                src.origin("isolation")
+            )));
+        }
+        if db == Database::Postgres && cluster == ClusterKind::Docker {
+            return Err(UsageError(format!(
+                "{}: postgres cannot run on --cluster docker: the node image is built FROM scratch with single static programs, and PostgreSQL needs its libraries and share files; use --cluster local (or ssh hosts with postgresql installed)",
+                src.origin("cluster")
+            )));
+        }
         let client_routing = src.choice(
             "client-routing",
             |a| a.client_routing.as_ref(),
@@ -312,6 +328,7 @@ impl RunConfig {
             kv_args,
             read_mode,
             consistency_model,
+            isolation,
             client_routing,
             store,
             name,
@@ -392,15 +409,19 @@ fn in_directory(dir: &std::path::Path, command: &str) -> String {
     format!("cd '{quoted}' && {command}")
 }
 
-/// `--nemesis`: fault names, `all`, or `none` alone [default: partition, kill].
-fn fault_names(src: &Sources) -> Result<Vec<FaultName>, UsageError> {
+/// `--nemesis`: fault names, `all`, or `none` alone [default: partition, kill; for a
+/// single server, which partitions cannot touch: kill, pause].
+fn fault_names(src: &Sources, db: &Database) -> Result<Vec<FaultName>, UsageError> {
     let origin = src.origin("nemesis");
     let given = src
         .flags
         .nemesis
         .clone()
         .or(src.file.nemesis.clone())
-        .unwrap_or_else(|| vec!["partition".into(), "kill".into()]);
+        .unwrap_or_else(|| match db.capabilities().peers {
+            Ok(()) => vec!["partition".into(), "kill".into()],
+            Err(_) => vec!["kill".into(), "pause".into()],
+        });
     let mut names = given
         .iter()
         .map(|n| FaultName::parse(&origin, n))
@@ -416,14 +437,27 @@ fn fault_names(src: &Sources) -> Result<Vec<FaultName>, UsageError> {
     Ok(names)
 }
 
-/// `--nodes`, `--concurrency` and `--rate`, in range.
-/// `--nodes` (default 5, or what the db-file fixes: giving another is an error),
-/// `--concurrency`, `--rate`.
+/// `--nodes` (default 5, or what the db-file fixes, or 1 for PostgreSQL's single
+/// primary: giving another is an error), `--concurrency`, `--rate`, in range.
 fn sizes(
     src: &Sources,
     fixed_nodes: Option<(usize, PathBuf)>,
+    db: &Database,
 ) -> Result<(usize, usize, f64), UsageError> {
     let given = src.flags.nodes.or(src.file.nodes);
+    if *db == Database::Postgres {
+        return match given {
+            Some(n) if n != 1 => Err(UsageError(format!(
+                "{}: {n} nodes, but postgres runs as a single primary (one node, no \
+                 replicas): drop --nodes or give 1",
+                src.origin("nodes")
+            ))),
+            _ => {
+                let (concurrency, rate) = concurrency_and_rate(src)?;
+                Ok((1, concurrency, rate))
+            }
+        };
+    }
     let nodes = match (&fixed_nodes, given) {
         (Some((fixed, file)), Some(n)) if n != *fixed => {
             return Err(UsageError(format!(
@@ -442,6 +476,12 @@ fn sizes(
             src.origin("nodes")
         )));
     }
+    let (concurrency, rate) = concurrency_and_rate(src)?;
+    Ok((nodes, concurrency, rate))
+}
+
+/// `--concurrency` and `--rate`, in range.
+fn concurrency_and_rate(src: &Sources) -> Result<(usize, f64), UsageError> {
     let concurrency = src.flags.concurrency.or(src.file.concurrency).unwrap_or(10);
     if !(1..=10_000).contains(&concurrency) {
         return Err(UsageError(format!(
@@ -456,7 +496,7 @@ fn sizes(
             src.origin("rate")
         )));
     }
-    Ok((nodes, concurrency, rate))
+    Ok((concurrency, rate))
 }
 
 /// `--bug` and `--kv-args`: faultline-kv's only.

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
+mod databases;
+
 /// The faults' names, as the configuration lists them.
 fn names(faults: &[Fault]) -> Vec<&'static str> {
     faults.iter().map(|f| f.name()).collect()
@@ -166,61 +168,6 @@ fn kv_args_are_split_at_white_space() {
 }
 
 #[test]
-fn a_database_file_names_the_run_and_limits_the_faults() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/etcd/etcd.toml");
-    let args = |nemesis: &str| RunArgs {
-        db_file: Some(example.clone()),
-        client_cmd: Some("python3 client.py".into()),
-        nemesis: Some(vec![nemesis.into()]),
-        ..RunArgs::default()
-    };
-    let c = RunConfig::resolve(&args("all")).unwrap();
-    assert_eq!((c.db.name(), c.name.as_str()), ("etcd", "etcd-register"));
-    assert_eq!(names(&c.nemesis), ["partition", "kill", "pause", "packet"]);
-    for fault in ["clock", "disk"] {
-        let e = RunConfig::resolve(&args(fault)).unwrap_err().0;
-        assert!(e.contains("cannot be injected with --db-file"), "{e}");
-    }
-    let e = RunConfig::resolve(&RunArgs {
-        db: Some("etcd".into()),
-        ..args("none")
-    })
-    .unwrap_err()
-    .0;
-    assert!(e.contains("give --db or --db-file, not both"), "{e}");
-    // Without --client-cmd, the example's own `client`, in its directory.
-    let c = RunConfig::resolve(&RunArgs {
-        client_cmd: None,
-        ..args("none")
-    })
-    .unwrap();
-    let client = c.client_cmd.unwrap_or_default();
-    assert!(
-        client.starts_with("cd '/") && client.ends_with("/examples/etcd' && python3 client.py"),
-        "{client}"
-    );
-    // Files give them too.
-    let (_dir, path) = file(&format!(
-        "db-file = {:?}\nclient-cmd = \"./client\"\n",
-        example.display().to_string()
-    ));
-    let c = RunConfig::resolve(&RunArgs {
-        config: Some(path),
-        ..RunArgs::default()
-    })
-    .unwrap();
-    assert_eq!(c.client_cmd.as_deref(), Some("./client"));
-    // A client program against a built-in database is fine.
-    let c = RunConfig::resolve(&RunArgs {
-        db: Some("etcd".into()),
-        client_cmd: Some("./client".into()),
-        ..RunArgs::default()
-    })
-    .unwrap();
-    assert_eq!((c.db.name(), c.db_file.as_ref()), ("etcd", None));
-}
-
-#[test]
 fn all_faults_follow_the_database_and_unsupported_ones_are_refused() {
     let resolve = |db: &str, cluster: &str, faults: &[&str]| {
         RunConfig::resolve(&RunArgs {
@@ -324,6 +271,7 @@ fn config_json_keeps_its_fields_and_names() {
             "kv-args",
             "read-mode",
             "consistency-model",
+            "isolation",
             "client-routing",
             "store",
             "name",
@@ -339,6 +287,7 @@ fn config_json_keeps_its_fields_and_names() {
     assert_eq!(json["bug"], serde_json::json!(["paxos-ignore-promise"]));
     assert_eq!(json["read-mode"], "linearizable");
     assert_eq!(json["consistency-model"], "strict-serializable");
+    assert_eq!(json["isolation"], "serializable");
     assert_eq!(json["time-limit"], 60.0);
 }
 
@@ -518,61 +467,6 @@ fn client_routing_is_pinned_unless_told_and_checked() {
     .0;
     assert!(
         e.starts_with("--client-routing: unknown value `nearest`; expected one of pinned, leader"),
-        "{e}"
-    );
-}
-
-#[test]
-fn a_database_file_may_fix_the_node_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_file = dir.path().join("one.toml");
-    std::fs::write(
-        &db_file,
-        "name = \"single\"\nport = 5432\nnodes = 1\nstart = [\"postgres\"]\n",
-    )
-    .unwrap();
-    let args = |nodes: Option<usize>| RunArgs {
-        db_file: Some(db_file.clone()),
-        client_cmd: Some("./client".into()),
-        nodes,
-        ..RunArgs::default()
-    };
-    // Without --nodes, the file's count; the same count given is fine.
-    assert_eq!(RunConfig::resolve(&args(None)).unwrap().nodes, 1);
-    assert_eq!(RunConfig::resolve(&args(Some(1))).unwrap().nodes, 1);
-    // Another count is an error naming the flag and the file.
-    let e = RunConfig::resolve(&args(Some(3))).unwrap_err().0;
-    assert!(e.contains("--nodes: 3 nodes"), "{e}");
-    assert!(e.contains("one.toml says the database runs on 1"), "{e}");
-}
-
-#[test]
-fn a_database_files_client_runs_in_its_directory_unless_a_command_is_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_file = dir.path().join("db.toml");
-    std::fs::write(
-        &db_file,
-        "name = \"d\"\nport = 5432\nstart = [\"d\"]\nclient = \"python3 client.py\"\n",
-    )
-    .unwrap();
-    let args = |client_cmd: Option<&str>| RunArgs {
-        db_file: Some(db_file.clone()),
-        client_cmd: client_cmd.map(String::from),
-        ..RunArgs::default()
-    };
-    let c = RunConfig::resolve(&args(None)).unwrap();
-    assert_eq!(
-        c.client_cmd.as_deref(),
-        Some(format!("cd '{}' && python3 client.py", dir.path().display()).as_str())
-    );
-    // The flag wins, and runs where the harness runs.
-    let c = RunConfig::resolve(&args(Some("./mine"))).unwrap();
-    assert_eq!(c.client_cmd.as_deref(), Some("./mine"));
-    // Neither: the error says both ways.
-    std::fs::write(&db_file, "name = \"d\"\nport = 5432\nstart = [\"d\"]\n").unwrap();
-    let e = RunConfig::resolve(&args(None)).unwrap_err().0;
-    assert!(
-        e.contains("pass --client-cmd") && e.contains("`client` key"),
         "{e}"
     );
 }

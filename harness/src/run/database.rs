@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
-use faultline_clusters::{Backend, Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node};
+use faultline_clusters::{Backend, Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, PostgresDb};
 use faultline_nemesis::Fault;
 
 use super::binaries::{etcd_binary, kv_binary, lazyfs_binary};
-use crate::config::{Database, ReadMode, RunConfig};
+use crate::config::{Database, Isolation, ReadMode, RunConfig};
 
 /// How client processes reach the database.
 pub enum Clients {
@@ -21,6 +21,8 @@ pub enum Clients {
     Kv,
     /// The built-in etcd client, reading so.
     Etcd(ReadMode),
+    /// The built-in PostgreSQL client, its transactions at this level.
+    Postgres(Isolation),
 }
 
 impl Clients {
@@ -29,6 +31,7 @@ impl Clients {
         match (&config.client_cmd, &config.db) {
             (Some(command), _) => Clients::Program(command.clone()),
             (None, Database::Etcd) => Clients::Etcd(config.read_mode),
+            (None, Database::Postgres) => Clients::Postgres(config.isolation),
             (None, Database::Kv | Database::File(_)) => Clients::Kv,
         }
     }
@@ -44,6 +47,9 @@ pub(super) enum DbPlan {
     },
     /// etcd, from the hosts' `PATH`.
     Etcd,
+    /// PostgreSQL, its programs in `bin_dir` (found on this machine; the hosts must
+    /// have them at the same place).
+    Postgres { bin_dir: PathBuf },
     /// A database described in a file.
     File(Box<DbFile>),
 }
@@ -61,6 +67,9 @@ impl DbPlan {
                 etcd_binary()?;
                 DbPlan::Etcd
             }
+            (Database::Postgres, None) => DbPlan::Postgres {
+                bin_dir: PostgresDb::find_bin_dir().map_err(|e| anyhow!("{e}; or use --db kv"))?,
+            },
             (Database::Kv, None) => DbPlan::Kv {
                 binary: kv_binary()?,
                 lazyfs: match config.nemesis.contains(&Fault::Power) {
@@ -76,6 +85,12 @@ impl DbPlan {
         Ok(match self {
             DbPlan::File(file) => file.upload.iter().map(|(from, _)| from.clone()).collect(),
             DbPlan::Etcd => vec![etcd_binary()?],
+            DbPlan::Postgres { .. } => {
+                return Err(anyhow!(
+                    "postgres cannot run in the node image (FROM scratch, single static \
+                     programs): use --cluster local"
+                ));
+            }
             DbPlan::Kv { binary, .. } => vec![binary.clone()],
         })
     }
@@ -90,6 +105,7 @@ impl DbPlan {
         match self {
             DbPlan::File(file) => Arc::new(FileDb::new(*file, nodes)),
             DbPlan::Etcd => Arc::new(EtcdDb::new(nodes)),
+            DbPlan::Postgres { bin_dir } => Arc::new(PostgresDb::new(bin_dir)),
             DbPlan::Kv { binary, lazyfs } => {
                 let program = backend.program(&binary);
                 // Uploaded copies go without debug sections (a seventh of the size).

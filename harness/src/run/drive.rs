@@ -13,6 +13,7 @@ use faultline_checker::{Op, OpType};
 use faultline_workloads::store::Store;
 use faultline_workloads::store::etcd::EtcdStore;
 use faultline_workloads::store::kv::KvStore;
+use faultline_workloads::store::postgres::PostgresStore;
 use serde::Serialize;
 use serde_json::json;
 
@@ -103,7 +104,7 @@ pub fn drive(
             )
             .with_context(|| format!("cannot create {}", run_dir.join("clients.log").display()))?,
         )),
-        Clients::Kv | Clients::Etcd(_) => None,
+        Clients::Kv | Clients::Etcd(_) | Clients::Postgres(_) => None,
     };
     let stores = store_factory(
         &clients,
@@ -225,6 +226,14 @@ fn store_factory(
         Clients::Etcd(mode) => Arc::new(move |thread| {
             Box::new(EtcdStore::new(addrs.clone(), thread, timeout, mode).with_routing(routing))
                 as Box<dyn Store>
+        }),
+        Clients::Postgres(isolation) => Arc::new(move |thread| {
+            Box::new(PostgresStore::new(
+                addrs.clone(),
+                thread,
+                timeout,
+                isolation,
+            )) as Box<dyn Store>
         }),
         Clients::Kv | Clients::Program(_) => Arc::new(move |thread| {
             Box::new(KvStore::new(addrs.clone(), thread, timeout).with_routing(routing))

@@ -1,7 +1,7 @@
 //! Stores: what a workload's client talks to. Every workload maps its operations onto
 //! one primitive, an atomic transaction of micro-ops ([`Micro`]), so each database needs
-//! one client ([`Store`]): the bundled node's ([`kv::KvStore`]) and etcd's
-//! ([`etcd::EtcdStore`]).
+//! one client ([`Store`]): the bundled node's ([`kv::KvStore`]), etcd's
+//! ([`etcd::EtcdStore`]) and PostgreSQL's ([`postgres::PostgresStore`]).
 //!
 //! A store is bound to one client thread; it connects lazily and reconnects as it must.
 //! Its answers follow the history spec: `Ok` took effect, [`StoreError::Fail`] certainly
@@ -9,6 +9,7 @@
 
 pub mod etcd;
 pub mod kv;
+pub mod postgres;
 
 use std::future::Future;
 use std::pin::Pin;
