@@ -13,7 +13,7 @@
 //! `/run` is a tmpfs, emptied at boot together with every namespace and link.
 //!
 //! Where [`DIR`] cannot be written (a controller without root, e.g. Docker through the
-//! `docker` group, or SSH), runs go unreserved: ids are then random 24-bit values
+//! `docker` group, or SSH; a read-only `/run`), runs go unreserved: ids are then random 24-bit values
 //! checked against what exists, as before.
 
 use std::fs::{self, OpenOptions};
@@ -47,6 +47,15 @@ fn claim(dir: &Path, kind: &str, name: &str) -> io::Result<Option<PathBuf>> {
     }
 }
 
+/// Whether `e` means there is no place for reservations here (no root, no writable
+/// `/run`): runs then go unreserved rather than refused.
+fn unreservable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::PermissionDenied | ErrorKind::NotFound | ErrorKind::ReadOnlyFilesystem
+    )
+}
+
 /// The registry resource that releases the reservation at `path`.
 fn release(path: &Path) -> Resource {
     Resource::Command {
@@ -69,7 +78,7 @@ pub fn new_registry(
             Ok(Some(path)) => Some(path),
             Ok(None) => continue,
             // No place for reservations (not root): unreserved, as documented.
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => None,
+            Err(e) if unreservable(&e) => None,
             Err(e) => {
                 return Err(ClusterError::Config(format!(
                     "cannot reserve a run id in {}: {e}",
@@ -123,7 +132,7 @@ pub fn subnet(
         let claimed = match claim(dir, "subnets", &name) {
             Ok(Some(path)) => Some(path),
             Ok(None) => continue,
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => None,
+            Err(e) if unreservable(&e) => None,
             Err(e) => {
                 return Err(ClusterError::Config(format!(
                     "cannot reserve a subnet in {}: {e}",
