@@ -35,6 +35,7 @@ pub mod netns;
 pub mod nft;
 mod posix;
 mod remote;
+pub mod reserve;
 pub mod ssh;
 mod status;
 

@@ -2,9 +2,10 @@
 //! the run. Nodes reach each other and the controller (the bridge's address) and nothing
 //! else: no default route, no NAT.
 //!
-//! Names derive from a random 6-hex-digit run id, so concurrent runs do not collide:
-//! bridge `flbr-ID`, namespaces `fl-ID-nN`, host veth ends `flIDvN` (Linux limits
-//! interface names to 15 characters). The subnet is a free `10.X.Y.0/24`; the
+//! Names derive from a random 6-hex-digit run id, reserved machine-wide
+//! ([`crate::reserve`]), so concurrent runs do not collide: bridge `flbr-ID`,
+//! namespaces `fl-ID-nN`, host veth ends `flIDvN` (Linux limits interface names to 15
+//! characters). The subnet is a free `10.X.Y.0/24`, reserved the same way; the
 //! controller is `.1`, node `nN` is `.(N+1)`. Every resource is recorded in the run's
 //! [`Registry`] before it is created.
 //!
@@ -185,13 +186,22 @@ impl NetnsCluster {
                 "local hosts: {count} hosts asked, must be 1 to {MAX_HOSTS}"
             )));
         }
-        // A fresh id whose names are free: recorded resources must never be someone else's.
-        let run = (0..100)
-            .map(|_| new_run_id())
-            .find(|id| names_free(id))
-            .ok_or_else(|| ClusterError::Config("local hosts: no free run id found".into()))?;
-        let registry = Arc::new(Registry::create(run_dir, &run)?);
-        let subnet = free_subnet()?;
+        // A fresh id, reserved machine-wide, whose names are free: recorded resources
+        // must never be someone else's (see `crate::reserve`).
+        let reservations = Path::new(crate::reserve::DIR);
+        let registry = Arc::new(crate::reserve::new_registry(
+            run_dir,
+            reservations,
+            names_free,
+        )?);
+        let run = registry.run();
+        let subnet = match crate::reserve::subnet(&registry, reservations, used_addresses) {
+            Ok(subnet) => subnet,
+            Err(e) => {
+                let _ = registry.teardown();
+                return Err(e);
+            }
+        };
         let mut cluster = NetnsCluster {
             bridge: format!("flbr-{run}"),
             controller: Ipv4Addr::new(subnet[0], subnet[1], subnet[2], 1),
@@ -398,8 +408,9 @@ fn names_free(id: &str) -> bool {
         })
 }
 
-/// A `10.X.Y.0/24` that no address or route of this machine uses.
-fn free_subnet() -> Result<[u8; 3], ClusterError> {
+/// This machine's IPv4 addresses and routes, as `ip` lists them (a subnet whose
+/// `10.X.Y.` appears there is in use).
+fn used_addresses() -> Result<String, ClusterError> {
     let host = Localhost::new();
     let mut used = String::new();
     let queries: [&[&str]; 2] = [
@@ -414,17 +425,7 @@ fn free_subnet() -> Result<[u8; 3], ClusterError> {
         )?;
         used.push_str(&out.stdout);
     }
-    for _ in 0..100 {
-        let r = u64::from_str_radix(&new_run_id(), 16).unwrap_or(0);
-        let subnet = [10, 200 + (r % 50) as u8, (r >> 8) as u8];
-        let prefix = format!("10.{}.{}.", subnet[1], subnet[2]);
-        if !used.contains(&prefix) {
-            return Ok(subnet);
-        }
-    }
-    Err(ClusterError::Config(
-        "local hosts: no free 10.200-249.X.0/24 subnet found".into(),
-    ))
+    Ok(used)
 }
 
 #[cfg(test)]

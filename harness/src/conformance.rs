@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::Args;
 use faultline_checker::{OpType, Process};
-use faultline_clusters::cleanup::teardown_on_interrupt;
 
 use crate::client::ExternalClient;
 use crate::config::{RunArgs, RunConfig};
@@ -119,14 +118,11 @@ pub fn run(args: &ClientTestArgs) -> Result<i32> {
     );
     let deployment = prepared.deploy(&config, &run_dir)?;
     crate::run::point_latest(&config, &run_dir);
-    let guard = teardown_on_interrupt(Arc::clone(&deployment.registry))
-        .context("cannot install the Ctrl-C handler")?;
     let log = run_dir.join("clients.log");
     let outcome = ExternalClient::new(command, timeout, deployment.client_addrs(), Some(&log))
         .with_context(|| format!("cannot create {}", log.display()))
         .and_then(|client| check(Arc::new(client), &steps, &args.workload, Some(&log)));
     let teardown = deployment.teardown();
-    drop(guard);
     if let Err(e) = teardown {
         eprintln!("faultline: teardown incomplete ({e:#}); run `faultline clean`");
     }

@@ -1,7 +1,8 @@
 //! `faultline suite FILE.toml`: many runs from one file, for nightly CI. The file holds
 //! defaults (any `faultline run` setting, under the same keys as `--config`), an optional
 //! `[matrix]` of axes (db × workload × nemesis × seeds) and `[[run]]` entries with their
-//! own settings and an expected verdict. Runs go one after another; then the suite
+//! own settings and an expected verdict. Runs go one after another, or `--jobs J` at
+//! once (`jobs`: started in the file's order, outcomes kept in it); then the suite
 //! writes `STORE/index.html` (every run in the store) and a JUnit file, and exits 0 when
 //! every run met its expectation, else with the worst mismatch: 255 if a run crashed,
 //! else 2 if one was unknown unexpectedly, else 1. A bad suite file exits 254 with the
@@ -9,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
@@ -20,10 +21,11 @@ use serde_json::json;
 use crate::config::faults_word;
 use crate::junit::junit;
 use crate::outcome::{Outcome, Planned, anomalies};
-use crate::output::{say, say_raw};
+use crate::output::{labelled, say, say_raw};
 
 mod file;
 mod index;
+mod jobs;
 pub mod merge;
 mod shard;
 
@@ -60,6 +62,12 @@ pub struct SuiteArgs {
     /// reordered; together the N slices hold every run once (docs/ci.md).
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// How many runs at once on this machine, each with its own subnet, namespaces and
+    /// directory; started in the file's order, outcomes reported in it (docs/suites.md
+    /// says how many a machine holds).
+    #[arg(long, value_name = "J", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
 }
 
 /// Runs `faultline suite`; returns the exit code.
@@ -89,17 +97,22 @@ pub fn run(args: &SuiteArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    let jobs = args.jobs as usize;
+    if jobs > 1 {
+        refuse_shared_hosts(&suite.runs)?;
+    }
     let started = SystemTime::now();
     let total = suite.runs.len();
-    let mut outcomes = Vec::with_capacity(total);
-    for (i, planned) in suite.runs.iter().enumerate() {
+    let outcomes = jobs::run_all(&suite.runs, jobs, |i, planned| {
         eprintln!(
             "faultline suite: [{}/{total}] {} (expect {})",
             i + 1,
             planned.label,
             planned.expect.word()
         );
-        let outcome = run_one(planned);
+        // With runs at once, every line a run prints carries its label.
+        let label = (jobs > 1).then_some(planned.label.as_str());
+        let outcome = labelled(label, || run_one(planned));
         eprintln!(
             "faultline suite: [{}/{total}] {}: {} in {:.1} s",
             i + 1,
@@ -107,8 +120,8 @@ pub fn run(args: &SuiteArgs) -> Result<i32> {
             status_word(&outcome),
             outcome.duration.as_secs_f64()
         );
-        outcomes.push(outcome);
-    }
+        outcome
+    });
     let index = write_index(&suite.store)?;
     let junit_path = args
         .junit
@@ -154,22 +167,34 @@ fn status_word(outcome: &Outcome) -> String {
     }
 }
 
+/// `--jobs` above 1 with runs over SSH: they would share the hosts file's machines
+/// (node ports, nft tables, processes), which Faultline does not keep apart.
+fn refuse_shared_hosts(runs: &[Planned]) -> Result<()> {
+    match runs
+        .iter()
+        .find(|p| p.config.cluster == faultline_clusters::ClusterKind::Ssh)
+    {
+        Some(p) => Err(crate::error::UsageError(format!(
+            "--jobs: run `{}` (line {}) is on SSH hosts, which runs at once would share; \
+             use --jobs 1, or one shard per set of hosts (docs/ci.md)",
+            p.label, p.line
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// Runs one test and records its outcome; writes `suite.json` beside its results.
 fn run_one(planned: &Planned) -> Outcome {
-    let before = latest_run_dir(&planned.config.store, &planned.config.name);
     let started = Instant::now();
-    let result = crate::run::execute(&planned.config);
+    // The run's directory as soon as it exists: a crashed run's too (`latest` cannot
+    // tell, with other runs of the same test at once).
+    let mut made = None;
+    let result = crate::run::execute_noting(&planned.config, &mut made);
     let duration = started.elapsed();
     let (result, run_dir) = match result {
         Ok(done) => (Ok(done.valid), Some(done.run_dir)),
-        Err(e) => {
-            // The crashed run's directory, if it got as far as making one.
-            let after = latest_run_dir(&planned.config.store, &planned.config.name);
-            (
-                Err(format!("{e:#}")),
-                after.filter(|dir| Some(dir) != before.as_ref()),
-            )
-        }
+        Err(e) => (Err(format!("{e:#}")), made),
     };
     let anomalies = run_dir
         .as_ref()
@@ -196,11 +221,6 @@ fn run_one(planned: &Planned) -> Outcome {
         }
     }
     outcome
-}
-
-/// `STORE/NAME/latest`, resolved, when it exists.
-fn latest_run_dir(store: &Path, name: &str) -> Option<PathBuf> {
-    store.join(name).join("latest").canonicalize().ok()
 }
 
 /// The suite's closing table, for people.

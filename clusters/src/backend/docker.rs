@@ -24,8 +24,11 @@ pub(super) fn create(
     let refs: Vec<&Path> = binaries.iter().map(PathBuf::as_path).collect();
     let image =
         docker::build_image(&refs).map_err(|e| docker_error("cannot build the node image", e))?;
-    let run = crate::netns::new_run_id();
-    let registry = Arc::new(Registry::create(run_dir, &run)?);
+    let registry = Arc::new(crate::reserve::new_registry(
+        run_dir,
+        Path::new(crate::reserve::DIR),
+        |_| true,
+    )?);
     let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     DockerCluster::start(registry, &image, &refs)

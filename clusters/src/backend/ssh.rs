@@ -24,8 +24,12 @@ impl SshCluster {
     /// run whose state file goes in `run_dir`; the run's directory on every host is
     /// recorded first, so teardown and `faultline clean` remove it.
     pub fn create(run_dir: &Path, hosts: Vec<SshHost>) -> Result<SshCluster, ClusterError> {
-        let run = crate::netns::new_run_id();
-        let registry = Arc::new(Registry::create(run_dir, &run)?);
+        let registry = Arc::new(crate::reserve::new_registry(
+            run_dir,
+            Path::new(crate::reserve::DIR),
+            |_| true,
+        )?);
+        let run = registry.run();
         let bad_run = |e: String| ClusterError::Config(format!("run id {e}"));
         let dir = ssh::run_dir(&run).map_err(bad_run)?;
         let mut nodes = Vec::new();

@@ -205,10 +205,18 @@ impl TempDir {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("faultline-image-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).map_err(|e| DockerError::file("create directory", &path, e))?;
-        Ok(TempDir(path))
+        // Created, not merely named: two runs of one process building at the same
+        // nanosecond must not share a build context.
+        let base = format!("faultline-image-{}-{nanos}", std::process::id());
+        let mut n = 0u32;
+        loop {
+            let path = std::env::temp_dir().join(format!("{base}-{n}"));
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(TempDir(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(DockerError::file("create directory", &path, e)),
+            }
+        }
     }
 
     fn path(&self) -> &Path {

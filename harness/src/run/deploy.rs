@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use faultline_clusters::cleanup::{InterruptGuard, teardown_on_interrupt};
 use faultline_clusters::ssh::{self, SshConfig, SshHost};
 use faultline_clusters::{Backend, ClusterKind, Db, DbFile, Node, Planned, Registry};
 
@@ -27,6 +28,10 @@ pub struct Deployment {
     pub registry: Arc<Registry>,
     /// The hosts.
     pub backend: Box<dyn Backend>,
+    /// Tears the run down on Ctrl-C (SIGINT) or SIGTERM, from the moment its hosts
+    /// exist: with a suite's runs at once, a Ctrl-C while one is still deploying must
+    /// remove its resources too. Dropped (unregistered) after teardown.
+    _interrupt: InterruptGuard,
 }
 
 /// A run that passed every check that can refuse it, before anything is created: the
@@ -69,6 +74,15 @@ impl Prepared {
             .backend
             .create(run_dir, config.nodes)
             .map_err(|e| anyhow!(e).context("cannot create the hosts"))?;
+        let interrupt = match teardown_on_interrupt(Arc::clone(backend.registry())) {
+            Ok(guard) => guard,
+            Err(e) => {
+                let registry = Arc::clone(backend.registry());
+                let _ = backend.teardown();
+                let _ = registry.teardown();
+                return Err(anyhow!(e).context("cannot install the Ctrl-C handler"));
+            }
+        };
         let nodes = backend.nodes();
         let db = self.db.build(config, &*backend, &nodes);
         let deployment = Deployment {
@@ -76,6 +90,7 @@ impl Prepared {
             db,
             registry: Arc::clone(backend.registry()),
             backend,
+            _interrupt: interrupt,
         };
         if let Err(e) =
             faultline_clusters::db::setup_all(&*deployment.db, &deployment.nodes, READY_TIMEOUT)

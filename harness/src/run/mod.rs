@@ -23,13 +23,11 @@ mod uncertainty;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
 use faultline_checker::nodelog::{CrashPatterns, NodeLog};
 use faultline_checker::{History, Results, Validity};
-use faultline_clusters::cleanup::teardown_on_interrupt;
 use serde_json::Value;
 
 pub(crate) use deploy::Prepared;
@@ -40,7 +38,7 @@ use crate::config::{RunArgs, RunConfig, faults_word};
 use crate::error::UsageError;
 use crate::junit::junit;
 use crate::outcome::{Expect, Outcome, Planned, anomalies};
-use crate::output::{say, say_raw};
+use crate::output::{note, say, say_raw};
 
 /// Runs a test from its flags; returns the verdict.
 pub fn run(args: &RunArgs) -> Result<Validity> {
@@ -60,6 +58,13 @@ pub struct Finished {
 /// Runs a test with a resolved configuration (used by `faultline run`, and by suites).
 /// A harness failure is an error (exit 255); `results.json` is written either way.
 pub fn execute(config: &RunConfig) -> Result<Finished> {
+    execute_noting(config, &mut None)
+}
+
+/// [`execute`], setting `made` to the run's directory as soon as it exists, so that a
+/// caller learns where a crashed run wrote (a suite's runs at once cannot find it by
+/// `latest`, which another run may move).
+pub fn execute_noting(config: &RunConfig, made: &mut Option<PathBuf>) -> Result<Finished> {
     // The whole test, built; everything that can refuse the run happens before its
     // directory exists.
     let Test {
@@ -68,12 +73,13 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
         checker,
     } = Test::new(config)?;
     let run_dir = create_run_dir(config)?;
+    *made = Some(run_dir.clone());
     fs::write(
         run_dir.join("config.json"),
         serde_json::to_string_pretty(config)? + "\n",
     )
     .with_context(|| format!("cannot write {}", run_dir.join("config.json").display()))?;
-    eprintln!(
+    note!(
         "faultline: {} on {} {} node(s), {} for {} s, faults: {} ({}), seed {}; writing {}",
         config.workload,
         config.nodes,
@@ -92,25 +98,22 @@ pub fn execute(config: &RunConfig) -> Result<Finished> {
     let started = Instant::now();
     let deployment = hosts.deploy(config, &run_dir)?;
     point_latest(config, &run_dir);
-    eprintln!(
+    note!(
         "faultline: {} serving on {} node(s) after {:.1} s",
         config.db,
         deployment.nodes.len(),
         started.elapsed().as_secs_f64()
     );
-    let guard = teardown_on_interrupt(Arc::clone(&deployment.registry))
-        .context("cannot install the Ctrl-C handler")?;
     let cluster_run = deployment.registry.run();
     let driven = drive::drive(config, ops, &deployment, &run_dir);
     let log_problems = deployment.collect_logs(&run_dir);
     for problem in &log_problems {
-        eprintln!("faultline: node logs: {problem}");
+        note!("faultline: node logs: {problem}");
     }
     let node_logs = node_logs(&deployment, &run_dir);
     let teardown = deployment.teardown();
-    drop(guard);
     if let Err(e) = &teardown {
-        eprintln!(
+        note!(
             "faultline: teardown incomplete ({e:#}); run `faultline clean --store {}`",
             config.store.display()
         );
@@ -206,38 +209,67 @@ fn node_logs(deployment: &deploy::Deployment, run_dir: &Path) -> (Vec<NodeLog>, 
     )
 }
 
-/// `STORE/NAME/TIME`, created. `latest` is not moved yet: see [`point_latest`].
+/// `STORE/NAME/TIME`, created (`TIME-1`, `TIME-2`… when runs of one test start in the
+/// same second: each directory is made with an exclusive create, so two runs started at
+/// once never share one). `latest` is not moved yet: see [`point_latest`].
 pub(crate) fn create_run_dir(config: &RunConfig) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace(':', "");
     let test_dir = config.store.join(&config.name);
+    fs::create_dir_all(&test_dir).map_err(|e| {
+        UsageError(format!(
+            "--store: cannot create {}: {e}",
+            test_dir.display()
+        ))
+    })?;
     let mut dir = test_dir.join(&stamp);
     for n in 1.. {
-        if !dir.exists() {
-            break;
+        match fs::create_dir(&dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => {
+                dir = test_dir.join(format!("{stamp}-{n}"));
+            }
+            Err(e) => {
+                return Err(
+                    UsageError(format!("--store: cannot create {}: {e}", dir.display())).into(),
+                );
+            }
         }
-        dir = test_dir.join(format!("{stamp}-{n}"));
     }
-    fs::create_dir_all(&dir)
-        .map_err(|e| UsageError(format!("--store: cannot create {}: {e}", dir.display())))?;
     Ok(dir)
 }
 
 /// Points `STORE/NAME/latest` at `run_dir`, and `STORE/latest` too (the newest run of
 /// any test): once the run has deployed, so a run that never started leaves them where
-/// they were.
+/// they were. Each link is replaced atomically (a new link renamed over the old one),
+/// so runs deploying at once never leave a link missing.
 pub(crate) fn point_latest(config: &RunConfig, run_dir: &Path) {
     let test_dir = config.store.join(&config.name);
-    let latest = test_dir.join("latest");
-    let _ = fs::remove_file(&latest);
     if let Some(name) = run_dir.file_name() {
-        let _ = std::os::unix::fs::symlink(name, &latest);
+        replace_link(Path::new(name), &test_dir.join("latest"));
     }
-    let store_latest = config.store.join("latest");
-    let _ = fs::remove_file(&store_latest);
     if let (Some(test), Some(run)) = (test_dir.file_name(), run_dir.file_name()) {
-        let _ = std::os::unix::fs::symlink(Path::new(test).join(run), &store_latest);
+        replace_link(&Path::new(test).join(run), &config.store.join("latest"));
+    }
+}
+
+/// Makes `link` a symbolic link to `target`, replacing it atomically; best effort.
+fn replace_link(target: &Path, link: &Path) {
+    let Some(parent) = link.parent() else { return };
+    let unique = format!(
+        ".latest-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    )
+    .replace(
+        |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.',
+        "",
+    );
+    let tmp = parent.join(unique);
+    let _ = fs::remove_file(&tmp);
+    if std::os::unix::fs::symlink(target, &tmp).is_ok() && fs::rename(&tmp, link).is_err() {
+        let _ = fs::remove_file(&tmp);
     }
 }
 
@@ -291,7 +323,7 @@ fn write_results(
     // The report is a view of the files just written: failing to draw it must not
     // change the run's verdict.
     if let Err(e) = crate::report::render_run(run_dir) {
-        eprintln!("faultline: warning: no report.html: {e:#}");
+        note!("faultline: warning: no report.html: {e:#}");
     }
     Ok(())
 }

@@ -21,7 +21,10 @@ pub struct Progress {
 impl Progress {
     /// Starts showing progress of a run expected to last `planned`.
     pub fn start(stats: Arc<Stats>, planned: Duration) -> Progress {
-        let terminal = std::io::stderr().is_terminal();
+        // A run among several at once (`suite --jobs`) prints plain, labelled lines:
+        // one live bar per run would overwrite the others'.
+        let label = crate::output::label();
+        let terminal = std::io::stderr().is_terminal() && label.is_none();
         let bar = terminal.then(|| {
             let bar = ProgressBar::new(planned.as_secs().max(1));
             let style =
@@ -53,7 +56,9 @@ impl Progress {
                         bar.set_position(started.elapsed().as_secs());
                         bar.set_message(line);
                     }
-                    None => eprintln!("faultline: {line}"),
+                    None => crate::output::labelled(label.as_deref(), || {
+                        crate::output::note!("faultline: {line}")
+                    }),
                 }
             }
         });

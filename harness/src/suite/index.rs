@@ -35,7 +35,12 @@ pub fn write_index(store: &Path) -> Result<PathBuf> {
     fs::create_dir_all(store).with_context(|| format!("cannot create {}", store.display()))?;
     let html = render_index(store)?;
     let path = store.join("index.html");
-    fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    // Written beside it, then renamed over it: two suites finishing at once on one
+    // store never leave a half-written index.
+    let tmp = store.join(format!(".index.html.{}", std::process::id()));
+    fs::write(&tmp, html)
+        .and_then(|()| fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 
