@@ -6,24 +6,23 @@ use std::sync::Arc;
 use super::{Backend, ClusterKind, Program};
 use crate::cleanup::Registry;
 use crate::db::Node;
-use crate::docker::{self, DockerCluster};
+use crate::docker::{self, DockerCluster, ImageContent};
 use crate::error::ClusterError;
 use crate::nft::NetHosts;
 
 /// Where the image's programs are, on its `PATH`.
 const IMAGE_BIN: &str = "/usr/local/bin";
 
-/// Containers `n1…` from an image holding `binaries`, for the run in `run_dir`.
+/// Containers `n1…` from an image holding `content`, for the run in `run_dir`.
 pub(super) fn create(
     run_dir: &Path,
     nodes: usize,
-    binaries: &[PathBuf],
+    content: &ImageContent,
 ) -> Result<DockerCluster, ClusterError> {
     let docker_error =
         |what: &str, e: docker::DockerError| ClusterError::Config(format!("{what}: {e}"));
-    let refs: Vec<&Path> = binaries.iter().map(PathBuf::as_path).collect();
-    let image =
-        docker::build_image(&refs).map_err(|e| docker_error("cannot build the node image", e))?;
+    let image = docker::build_image_of(content)
+        .map_err(|e| docker_error("cannot build the node image", e))?;
     let registry = Arc::new(crate::reserve::new_registry(
         run_dir,
         Path::new(crate::reserve::DIR),

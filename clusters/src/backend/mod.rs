@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::cleanup::Registry;
 use crate::db::{Db, Node};
+use crate::docker::ImageContent;
 use crate::error::ClusterError;
 use crate::nft::NetHosts;
 use crate::ssh::SshHost;
@@ -140,10 +141,11 @@ fn download_logs(nodes: &[Node], db: &dyn Db, run_dir: &Path) -> Vec<String> {
 pub enum Planned {
     /// Network namespaces here.
     Local,
-    /// Containers from an image holding `binaries`.
+    /// Containers from an image holding `image`.
     Docker {
-        /// The programs to put in the image, on its `PATH`.
-        binaries: Vec<PathBuf>,
+        /// What the image holds: the programs the nodes run, on its `PATH`, and what
+        /// else the database needs.
+        image: ImageContent,
     },
     /// SSH machines, connected.
     Ssh {
@@ -159,10 +161,10 @@ impl Planned {
         Ok(Planned::Local)
     }
 
-    /// Containers holding `binaries`: the Docker CLI and daemon are checked.
-    pub fn docker(binaries: Vec<PathBuf>) -> Result<Planned, ClusterError> {
+    /// Containers holding `image`: the Docker CLI and daemon are checked.
+    pub fn docker(image: ImageContent) -> Result<Planned, ClusterError> {
         crate::docker::check_prerequisites().map_err(|e| ClusterError::Config(e.to_string()))?;
-        Ok(Planned::Docker { binaries })
+        Ok(Planned::Docker { image })
     }
 
     /// SSH machines, one per node, already connected.
@@ -184,7 +186,7 @@ impl Planned {
     pub fn create(self, run_dir: &Path, nodes: usize) -> Result<Box<dyn Backend>, ClusterError> {
         Ok(match self {
             Planned::Local => Box::new(local::create(run_dir, nodes)?),
-            Planned::Docker { binaries } => Box::new(docker::create(run_dir, nodes, &binaries)?),
+            Planned::Docker { image } => Box::new(docker::create(run_dir, nodes, &image)?),
             Planned::Ssh { hosts } => Box::new(SshCluster::create(run_dir, hosts)?),
         })
     }

@@ -21,6 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Capabilities, Db, Node, Pause, wait_until};
+use crate::docker::ImageContent;
 use crate::error::ClusterError;
 use crate::posix::quote;
 use crate::remote::{Cmd, DaemonSpec};
@@ -33,6 +34,16 @@ pub struct PostgresDb {
 
 /// The user the server runs as (Debian's package creates it).
 const USER: &str = "postgres";
+
+/// Where Debian puts each major version's share files: `SHARE_ROOT/VERSION`.
+const SHARE_ROOT: &str = "/usr/share/postgresql";
+
+/// The system's time zones (Debian's PostgreSQL is built `--with-system-tzdata`).
+const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+/// util-linux's `setpriv`, by its path: a Docker node's busybox shell runs its own
+/// `setpriv` applet (no `--reuid`) before anything on the `PATH`.
+const SETPRIV: &str = "/usr/bin/setpriv";
 
 /// How every server program is run: as [`USER`], with its groups.
 const AS_POSTGRES: [&str; 4] = [
@@ -72,6 +83,33 @@ impl PostgresDb {
         }
     }
 
+    /// What a Docker node image needs to run PostgreSQL from `bin_dir` (found on this
+    /// machine): the version's install tree (programs and their modules), its share
+    /// files (initdb's catalog), the system time zones it is built to read, util-linux's
+    /// `setpriv`, and the `postgres` account. The image builder adds every shared library.
+    pub fn image_content(bin_dir: &Path) -> Result<ImageContent, String> {
+        let install = bin_dir
+            .parent()
+            .ok_or_else(|| format!("{}: not INSTALL_ROOT/VERSION/bin", bin_dir.display()))?;
+        let version = install
+            .file_name()
+            .ok_or_else(|| format!("{}: not INSTALL_ROOT/VERSION/bin", bin_dir.display()))?;
+        let share = Path::new(SHARE_ROOT).join(version);
+        if !Path::new(SETPRIV).is_file() {
+            return Err(format!(
+                "{SETPRIV} is not installed (`apt-get install util-linux`)"
+            ));
+        }
+        let mut trees = vec![install.to_path_buf(), share, PathBuf::from(SETPRIV)];
+        // Debian builds PostgreSQL to read the system's time zones; initdb picks one.
+        trees.extend([ZONEINFO].iter().map(PathBuf::from).filter(|p| p.is_dir()));
+        Ok(ImageContent {
+            programs: Vec::new(),
+            trees,
+            users: vec![USER.to_string()],
+        })
+    }
+
     /// The newest `INSTALL_ROOT/VERSION/bin` on this machine holding `postgres` and
     /// `initdb`; the error says how to install them.
     pub fn find_bin_dir() -> Result<PathBuf, String> {
@@ -106,7 +144,7 @@ impl PostgresDb {
 
     /// `setpriv … -- PROGRAM`, ready for the program's arguments.
     fn as_postgres(&self, program: &str) -> Cmd {
-        Cmd::new("setpriv")
+        Cmd::new(SETPRIV)
             .args(AS_POSTGRES)
             .arg(self.program(program))
     }
@@ -128,14 +166,15 @@ impl PostgresDb {
         let initdb = quote(&self.program("initdb"));
         format!(
             "set -e; d={data}; mkdir -p \"$d\"; chown {USER}:{USER} \"$d\"; chmod 700 \"$d\"; \
-             if ! setpriv {as} test -w \"$d\"; then \
+             if ! {setpriv} {as} test -w \"$d\"; then \
                echo \"the {USER} user cannot reach $d: every directory above it must be \
         searchable by others (chmod o+x), e.g. a --store outside a private directory\" >&2; exit 1; fi; \
              if [ ! -f \"$d/PG_VERSION\" ]; then \
-               setpriv {as} {initdb} -D \"$d\" -U {USER} --auth=trust --no-sync -E UTF8 \
+               {setpriv} {as} {initdb} -D \"$d\" -U {USER} --auth=trust --no-sync -E UTF8 \
         --locale=C >> {log} 2>&1 || {{ echo \"initdb failed: see {log}\" >&2; exit 1; }}; \
                echo 'host all all samenet trust' >> \"$d/pg_hba.conf\"; fi",
             as = AS_POSTGRES.join(" "),
+            setpriv = SETPRIV,
         )
     }
 
@@ -414,7 +453,7 @@ mod tests {
         };
         assert_eq!(
             db.command(&node).to_string(),
-            "setpriv --reuid=postgres --regid=postgres --init-groups -- \
+            "/usr/bin/setpriv --reuid=postgres --regid=postgres --init-groups -- \
              /usr/lib/postgresql/15/bin/postgres -D /s/n1/data -c listen_addresses=10.1.2.2 \
              -p 5432 -c unix_socket_directories= -c max_connections=200"
         );

@@ -28,7 +28,10 @@ use std::thread;
 use std::time::Duration;
 
 pub use host::DockerHost;
-pub use image::{BUSYBOX, IMAGE_LABEL, IMAGE_REPOSITORY, build_image, remove_images};
+pub use image::{
+    BUSYBOX, IMAGE_LABEL, IMAGE_REPOSITORY, ImageContent, build_image, build_image_of,
+    remove_images,
+};
 pub use net::{CONTAINER_NETNS, DockerNet};
 pub use nsenter::Nsenter;
 pub use nsenter::container_pid;
@@ -266,6 +269,10 @@ impl DockerCluster {
             &[
                 "run",
                 "--detach",
+                // An init that reaps orphans: a killed daemon must not stay a zombie,
+                // which a signal-0 probe takes for alive (PostgreSQL then refuses to
+                // start over its old postmaster.pid).
+                "--init",
                 "--name",
                 &name,
                 "--hostname",

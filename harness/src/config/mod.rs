@@ -285,12 +285,6 @@ impl RunConfig {
                 src.origin("isolation")
             )));
         }
-        if db == Database::Postgres && cluster == ClusterKind::Docker {
-            return Err(UsageError(format!(
-                "{}: postgres cannot run on --cluster docker: the node image is built FROM scratch with single static programs, and PostgreSQL needs its libraries and share files; use --cluster local (or ssh hosts with postgresql installed)",
-                src.origin("cluster")
-            )));
-        }
         let client_routing = src.choice(
             "client-routing",
             |a| a.client_routing.as_ref(),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
+use faultline_clusters::docker::ImageContent;
 use faultline_clusters::{Backend, Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, PostgresDb};
 use faultline_nemesis::Fault;
 
@@ -80,18 +81,17 @@ impl DbPlan {
         })
     }
 
-    /// What goes into a container image: the programs the nodes run.
-    pub(super) fn image_binaries(&self) -> Result<Vec<PathBuf>> {
+    /// What goes into a container image: the programs the nodes run, and what else
+    /// the database needs (PostgreSQL: its install tree, share files and user).
+    pub(super) fn image_content(&self) -> Result<ImageContent> {
         Ok(match self {
-            DbPlan::File(file) => file.upload.iter().map(|(from, _)| from.clone()).collect(),
-            DbPlan::Etcd => vec![etcd_binary()?],
-            DbPlan::Postgres { .. } => {
-                return Err(anyhow!(
-                    "postgres cannot run in the node image (FROM scratch, single static \
-                     programs): use --cluster local"
-                ));
+            DbPlan::File(file) => {
+                ImageContent::programs(file.upload.iter().map(|(from, _)| from.clone()).collect())
             }
-            DbPlan::Kv { binary, .. } => vec![binary.clone()],
+            DbPlan::Etcd => ImageContent::programs(vec![etcd_binary()?]),
+            DbPlan::Postgres { bin_dir } => PostgresDb::image_content(bin_dir)
+                .map_err(|e| anyhow!("{e}; or use --cluster local"))?,
+            DbPlan::Kv { binary, .. } => ImageContent::programs(vec![binary.clone()]),
         })
     }
 

@@ -56,13 +56,13 @@ impl Prepared {
         // The one place the backend is chosen.
         let mut backend = match config.cluster {
             ClusterKind::Local => Planned::local().map_err(usage)?,
-            ClusterKind::Docker => Planned::docker(Vec::new()).map_err(usage)?,
+            ClusterKind::Docker => Planned::docker(Default::default()).map_err(usage)?,
             ClusterKind::Ssh => Planned::ssh(connect_ssh(config)?),
         };
         let db = DbPlan::new(config, described)?;
         // A container image holds the database's programs, on its PATH.
-        if let Planned::Docker { binaries } = &mut backend {
-            *binaries = db.image_binaries()?;
+        if let Planned::Docker { image } = &mut backend {
+            *image = db.image_content()?;
         }
         Ok(Prepared { backend, db })
     }
