@@ -11,12 +11,16 @@
 //! standard error, so into `DIR/node.log`. The JVM is one process: killing, pausing
 //! and resuming signal its process group like any other daemon.
 //!
-//! Readiness and the leader come from the `srvr` four-letter word over TCP: a server
-//! serves once it says `Mode: leader`, `follower` (or `standalone`).
+//! Readiness and the leader come from the four-letter words over TCP: at setup a
+//! server is ready once `srvr` says `Mode: leader`, `follower` (or `standalone`); after
+//! a restart once `ruok` answers `imok` (it may be cut off from any quorum by a
+//! partition until that heals).
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{Capabilities, Db, Node, Pause, Primaries, wait_until};
@@ -26,10 +30,12 @@ use crate::posix::quote;
 use crate::remote::{Cmd, DaemonSpec};
 
 /// ZooKeeper on every node of an ensemble.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ZookeeperDb {
     java: PathBuf,
     nodes: Vec<Node>,
+    /// The nodes that have served once: after a restart they are ready when they answer.
+    served: Mutex<HashSet<String>>,
 }
 
 /// Debian's ZooKeeper server and client jar (`libzookeeper-java`).
@@ -75,6 +81,7 @@ impl ZookeeperDb {
         ZookeeperDb {
             java: java.into(),
             nodes: nodes.to_vec(),
+            served: Mutex::new(HashSet::new()),
         }
     }
 
@@ -242,17 +249,36 @@ impl Db for ZookeeperDb {
         Ok(())
     }
 
-    /// Ready when `srvr` says the server serves (it has joined a quorum: leader or
-    /// follower). Start every node before waiting on any.
+    /// The first time (setup): ready when `srvr` says the server serves (it has joined
+    /// a quorum: leader or follower); start every node before waiting on any. After a
+    /// restart: ready when `ruok` answers `imok` (the server runs and answers), since a
+    /// server restarted on the minority side of a partition cannot join a quorum
+    /// before the partition heals.
     fn await_ready(&self, node: &Node, timeout: Duration) -> Result<(), ClusterError> {
         let addr = self.client_addr(node);
+        let restarted = self
+            .served
+            .lock()
+            .map(|s| s.contains(&node.name))
+            .unwrap_or(false);
         wait_until(self.name(), node, &addr, timeout, || {
+            if restarted {
+                let answer = four_letter_word(&addr, "ruok")?;
+                return match answer.trim() {
+                    "imok" => Ok(()),
+                    other => Err(format!("ruok: {other}")),
+                };
+            }
             let answer = four_letter_word(&addr, "srvr")?;
             match mode(&answer) {
                 Some(_) => Ok(()),
                 None => Err(format!("srvr: {}", answer.trim())),
             }
-        })
+        })?;
+        if let Ok(mut served) = self.served.lock() {
+            served.insert(node.name.clone());
+        }
+        Ok(())
     }
 
     fn client_addr(&self, node: &Node) -> String {
