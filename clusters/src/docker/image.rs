@@ -84,16 +84,16 @@ pub fn build_image_of(content: &ImageContent) -> Result<String, DockerError> {
         match source {
             Source::File(path) => {
                 let bytes = fs::read(path).map_err(|e| DockerError::file("read", path, e))?;
-                hash.write(&[b'f']);
+                hash.write(b"f");
                 hash.write(&(bytes.len() as u64).to_le_bytes());
                 hash.write(&bytes);
             }
             Source::Link(target) => {
-                hash.write(&[b'l']);
+                hash.write(b"l");
                 hash.write(target.to_string_lossy().as_bytes());
             }
             Source::Text(text) => {
-                hash.write(&[b't']);
+                hash.write(b"t");
                 hash.write(&(text.len() as u64).to_le_bytes());
                 hash.write(text.as_bytes());
             }
