@@ -1,8 +1,9 @@
 //! `faultline run --db zookeeper` end to end: a real ensemble of three ZooKeeper servers
 //! (Debian's `zookeeperd`, each a JVM in its own local namespace), partitioned mid-run.
 //! Reads after a `sync` (`--read-mode linearizable`) must be valid; plain reads from
-//! each client's own server (`serializable`) must be caught stale. Needs root and
-//! `zookeeperd` (skipped without them, failing under CI=true).
+//! each client's own server (`serializable`) must be caught stale. Over SSH, a
+//! standalone server on an sshd in a namespace. Needs root and `zookeeperd` (and
+//! openssh-server over SSH; skipped without them, failing under CI=true).
 
 mod common;
 use common::{assert_no_processes, results, text};
@@ -10,6 +11,7 @@ use common::{assert_no_processes, results, text};
 use std::path::Path;
 use std::process::{Command, Output};
 
+use faultline_testsupport::sshd::NetnsSshd;
 use faultline_testsupport::{Need, available};
 
 fn faultline(args: &[&str], store: &Path) -> Output {
@@ -99,4 +101,51 @@ fn zookeeper_refuses_clocks_and_read_modes_elsewhere() {
     let out = faultline(&["--db", "kv", "--read-mode", "serializable"], store.path());
     assert_eq!(out.status.code(), Some(254), "{}", text(&out));
     assert!(text(&out).contains("--db zookeeper"), "{}", text(&out));
+}
+
+#[test]
+fn a_standalone_server_over_ssh_is_killed_restarted_and_removed() {
+    if !available(Need::Root) || !available(Need::Zookeeper) || !available(Need::Sshd) {
+        return;
+    }
+    let sshd = NetnsSshd::start(248);
+    let hosts = sshd.hosts_file(
+        "hosts.toml",
+        "known_hosts = \"known_hosts\"\nconnect_timeout_secs = 5\nretries = 2",
+        &[("n1", &sshd.addr, "id")],
+    );
+    let store = tempfile::tempdir().unwrap();
+    let hosts = hosts.to_string_lossy().into_owned();
+    let out = faultline(
+        &[
+            "--db",
+            "zookeeper",
+            "--cluster",
+            "ssh",
+            "--hosts",
+            &hosts,
+            "--nodes",
+            "1",
+            "--workload",
+            "register",
+            "--nemesis",
+            "kill",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "10",
+            "--recovery-time",
+            "2",
+        ],
+        store.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = results(store.path());
+    assert_eq!(results["valid"], true, "{results}");
+    let nemesis = std::fs::read_to_string(store.path().join("latest/nemesis.jsonl")).unwrap();
+    assert!(nemesis.contains("\"started\""), "{nemesis}");
+    let run = results["cluster_run"].as_str().unwrap().to_string();
+    let remote = Path::new("/tmp").join(format!("faultline-{run}"));
+    assert!(!remote.exists(), "{} is left", remote.display());
+    assert_no_processes(store.path());
 }
