@@ -146,7 +146,7 @@ const OPTIONAL_TOOLS: &[Tool] = &[
     Tool {
         name: "zookeeper",
         found: || faultline_clusters::ZookeeperDb::find_java().is_ok(),
-        needed_for: "--db zookeeper (its jars and a Java runtime)",
+        needed_for: "--db zookeeper",
         install: "apt-get install zookeeperd",
     },
     Tool {
