@@ -42,6 +42,7 @@ extras=(
     "busybox-static:the Docker node image (a static shell)"
     "etcd-server:--db etcd"
     "postgresql:--db postgres (PostgreSQL's server programs)"
+    "zookeeperd:--db zookeeper (ZooKeeper's jars and a Java runtime; its daemon is never started)"
     "libfaketime:clock faults (--nemesis clock)"
     "fuse3:power-loss faults (faultline-lazyfs mounts, --nemesis power)"
     "chromium:the report tests (they render report.html headless)"

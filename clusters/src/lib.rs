@@ -43,6 +43,7 @@ pub use backend::{Backend, ClusterKind, Planned, Program, SshCluster};
 pub use cleanup::{Registry, Resource, clean};
 pub use db::{
     Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, Pause, PostgresDb, PowerLoss, Primaries,
+    ZookeeperDb,
 };
 pub use error::{CleanupError, ClusterError, RemoteError};
 pub use localhost::Localhost;

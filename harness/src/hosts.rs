@@ -138,6 +138,18 @@ const OPTIONAL_TOOLS: &[Tool] = &[
         install: "apt-get install etcd-server",
     },
     Tool {
+        name: "postgresql",
+        found: || faultline_clusters::PostgresDb::find_bin_dir().is_ok(),
+        needed_for: "--db postgres",
+        install: "apt-get install postgresql",
+    },
+    Tool {
+        name: "zookeeper",
+        found: || faultline_clusters::ZookeeperDb::find_java().is_ok(),
+        needed_for: "--db zookeeper",
+        install: "apt-get install zookeeperd",
+    },
+    Tool {
         name: "docker",
         found: || on_path("docker"),
         needed_for: "--cluster docker",

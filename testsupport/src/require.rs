@@ -1,5 +1,5 @@
 //! The one rule for tests that need something the machine may lack (Docker, sshd, FUSE,
-//! libfaketime, PostgreSQL, root): under `CI=true` its absence fails the test, naming what is missing
+//! libfaketime, PostgreSQL, ZooKeeper, root): under `CI=true` its absence fails the test, naming what is missing
 //! and the package that brings it (`.ci/run` installs them all and sets `CI=true`);
 //! elsewhere the test is skipped, visibly:
 //!
@@ -21,9 +21,9 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use faultline_clusters::PostgresDb;
 use faultline_clusters::db::FAKETIME_LIBS;
 use faultline_clusters::docker::{DockerError, check_prerequisites};
+use faultline_clusters::{PostgresDb, ZookeeperDb};
 
 /// Something a test needs from the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub enum Need {
     /// PostgreSQL's server programs (`postgres`, `initdb`) under
     /// `/usr/lib/postgresql/VERSION/bin` (Debian `postgresql`).
     Postgres,
+    /// ZooKeeper's jars under `/usr/share/java` and a Java runtime at `/usr/bin/java`
+    /// (Debian `zookeeperd`).
+    Zookeeper,
     /// An effective user id of 0.
     Root,
 }
@@ -58,6 +61,7 @@ impl Need {
             Need::Fuse => Path::new("/dev/fuse").exists(),
             Need::Libfaketime => FAKETIME_LIBS.iter().any(|p| Path::new(p).is_file()),
             Need::Postgres => PostgresDb::find_bin_dir().is_ok(),
+            Need::Zookeeper => ZookeeperDb::find_java().is_ok(),
             // The owner of /proc/self is the process's effective user.
             Need::Root => std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
         };
@@ -67,6 +71,7 @@ impl Need {
             Need::Fuse => "/dev/fuse not found",
             Need::Libfaketime => "libfaketime not found",
             Need::Postgres => "PostgreSQL (/usr/lib/postgresql/VERSION/bin/postgres) not found",
+            Need::Zookeeper => "ZooKeeper (/usr/share/java/zookeeper.jar and java) not found",
             Need::Root => "not running as root",
         })
     }
@@ -79,6 +84,7 @@ impl Need {
             Need::Fuse => "install fuse3 and load the fuse module",
             Need::Libfaketime => "install libfaketime",
             Need::Postgres => "install postgresql",
+            Need::Zookeeper => "install zookeeperd",
             Need::Root => "run the tests as root",
         }
     }

@@ -1,7 +1,7 @@
 //! Databases: the [`Db`] trait (Jepsen's `DB` with `Kill` and `LogFiles`), its optional
-//! capabilities [`Pause`] and [`Primaries`], and four implementations: the bundled
-//! [`KvDb`] (`faultline-kv`), [`EtcdDb`], [`PostgresDb`] (a single primary), and
-//! [`FileDb`] (any database, described in a TOML file).
+//! capabilities [`Pause`] and [`Primaries`], and five implementations: the bundled
+//! [`KvDb`] (`faultline-kv`), [`EtcdDb`], [`PostgresDb`] (a single primary),
+//! [`ZookeeperDb`] (an ensemble), and [`FileDb`] (any database, described in a TOML file).
 //!
 //! A `Db` is built with the cluster's [`Node`]s (so it knows every peer) and then driven
 //! one node at a time. Each node keeps everything in its directory on its host:
@@ -16,6 +16,7 @@ mod kv;
 mod lazyfs;
 mod line;
 mod postgres;
+mod zookeeper;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ pub use lazyfs::{Lazyfs, PowerLoss};
 pub use line::request_line;
 pub(crate) use line::resolve;
 pub use postgres::{PostgresDb, startup_probe};
+pub use zookeeper::{SLF4J_SIMPLE_JAR, ZOOKEEPER_JAR, ZookeeperDb, four_letter_word};
 
 use crate::error::ClusterError;
 use crate::remote::{Cmd, Remote, Signal};

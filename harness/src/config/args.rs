@@ -116,8 +116,8 @@ pub struct RunArgs {
     /// (`faultline-kv --help` lists them).
     #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
     pub kv_args: Option<String>,
-    /// etcd's read mode [default: linearizable].
-    #[arg(long, help = format!("etcd reads: {} [default: linearizable]", listed::<ReadMode>()))]
+    /// etcd's and ZooKeeper's read mode [default: linearizable].
+    #[arg(long, help = format!("etcd and ZooKeeper reads: {} [default: linearizable]", listed::<ReadMode>()))]
     pub read_mode: Option<String>,
     /// Elle's consistency model that transactions must satisfy [default:
     /// strict-serializable].

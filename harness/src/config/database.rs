@@ -6,7 +6,7 @@ use std::fmt;
 
 use clap::ValueEnum;
 use faultline_clusters::db::Capabilities;
-use faultline_clusters::{EtcdDb, FileDb, KvDb, PostgresDb};
+use faultline_clusters::{EtcdDb, FileDb, KvDb, PostgresDb, ZookeeperDb};
 use serde::Serialize;
 
 use super::choice;
@@ -21,6 +21,8 @@ pub enum Database {
     Etcd,
     /// PostgreSQL, a single primary (`--db postgres`).
     Postgres,
+    /// Apache ZooKeeper, an ensemble of one server per node (`--db zookeeper`).
+    Zookeeper,
     /// Any other, described in a `--db-file`: its name there.
     File(String),
 }
@@ -34,6 +36,8 @@ pub(crate) enum BuiltIn {
     Etcd,
     /// PostgreSQL, a single primary, from Debian's postgresql.
     Postgres,
+    /// Apache ZooKeeper, an ensemble, from Debian's zookeeperd.
+    Zookeeper,
 }
 
 impl Database {
@@ -43,15 +47,17 @@ impl Database {
             BuiltIn::Kv => Database::Kv,
             BuiltIn::Etcd => Database::Etcd,
             BuiltIn::Postgres => Database::Postgres,
+            BuiltIn::Zookeeper => Database::Zookeeper,
         })
     }
 
-    /// Its name: `kv`, `etcd`, `postgres`, or the one in its file.
+    /// Its name: `kv`, `etcd`, `postgres`, `zookeeper`, or the one in its file.
     pub fn name(&self) -> &str {
         match self {
             Database::Kv => "kv",
             Database::Etcd => "etcd",
             Database::Postgres => "postgres",
+            Database::Zookeeper => "zookeeper",
             Database::File(name) => name,
         }
     }
@@ -62,6 +68,7 @@ impl Database {
             Database::Kv => KvDb::CAPABILITIES,
             Database::Etcd => EtcdDb::CAPABILITIES,
             Database::Postgres => PostgresDb::CAPABILITIES,
+            Database::Zookeeper => ZookeeperDb::CAPABILITIES,
             Database::File(_) => FileDb::CAPABILITIES,
         }
     }

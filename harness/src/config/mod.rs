@@ -35,7 +35,7 @@ pub use database::Database;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RunConfig {
-    /// The database: `kv`, `etcd`, `postgres`, or the name in the `--db-file`.
+    /// The database: `kv`, `etcd`, `postgres`, `zookeeper`, or the name in the `--db-file`.
     pub db: Database,
     /// The database file, when the database is described by one.
     pub db_file: Option<PathBuf>,
@@ -76,7 +76,7 @@ pub struct RunConfig {
     pub bug: Vec<Bug>,
     /// Extra faultline-kv flags, split at white space.
     pub kv_args: Vec<String>,
-    /// etcd's read mode.
+    /// etcd's and ZooKeeper's read mode.
     pub read_mode: ReadMode,
     /// The model Elle checks transactional workloads against.
     #[serde(serialize_with = "model_name")]
@@ -270,9 +270,10 @@ impl RunConfig {
             |a| a.read_mode.as_ref(),
             ReadMode::Linearizable,
         )?;
-        if read_mode == ReadMode::Serializable && (db != Database::Etcd || client_cmd.is_some()) {
+        let reads_modes = matches!(db, Database::Etcd | Database::Zookeeper);
+        if read_mode == ReadMode::Serializable && (!reads_modes || client_cmd.is_some()) {
             return Err(UsageError(format!(
-                "{}: serializable reads are a setting of the built-in etcd client; use --db etcd without --client-cmd",
+                "{}: serializable reads are a setting of the built-in etcd and ZooKeeper clients; use --db etcd or --db zookeeper without --client-cmd",
                 src.origin("read-mode")
             )));
         }

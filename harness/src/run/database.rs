@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use faultline_clusters::docker::ImageContent;
-use faultline_clusters::{Backend, Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, PostgresDb};
+use faultline_clusters::{
+    Backend, Db, DbFile, EtcdDb, FileDb, KvDb, Lazyfs, Node, PostgresDb, ZookeeperDb,
+};
 use faultline_nemesis::Fault;
 
 use super::binaries::{etcd_binary, kv_binary, lazyfs_binary};
@@ -24,6 +26,8 @@ pub enum Clients {
     Etcd(ReadMode),
     /// The built-in PostgreSQL client, its transactions at this level.
     Postgres(Isolation),
+    /// The built-in ZooKeeper client, reading so.
+    Zookeeper(ReadMode),
 }
 
 impl Clients {
@@ -33,6 +37,7 @@ impl Clients {
             (Some(command), _) => Clients::Program(command.clone()),
             (None, Database::Etcd) => Clients::Etcd(config.read_mode),
             (None, Database::Postgres) => Clients::Postgres(config.isolation),
+            (None, Database::Zookeeper) => Clients::Zookeeper(config.read_mode),
             (None, Database::Kv | Database::File(_)) => Clients::Kv,
         }
     }
@@ -51,6 +56,9 @@ pub(super) enum DbPlan {
     /// PostgreSQL, its programs in `bin_dir` (found on this machine; the hosts must
     /// have them at the same place).
     Postgres { bin_dir: PathBuf },
+    /// ZooKeeper, run by the JVM `java` (found on this machine; the hosts must have it,
+    /// and Debian's ZooKeeper jars, at the same places).
+    Zookeeper { java: PathBuf },
     /// A database described in a file.
     File(Box<DbFile>),
 }
@@ -71,6 +79,9 @@ impl DbPlan {
             (Database::Postgres, None) => DbPlan::Postgres {
                 bin_dir: PostgresDb::find_bin_dir().map_err(|e| anyhow!("{e}; or use --db kv"))?,
             },
+            (Database::Zookeeper, None) => DbPlan::Zookeeper {
+                java: ZookeeperDb::find_java().map_err(|e| anyhow!("{e}; or use --db kv"))?,
+            },
             (Database::Kv, None) => DbPlan::Kv {
                 binary: kv_binary()?,
                 lazyfs: match config.nemesis.contains(&Fault::Power) {
@@ -82,7 +93,8 @@ impl DbPlan {
     }
 
     /// What goes into a container image: the programs the nodes run, and what else
-    /// the database needs (PostgreSQL: its install tree, share files and user).
+    /// the database needs (PostgreSQL: its install tree, share files and user; ZooKeeper:
+    /// the JVM and the Java libraries).
     pub(super) fn image_content(&self) -> Result<ImageContent> {
         Ok(match self {
             DbPlan::File(file) => {
@@ -90,6 +102,8 @@ impl DbPlan {
             }
             DbPlan::Etcd => ImageContent::programs(vec![etcd_binary()?]),
             DbPlan::Postgres { bin_dir } => PostgresDb::image_content(bin_dir)
+                .map_err(|e| anyhow!("{e}; or use --cluster local"))?,
+            DbPlan::Zookeeper { java } => ZookeeperDb::image_content(java)
                 .map_err(|e| anyhow!("{e}; or use --cluster local"))?,
             DbPlan::Kv { binary, .. } => ImageContent::programs(vec![binary.clone()]),
         })
@@ -106,6 +120,7 @@ impl DbPlan {
             DbPlan::File(file) => Arc::new(FileDb::new(*file, nodes)),
             DbPlan::Etcd => Arc::new(EtcdDb::new(nodes)),
             DbPlan::Postgres { bin_dir } => Arc::new(PostgresDb::new(bin_dir)),
+            DbPlan::Zookeeper { java } => Arc::new(ZookeeperDb::new(java, nodes)),
             DbPlan::Kv { binary, lazyfs } => {
                 let program = backend.program(&binary);
                 // Uploaded copies go without debug sections (a seventh of the size).

@@ -14,6 +14,7 @@ use faultline_workloads::store::Store;
 use faultline_workloads::store::etcd::EtcdStore;
 use faultline_workloads::store::kv::KvStore;
 use faultline_workloads::store::postgres::PostgresStore;
+use faultline_workloads::store::zookeeper::ZookeeperStore;
 use serde::Serialize;
 use serde_json::json;
 
@@ -104,7 +105,7 @@ pub fn drive(
             )
             .with_context(|| format!("cannot create {}", run_dir.join("clients.log").display()))?,
         )),
-        Clients::Kv | Clients::Etcd(_) | Clients::Postgres(_) => None,
+        Clients::Kv | Clients::Etcd(_) | Clients::Postgres(_) | Clients::Zookeeper(_) => None,
     };
     let stores = store_factory(
         &clients,
@@ -234,6 +235,9 @@ fn store_factory(
                 timeout,
                 isolation,
             )) as Box<dyn Store>
+        }),
+        Clients::Zookeeper(mode) => Arc::new(move |thread| {
+            Box::new(ZookeeperStore::new(&addrs, thread, timeout, mode)) as Box<dyn Store>
         }),
         Clients::Kv | Clients::Program(_) => Arc::new(move |thread| {
             Box::new(KvStore::new(addrs.clone(), thread, timeout).with_routing(routing))

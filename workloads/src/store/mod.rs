@@ -1,7 +1,8 @@
 //! Stores: what a workload's client talks to. Every workload maps its operations onto
 //! one primitive, an atomic transaction of micro-ops ([`Micro`]), so each database needs
 //! one client ([`Store`]): the bundled node's ([`kv::KvStore`]), etcd's
-//! ([`etcd::EtcdStore`]) and PostgreSQL's ([`postgres::PostgresStore`]).
+//! ([`etcd::EtcdStore`]), PostgreSQL's ([`postgres::PostgresStore`]) and ZooKeeper's
+//! ([`zookeeper::ZookeeperStore`]).
 //!
 //! A store is bound to one client thread; it connects lazily and reconnects as it must.
 //! Its answers follow the history spec: `Ok` took effect, [`StoreError::Fail`] certainly
@@ -10,6 +11,7 @@
 pub mod etcd;
 pub mod kv;
 pub mod postgres;
+pub mod zookeeper;
 
 use std::future::Future;
 use std::pin::Pin;

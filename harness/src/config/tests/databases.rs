@@ -172,3 +172,50 @@ fn postgres_is_one_node_killed_and_paused_at_serializable() {
     .0;
     assert!(e.contains("use --db postgres"), "{e}");
 }
+
+#[test]
+fn zookeeper_is_an_ensemble_with_both_read_modes_and_no_clocks() {
+    let zk = |more: RunArgs| {
+        RunConfig::resolve(&RunArgs {
+            db: Some("zookeeper".into()),
+            ..more
+        })
+    };
+    let c = zk(RunArgs {
+        nodes: Some(3),
+        read_mode: Some("serializable".into()),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    assert_eq!((c.db.name(), c.nodes), ("zookeeper", 3));
+    assert_eq!(c.read_mode, ReadMode::Serializable);
+    assert_eq!(
+        zk(RunArgs::default()).unwrap().read_mode,
+        ReadMode::Linearizable
+    );
+    let all = zk(RunArgs {
+        nemesis: Some(vec!["all".into()]),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    let all = names(&all.nemesis);
+    for fault in ["partition", "kill", "pause", "packet"] {
+        assert!(all.contains(&fault), "{fault} not in {all:?}");
+    }
+    assert!(!all.contains(&"clock"), "{all:?}");
+    let e = zk(RunArgs {
+        nemesis: Some(vec!["clock".into()]),
+        ..RunArgs::default()
+    })
+    .unwrap_err()
+    .0;
+    assert!(e.contains("JVM"), "{e}");
+    let e = RunConfig::resolve(&RunArgs {
+        db: Some("postgres".into()),
+        read_mode: Some("serializable".into()),
+        ..RunArgs::default()
+    })
+    .unwrap_err()
+    .0;
+    assert!(e.contains("--db zookeeper"), "{e}");
+}

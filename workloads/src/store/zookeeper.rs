@@ -1,0 +1,578 @@
+//! ZooKeeper's client, with the `zookeeper-client` crate (async, on tokio). Each key is
+//! a znode at the root, `/faultline-KEY` (characters other than letters, digits, `-`
+//! and `_` written `%XX`), holding the key's value as JSON text; its `version` orders
+//! the writes to it. Each client thread keeps one session, with one server in its
+//! connection string (Jepsen's binding of a worker to a node): a partition leaves the
+//! client with its server, whatever side that is on.
+//!
+//! A transaction of micro-ops runs like etcd's, with optimistic concurrency:
+//!
+//! - a single `write` is a blind `setData` (any version), or a `create` when the znode
+//!   does not exist yet;
+//! - anything else reads every touched key in one `multiRead` (`getData` each; absent
+//!   keys are `null`), after a `sync` when the transaction only reads and the read mode
+//!   is [`ReadMode::Linearizable`]; runs the micro-ops locally (a `cas` that compares
+//!   false ends the call: `Fail` `cas-mismatch`); and, if it wrote, commits one `multi`:
+//!   a `check` of the version read for each key only read (a `create` and `delete`
+//!   for one read as absent), a `setData` at the version read for each key written,
+//!   a `create` for each key written that was absent. A
+//!   stale read makes the commit fail as a whole (`BadVersion`, `NodeExists`): `Fail`
+//!   `conflict`.
+//!
+//! With [`ReadMode::Serializable`] reads are plain `getData` from the connected server:
+//! sequentially consistent by ZooKeeper's own account, not linearizable (a follower
+//! serves what it has applied so far, and a cut-off follower keeps serving until it
+//! notices). With [`ReadMode::Linearizable`] a read-only transaction first `sync`s its
+//! server with the leader. (`sync` is not itself a quorum operation, so a leader that
+//! has lost its quorum without knowing it could still answer: see `docs/zookeeper.md`.)
+//!
+//! | what happened | outcome |
+//! |---|---|
+//! | no session could be established in time | `Fail` `unavailable` (after 100 ms at least) |
+//! | the `sync` or the reads failed or timed out | `Fail` (reads have no effect) |
+//! | the commit answered `BadVersion`, `NodeExists` or `NoNode` | `Fail` `conflict` |
+//! | the commit answered another error of ZooKeeper's that is certain (`BadArguments`, `MarshallingError`…) | `Fail` `rejected` |
+//! | the commit timed out, lost its connection, or its session expired | `Info` |
+//!
+//! After a lost connection, an expired session or the client's own session error (a
+//! server that stopped answering) the session is dropped and a new one is made by the
+//! next call.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+use zookeeper_client as zk;
+
+use super::etcd::ReadMode;
+use super::{Micro, Store, StoreError, TxnFuture, TxnOk};
+
+/// How long a failed connection attempt takes at least: a killed or cut-off server
+/// refuses at once, and clients would otherwise fill the history with failures.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The session time-out asked for (the server bounds it to 2 to 20 ticks: 2 s to 20 s
+/// with `tickTime=1000`).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// A client of one ZooKeeper server, bound to one client thread.
+pub struct ZookeeperStore {
+    name: String,
+    addr: String,
+    timeout: Duration,
+    read_mode: ReadMode,
+    client: Option<zk::Client>,
+}
+
+impl std::fmt::Debug for ZookeeperStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZookeeperStore")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("connected", &self.client.is_some())
+            .finish()
+    }
+}
+
+/// A key's state: as read, then as the micro-ops left it.
+#[derive(Debug, Clone, PartialEq)]
+struct KeyState {
+    /// The znode's version as read; `None` when it did not exist.
+    version: Option<i32>,
+    value: Option<Value>,
+    written: bool,
+}
+
+/// Why a step did not succeed.
+#[derive(Debug)]
+enum StepError {
+    /// ZooKeeper's answer (or the client's: `ConnectionLoss`, `SessionExpired`…).
+    Zk(zk::Error),
+    /// The call's time ran out.
+    Timeout,
+}
+
+impl ZookeeperStore {
+    /// A client of the server `nodes[preferred % nodes.len()]` (`(name, "host:port")`),
+    /// every call bounded by `timeout`. Connects lazily.
+    pub fn new(
+        nodes: &[(String, String)],
+        preferred: usize,
+        timeout: Duration,
+        read_mode: ReadMode,
+    ) -> ZookeeperStore {
+        let (name, addr) = match nodes.len() {
+            0 => (String::new(), String::new()),
+            n => nodes[preferred % n].clone(),
+        };
+        ZookeeperStore {
+            name,
+            addr,
+            timeout,
+            read_mode,
+            client: None,
+        }
+    }
+
+    fn fail(&self, error: impl Into<String>) -> StoreError {
+        StoreError::Fail {
+            error: error.into(),
+            node: Some(self.name.clone()),
+        }
+    }
+
+    /// The session, made now if there is none; `Fail` `unavailable` when none can be
+    /// made before `deadline`.
+    async fn session(&mut self, deadline: Instant) -> Result<zk::Client, StoreError> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        if self.addr.is_empty() {
+            return Err(self.fail("unavailable"));
+        }
+        let started = Instant::now();
+        let remaining = deadline.saturating_duration_since(started);
+        let connect = zk::Client::connector()
+            .with_session_timeout(SESSION_TIMEOUT)
+            .with_connection_timeout(remaining.min(Duration::from_secs(2)))
+            .with_fail_eagerly()
+            .connect(&self.addr);
+        match tokio::time::timeout(remaining, connect).await {
+            Ok(Ok(client)) => {
+                self.client = Some(client.clone());
+                Ok(client)
+            }
+            _ => {
+                tokio::time::sleep_until(started + CONNECT_BACKOFF).await;
+                Err(self.fail("unavailable"))
+            }
+        }
+    }
+
+    /// `step` within the call's `deadline`; a lost connection or an ended session
+    /// drops the session, for the next call to make a new one.
+    async fn step<T>(
+        &mut self,
+        deadline: Instant,
+        step: impl Future<Output = Result<T, zk::Error>>,
+    ) -> Result<T, StepError> {
+        let result = match tokio::time::timeout_at(deadline, step).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => StepError::Zk(e),
+            Err(_) => StepError::Timeout,
+        };
+        if matches!(
+            result,
+            StepError::Timeout
+                | StepError::Zk(
+                    zk::Error::ConnectionLoss
+                        | zk::Error::SessionExpired
+                        | zk::Error::ClientClosed
+                        | zk::Error::SessionMoved
+                        | zk::Error::AuthFailed
+                        | zk::Error::Custom(_)
+                )
+        ) {
+            self.client = None;
+        }
+        Err(result)
+    }
+
+    async fn run(&mut self, ops: &[Micro]) -> Result<TxnOk, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        let client = self.session(deadline).await?;
+        if let [Micro::Write(key, value)] = ops {
+            return self.blind_write(&client, key, value, deadline).await;
+        }
+        let mut keys: Vec<&str> = Vec::new();
+        for op in ops {
+            if !keys.contains(&op.key()) {
+                keys.push(op.key());
+            }
+        }
+        let paths: HashMap<&str, String> = keys.iter().map(|k| (*k, path(k))).collect();
+
+        // 1. Read every touched key in one request (after a sync, for linearizable
+        //    read-only transactions). Reads have no effect: any failure is a `Fail`.
+        let read_only = ops.iter().all(|op| matches!(op, Micro::Read(_)));
+        if read_only && self.read_mode == ReadMode::Linearizable {
+            if let Err(e) = self.step(deadline, client.sync("/")).await {
+                return Err(self.fail(format!("sync: {}", reason(&e))));
+            }
+        }
+        let mut reader = client.new_multi_reader();
+        for key in &keys {
+            if let Err(e) = reader.add_get_data(&paths[key]) {
+                return Err(self.fail(format!("bad-key: {e}")));
+            }
+        }
+        let results = match self.step(deadline, reader.commit()).await {
+            Ok(results) => results,
+            Err(e) => return Err(self.fail(reason(&e))),
+        };
+        let mut state = match snapshot(&keys, results) {
+            Ok(state) => state,
+            Err(error) => return Err(self.fail(error)),
+        };
+
+        // 2. Run the micro-ops locally.
+        let mut values = Vec::with_capacity(ops.len());
+        for op in ops {
+            let Some(key) = state.get_mut(op.key()) else {
+                return Err(self.fail("bad-response"));
+            };
+            match apply(op, key) {
+                Ok(value) => values.push(value),
+                Err(error) => return Err(self.fail(error)),
+            }
+        }
+        if state.values().all(|s| !s.written) {
+            return Ok(TxnOk {
+                values,
+                node: self.name.clone(),
+            });
+        }
+
+        // 3. Commit the writes on condition that nothing touched changed.
+        let create = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let mut writer = client.new_multi_writer();
+        for key in &keys {
+            let s = &state[*key];
+            let p = &paths[key];
+            let data = s
+                .value
+                .as_ref()
+                .unwrap_or(&Value::Null)
+                .to_string()
+                .into_bytes();
+            let added = match (s.written, s.version) {
+                (false, Some(version)) => writer.add_check_version(p, version),
+                // Read as absent, not written: multi has no check for absence, but
+                // creating and deleting the znode fails (`NodeExists`) if it exists.
+                (false, None) => writer
+                    .add_create(p, &data, &create)
+                    .and_then(|()| writer.add_delete(p, None)),
+                (true, Some(version)) => writer.add_set_data(p, &data, Some(version)),
+                (true, None) => writer.add_create(p, &data, &create),
+            };
+            if let Err(e) = added {
+                return Err(self.fail(format!("bad-key: {e}")));
+            }
+        }
+        let commit = writer.commit();
+        let commit = async move { commit.await.map_err(zk::Error::from) };
+        match self.step(deadline, commit).await {
+            Ok(_) => Ok(TxnOk {
+                values,
+                node: self.name.clone(),
+            }),
+            Err(StepError::Zk(
+                zk::Error::BadVersion | zk::Error::NodeExists | zk::Error::NoNode,
+            )) => Err(self.fail("conflict")),
+            Err(e) => Err(self.commit_error(&e)),
+        }
+    }
+
+    /// `value` written to `key` whatever it held: `setData` at any version, or
+    /// `create` when the znode does not exist (and `setData` again if another client
+    /// created it in between).
+    async fn blind_write(
+        &mut self,
+        client: &zk::Client,
+        key: &str,
+        value: &Value,
+        deadline: Instant,
+    ) -> Result<TxnOk, StoreError> {
+        let p = path(key);
+        let data = value.to_string().into_bytes();
+        let create = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let done = || TxnOk {
+            values: vec![Value::Null],
+            node: String::new(),
+        };
+        let mut result = self
+            .step(deadline, client.set_data(&p, &data, None))
+            .await
+            .map(drop);
+        if let Err(StepError::Zk(zk::Error::NoNode)) = result {
+            result = match self.step(deadline, client.create(&p, &data, &create)).await {
+                Err(StepError::Zk(zk::Error::NodeExists)) => self
+                    .step(deadline, client.set_data(&p, &data, None))
+                    .await
+                    .map(drop),
+                other => other.map(drop),
+            };
+        }
+        match result {
+            Ok(_) => Ok(TxnOk {
+                node: self.name.clone(),
+                ..done()
+            }),
+            Err(e) => Err(self.commit_error(&e)),
+        }
+    }
+
+    /// The outcome of a write step that did not succeed: `Fail` when ZooKeeper said it
+    /// did nothing, else `Info`.
+    fn commit_error(&self, e: &StepError) -> StoreError {
+        match e {
+            StepError::Zk(
+                zk::Error::BadArguments(_)
+                | zk::Error::MarshallingError
+                | zk::Error::NoAuth
+                | zk::Error::InvalidAcl
+                | zk::Error::Unimplemented
+                | zk::Error::NotReadOnly
+                | zk::Error::QuotaExceeded,
+            ) => self.fail(format!("rejected: {}", reason(e))),
+            _ => StoreError::Info {
+                error: reason(e),
+                node: Some(self.name.clone()),
+            },
+        }
+    }
+}
+
+/// A short, stable reason for `e`: `timeout`, `connection-lost`, `session-expired`, or
+/// ZooKeeper's error in kebab case.
+fn reason(e: &StepError) -> String {
+    match e {
+        StepError::Timeout | StepError::Zk(zk::Error::Timeout) => "timeout".into(),
+        StepError::Zk(zk::Error::ConnectionLoss) => "connection-lost".into(),
+        StepError::Zk(zk::Error::SessionExpired) => "session-expired".into(),
+        // The client's own session errors, e.g. "no response from connection in 2000ms".
+        StepError::Zk(zk::Error::Custom(_)) => "session-error".into(),
+        StepError::Zk(e) => kebab(&format!("{e:?}")),
+    }
+}
+
+/// `NoNode` → `no-node`; anything after the variant's name dropped.
+fn kebab(debug: &str) -> String {
+    let name: String = debug
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The znode of `key`: `/faultline-KEY`, with every character but ASCII letters,
+/// digits, `-` and `_` written `%XX` (per UTF-8 byte).
+fn path(key: &str) -> String {
+    let mut p = String::from("/faultline-");
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            p.push(char::from(b));
+        } else {
+            p.push_str(&format!("%{b:02X}"));
+        }
+    }
+    p
+}
+
+/// Each key's version and value from a `multiRead` answer of one `getData` per key,
+/// in order; the error names what was wrong.
+fn snapshot(
+    keys: &[&str],
+    results: Vec<zk::MultiReadResult>,
+) -> Result<HashMap<String, KeyState>, String> {
+    if results.len() != keys.len() {
+        return Err("bad-response".into());
+    }
+    let mut state = HashMap::with_capacity(keys.len());
+    for (key, result) in keys.iter().zip(results) {
+        let (version, value) = match result {
+            zk::MultiReadResult::Data { data, stat } => {
+                let value = serde_json::from_slice::<Value>(&data)
+                    .map_err(|_| String::from("bad-value"))?;
+                (Some(stat.version), Some(value))
+            }
+            zk::MultiReadResult::Error {
+                err: zk::Error::NoNode,
+            } => (None, None),
+            zk::MultiReadResult::Error { err } => {
+                return Err(reason(&StepError::Zk(err)));
+            }
+            _ => return Err("bad-response".into()),
+        };
+        state.insert(
+            key.to_string(),
+            KeyState {
+                version,
+                value,
+                written: false,
+            },
+        );
+    }
+    Ok(state)
+}
+
+/// Applies one micro-op to its key's state; the value it returns (`null` but for reads),
+/// or the abort code.
+fn apply(op: &Micro, key: &mut KeyState) -> Result<Value, &'static str> {
+    match op {
+        Micro::Read(_) => return Ok(key.value.clone().unwrap_or(Value::Null)),
+        Micro::Write(_, v) => key.value = Some(v.clone()),
+        Micro::Cas(_, old, new) => {
+            if key.value.as_ref().unwrap_or(&Value::Null) != old {
+                return Err("cas-mismatch");
+            }
+            key.value = Some(new.clone());
+        }
+        Micro::Append(_, v) => match &mut key.value {
+            None => key.value = Some(Value::Array(vec![v.clone()])),
+            Some(Value::Array(list)) => list.push(v.clone()),
+            Some(_) => return Err("not-a-list"),
+        },
+        Micro::Add(_, delta) => {
+            let base = match &key.value {
+                None => 0,
+                Some(v) => v.as_i64().ok_or("not-an-integer")?,
+            };
+            key.value = Some(Value::from(base.checked_add(*delta).ok_or("overflow")?));
+        }
+    }
+    key.written = true;
+    Ok(Value::Null)
+}
+
+impl Store for ZookeeperStore {
+    fn txn<'a>(&'a mut self, ops: &'a [Micro]) -> TxnFuture<'a> {
+        Box::pin(self.run(ops))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fresh() -> KeyState {
+        KeyState {
+            version: None,
+            value: None,
+            written: false,
+        }
+    }
+
+    #[test]
+    fn keys_become_root_znodes_escaped() {
+        assert_eq!(path("x"), "/faultline-x");
+        assert_eq!(path("k-1_2"), "/faultline-k-1_2");
+        assert_eq!(path("a/b.c"), "/faultline-a%2Fb%2Ec");
+        assert_eq!(path("é"), "/faultline-%C3%A9");
+    }
+
+    #[test]
+    fn micro_ops_apply_locally_in_order() {
+        let mut k = fresh();
+        assert_eq!(apply(&Micro::Read("k".into()), &mut k), Ok(Value::Null));
+        assert!(!k.written, "a read writes nothing");
+        apply(&Micro::Append("k".into(), json!(1)), &mut k).unwrap();
+        apply(&Micro::Append("k".into(), json!(2)), &mut k).unwrap();
+        assert_eq!(apply(&Micro::Read("k".into()), &mut k), Ok(json!([1, 2])));
+        let mut c = fresh();
+        c.value = Some(json!(3));
+        assert_eq!(
+            apply(&Micro::Cas("c".into(), json!(4), json!(9)), &mut c),
+            Err("cas-mismatch")
+        );
+        assert!(!c.written);
+        apply(&Micro::Cas("c".into(), json!(3), json!(9)), &mut c).unwrap();
+        assert_eq!(c.value, Some(json!(9)));
+        assert!(c.written);
+        assert_eq!(
+            apply(&Micro::Add("c".into(), i64::MAX), &mut c),
+            Err("overflow")
+        );
+    }
+
+    #[test]
+    fn snapshots_read_versions_and_absent_keys() {
+        let stat = |version| zk::Stat {
+            czxid: 1,
+            mzxid: 1,
+            pzxid: 1,
+            ctime: 0,
+            mtime: 0,
+            version,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            data_length: 0,
+            num_children: 0,
+        };
+        let state = snapshot(
+            &["a", "b"],
+            vec![
+                zk::MultiReadResult::Error {
+                    err: zk::Error::NoNode,
+                },
+                zk::MultiReadResult::Data {
+                    data: b"[1,2]".to_vec(),
+                    stat: stat(4),
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(state["a"], fresh());
+        assert_eq!(state["b"].version, Some(4));
+        assert_eq!(state["b"].value, Some(json!([1, 2])));
+        assert!(snapshot(&["a"], Vec::new()).is_err(), "wrong shape");
+        let bad = snapshot(
+            &["a"],
+            vec![zk::MultiReadResult::Data {
+                data: b"not json".to_vec(),
+                stat: stat(1),
+            }],
+        );
+        assert_eq!(bad.unwrap_err(), "bad-value");
+    }
+
+    #[test]
+    fn reasons_are_short_and_stable() {
+        assert_eq!(reason(&StepError::Timeout), "timeout");
+        assert_eq!(
+            reason(&StepError::Zk(zk::Error::ConnectionLoss)),
+            "connection-lost"
+        );
+        assert_eq!(reason(&StepError::Zk(zk::Error::BadVersion)), "bad-version");
+        assert_eq!(kebab("NoNode"), "no-node");
+        assert_eq!(kebab("UnexpectedErrorCode(3)"), "unexpected-error-code");
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_the_call_unavailable() {
+        let refused = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.to_string())
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let nodes = vec![("n1".to_string(), refused)];
+        let mut store =
+            ZookeeperStore::new(&nodes, 0, Duration::from_secs(2), ReadMode::Linearizable);
+        let started = std::time::Instant::now();
+        let err = runtime
+            .block_on(store.txn(&[Micro::Write("x".into(), json!(1))]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::Fail {
+                error: "unavailable".into(),
+                node: Some("n1".into())
+            }
+        );
+        assert!(started.elapsed() >= CONNECT_BACKOFF);
+    }
+}
