@@ -507,8 +507,12 @@ impl ZookeeperStore {
                     return Ok(self.one(Value::Null));
                 }
                 Ok(Some(before)) => before,
-                // Our child is gone: its session ended, and nothing is held.
-                Err(()) => return Err(self.fail("lock-lost")),
+                // Our child is gone: its session ended (and every lock it held), and
+                // this acquire holds nothing.
+                Err(()) => {
+                    self.drop_session();
+                    return Err(self.fail("session-ended"));
+                }
             };
             let watched = self
                 .step(
@@ -570,7 +574,7 @@ impl ZookeeperStore {
             }
             // The child is gone without our delete: the session that owned it ended.
             Err(StepError::Zk(zk::Error::NoNode | zk::Error::SessionExpired)) => {
-                self.held.remove(key);
+                self.drop_session();
                 self.lost.remove(key);
                 Err(self.fail("lock-lost"))
             }
