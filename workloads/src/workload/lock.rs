@@ -1,10 +1,14 @@
 //! `lock`: a lock per independent key, taken and released by client processes; the
 //! linearizable mutex model proves that no two processes held a lock at once.
 //!
-//! `acquire` is a compare-and-set of the lock from unset to the process's id; `release`
-//! one from the process's id back to unset, so only the holder can release. A key whose
-//! holder crashed stays locked: groups move to a fresh key every `ops_per_key`
-//! operations.
+//! `acquire` and `release` are [`Recipe`]s. On most stores `acquire` is a
+//! compare-and-set of the lock from unset to the process's id, `release` one from the
+//! process's id back to unset, so only the holder can release, and an `acquire` of a
+//! held lock fails at once. On ZooKeeper they are its lock recipe (an ephemeral
+//! sequential znode per waiter; an `acquire` waits its turn, up to the operation's
+//! time-out). Either way the history is the same: `ok` acquires and releases, checked
+//! by the mutex model. A key whose holder crashed stays locked (on ZooKeeper, until its
+//! session ends): groups move to a fresh key every `ops_per_key` operations.
 
 use std::sync::Arc;
 
@@ -15,7 +19,7 @@ use faultline_generator::{Generator, OpSpec, from_fn, independent};
 use serde_json::{Value, json};
 
 use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
-use crate::store::{Micro, Store};
+use crate::store::{Recipe, Store};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let generator = independent(
@@ -58,12 +62,12 @@ impl WorkloadClient for LockClient {
                 Process::Client(p) => json!(p),
                 Process::Nemesis => return Completion::malformed(op),
             };
-            let cas = match op.f.as_str() {
-                "acquire" => Micro::Cas(key, Value::Null, owner),
-                "release" => Micro::Cas(key, owner, Value::Null),
+            let recipe = match op.f.as_str() {
+                "acquire" => Recipe::Acquire { key, owner },
+                "release" => Recipe::Release { key, owner },
                 _ => return Completion::malformed(op),
             };
-            super::run_txn(store, &op.value, &[cas], |_| Value::Null).await
+            super::run_recipe(store, &op.value, &recipe, |_| Value::Null).await
         })
     }
 }

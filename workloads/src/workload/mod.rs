@@ -31,7 +31,7 @@ use faultline_checker::history::{Key, OpType, Process};
 use faultline_generator::{BoxGen, OpSpec};
 use serde_json::Value;
 
-use crate::store::{Micro, Store, StoreError, TxnOk};
+use crate::store::{Micro, Recipe, Store, StoreError, TxnOk};
 
 /// The workloads Elle checks, which take a consistency model
 /// ([`WorkloadOptions::consistency_model`]).
@@ -210,6 +210,19 @@ async fn run_txn(
     ok: impl FnOnce(Vec<Value>) -> Value,
 ) -> Completion {
     match store.txn(ops).await {
+        Ok(TxnOk { values, node }) => Completion::ok(ok(values), node),
+        Err(error) => Completion::from_error(invoked.clone(), error),
+    }
+}
+
+/// Runs a set or lock `recipe` on `store` and completes with `ok(values)` on success.
+async fn run_recipe(
+    store: &mut dyn Store,
+    invoked: &Value,
+    recipe: &Recipe,
+    ok: impl FnOnce(Vec<Value>) -> Value,
+) -> Completion {
+    match store.recipe(recipe).await {
         Ok(TxnOk { values, node }) => Completion::ok(ok(values), node),
         Err(error) => Completion::from_error(invoked.clone(), error),
     }

@@ -1,6 +1,9 @@
 //! `set`: adds of unique elements, with reads along the way and final reads after the
 //! faults are healed; an acknowledged add that later reads miss is lost.
 //!
+//! Each add and read is a [`Recipe`]: an append to a list and a read of it on most
+//! stores, a child znode per element on ZooKeeper.
+//!
 //! Elements go to independent keys (a fresh set every `ops_per_key` operations of a
 //! group), which keeps every read small; the final reads read every key used.
 
@@ -16,7 +19,7 @@ use faultline_generator::{
 use serde_json::{Value, json};
 
 use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
-use crate::store::{Micro, Store};
+use crate::store::{Recipe, Store};
 
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let highest_key = Arc::new(AtomicI64::new(-1));
@@ -79,15 +82,17 @@ impl WorkloadClient for SetClient {
             let key = super::store_key("set", op.key.as_ref());
             match op.f.as_str() {
                 "add" => {
-                    let add = [Micro::Append(key, op.value.clone())];
-                    super::run_txn(store, &op.value, &add, |_| op.value.clone()).await
+                    let add = Recipe::SetAdd {
+                        key,
+                        element: op.value.clone(),
+                    };
+                    super::run_recipe(store, &op.value, &add, |_| op.value.clone()).await
                 }
                 "read" => {
-                    super::run_txn(store, &op.value, &[Micro::Read(key)], |mut v| {
-                        match v.pop() {
-                            Some(Value::Null) | None => json!([]),
-                            Some(list) => list,
-                        }
+                    let read = Recipe::SetRead { key };
+                    super::run_recipe(store, &op.value, &read, |mut v| match v.pop() {
+                        Some(Value::Null) | None => json!([]),
+                        Some(list) => list,
                     })
                     .await
                 }
