@@ -15,11 +15,11 @@
 //! so that the restart's crash recovery does not find its shared memory still in use.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::line::connect;
 use super::{Capabilities, Db, Node, Pause, wait_until};
 use crate::docker::ImageContent;
 use crate::error::ClusterError;
@@ -317,17 +317,7 @@ impl Pause for PostgresDb {
 /// up to the server's `ReadyForQuery`; then it says goodbye. The error is the server's
 /// message (e.g. `57P03 the database system is starting up`) or the socket's.
 pub fn startup_probe(addr: &str) -> Result<(), String> {
-    let timeout = Duration::from_secs(1);
-    let sock = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&sock, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
+    let mut stream = connect(addr, Duration::from_secs(1))?;
     stream
         .write_all(&startup_message(USER, "postgres"))
         .map_err(|e| format!("cannot send the startup message: {e}"))?;

@@ -18,11 +18,11 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::line::connect;
 use super::{Capabilities, Db, Node, Pause, Primaries, wait_until};
 use crate::docker::ImageContent;
 use crate::error::ClusterError;
@@ -323,17 +323,7 @@ fn mode(srvr: &str) -> Option<&str> {
 /// Sends the four-letter word `word` (e.g. `srvr`) to the ZooKeeper server at `addr`
 /// and reads its whole answer (the server closes the connection), within a second.
 pub fn four_letter_word(addr: &str, word: &str) -> Result<String, String> {
-    let timeout = Duration::from_secs(1);
-    let sock = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&sock, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
+    let mut stream = connect(addr, Duration::from_secs(1))?;
     stream
         .write_all(word.as_bytes())
         .map_err(|e| format!("cannot send {word}: {e}"))?;
