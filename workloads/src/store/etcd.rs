@@ -39,6 +39,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::staged::{KeyState, apply};
 use super::{Micro, Routing, Store, StoreError, TxnFuture, TxnOk};
 
 /// How the read step reads (`--read-mode`).
@@ -75,15 +76,6 @@ enum PostError {
     Rejected(usize, String),
     /// Sent; the outcome is unknown (time-out, connection lost, 503, bad answer).
     Unknown(usize, String),
-}
-
-/// A key's state: as read, then as the micro-ops left it.
-#[derive(Debug)]
-struct KeyState {
-    /// The `mod_revision` read; 0 when the key was absent.
-    mod_revision: i64,
-    value: Option<Value>,
-    written: bool,
 }
 
 impl EtcdStore {
@@ -290,7 +282,7 @@ impl EtcdStore {
         }
         let compares: Vec<Value> = keys
             .iter()
-            .map(|k| match state[*k].mod_revision {
+            .map(|k| match state[*k].version {
                 0 => json!({"key": B64.encode(k), "target": "CREATE", "result": "EQUAL",
                             "create_revision": "0"}),
                 rev => json!({"key": B64.encode(k), "target": "MOD", "result": "EQUAL",
@@ -321,7 +313,7 @@ impl EtcdStore {
 
 /// Each key's value and `mod_revision` from a txn answer of one `response_range` per
 /// key, in order; `None` if the answer does not have that shape or a value is not JSON.
-fn read_snapshot(keys: &[&str], answer: &Value) -> Option<HashMap<String, KeyState>> {
+fn read_snapshot(keys: &[&str], answer: &Value) -> Option<HashMap<String, KeyState<i64>>> {
     let responses = answer.get("responses").and_then(Value::as_array)?;
     if responses.len() != keys.len() {
         return None;
@@ -345,7 +337,7 @@ fn read_snapshot(keys: &[&str], answer: &Value) -> Option<HashMap<String, KeySta
         state.insert(
             key.to_string(),
             KeyState {
-                mod_revision,
+                version: mod_revision,
                 value,
                 written: false,
             },
@@ -359,35 +351,6 @@ fn int(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_str()?.parse().ok())
 }
 
-/// Applies one micro-op to its key's state; the value it returns (`null` but for reads),
-/// or the abort code.
-fn apply(op: &Micro, key: &mut KeyState) -> Result<Value, &'static str> {
-    match op {
-        Micro::Read(_) => return Ok(key.value.clone().unwrap_or(Value::Null)),
-        Micro::Write(_, v) => key.value = Some(v.clone()),
-        Micro::Cas(_, old, new) => {
-            if key.value.as_ref().unwrap_or(&Value::Null) != old {
-                return Err("cas-mismatch");
-            }
-            key.value = Some(new.clone());
-        }
-        Micro::Append(_, v) => match &mut key.value {
-            None => key.value = Some(Value::Array(vec![v.clone()])),
-            Some(Value::Array(list)) => list.push(v.clone()),
-            Some(_) => return Err("not-a-list"),
-        },
-        Micro::Add(_, delta) => {
-            let base = match &key.value {
-                None => 0,
-                Some(v) => v.as_i64().ok_or("not-an-integer")?,
-            };
-            key.value = Some(Value::from(base.checked_add(*delta).ok_or("overflow")?));
-        }
-    }
-    key.written = true;
-    Ok(Value::Null)
-}
-
 impl Store for EtcdStore {
     fn txn<'a>(&'a mut self, ops: &'a [Micro]) -> TxnFuture<'a> {
         Box::pin(self.run(ops))
@@ -397,44 +360,6 @@ impl Store for EtcdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fresh() -> KeyState {
-        KeyState {
-            mod_revision: 0,
-            value: None,
-            written: false,
-        }
-    }
-
-    #[test]
-    fn micro_ops_apply_locally_in_order() {
-        let mut k = fresh();
-        assert_eq!(apply(&Micro::Read("k".into()), &mut k), Ok(Value::Null));
-        assert!(!k.written, "a read writes nothing");
-        apply(&Micro::Append("k".into(), json!(1)), &mut k).unwrap();
-        apply(&Micro::Append("k".into(), json!(2)), &mut k).unwrap();
-        assert_eq!(apply(&Micro::Read("k".into()), &mut k), Ok(json!([1, 2])));
-        assert_eq!(
-            apply(&Micro::Add("k".into(), 1), &mut k),
-            Err("not-an-integer")
-        );
-        let mut c = fresh();
-        apply(&Micro::Add("c".into(), 5), &mut c).unwrap();
-        apply(&Micro::Add("c".into(), -2), &mut c).unwrap();
-        assert_eq!(c.value, Some(json!(3)));
-        assert_eq!(
-            apply(&Micro::Cas("c".into(), json!(4), json!(9)), &mut c),
-            Err("cas-mismatch")
-        );
-        apply(&Micro::Cas("c".into(), json!(3), json!(9)), &mut c).unwrap();
-        assert_eq!(c.value, Some(json!(9)));
-        let mut l = fresh();
-        l.value = Some(json!(1));
-        assert_eq!(
-            apply(&Micro::Append("l".into(), json!(1)), &mut l),
-            Err("not-a-list")
-        );
-    }
 
     #[test]
     fn snapshots_parse_revisions_as_strings_or_numbers() {
@@ -446,11 +371,11 @@ mod tests {
                                          "value": B64.encode("5")}], "count": "1"}}
         ]});
         let state = read_snapshot(&["a", "b", "c"], &answer).unwrap();
-        assert_eq!(state["a"].mod_revision, 0);
+        assert_eq!(state["a"].version, 0);
         assert_eq!(state["a"].value, None);
-        assert_eq!(state["b"].mod_revision, 6);
+        assert_eq!(state["b"].version, 6);
         assert_eq!(state["b"].value, Some(json!([1, 2])));
-        assert_eq!(state["c"].mod_revision, 3);
+        assert_eq!(state["c"].version, 3);
         assert!(read_snapshot(&["a"], &answer).is_none(), "wrong shape");
     }
 

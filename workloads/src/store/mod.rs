@@ -11,6 +11,7 @@
 pub mod etcd;
 pub mod kv;
 pub mod postgres;
+mod staged;
 pub mod zookeeper;
 
 use std::future::Future;

@@ -63,6 +63,7 @@ use tokio::time::Instant;
 use zookeeper_client as zk;
 
 use super::etcd::ReadMode;
+use super::staged::{KeyState, apply};
 use super::{Micro, Recipe, Store, StoreError, TxnFuture, TxnOk};
 
 /// How long a failed connection attempt takes at least: a killed or cut-off server
@@ -112,15 +113,6 @@ impl std::fmt::Debug for ZookeeperStore {
             .field("connected", &self.client.is_some())
             .finish()
     }
-}
-
-/// A key's state: as read, then as the micro-ops left it.
-#[derive(Debug, Clone, PartialEq)]
-struct KeyState {
-    /// The znode's version as read; `None` when it did not exist.
-    version: Option<i32>,
-    value: Option<Value>,
-    written: bool,
 }
 
 /// Why a step did not succeed.
@@ -721,7 +713,7 @@ fn predecessor(children: &[String], ours: i64) -> Result<Option<String>, ()> {
 fn snapshot(
     keys: &[&str],
     results: Vec<zk::MultiReadResult>,
-) -> Result<HashMap<String, KeyState>, String> {
+) -> Result<HashMap<String, KeyState<Option<i32>>>, String> {
     if results.len() != keys.len() {
         return Err("bad-response".into());
     }
@@ -753,35 +745,6 @@ fn snapshot(
     Ok(state)
 }
 
-/// Applies one micro-op to its key's state; the value it returns (`null` but for reads),
-/// or the abort code.
-fn apply(op: &Micro, key: &mut KeyState) -> Result<Value, &'static str> {
-    match op {
-        Micro::Read(_) => return Ok(key.value.clone().unwrap_or(Value::Null)),
-        Micro::Write(_, v) => key.value = Some(v.clone()),
-        Micro::Cas(_, old, new) => {
-            if key.value.as_ref().unwrap_or(&Value::Null) != old {
-                return Err("cas-mismatch");
-            }
-            key.value = Some(new.clone());
-        }
-        Micro::Append(_, v) => match &mut key.value {
-            None => key.value = Some(Value::Array(vec![v.clone()])),
-            Some(Value::Array(list)) => list.push(v.clone()),
-            Some(_) => return Err("not-a-list"),
-        },
-        Micro::Add(_, delta) => {
-            let base = match &key.value {
-                None => 0,
-                Some(v) => v.as_i64().ok_or("not-an-integer")?,
-            };
-            key.value = Some(Value::from(base.checked_add(*delta).ok_or("overflow")?));
-        }
-    }
-    key.written = true;
-    Ok(Value::Null)
-}
-
 impl Store for ZookeeperStore {
     fn txn<'a>(&'a mut self, ops: &'a [Micro]) -> TxnFuture<'a> {
         Box::pin(self.run(ops))
@@ -807,7 +770,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fresh() -> KeyState {
+    fn fresh() -> KeyState<Option<i32>> {
         KeyState {
             version: None,
             value: None,
@@ -916,30 +879,6 @@ mod tests {
         let heard = runtime.block_on(store.recipe(&acquire));
         assert_eq!(heard.unwrap_err(), err("lock-lost"));
         assert!(store.lost.is_empty());
-    }
-
-    #[test]
-    fn micro_ops_apply_locally_in_order() {
-        let mut k = fresh();
-        assert_eq!(apply(&Micro::Read("k".into()), &mut k), Ok(Value::Null));
-        assert!(!k.written, "a read writes nothing");
-        apply(&Micro::Append("k".into(), json!(1)), &mut k).unwrap();
-        apply(&Micro::Append("k".into(), json!(2)), &mut k).unwrap();
-        assert_eq!(apply(&Micro::Read("k".into()), &mut k), Ok(json!([1, 2])));
-        let mut c = fresh();
-        c.value = Some(json!(3));
-        assert_eq!(
-            apply(&Micro::Cas("c".into(), json!(4), json!(9)), &mut c),
-            Err("cas-mismatch")
-        );
-        assert!(!c.written);
-        apply(&Micro::Cas("c".into(), json!(3), json!(9)), &mut c).unwrap();
-        assert_eq!(c.value, Some(json!(9)));
-        assert!(c.written);
-        assert_eq!(
-            apply(&Micro::Add("c".into(), i64::MAX), &mut c),
-            Err("overflow")
-        );
     }
 
     #[test]
