@@ -79,9 +79,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
     /// How the faults are scheduled: composed (one timer per fault group: process,
-    /// network, packet, clock; groups overlap, e.g. a partition held while nodes are
-    /// killed) or sequential (one fault at a time) [default: composed].
-    #[arg(long, value_name = "MODE", help = format!("How faults are scheduled: {} (composed: one timer per fault group — process, network, packet, clock — groups overlap; sequential: one fault at a time) [default: composed]", listed::<NemesisMode>()))]
+    /// network, packet, clock, scenario; groups overlap, e.g. a partition held while
+    /// nodes are killed, but scenarios take turns with process, network and packet
+    /// faults) or sequential (one fault at a time) [default: composed].
+    #[arg(long, value_name = "MODE", help = format!("How faults are scheduled: {} (composed: one timer per fault group — process, network, packet, clock, scenario — groups overlap, but scenarios take turns with process, network and packet faults; sequential: one fault at a time) [default: composed]", listed::<NemesisMode>()))]
     pub nemesis_mode: Option<String>,
     /// An explicit fault timeline instead of random faults: a TOML schedule
     /// (docs/schedules.md), or a run's nemesis.jsonl or run directory to replay its

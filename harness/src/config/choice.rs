@@ -74,7 +74,7 @@ pub fn expand(names: &[FaultName], can: &Capabilities, cluster: ClusterKind) -> 
         faults.extend(
             Fault::ALL
                 .into_iter()
-                .filter(|f| f.in_all(cluster) && f.refusal(can, cluster).is_none()),
+                .filter(|f| f.in_all(can, cluster) && f.refusal(can, cluster).is_none()),
         );
     }
     for name in names {

@@ -187,7 +187,10 @@ fn all_faults_follow_the_database_and_unsupported_ones_are_refused() {
             "packet",
             "clock",
             "disk",
-            "power"
+            "power",
+            "vote-kill",
+            "stale-leader",
+            "figure8"
         ]
     );
     let c = resolve("etcd", "local", &["all"]).unwrap();
@@ -199,16 +202,35 @@ fn all_faults_follow_the_database_and_unsupported_ones_are_refused() {
     if faketime {
         assert_eq!(
             names(&c.nemesis),
-            ["partition", "kill", "pause", "packet", "clock", "disk"]
+            [
+                "partition",
+                "kill",
+                "pause",
+                "packet",
+                "clock",
+                "disk",
+                "vote-kill",
+                "stale-leader",
+                "figure8"
+            ]
         );
     } else {
         assert_eq!(
             names(&c.nemesis),
-            ["partition", "kill", "pause", "packet", "disk"]
+            [
+                "partition",
+                "kill",
+                "pause",
+                "packet",
+                "disk",
+                "vote-kill",
+                "stale-leader",
+                "figure8"
+            ]
         );
     }
     let c = resolve("kv", "local", &["kill", "all"]).unwrap();
-    assert_eq!(c.nemesis.len(), 7);
+    assert_eq!(c.nemesis.len(), 10);
     let e = resolve("etcd", "local", &["partition", "clock"])
         .unwrap_err()
         .0;

@@ -125,10 +125,13 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     Ok(())
 }
 
-/// Removes the round's delays and partition.
+/// Removes the round's delays and partition, and starts the nodes it left down (a
+/// round cut short after step 2 leaves Y, or more, killed: without them the next
+/// round's majority may be unable to elect at all).
 fn end_round(h: &Hands) -> Result<(), NemesisError> {
     h.unslow()?;
-    h.heal_net()
+    h.heal_net()?;
+    h.start_down()
 }
 
 /// The highest last log index among `voters` once each answers (their logs are the

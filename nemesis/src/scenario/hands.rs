@@ -188,6 +188,11 @@ impl Hands {
         self.net.drop(grudge)
     }
 
+    /// Whether [`Hands::slow`] can delay packets (the run has `faultline-delayer`).
+    pub(crate) fn can_slow(&self) -> bool {
+        self.delays.is_some()
+    }
+
     /// Holds every packet the nodes `targets` receive from other nodes for `delay`
     /// (removing other delays).
     pub(crate) fn slow(&self, targets: &[usize], delay: Duration) -> Result<(), NemesisError> {
@@ -328,6 +333,13 @@ impl Hands {
             }
         }
         self.stopped()
+    }
+
+    /// Starts every node this scenario killed that is still down (without waiting
+    /// until it serves), so that the next round has every node.
+    pub(crate) fn start_down(&self) -> Result<(), NemesisError> {
+        let down: Vec<usize> = self.state().down.iter().copied().collect();
+        crate::error::collect(down.into_iter().map(|i| self.start(i)).collect())
     }
 
     /// Undoes everything: resumes the nodes left paused, heals the network, starts the

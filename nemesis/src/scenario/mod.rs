@@ -107,7 +107,8 @@ impl Scenario {
     fn keys(self) -> &'static [&'static str] {
         match self {
             Scenario::LeaderChurn => &["append_ms", "settle_ms"],
-            Scenario::VoteKill | Scenario::StaleLeader => &["hold_ms", "settle_ms"],
+            Scenario::VoteKill => &["hold_ms", "settle_ms", "delay_ms"],
+            Scenario::StaleLeader => &["hold_ms", "settle_ms"],
             Scenario::Flap => &["period_ms"],
             Scenario::Figure8 => &["delay_ms", "settle_ms"],
         }
@@ -193,7 +194,8 @@ impl ScenarioNemesis {
         self
     }
 
-    /// Lets the scenario delay packets (`figure8` needs it) with `program`, the
+    /// Lets the scenario delay packets (`figure8` needs it, `vote-kill` times its kill
+    /// with it) with `program`, the
     /// `faultline-delayer` binary on the controller, on `hosts` (the cluster's nodes).
     pub fn delayer(mut self, hosts: &NetHosts, program: PathBuf) -> ScenarioNemesis {
         self.delays = Some(Arc::new(InboundDelays::new(&hosts.hosts, program)));

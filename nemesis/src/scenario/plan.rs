@@ -44,7 +44,8 @@ pub(crate) struct Knobs {
     pub(crate) hold: Option<Duration>,
     /// `flap`: the mean time between partitions.
     pub(crate) period: Duration,
-    /// `figure8`: how long the majority's nodes receive every packet late.
+    /// `figure8`: how long the majority's nodes receive every packet late; `vote-kill`:
+    /// how long the voters do while they elect (with `faultline-delayer`).
     pub(crate) delay: Duration,
 }
 

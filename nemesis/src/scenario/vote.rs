@@ -3,6 +3,16 @@
 //! restarted at once; then the sides are redrawn so that the restarted voter can meet a
 //! second candidate in the same term.
 //!
+//! On a local network a vote's answer and the new leader's first entry are a fraction
+//! of a millisecond apart, less than a kill takes: killed at once, the voter often dies
+//! before its answer leaves (the candidate never counts it, so no second leader can
+//! follow), and killed a little later it has the new leader's entry (and no candidate
+//! of the old side can win its vote). So where the run has `faultline-delayer`, the
+//! voters receive every packet `delay_ms` late (100 ms by default) while they elect:
+//! the voter is killed a fifth of that after its vote, once its answer is out and long
+//! before the new leader's entry can reach it, and the delay stays until the candidate
+//! is seen to lead.
+//!
 //! Aims at votes that are not durable (`forget-vote`): a node that forgets its vote
 //! across a restart may vote twice in one term, and two leaders of the same term
 //! (election safety) follow, with divergent logs and lost writes.
@@ -26,6 +36,18 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     let all: Vec<usize> = (0..n).collect();
     let mut votes_reported = false;
     let mut two_leaders = BTreeSet::new();
+    let delayed = h.can_slow();
+    // Elections through delayed links take a few round trips more.
+    let wait = if delayed {
+        knobs.election_wait() + knobs.delay.saturating_mul(20)
+    } else {
+        knobs.election_wait()
+    };
+    let grace = if delayed {
+        knobs.delay / 5
+    } else {
+        Duration::ZERO
+    };
     while !h.stopped() {
         let Some(leader) = h.round_leader(knobs.election_wait()) else {
             continue;
@@ -36,11 +58,15 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
         let Some((held, voters)) = vote_sides(rng, n, leader) else {
             return Ok(());
         };
+        if delayed {
+            h.slow(&voters, knobs.delay)?;
+        }
         h.partition(&[held.clone(), voters.clone()])?;
         h.record(json!({"event": "provoke", "held": h.names(&held), "term": base}));
-        // Watch the voters for the first granted vote of a later term; kill at once.
-        let deadline = Instant::now() + knobs.election_wait();
-        let found = kill_first_voter(h, &voters, base, votes_reported, deadline);
+        // Watch the voters for the first granted vote of a later term; kill it once its
+        // answer is out.
+        let deadline = Instant::now() + wait;
+        let found = kill_first_voter(h, &voters, base, votes_reported, deadline, grace);
         if h.stopped() {
             if let Some(Hit { voter, .. }) = found {
                 h.start(voter)?;
@@ -49,6 +75,7 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
         }
         let Some(hit) = found else {
             h.record(json!({"event": "no-vote"}));
+            h.unslow()?;
             h.heal_net()?;
             continue;
         };
@@ -64,6 +91,17 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
             "voted_for": candidate.map(|c| h.names(&[c])),
             "last_index": hit.last_index,
         }));
+        if delayed {
+            // The candidate counts the dead voter's answer (still held on its way) and
+            // leads; only then do the voters' packets flow again.
+            if let Some(c) = candidate {
+                let leads = h.await_leader(&[c], wait).is_some();
+                h.record(
+                    json!({"event": "candidate-leads", "node": h.names(&[c]), "leads": leads}),
+                );
+            }
+            h.unslow()?;
+        }
         // The voter joins the held side, whose candidates are still in the old term, and
         // restarts there (out of reach of the new leader's entries): with a forgotten
         // vote it may grant one of them the same term.
@@ -106,13 +144,15 @@ struct Hit {
 
 /// Polls each of `voters` in a thread of its own, as fast as it answers, until one
 /// shows a vote granted in a term after `base` (or `deadline`, or a stop); that thread
-/// SIGKILLs it at once, before the new leader's first entries may reach it.
+/// SIGKILLs it `grace` later (its answer sent), before the new leader's first entries
+/// may reach it.
 fn kill_first_voter(
     h: &Hands,
     voters: &[usize],
     base: u64,
     votes_reported: bool,
     deadline: Instant,
+    grace: Duration,
 ) -> Option<Hit> {
     let done = AtomicBool::new(false);
     let hit: Mutex<Option<Hit>> = Mutex::new(None);
@@ -130,6 +170,7 @@ fn kill_first_voter(
                         continue;
                     };
                     if !done.swap(true, Ordering::SeqCst) {
+                        thread::sleep(grace);
                         let killed = h.kill(i);
                         *hit.lock().unwrap_or_else(|p| p.into_inner()) = Some(Hit {
                             voter: i,

@@ -6,6 +6,7 @@
 //! for after the time limit. Explicit timelines ([`timeline`]) come from schedule
 //! files ([`file`]) or from a run's recorded `nemesis.jsonl` ([`replay`]).
 
+mod composed;
 pub mod file;
 pub mod replay;
 mod timeline;
@@ -13,12 +14,13 @@ mod timeline;
 use std::time::Duration;
 
 use faultline_checker::history::{Op, Process};
-use faultline_generator::{BoxGen, Context, GenOp, Generator, OpSpec, any, once, seq};
+use faultline_generator::{BoxGen, Context, GenOp, Generator, OpSpec, once, seq};
 use rand::RngExt;
 use serde_json::Value;
 
-use crate::fault::{Fault, FaultGroup};
+use crate::fault::Fault;
 
+pub use composed::{Composed, composed};
 pub use timeline::{Step, Timeline, timeline};
 
 /// How the faults of a run are scheduled.
@@ -61,31 +63,6 @@ impl clap::ValueEnum for NemesisMode {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.name()))
     }
-}
-
-/// Several faults at once: one [`schedule`] per [`FaultGroup`] among `faults` (the
-/// faults of a group take turns, as in [`schedule`]), all running together, so that
-/// e.g. a partition is held while nodes are killed and restarted and a clock is bumped.
-/// Each group waits `0..2 × interval` between its own changes; the nemesis process
-/// performs one operation at a time, so a group whose time has come waits while another
-/// group's fault is being applied. Replays from the seed like [`schedule`].
-pub fn composed(faults: &[Fault], interval: Duration) -> faultline_generator::Any {
-    let scenarios = faults.iter().any(|f| f.group() == FaultGroup::Scenario);
-    // With a scenario in the mix, process and network faults take turns with it.
-    let group = |f: &Fault| match f.group() {
-        FaultGroup::Process | FaultGroup::Network if scenarios => FaultGroup::Scenario,
-        other => other,
-    };
-    let mut groups: Vec<FaultGroup> = faults.iter().map(group).collect();
-    groups.sort();
-    groups.dedup();
-    any(groups
-        .into_iter()
-        .map(|g| {
-            let members: Vec<Fault> = faults.iter().copied().filter(|f| group(f) == g).collect();
-            schedule(&members, interval).boxed()
-        })
-        .collect())
 }
 
 /// The default mean time between fault changes in a run.
@@ -132,6 +109,28 @@ pub fn schedule(faults: &[Fault], interval: Duration) -> Schedule {
 }
 
 impl Schedule {
+    /// Whether one of its faults is active (started, not yet stopped).
+    pub fn active(&self) -> bool {
+        matches!(self.phase, Phase::BeforeStop(..))
+    }
+
+    /// When it will start its next fault, drawing the wait now if it has not been
+    /// drawn; `None` while a fault is active (or there are no faults).
+    fn start_deadline(&mut self, ctx: &mut Context) -> Option<u64> {
+        if self.faults.is_empty() {
+            return None;
+        }
+        match self.phase {
+            Phase::BeforeStart(Some(d)) => Some(d),
+            Phase::BeforeStart(None) => {
+                let d = self.deadline(ctx);
+                self.phase = Phase::BeforeStart(Some(d));
+                Some(d)
+            }
+            Phase::BeforeStop(..) => None,
+        }
+    }
+
     /// A wait drawn from `0..2 × interval`, as a deadline from now.
     fn deadline(&self, ctx: &mut Context) -> u64 {
         let span = self.interval.saturating_mul(2);
@@ -204,6 +203,7 @@ pub fn final_heal(faults: &[Fault]) -> BoxGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::FaultGroup;
     use crate::partitioner::{START_PARTITION, STOP_PARTITION};
     use crate::process::{KILL, PAUSE, RESUME, START};
     use faultline_generator::sim::{Simulation, invocations};
@@ -315,6 +315,65 @@ mod tests {
         let mut test = time_limit(Duration::from_secs(600), nemesis(sequential));
         let history = Simulation::new(3).nemesis(true).run(&mut test).unwrap();
         assert!(invocations(&history).len() < 90);
+    }
+
+    #[test]
+    fn scenarios_take_turns_with_process_and_network_faults_and_neither_starves() {
+        let faults = [
+            Fault::Partition,
+            Fault::Kill,
+            Fault::Packet,
+            Fault::Clock,
+            Fault::VoteKill,
+            Fault::StaleLeader,
+            Fault::Figure8,
+        ];
+        for seed in 1..=5 {
+            let ops = run_composed(seed, &faults);
+            assert_eq!(ops, run_composed(seed, &faults));
+            let mut active: std::collections::BTreeMap<FaultGroup, Fault> = Default::default();
+            let (mut scenario_starts, mut other_starts, mut clock_overlaps) = (0, 0, 0);
+            for (f, _) in &ops {
+                if let Some(fault) = faults.iter().find(|x| x.start_f() == f) {
+                    let group = fault.group();
+                    if group == FaultGroup::Scenario {
+                        scenario_starts += 1;
+                        assert!(
+                            !active.contains_key(&FaultGroup::Process)
+                                && !active.contains_key(&FaultGroup::Network)
+                                && !active.contains_key(&FaultGroup::Packet),
+                            "seed {seed}: {f} while {active:?}"
+                        );
+                    } else if matches!(
+                        group,
+                        FaultGroup::Process | FaultGroup::Network | FaultGroup::Packet
+                    ) {
+                        other_starts += 1;
+                        assert!(
+                            !active.contains_key(&FaultGroup::Scenario),
+                            "seed {seed}: {f} while {active:?}"
+                        );
+                    }
+                    if group == FaultGroup::Clock && active.contains_key(&FaultGroup::Scenario) {
+                        clock_overlaps += 1;
+                    }
+                    assert!(active.insert(group, *fault).is_none(), "{f} overlaps");
+                } else {
+                    let fault = faults.iter().find(|x| x.stop_f() == f).unwrap();
+                    assert_eq!(active.remove(&fault.group()), Some(*fault), "{f}");
+                }
+            }
+            // Over 10 minutes (about 30 cycles a timer), each side gets its turns.
+            assert!(
+                scenario_starts >= 8,
+                "seed {seed}: {scenario_starts} scenarios"
+            );
+            assert!(other_starts >= 16, "seed {seed}: {other_starts} others");
+            assert!(
+                clock_overlaps > 0,
+                "seed {seed}: clock never beside a scenario"
+            );
+        }
     }
 
     #[test]
