@@ -2,14 +2,14 @@
 """Planted-bug catch rates from a suite's store (BENCHMARKS.md, "Planted bugs under the
 generic `--nemesis all`").
 
-    scripts/bug-rates.py STORE [--markdown]
+    scripts/bug-rates.py STORE
 
 For each suite entry (a directory of STORE), over its runs (one per seed): how many
 were invalid, which checker caught each (the history's or the node logs'), the median
 seconds from the run's start to the first anomaly, the seeds missed, and runs that
 ended in a harness error. Seconds to the first anomaly: for a history anomaly, the
-completion time of the operation that cannot be linearized (or the earliest op the
-checker names); for a node-log anomaly, the latest evidence line's timestamp (when
+completion time of the operation that cannot be linearized (each history checker's
+`failures`); for a node-log anomaly, the latest evidence line's timestamp (when
 the anomaly became evident) minus the earliest line of any node log (the nodes'
 start), corrected for the clock faults the nemesis recorded on that node. Only reads
 what runs wrote; no dependency beyond Python 3.
@@ -71,8 +71,8 @@ def clock_offsets(run, start):
 def clock_targets(value):
     """(node, offset s) pairs a clock fault's recorded value names: the node's clock
     offset from then on (`offset_ms`, else `delta_ms`)."""
-    items = [value] + [i for i in value.get("nodes", []) if isinstance(i, dict)] \
-        if isinstance(value.get("nodes"), list) else [value]
+    nodes = value.get("nodes")
+    items = [value] + ([i for i in nodes if isinstance(i, dict)] if isinstance(nodes, list) else [])
     pairs = []
     for item in items:
         ms = item.get("offset_ms", item.get("delta_ms"))

@@ -35,8 +35,7 @@ use crate::error::NemesisError;
 pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), NemesisError> {
     let n = h.nodes.len();
     let all: Vec<usize> = (0..n).collect();
-    // Elections through delayed links take a few round trips more.
-    let wait = knobs.election_wait() + knobs.delay.saturating_mul(20);
+    let wait = knobs.delayed_election_wait();
     while !h.stopped() {
         let Some(x) = h.round_leader(wait) else {
             continue;

@@ -136,6 +136,12 @@ impl Knobs {
     pub(crate) fn election_wait(&self) -> Duration {
         self.timing.election_max().saturating_mul(3) + Duration::from_secs(1)
     }
+
+    /// How long to wait for an election while packets between nodes are held `delay`
+    /// (`figure8`, `vote-kill`): a few round trips more.
+    pub(crate) fn delayed_election_wait(&self) -> Duration {
+        self.election_wait() + self.delay.saturating_mul(20)
+    }
 }
 
 /// A duration uniform in `[base, factor × base)` (`base` when it is zero).

@@ -37,9 +37,8 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     let mut votes_reported = false;
     let mut two_leaders = BTreeSet::new();
     let delayed = h.can_slow();
-    // Elections through delayed links take a few round trips more.
     let wait = if delayed {
-        knobs.election_wait() + knobs.delay.saturating_mul(20)
+        knobs.delayed_election_wait()
     } else {
         knobs.election_wait()
     };

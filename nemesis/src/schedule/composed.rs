@@ -1,10 +1,11 @@
 //! The composed schedule: one [`Schedule`] per [`FaultGroup`], running at once, with
-//! scenarios taking turns with the process and network groups (see [`composed`]).
+//! scenarios taking turns with the process, network and packet groups (see
+//! [`composed`]).
 
 use std::time::Duration;
 
 use faultline_checker::history::{Op, Process};
-use faultline_generator::{Context, GenOp, Generator};
+use faultline_generator::{Context, GenOp, Generator, earliest};
 
 use super::{Schedule, schedule};
 use crate::fault::{Fault, FaultGroup};
@@ -109,10 +110,7 @@ impl Generator for Composed {
                 }
                 GenOp::Pending { retry_at: t } => {
                     live = true;
-                    retry_at = match (retry_at, t) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    retry_at = earliest(retry_at, t);
                 }
                 GenOp::Exhausted => {}
             }

@@ -110,7 +110,7 @@ pub fn schedule(faults: &[Fault], interval: Duration) -> Schedule {
 
 impl Schedule {
     /// Whether one of its faults is active (started, not yet stopped).
-    pub fn active(&self) -> bool {
+    fn active(&self) -> bool {
         matches!(self.phase, Phase::BeforeStop(..))
     }
 
