@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::error::NemesisError;
 use crate::nemesis::{Nemesis, unknown_f};
-use crate::process::{DEFAULT_READY_TIMEOUT, node_error, on_each, restart, targets};
+use crate::process::{DEFAULT_READY_TIMEOUT, Discarded, on_each, restart, targets};
 
 /// The `f` that cuts the power of nodes.
 pub const POWER_LOSS: &str = "power-loss";
@@ -84,23 +84,8 @@ impl PowerNemesis {
         let chosen = targets(POWER_LOSS, &value, &*self.db, &self.nodes, &mut self.rng)?;
         let nodes: Vec<&Node> = chosen.iter().map(|i| &self.nodes[*i]).collect();
         let db = &*self.db;
-        let lost = std::sync::Mutex::new(Vec::new());
-        let (done, result) = on_each(&nodes, |node| {
-            db.kill(node).map_err(|e| node_error(node, "kill", e))?;
-            let power = db.power_loss().ok_or_else(|| NemesisError::Unsupported {
-                db: db.name().to_string(),
-                capability: "power-loss",
-                nemesis: "power nemesis",
-            })?;
-            let mut discarded = power
-                .lose_unsynced(node)
-                .map_err(|e| node_error(node, "lose unsynced writes", e))?;
-            discarded["node"] = Value::from(node.name.clone());
-            lost.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(discarded);
-            Ok(())
-        });
+        let discarded = Discarded::default();
+        let (done, result) = on_each(&nodes, |node| discarded.crash(db, node));
         // A node killed but not rolled back is down too: bring it back at power-on.
         for node in &nodes {
             if !self.down.contains(&node.name) {
@@ -110,12 +95,7 @@ impl PowerNemesis {
         let order = |name: &String| self.nodes.iter().position(|n| &n.name == name);
         self.down.sort_by_key(order);
         result?;
-        let mut lost = lost.into_inner().unwrap_or_else(|p| p.into_inner());
-        lost.sort_by_key(|l| {
-            l["node"]
-                .as_str()
-                .and_then(|name| self.nodes.iter().position(|n| n.name == name))
-        });
+        let lost = discarded.in_order(&self.nodes);
         let total = |key: &str| lost.iter().filter_map(|l| l[key].as_u64()).sum::<u64>();
         Ok(json!({
             "target": value,

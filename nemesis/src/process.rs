@@ -120,6 +120,50 @@ pub(crate) fn on_each(
     (done, collect(results))
 }
 
+/// Crashes `node`: SIGKILL, then, where the database can lose unsynced writes (its data
+/// directories on faultline-lazyfs, mounted when the run has the power fault), rolls
+/// its files back to their last fsync, as Jepsen's `kill!` does under `--lazyfs`: a
+/// crashed node keeps only what it made durable. Returns what was discarded (with
+/// `"node"`), or `None` where nothing can be.
+pub(crate) fn crash(db: &dyn Db, node: &Node) -> Result<Option<Value>, NemesisError> {
+    db.kill(node).map_err(|e| node_error(node, "kill", e))?;
+    let Some(power) = db.power_loss() else {
+        return Ok(None);
+    };
+    let mut discarded = power
+        .lose_unsynced(node)
+        .map_err(|e| node_error(node, "lose unsynced writes", e))?;
+    if let Value::Object(fields) = &mut discarded {
+        fields.insert("node".into(), Value::from(node.name.clone()));
+    }
+    Ok(Some(discarded))
+}
+
+/// What [`crash`] discarded on each node, in node order.
+#[derive(Debug, Default)]
+pub(crate) struct Discarded(std::sync::Mutex<Vec<Value>>);
+
+impl Discarded {
+    /// Crashes `node` (see [`crash`]) and keeps what it discarded.
+    pub(crate) fn crash(&self, db: &dyn Db, node: &Node) -> Result<(), NemesisError> {
+        if let Some(lost) = crash(db, node)? {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(lost);
+        }
+        Ok(())
+    }
+
+    /// Everything kept, in the order of `nodes`.
+    pub(crate) fn in_order(self, nodes: &[Node]) -> Vec<Value> {
+        let mut lost = self.0.into_inner().unwrap_or_else(|p| p.into_inner());
+        lost.sort_by_key(|l| {
+            l["node"]
+                .as_str()
+                .and_then(|name| nodes.iter().position(|n| n.name == name))
+        });
+        lost
+    }
+}
+
 pub(crate) fn node_error(node: &Node, action: &'static str, source: ClusterError) -> NemesisError {
     NemesisError::Node {
         node: node.name.clone(),
@@ -217,8 +261,8 @@ impl Nemesis for KillNemesis {
                 let chosen = targets(f, value, &*self.db, &self.nodes, &mut self.rng)?;
                 let nodes: Vec<&Node> = chosen.iter().map(|i| &self.nodes[*i]).collect();
                 let db = &*self.db;
-                let (killed, result) =
-                    on_each(&nodes, |n| db.kill(n).map_err(|e| node_error(n, "kill", e)));
+                let discarded = Discarded::default();
+                let (killed, result) = on_each(&nodes, |n| discarded.crash(db, n));
                 for name in &killed {
                     if !self.killed.contains(name) {
                         self.killed.push(name.clone());
@@ -226,7 +270,14 @@ impl Nemesis for KillNemesis {
                 }
                 let order = |name: &String| self.nodes.iter().position(|n| &n.name == name);
                 self.killed.sort_by_key(order);
-                result.map(|()| json!({ "killed": killed }))
+                result?;
+                Ok(match db.power_loss() {
+                    Some(_) => json!({
+                        "killed": killed,
+                        "lost": discarded.in_order(&self.nodes),
+                    }),
+                    None => json!({ "killed": killed }),
+                })
             }
             START => Ok(json!({ "started": self.start_killed()? })),
             _ => Err(unknown_f(f, self.fs())),

@@ -17,28 +17,39 @@ pub enum Kind {
     StateMachineSafety,
     /// A node deleted entries it had itself committed.
     CommittedEntryTruncated,
+    /// A node restarted without a vote (or promise) it had made durable: in an earlier
+    /// term, or in the same term without it.
+    ForgottenVote,
+    /// A node restarted with a log ending before entries it had applied (so had made
+    /// durable) in an earlier life.
+    LostLogEntries,
     /// A line matched a crash pattern.
     NodeLogCrash,
 }
 
 impl Kind {
     /// Every type, in the order results list them.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::ElectionSafety,
         Kind::DoubleVote,
         Kind::StateMachineSafety,
         Kind::CommittedEntryTruncated,
+        Kind::ForgottenVote,
+        Kind::LostLogEntries,
         Kind::NodeLogCrash,
     ];
 
     /// The type's name: `election-safety`, `double-vote`, `state-machine-safety`,
-    /// `committed-entry-truncated`, `node-log-crash`.
+    /// `committed-entry-truncated`, `forgotten-vote`, `lost-log-entries`,
+    /// `node-log-crash`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::ElectionSafety => "election-safety",
             Kind::DoubleVote => "double-vote",
             Kind::StateMachineSafety => "state-machine-safety",
             Kind::CommittedEntryTruncated => "committed-entry-truncated",
+            Kind::ForgottenVote => "forgotten-vote",
+            Kind::LostLogEntries => "lost-log-entries",
             Kind::NodeLogCrash => "node-log-crash",
         }
     }

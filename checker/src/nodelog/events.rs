@@ -22,6 +22,9 @@ pub enum Event<'a> {
         voted_for: Option<&'a str>,
         /// Its commit index after recovery.
         commit: u64,
+        /// The last index of the log it recovered (its snapshot's when no entries
+        /// follow it), where the node says it (optional: Raft's faultline-kv does).
+        last: Option<u64>,
     },
     /// A role (or term) change.
     Role {
@@ -61,6 +64,11 @@ pub enum Event<'a> {
         /// The node's commit index at that moment.
         commit: u64,
     },
+    /// A fault damaged the (stopped) node's durable log on purpose (e.g. the disk
+    /// nemesis's `truncate-log`, which writes this line): its next `start` may recover
+    /// less than it had made durable, so that start is not held to its earlier votes
+    /// and applied entries.
+    LogDamaged,
 }
 
 impl Event<'_> {
@@ -74,6 +82,7 @@ impl Event<'_> {
             Event::Apply { .. } => "apply",
             Event::Snapshot { .. } => "snapshot",
             Event::Truncate { .. } => "truncate",
+            Event::LogDamaged => "log-damaged",
         }
     }
 }
@@ -124,7 +133,7 @@ pub fn parse(line: &str) -> Parsed<'_> {
     };
     if !matches!(
         name,
-        "start" | "role" | "vote" | "commit" | "apply" | "snapshot" | "truncate"
+        "start" | "role" | "vote" | "commit" | "apply" | "snapshot" | "truncate" | "log-damaged"
     ) {
         return Parsed::None;
     }
@@ -157,15 +166,28 @@ impl<'a> Fields<'a> {
         text.parse()
             .map_err(|_| format!("`{key}={text}` is not a non-negative integer"))
     }
+
+    /// A number that may be absent (but not malformed).
+    fn optional_number(&self, key: &str) -> Result<Option<u64>, String> {
+        match self.0.iter().any(|(k, _)| *k == key) {
+            true => self.number(key).map(Some),
+            false => Ok(None),
+        }
+    }
 }
 
 fn event<'a>(name: &str, fields: &Fields<'a>) -> Result<Event<'a>, String> {
+    if name == "log-damaged" {
+        // Written by the fault, not the node: no fields needed.
+        return Ok(Event::LogDamaged);
+    }
     fields.text("node")?;
     Ok(match name {
         "start" => Event::Start {
             term: fields.text("term")?,
             voted_for: Some(fields.text("voted-for")?).filter(|v| *v != "none"),
             commit: fields.number("commit")?,
+            last: fields.optional_number("last")?,
         },
         "role" => Event::Role {
             term: fields.text("term")?,
@@ -245,8 +267,24 @@ mod tests {
             Event::Start {
                 term: "2.3",
                 voted_for: None,
-                commit: 0
+                commit: 0,
+                last: None
             }
+        );
+        assert_eq!(
+            event(&format!(
+                "{p} start node=1 term=2 voted-for=3 commit=4 last=9"
+            )),
+            Event::Start {
+                term: "2",
+                voted_for: Some("3"),
+                commit: 4,
+                last: Some(9)
+            }
+        );
+        assert_eq!(
+            event(&format!("{p} log-damaged fault=truncate-log")),
+            Event::LogDamaged
         );
         assert_eq!(
             event(&format!("{p} vote node=1 term=4 for=2 extra=ignored")),
@@ -295,6 +333,10 @@ mod tests {
         assert!(why.contains("node"), "{why}");
         assert!(matches!(
             parse("x protocol: apply node=1 from=1 hashes=abc"),
+            Parsed::Malformed(_)
+        ));
+        assert!(matches!(
+            parse("x protocol: start node=1 term=1 voted-for=none commit=0 last=-1"),
             Parsed::Malformed(_)
         ));
     }

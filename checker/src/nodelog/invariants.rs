@@ -2,6 +2,14 @@
 //! node's log order (nodes in any order; no timestamps are compared, since clock faults
 //! skew them). Memory is bounded: a leader per term, a vote per node and term, and a
 //! hash per applied index up to [`APPLIED_CAP`] indices.
+//!
+//! Two of them hold a node to what it made durable, across its restarts (each `start`
+//! follows a crash or a stop): a vote is logged only once persisted, so the node must
+//! come back in that term with that vote, or in a later term (`forgotten-vote`); an
+//! entry is applied only once persisted, so the node must come back with its log
+//! reaching at least the highest index it applied or installed a snapshot of
+//! (`lost-log-entries`, when `start` says `last`). A `log-damaged` line (a fault cut
+//! the stopped node's log on purpose) excuses the next start.
 
 use std::collections::HashMap;
 
@@ -20,6 +28,32 @@ struct NodeState {
     /// The highest commit index of the node's current life (since its last `start`),
     /// and where it was logged.
     commit: Option<(u64, Loc)>,
+    /// Its durable vote in its highest term: the term's order, the term and candidate
+    /// as logged, and where.
+    durable_vote: Option<DurableVote>,
+    /// The highest index it applied (or installed a snapshot of), so has made durable,
+    /// and where: its log must reach it after a restart.
+    durable_index: Option<(u64, Loc)>,
+    /// Whether a fault damaged its log since its last `start`.
+    damaged: bool,
+}
+
+/// A vote a node made durable.
+#[derive(Debug, Clone)]
+struct DurableVote {
+    order: (u64, u64),
+    term: Box<str>,
+    candidate: Box<str>,
+    at: Loc,
+}
+
+/// A term's place in the order of terms: Raft's `N` as `(N, 0)`, a Paxos ballot
+/// `ROUND.NODE` as `(ROUND, NODE)`; `None` for `-` or anything else.
+fn term_order(term: &str) -> Option<(u64, u64)> {
+    match term.split_once('.') {
+        Some((round, node)) => Some((round.parse().ok()?, node.parse().ok()?)),
+        None => Some((term.parse().ok()?, 0)),
+    }
 }
 
 /// The invariants' state over every node's events.
@@ -51,9 +85,16 @@ impl Invariants {
                 term,
                 voted_for,
                 commit,
+                last,
             } => {
                 let state = self.nodes.entry(node).or_default();
                 state.commit = Some((commit, at));
+                if std::mem::take(&mut state.damaged) {
+                    state.durable_vote = None;
+                    state.durable_index = None;
+                } else {
+                    recovered(state, node, term, voted_for, last, at, names, found);
+                }
                 if let Some(candidate) = voted_for {
                     vote(state, node, term, candidate, at, names, found);
                 }
@@ -92,8 +133,15 @@ impl Invariants {
                 for (i, &hash) in (from..).zip(hashes) {
                     self.apply(node, i, hash, at, names, found);
                 }
+                if let Some(n) = hashes.len().checked_sub(1) {
+                    let state = self.nodes.entry(node).or_default();
+                    durable(state, from + n as u64, at);
+                }
             }
-            Event::Snapshot { .. } => {}
+            Event::Snapshot { index } => {
+                durable(self.nodes.entry(node).or_default(), index, at);
+            }
+            Event::LogDamaged => self.nodes.entry(node).or_default().damaged = true,
             Event::Truncate { from, commit } => {
                 let known = self.nodes.get(&node).and_then(|s| s.commit);
                 let (floor, mut evidence) = match known {
@@ -158,6 +206,63 @@ impl Invariants {
     }
 }
 
+/// Raises the node's durable index to `index` (applied or snapshotted at `at`).
+fn durable(state: &mut NodeState, index: u64, at: Loc) {
+    if state.durable_index.is_none_or(|(d, _)| index > d) {
+        state.durable_index = Some((index, at));
+    }
+}
+
+/// Holds a restarted node (its `start` at `at`) to what it had made durable before:
+/// its highest vote and its highest applied index. After a finding, the node is held
+/// only to what it recovered, so one loss is reported once.
+#[allow(clippy::too_many_arguments)]
+fn recovered(
+    state: &mut NodeState,
+    node: u32,
+    term: &str,
+    voted_for: Option<&str>,
+    last: Option<u64>,
+    at: Loc,
+    names: &[String],
+    found: &mut Found,
+) {
+    let name = name(names, node);
+    if let (Some(v), Some(order)) = (&state.durable_vote, term_order(term)) {
+        let forgot = if order < v.order {
+            Some(format!(
+                "{name} voted for {} in term {}, then restarted in term {term}: \
+                 it lost its vote",
+                v.candidate, v.term
+            ))
+        } else if order == v.order && voted_for.is_none() {
+            Some(format!(
+                "{name} voted for {} in term {}, then restarted in that term \
+                 without a vote",
+                v.candidate, v.term
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = forgot {
+            found.add(Kind::ForgottenVote, vec![v.at, at], || message);
+            state.durable_vote = None;
+        }
+    }
+    if let (Some((index, index_at)), Some(last)) = (state.durable_index, last)
+        && last < index
+    {
+        found.add(Kind::LostLogEntries, vec![index_at, at], || {
+            format!(
+                "{name} had applied entries up to index {index}, then restarted \
+                 with its log ending at index {last}: entries it had made durable \
+                 were lost"
+            )
+        });
+        state.durable_index = Some((last, at));
+    }
+}
+
 /// Records `node`'s vote for `candidate` in `term`: a second, different one is a
 /// `double-vote`.
 fn vote(
@@ -169,6 +274,16 @@ fn vote(
     names: &[String],
     found: &mut Found,
 ) {
+    if let Some(order) = term_order(term)
+        && state.durable_vote.as_ref().is_none_or(|v| order > v.order)
+    {
+        state.durable_vote = Some(DurableVote {
+            order,
+            term: term.into(),
+            candidate: candidate.into(),
+            at,
+        });
+    }
     match state.votes.get(term) {
         None => {
             state.votes.insert(term.into(), (candidate.into(), at));

@@ -75,7 +75,7 @@ fn a_valid_cluster_with_restarts_snapshots_and_uncommitted_truncations() {
     assert_eq!(json["events"]["apply"], 5);
     assert_eq!(json["events"]["start"], 6);
     assert_eq!(json["lines"], 29);
-    assert_eq!(json["checked"].as_array().unwrap().len(), 5);
+    assert_eq!(json["checked"].as_array().unwrap().len(), 7);
     assert_eq!(json["terms_with_leader"], 2);
     assert_eq!(json["applied_indices"], 3);
     assert!(types(&json).is_empty());
@@ -102,7 +102,7 @@ fn two_leaders_in_one_term_break_election_safety() {
 }
 
 #[test]
-fn a_vote_forgotten_across_a_restart_is_a_double_vote() {
+fn a_vote_forgotten_across_a_restart_is_a_forgotten_vote_then_a_double_vote() {
     let n1 = [
         ev("vote node=1 term=4 for=2"),
         ev("start node=1 term=4 voted-for=none commit=0"),
@@ -110,7 +110,11 @@ fn a_vote_forgotten_across_a_restart_is_a_double_vote() {
     ];
     let (valid, json) = check(&[log("n1", &n1)]);
     assert_eq!(valid, Validity::Invalid);
-    assert_eq!(types(&json), ["double-vote"]);
+    assert_eq!(types(&json), ["double-vote", "forgotten-vote"]);
+    assert_eq!(
+        json["anomalies"]["forgotten-vote"][0]["message"],
+        "n1 voted for 2 in term 4, then restarted in that term without a vote"
+    );
     let evidence = json["anomalies"]["double-vote"][0]["evidence"]
         .as_array()
         .unwrap();
@@ -118,6 +122,98 @@ fn a_vote_forgotten_across_a_restart_is_a_double_vote() {
         (evidence[0]["line"].clone(), evidence[1]["line"].clone()),
         (1.into(), 3.into())
     );
+}
+
+#[test]
+fn a_restart_in_an_earlier_term_than_a_durable_vote_is_a_forgotten_vote() {
+    let n1 = [
+        ev("vote node=1 term=7 for=2"),
+        ev("start node=1 term=5 voted-for=3 commit=0"),
+    ];
+    let (valid, json) = check(&[log("n1", &n1)]);
+    assert_eq!(valid, Validity::Invalid);
+    assert_eq!(types(&json), ["forgotten-vote"]);
+    let anomaly = &json["anomalies"]["forgotten-vote"][0];
+    assert_eq!(
+        anomaly["message"],
+        "n1 voted for 2 in term 7, then restarted in term 5: it lost its vote"
+    );
+    assert_eq!(anomaly["evidence"][0]["line"], 1);
+    assert_eq!(anomaly["evidence"][1]["line"], 2);
+    // Reported once: the next restart is held to what this one recovered.
+    let again = [
+        n1[0].clone(),
+        n1[1].clone(),
+        ev("start node=1 term=5 voted-for=3 commit=0"),
+    ];
+    let (_, json) = check(&[log("n1", &again)]);
+    assert_eq!(json["anomaly_totals"]["forgotten-vote"], 1, "{json:#}");
+}
+
+#[test]
+fn paxos_promises_compare_as_ballots() {
+    // Ballot 3.2 is below 3.4 (same round, lower node) and above 2.9.
+    let lost = [
+        ev("vote node=1 term=3.4 for=4"),
+        ev("start node=1 term=3.2 voted-for=2 commit=0"),
+    ];
+    assert_eq!(types(&check(&[log("n1", &lost)]).1), ["forgotten-vote"]);
+    let kept = [
+        ev("vote node=1 term=2.9 for=9"),
+        ev("start node=1 term=3.2 voted-for=2 commit=0"),
+        ev("vote node=1 term=10.1 for=1"),
+        ev("start node=1 term=10.1 voted-for=1 commit=0"),
+    ];
+    let (valid, json) = check(&[log("n1", &kept)]);
+    assert_eq!(valid, Validity::Valid, "{json:#}");
+}
+
+#[test]
+fn a_restart_with_a_log_short_of_what_was_applied_loses_log_entries() {
+    let n1 = [
+        ev("start node=1 term=0 voted-for=none commit=0 last=0"),
+        ev("apply node=1 from=1 hashes=0000000a,0000000b,0000000c"),
+        ev("start node=1 term=1 voted-for=none commit=0 last=3"),
+        ev("snapshot node=1 index=9"),
+        ev("start node=1 term=1 voted-for=none commit=0 last=4"),
+    ];
+    let (valid, json) = check(&[log("n1", &n1)]);
+    assert_eq!(valid, Validity::Invalid);
+    assert_eq!(types(&json), ["lost-log-entries"]);
+    let anomaly = &json["anomalies"]["lost-log-entries"][0];
+    assert_eq!(
+        anomaly["message"],
+        "n1 had applied entries up to index 9, then restarted with its log ending at \
+         index 4: entries it had made durable were lost"
+    );
+    assert_eq!(anomaly["evidence"][0]["line"], 4);
+    assert_eq!(anomaly["evidence"][1]["line"], 5);
+    // A start that does not say `last` is not held to it.
+    let silent = [
+        n1[1].clone(),
+        ev("start node=1 term=1 voted-for=none commit=0"),
+    ];
+    assert_eq!(check(&[log("n1", &silent)]).0, Validity::Valid);
+}
+
+#[test]
+fn a_damaged_log_excuses_the_next_start_only() {
+    let damaged = "2026-12-05T12:00:01Z  WARN protocol: log-damaged fault=truncate-log";
+    let n1 = [
+        ev("vote node=1 term=7 for=2"),
+        ev("apply node=1 from=1 hashes=0000000a,0000000b,0000000c"),
+        damaged.to_string(),
+        ev("start node=1 term=6 voted-for=none commit=0 last=2"),
+        ev("vote node=1 term=8 for=3"),
+        ev("apply node=1 from=3 hashes=0000000c"),
+    ];
+    let (valid, json) = check(&[log("n1", &n1)]);
+    assert_eq!(valid, Validity::Valid, "{json:#}");
+    assert_eq!(json["events"]["log-damaged"], 1);
+    let mut next = n1.to_vec();
+    next.push(ev("start node=1 term=8 voted-for=none commit=0 last=2"));
+    let (_, json) = check(&[log("n1", &next)]);
+    assert_eq!(types(&json), ["forgotten-vote", "lost-log-entries"]);
 }
 
 #[test]
@@ -262,9 +358,10 @@ fn files_are_read_and_their_evidence_quoted_and_unreadable_ones_said() {
 /// only above its commit index.
 fn correct_node(node: usize, entries: &[u32], plan: &[(u8, u8)]) -> (Vec<String>, usize) {
     let mut lines = vec![ev(&format!(
-        "start node={node} term=0 voted-for=none commit=0"
+        "start node={node} term=0 voted-for=none commit=0 last=0"
     ))];
     let (mut applied, mut highest, mut commit, mut term) = (0usize, 0usize, 0usize, 0u64);
+    let mut voted: Option<u64> = None;
     for &(step, size) in plan {
         match step % 5 {
             0 => {
@@ -292,6 +389,7 @@ fn correct_node(node: usize, entries: &[u32], plan: &[(u8, u8)]) -> (Vec<String>
                 // Term t's leader is node t % 3 + 1 everywhere; votes go to it.
                 let leader = term % 3 + 1;
                 lines.push(ev(&format!("vote node={node} term={term} for={leader}")));
+                voted = Some(leader);
                 let role = if leader == node as u64 {
                     "leader"
                 } else {
@@ -300,9 +398,12 @@ fn correct_node(node: usize, entries: &[u32], plan: &[(u8, u8)]) -> (Vec<String>
                 lines.push(ev(&format!("role node={node} term={term} role={role}")));
             }
             2 => {
+                // The recovered log reaches everything applied (and maybe more).
                 let snapshot = size as usize % (applied + 1);
+                let last = highest + size as usize % 2;
+                let vote = voted.map_or("none".to_string(), |v| v.to_string());
                 lines.push(ev(&format!(
-                    "start node={node} term={term} voted-for=none commit={snapshot}"
+                    "start node={node} term={term} voted-for={vote} commit={snapshot} last={last}"
                 )));
                 if snapshot > 0 {
                     lines.push(ev(&format!("snapshot node={node} index={snapshot}")));
@@ -351,6 +452,44 @@ proptest! {
             prop_assert_eq!(types(&json), vec!["state-machine-safety".to_string()]);
         } else {
             prop_assert_eq!(valid, Validity::Valid, "{:#}", json);
+        }
+    }
+
+    /// A correct node that then restarts with its log cut below what it applied is
+    /// found (`lost-log-entries`) unless the cut is announced by `log-damaged`.
+    #[test]
+    fn a_restart_short_of_the_applied_entries_is_found_unless_damaged(
+        entries in prop::collection::vec(any::<u32>(), 1..40),
+        plan in prop::collection::vec((any::<u8>(), any::<u8>()), 0..60),
+        cut in any::<u32>(),
+        damaged in any::<bool>(),
+    ) {
+        let (mut lines, _) = correct_node(1, &entries, &plan);
+        let (valid, json) = check(&[log("n1", &lines)]);
+        prop_assert_eq!(valid, Validity::Valid, "{:#}", json);
+        let highest = lines
+            .iter()
+            .filter_map(|l| {
+                let rest = l.split("apply node=1 from=").nth(1)?;
+                let (from, hashes) = rest.split_once(" hashes=")?;
+                Some(from.parse::<usize>().ok()? + hashes.split(',').count() - 1)
+            })
+            .chain(lines.iter().filter_map(|l| {
+                l.split("snapshot node=1 index=").nth(1)?.parse::<usize>().ok()
+            }))
+            .max()
+            .unwrap_or(0);
+        prop_assume!(highest > 0);
+        let last = cut as usize % highest;
+        if damaged {
+            lines.push("x WARN protocol: log-damaged fault=truncate-log".to_string());
+        }
+        lines.push(ev(&format!("start node=1 term=1000 voted-for=none commit=0 last={last}")));
+        let (valid, json) = check(&[log("n1", &lines)]);
+        if damaged {
+            prop_assert_eq!(valid, Validity::Valid, "{:#}", json);
+        } else {
+            prop_assert_eq!(types(&json), vec!["lost-log-entries".to_string()]);
         }
     }
 }

@@ -11,11 +11,13 @@ use crate::nodelog::patterns::CrashPatterns;
 use crate::results::{Validity, Verdict};
 
 /// The invariants checked when protocol events were seen.
-const INVARIANTS: [Kind; 4] = [
+const INVARIANTS: [Kind; 6] = [
     Kind::ElectionSafety,
     Kind::DoubleVote,
     Kind::StateMachineSafety,
     Kind::CommittedEntryTruncated,
+    Kind::ForgottenVote,
+    Kind::LostLogEntries,
 ];
 
 /// The verdict: invalid with any anomaly, valid otherwise (never unknown).

@@ -96,16 +96,30 @@ pub fn enabled() -> bool {
     tracing::enabled!(target: TARGET, Level::INFO)
 }
 
-/// `start`: once at startup, after recovery from disk.
-pub fn start(node: NodeId, term: Term, voted_for: Option<NodeId>, commit: u64) {
-    tracing::info!(
-        target: TARGET,
-        node = %node,
-        term = %term,
-        "voted-for" = %Voted(voted_for),
-        commit = %commit,
-        "start"
-    );
+/// `start`: once at startup, after recovery from disk; `last` is the last index of the
+/// recovered log (its snapshot's when no entries follow), where the core has a log
+/// whose applied entries are all its own durable ones (Raft; Multi-Paxos learns chosen
+/// values it may not have accepted, so it says none and `last=` is left out).
+pub fn start(node: NodeId, term: Term, voted_for: Option<NodeId>, commit: u64, last: Option<u64>) {
+    match last {
+        Some(last) => tracing::info!(
+            target: TARGET,
+            node = %node,
+            term = %term,
+            "voted-for" = %Voted(voted_for),
+            commit = %commit,
+            last = %last,
+            "start"
+        ),
+        None => tracing::info!(
+            target: TARGET,
+            node = %node,
+            term = %term,
+            "voted-for" = %Voted(voted_for),
+            commit = %commit,
+            "start"
+        ),
+    }
 }
 
 /// `role`: the node's role or term changed.

@@ -125,6 +125,9 @@ impl Coverage {
             Event::Snapshot { .. } => {
                 self.found.insert("snapshot".into());
             }
+            Event::LogDamaged => {
+                self.found.insert("log-damaged".into());
+            }
             Event::Commit { .. } | Event::Apply { .. } => {}
         }
     }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::{CORRUPT_LOG, Damaged, DiskNemesis, FILE_TIMEOUT, TRUNCATE_LOG, wal_records};
 use crate::error::NemesisError;
+use crate::process::crash;
 
 /// How long a node started on a corrupted log has to exit.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,11 +22,7 @@ impl DiskNemesis {
     /// Kills node `i` and reads its log.
     fn crash_and_read(&self, i: usize) -> Result<Vec<u8>, NemesisError> {
         let node = &self.nodes[i];
-        self.db.kill(node).map_err(|e| NemesisError::Node {
-            node: node.name.clone(),
-            action: "kill",
-            source: Box::new(e),
-        })?;
+        crash(&*self.db, node)?;
         let wal = Self::wal(node);
         let local = std::env::temp_dir().join(format!(
             "faultline-wal-{}-{}-{}",
@@ -70,6 +67,32 @@ impl DiskNemesis {
                     bytes.len(),
                     wal.display()
                 ),
+                out.stderr.trim().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Appends a `log-damaged` protocol event (`docs/checkers.md`, "Node logs") to the
+    /// stopped node `i`'s log: the node-log check then does not hold its next start to
+    /// what it had made durable, since this fault took some of it away on purpose.
+    fn mark_damaged(&self, i: usize, detail: &str) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        let log = node.log_file();
+        let cmd = Cmd::new("sh")
+            .args([
+                "-c",
+                "printf '%s  WARN protocol: log-damaged %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" \"$2\" >> \"$1\"",
+                "sh",
+                &log.to_string_lossy(),
+                detail,
+            ])
+            .timeout(FILE_TIMEOUT);
+        let out = node.remote.run(&cmd)?;
+        if !out.success() {
+            return Err(Self::cmd_error(
+                node,
+                format!("append to {}", log.display()),
                 out.stderr.trim().to_string(),
             ));
         }
@@ -138,6 +161,17 @@ impl DiskNemesis {
                 out.stderr.trim().to_string(),
             ));
         }
+        if cut > 0 {
+            if let Err(e) = self.mark_damaged(i, &format!("fault={TRUNCATE_LOG} bytes={cut}")) {
+                self.damaged.push(Damaged {
+                    node: i,
+                    original: None,
+                    full: false,
+                });
+                return Err(e);
+            }
+        }
+        let node = &self.nodes[i];
         let mut result = json!({
             "node": node.name,
             "file": wal.display().to_string(),

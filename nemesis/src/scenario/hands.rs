@@ -16,7 +16,7 @@ use crate::delay::InboundDelays;
 use crate::error::NemesisError;
 use crate::grudge::{Grudge, complete_grudge};
 use crate::net::Net;
-use crate::process::{node_error, on_each};
+use crate::process::{crash, node_error, on_each};
 
 /// At most this many events go into the history's value; later ones are counted.
 pub(crate) const MAX_EVENTS: usize = 2_000;
@@ -123,7 +123,8 @@ impl Hands {
             .collect()
     }
 
-    /// SIGKILLs node `i` (and waits until it is gone).
+    /// Crashes node `i` (SIGKILL, and its unsynced writes lost where they can be: see
+    /// [`crash`]).
     pub(crate) fn kill(&self, i: usize) -> Result<(), NemesisError> {
         let node = &self.nodes[i];
         {
@@ -131,7 +132,7 @@ impl Hands {
             state.down.insert(i);
             state.touched.insert(i);
         }
-        self.db.kill(node).map_err(|e| node_error(node, "kill", e))
+        crash(&*self.db, node).map(drop)
     }
 
     /// Starts node `i` again, without waiting until it serves.

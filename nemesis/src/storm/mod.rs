@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::NemesisError;
 use crate::nemesis::{Nemesis, unknown_f};
-use crate::process::{DEFAULT_READY_TIMEOUT, node_error, on_each, targets};
+use crate::process::{DEFAULT_READY_TIMEOUT, crash, node_error, on_each, targets};
 
 /// The `f` that starts a storm.
 pub const START_STORM: &str = "start-storm";
@@ -413,8 +413,7 @@ impl Storm {
             let nodes: Vec<&Node> = chosen.iter().map(|i| &self.nodes[*i]).collect();
             let db = &*self.db;
             outcome.touched.extend(chosen.iter().copied());
-            let (killed, result) =
-                on_each(&nodes, |n| db.kill(n).map_err(|e| node_error(n, "kill", e)));
+            let (killed, result) = on_each(&nodes, |n| crash(db, n).map(drop));
             if result.is_err() {
                 // Whichever were killed are down until the storm is stopped.
                 down.extend(chosen.iter().map(|i| (*i, Instant::now())));

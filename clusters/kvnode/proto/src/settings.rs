@@ -40,11 +40,13 @@ impl fmt::Display for Protocol {
 pub enum Bug {
     /// Any node answers reads from its local state, without confirming leadership.
     StaleRead,
-    /// Acknowledge before the log is durable: the write-ahead log is never fsynced.
+    /// Acknowledge before the log is durable: the write-ahead log is never fsynced; a
+    /// power loss (or any crash in a run with the power fault) reveals it.
     NoFsync,
     /// Commit entries of earlier terms by counting replicas (Raft figure 8).
     OldTermCommit,
-    /// The vote is not persisted, so a restarted node can vote twice in a term.
+    /// The vote is not persisted, so a restarted node can vote twice in a term; a crash
+    /// right after a vote reveals it.
     ForgetVote,
     /// Multi-Paxos: a new leader proposes its own values without adopting the values
     /// already accepted by the promising quorum.

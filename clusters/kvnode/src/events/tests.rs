@@ -70,8 +70,8 @@ fn fnv1a_matches_published_vectors() {
 #[test]
 fn every_event_has_the_contract_shape() {
     let got = lines(|| {
-        start(3, Term::Number(5), Some(2), 17);
-        start(1, Term::Ballot { round: 4, node: 2 }, None, 0);
+        start(3, Term::Number(5), Some(2), 17, Some(20));
+        start(1, Term::Ballot { round: 4, node: 2 }, None, 0, None);
         role(3, Term::Number(5), Role::Leader);
         role(3, Term::Number(6), Role::PreCandidate);
         vote(3, Term::Number(5), 1);
@@ -86,7 +86,7 @@ fn every_event_has_the_contract_shape() {
     assert_eq!(
         got,
         [
-            " protocol: start node=3 term=5 voted-for=2 commit=17",
+            " protocol: start node=3 term=5 voted-for=2 commit=17 last=20",
             " protocol: start node=1 term=4.2 voted-for=none commit=0",
             " protocol: role node=3 term=5 role=leader",
             " protocol: role node=3 term=6 role=pre-candidate",

@@ -497,7 +497,13 @@ impl Core for Paxos {
 
     fn log_start(&self) {
         let voted_for = (self.promised != Ballot::ZERO).then_some(self.promised.node);
-        events::start(self.id, self.promised.event_term(), voted_for, self.commit);
+        events::start(
+            self.id,
+            self.promised.event_term(),
+            voted_for,
+            self.commit,
+            None,
+        );
     }
 
     fn sends_before_persisting(&self) -> bool {

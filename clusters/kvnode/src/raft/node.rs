@@ -497,7 +497,13 @@ impl Core for Raft {
     }
 
     fn log_start(&self) {
-        events::start(self.id, Term::Number(self.term), self.vote, self.commit);
+        events::start(
+            self.id,
+            Term::Number(self.term),
+            self.vote,
+            self.commit,
+            Some(self.log.last_index()),
+        );
     }
 
     fn sends_before_persisting(&self) -> bool {
