@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::error::{NemesisError, collect};
 use crate::nemesis::{Nemesis, unknown_f};
 
-/// The `f` that moves one node's clock.
+/// The `f` that moves nodes' clocks.
 pub const BUMP_CLOCK: &str = "bump-clock";
 /// The `f` that flips one node's clock back and forth for a while.
 pub const STROBE_CLOCK: &str = "strobe-clock";
@@ -27,13 +27,16 @@ pub const MAX_RANDOM_BUMP_SECS: i64 = 60;
 /// The longest strobe, so that an invocation stays bounded.
 const MAX_STROBE: Duration = Duration::from_secs(30);
 
-/// Moves nodes' clocks (Jepsen's `clock` nemesis, per process): `bump-clock` shifts one
-/// node's clock by a delta, `strobe-clock` flips one node's clock between its offset and
+/// Moves nodes' clocks (Jepsen's `clock` nemesis, per process): `bump-clock` shifts
+/// nodes' clocks by deltas, `strobe-clock` flips one node's clock between its offset and
 /// offset + delta every period for a duration (blocking for that long), `reset-clock`
 /// puts every clock back to the real time.
 ///
-/// Values: `bump-clock` takes `{"node":"n2","delta_ms":30000}` or null (a random node
-/// and a random delta of ±1 to ±60 s); deltas are applied in whole seconds (rounded),
+/// Values: `bump-clock` takes `{"node":"n2","delta_ms":30000}` (a missing node or delta
+/// random), `{"nodes":[{"node":"n1","delta_ms":-3000},…]}`, or null: as Jepsen's clock
+/// nemesis, a random non-empty subset of the nodes, each with its own random delta of
+/// ±1 to ±60 s. It returns `{"node","delta_ms","offset_ms"}` for one node, else
+/// `{"nodes":[{"node","delta_ms","offset_ms"},…]}`. Deltas are applied in whole seconds (rounded),
 /// as libfaketime's offset file reads them. `strobe-clock` takes
 /// `{"node":"n2","delta_ms":5000,"period_ms":100,"duration_ms":2000}` (each optional;
 /// these are the defaults, the node random) or null. A bump adds to the node's current
@@ -138,32 +141,83 @@ impl ClockNemesis {
         }
     }
 
+    /// A random delta of ±1 to ±[`MAX_RANDOM_BUMP_SECS`] seconds.
+    fn random_delta(&mut self) -> i64 {
+        let s = self.rng.random_range(1..=MAX_RANDOM_BUMP_SECS);
+        if self.rng.random_range(0..2) == 0 {
+            s
+        } else {
+            -s
+        }
+    }
+
+    /// Whole seconds of `ms` (rounded), as libfaketime reads them.
+    fn secs(ms: &Value) -> Option<i64> {
+        ms.as_i64().map(|ms| (ms as f64 / 1000.0).round() as i64)
+    }
+
     fn bump(&mut self, value: &Value) -> Result<Value, NemesisError> {
-        const EXPECTED: &str = "null or {\"node\": NAME, \"delta_ms\": MS} (node optional)";
-        check_keys(BUMP_CLOCK, value, &["node", "delta_ms"], EXPECTED)?;
-        let i = self.node(BUMP_CLOCK, value, EXPECTED)?;
-        let secs = match value.get("delta_ms") {
-            None | Some(Value::Null) => {
-                let s = self.rng.random_range(1..=MAX_RANDOM_BUMP_SECS);
-                if self.rng.random_range(0..2) == 0 {
-                    s
-                } else {
-                    -s
+        const EXPECTED: &str = "null, {\"node\": NAME, \"delta_ms\": MS} (each optional), or \
+                                {\"nodes\": [{\"node\": NAME, \"delta_ms\": MS}, …]}";
+        check_keys(BUMP_CLOCK, value, &["node", "delta_ms", "nodes"], EXPECTED)?;
+        // (node, delta in seconds) for each node bumped.
+        let mut bumps: Vec<(usize, i64)> = Vec::new();
+        match value.get("nodes") {
+            Some(Value::Array(items)) if value.get("node").is_none() && !items.is_empty() => {
+                for item in items {
+                    if !item.get("node").is_some_and(Value::is_string) {
+                        return Err(bad(BUMP_CLOCK, value, EXPECTED));
+                    }
+                    let i = self.node(BUMP_CLOCK, item, EXPECTED)?;
+                    let secs = item
+                        .get("delta_ms")
+                        .and_then(Self::secs)
+                        .ok_or_else(|| bad(BUMP_CLOCK, value, EXPECTED))?;
+                    if bumps.iter().any(|(j, _)| *j == i) {
+                        return Err(bad(BUMP_CLOCK, value, EXPECTED));
+                    }
+                    bumps.push((i, secs));
                 }
             }
-            Some(v) => {
-                let ms = v.as_i64().ok_or_else(|| bad(BUMP_CLOCK, value, EXPECTED))?;
-                (ms as f64 / 1000.0).round() as i64
+            Some(_) => return Err(bad(BUMP_CLOCK, value, EXPECTED)),
+            None if value.is_null() && !self.nodes.is_empty() => {
+                // Jepsen's clock nemesis: a random non-empty subset of the nodes, each
+                // with its own delta.
+                let mut chosen: Vec<usize> = (0..self.nodes.len())
+                    .filter(|_| self.rng.random_range(0..2) == 0)
+                    .collect();
+                if chosen.is_empty() {
+                    chosen.push(self.rng.random_range(0..self.nodes.len()));
+                }
+                for i in chosen {
+                    let secs = self.random_delta();
+                    bumps.push((i, secs));
+                }
             }
-        };
-        let offset = self.offsets[i].saturating_add(secs);
-        self.write(i, offset)?;
-        self.offsets[i] = offset;
-        Ok(json!({
-            "node": self.nodes[i].name,
-            "delta_ms": secs * 1000,
-            "offset_ms": offset * 1000,
-        }))
+            None => {
+                let i = self.node(BUMP_CLOCK, value, EXPECTED)?;
+                let secs = match value.get("delta_ms") {
+                    None | Some(Value::Null) => self.random_delta(),
+                    Some(v) => Self::secs(v).ok_or_else(|| bad(BUMP_CLOCK, value, EXPECTED))?,
+                };
+                bumps.push((i, secs));
+            }
+        }
+        let mut done = Vec::new();
+        for (i, secs) in bumps {
+            let offset = self.offsets[i].saturating_add(secs);
+            self.write(i, offset)?;
+            self.offsets[i] = offset;
+            done.push(json!({
+                "node": self.nodes[i].name,
+                "delta_ms": secs * 1000,
+                "offset_ms": offset * 1000,
+            }));
+        }
+        Ok(match <[Value; 1]>::try_from(done) {
+            Ok([one]) => one,
+            Err(several) => json!({ "nodes": several }),
+        })
     }
 
     fn strobe(&mut self, value: &Value) -> Result<Value, NemesisError> {
@@ -326,9 +380,51 @@ mod tests {
             .invoke(BUMP_CLOCK, &json!({"node": "n2", "delta_ms": -45_000}))
             .unwrap();
         assert_eq!(file(1), "-15\n");
-        let v = clock.invoke(BUMP_CLOCK, &Value::Null).unwrap();
-        let d = v["delta_ms"].as_i64().unwrap();
-        assert!((1000..=60_000).contains(&d.abs()), "{v}");
+        clock.invoke(RESET_CLOCK, &Value::Null).unwrap();
+        // Null: a random non-empty subset, each node its own delta (Jepsen's); over
+        // seeds every size turns up, and the offsets written are those returned.
+        let mut sizes = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let v = clock.invoke(BUMP_CLOCK, &Value::Null).unwrap();
+            let bumps = match v.get("nodes") {
+                Some(list) => list.as_array().unwrap().clone(),
+                None => vec![v.clone()],
+            };
+            sizes.insert(bumps.len());
+            for b in &bumps {
+                let d = b["delta_ms"].as_i64().unwrap();
+                assert!((1000..=60_000).contains(&d.abs()), "{v}");
+                let i = nodes.iter().position(|n| n.name == b["node"]).unwrap();
+                let offset = b["offset_ms"].as_i64().unwrap() / 1000;
+                assert_eq!(file(i), format!("{offset:+}\n"));
+            }
+            clock.invoke(RESET_CLOCK, &Value::Null).unwrap();
+        }
+        assert_eq!(sizes, [1, 2, 3].into(), "subset sizes");
+        // Several nodes explicitly.
+        let v = clock
+            .invoke(
+                BUMP_CLOCK,
+                &json!({"nodes": [{"node": "n1", "delta_ms": -2000}, {"node": "n3", "delta_ms": 4000}]}),
+            )
+            .unwrap();
+        assert_eq!(
+            v,
+            json!({"nodes": [
+                {"node": "n1", "delta_ms": -2000, "offset_ms": -2000},
+                {"node": "n3", "delta_ms": 4000, "offset_ms": 4000},
+            ]})
+        );
+        assert_eq!((file(0), file(2)), ("-2\n".into(), "+4\n".into()));
+        for bad in [
+            json!({"nodes": []}),
+            json!({"nodes": [{"delta_ms": 1000}]}),
+            json!({"nodes": [{"node": "n1"}]}),
+            json!({"nodes": [{"node": "n1", "delta_ms": 1}, {"node": "n1", "delta_ms": 2}]}),
+            json!({"node": "n1", "nodes": [{"node": "n2", "delta_ms": 1}]}),
+        ] {
+            assert!(clock.invoke(BUMP_CLOCK, &bad).is_err(), "{bad}");
+        }
         let v = clock
             .invoke(
                 STROBE_CLOCK,

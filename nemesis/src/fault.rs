@@ -46,7 +46,7 @@ pub enum Fault {
     /// Packet loss, delay with jitter or a bandwidth limit between nodes
     /// (`start-packet` / `stop-packet`; the nemesis picks which).
     Packet,
-    /// Moving one node's clock (`bump-clock` / `reset-clock`).
+    /// Moving nodes' clocks (`bump-clock` / `reset-clock`).
     Clock,
     /// A crashed node's log losing its tail, or a full disk under a running node
     /// (`start-disk`, which picks `truncate-log` or `fill-disk`, / `restore-log`;

@@ -53,15 +53,31 @@ fn a_torn_tail_is_recovered_and_mid_log_corruption_is_refused_loudly() {
         .invoke("truncate-log", &json!({ "node": target }))
         .unwrap();
     assert_eq!(value["restarted"], json!(true), "{value}");
-    assert!(value["truncated_bytes"].as_u64().unwrap() >= 1, "{value}");
+    let torn = value["torn_bytes"].as_u64().unwrap();
+    assert!(torn >= 1, "{value}");
     assert!(s.answers(s.node(&target)));
     assert_keys(&s);
+    // The node dropped exactly the torn bytes, said so, and logged no `log-damaged`.
+    let log = std::fs::read_to_string(s.node(&target).log_file()).unwrap();
+    assert!(
+        log.contains(&format!(
+            "truncated a torn tail of the write-ahead log bytes={torn}"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("log-damaged"), "{log}");
     // An explicit cut of a few bytes, on the node the RNG picks.
     let value = nemesis
         .invoke("truncate-log", &json!({"bytes": 3}))
         .unwrap();
     assert_eq!(value["truncated_bytes"], json!(3), "{value}");
     assert_eq!(value["restarted"], json!(true), "{value}");
+    let cut = value["node"].as_str().unwrap();
+    let log = std::fs::read_to_string(s.node(cut).log_file()).unwrap();
+    assert!(
+        log.contains("protocol: log-damaged fault=truncate-log bytes=3"),
+        "{log}"
+    );
     assert!(nemesis.damaged().is_empty());
     s.await_replicated();
     assert_keys(&s);

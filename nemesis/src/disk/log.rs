@@ -9,11 +9,31 @@ use std::time::{Duration, Instant};
 use faultline_clusters::Cmd;
 use faultline_kv_proto::wal::HEADER;
 use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::{CORRUPT_LOG, Damaged, DiskNemesis, FILE_TIMEOUT, TRUNCATE_LOG, wal_records};
 use crate::error::NemesisError;
 use crate::process::crash;
+
+/// The bytes of a torn write after the log image `buf`: the first `len` bytes (by
+/// default a random number, at least one, short of a whole record) of a copy of its last
+/// record, or of a record header where it has none. A crash in the middle of writing a
+/// record leaves such a prefix; the node never acknowledged it, so a correct node drops
+/// it on recovery and loses nothing it had made durable.
+fn torn_write(buf: &[u8], len: Option<u64>, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let last = wal_records(buf)
+        .last()
+        .map_or(&[0u8; HEADER][..], |&(start, len)| &buf[start..start + len]);
+    let most = last.len().saturating_sub(1).max(1);
+    let len = match len {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(most),
+        None => rng.random_range(1..=most),
+    };
+    let mut tail = last[..len.min(last.len())].to_vec();
+    tail.resize(len, 0);
+    tail
+}
 
 /// How long a node started on a corrupted log has to exit.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,65 +139,55 @@ impl DiskNemesis {
 
     pub(super) fn truncate(&mut self, value: &Value) -> Result<Value, NemesisError> {
         let i = self.target(TRUNCATE_LOG, value)?;
-        let bytes = match value.get("bytes") {
-            None | Some(Value::Null) => None,
-            Some(v) => {
-                Some(
-                    v.as_u64()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| NemesisError::BadValue {
+        let positive =
+            |key: &str| -> Result<Option<u64>, NemesisError> {
+                match value.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(v) => v.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                        NemesisError::BadValue {
                             f: TRUNCATE_LOG.into(),
                             value: value.to_string(),
-                            expected: "`bytes`: a positive integer".into(),
-                        })?,
-                )
-            }
-        };
+                            expected: format!("`{key}`: a positive integer"),
+                        }
+                    }),
+                }
+            };
+        let (cut, torn) = (positive("bytes")?, positive("torn_bytes")?);
+        if cut.is_some() && torn.is_some() {
+            return Err(NemesisError::BadValue {
+                f: TRUNCATE_LOG.into(),
+                value: value.to_string(),
+                expected: "`bytes` (cut the log) or `torn_bytes` (a torn write), not both".into(),
+            });
+        }
         let buf = self.crash_and_read(i)?;
         let size = buf.len() as u64;
-        let cut = match bytes {
-            Some(n) => n.min(size),
-            None => match wal_records(&buf).last() {
-                Some((_, len)) => self.rng.random_range(1..=*len as u64),
-                None => 0,
-            },
-        };
         let node = &self.nodes[i];
         let wal = Self::wal(node);
-        let new_size = size - cut;
-        let cmd = Cmd::new("truncate")
-            .args(["-s", &new_size.to_string(), &wal.to_string_lossy()])
-            .timeout(FILE_TIMEOUT);
-        let out = node.remote.run(&cmd)?;
-        if !out.success() {
+        let mut result = json!({
+            "node": node.name,
+            "file": wal.display().to_string(),
+            "size": size,
+        });
+        let damage = match cut {
+            Some(n) => self.cut_tail(i, size, n.min(size)).map(|()| {
+                result["truncated_bytes"] = json!(n.min(size));
+            }),
+            None => {
+                let tail = torn_write(&buf, torn, &mut self.rng);
+                self.write_at(i, size, &tail).map(|()| {
+                    result["torn_bytes"] = json!(tail.len());
+                })
+            }
+        };
+        if let Err(e) = damage {
             self.damaged.push(Damaged {
                 node: i,
                 original: None,
                 full: false,
             });
-            return Err(Self::cmd_error(
-                node,
-                cmd.to_string(),
-                out.stderr.trim().to_string(),
-            ));
+            return Err(e);
         }
-        if cut > 0 {
-            if let Err(e) = self.mark_damaged(i, &format!("fault={TRUNCATE_LOG} bytes={cut}")) {
-                self.damaged.push(Damaged {
-                    node: i,
-                    original: None,
-                    full: false,
-                });
-                return Err(e);
-            }
-        }
-        let node = &self.nodes[i];
-        let mut result = json!({
-            "node": node.name,
-            "file": wal.display().to_string(),
-            "size": size,
-            "truncated_bytes": cut,
-        });
         match self.restart(i) {
             Ok(()) => result["restarted"] = json!(true),
             Err(e) => {
@@ -192,6 +202,28 @@ impl DiskNemesis {
             }
         }
         Ok(result)
+    }
+
+    /// Cuts the last `cut` bytes off the stopped node `i`'s log of `size` bytes, and says
+    /// so in its log (`log-damaged`): bytes it had made durable are gone.
+    fn cut_tail(&self, i: usize, size: u64, cut: u64) -> Result<(), NemesisError> {
+        let node = &self.nodes[i];
+        let wal = Self::wal(node);
+        let cmd = Cmd::new("truncate")
+            .args(["-s", &(size - cut).to_string(), &wal.to_string_lossy()])
+            .timeout(FILE_TIMEOUT);
+        let out = node.remote.run(&cmd)?;
+        if !out.success() {
+            return Err(Self::cmd_error(
+                node,
+                cmd.to_string(),
+                out.stderr.trim().to_string(),
+            ));
+        }
+        if cut > 0 {
+            self.mark_damaged(i, &format!("fault={TRUNCATE_LOG} bytes={cut}"))?;
+        }
+        Ok(())
     }
 
     pub(super) fn corrupt(&mut self, value: &Value) -> Result<Value, NemesisError> {
@@ -278,5 +310,37 @@ impl DiskNemesis {
             "refused": refused,
             "log": self.log_line(i),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use faultline_kv_proto::wal::put_record;
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_torn_write_is_a_prefix_of_the_last_record_short_of_whole() {
+        let mut buf = Vec::new();
+        put_record(&mut buf, b"first");
+        put_record(&mut buf, b"the last one");
+        let (start, len) = *wal_records(&buf).last().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..200 {
+            let tail = torn_write(&buf, None, &mut rng);
+            assert!(!tail.is_empty() && tail.len() < len, "{}", tail.len());
+            assert_eq!(tail, buf[start..start + tail.len()]);
+            // Appended, it is not a record: the log's records are the same.
+            let mut torn = buf.clone();
+            torn.extend_from_slice(&tail);
+            assert_eq!(wal_records(&torn), wal_records(&buf));
+        }
+        assert_eq!(torn_write(&buf, Some(3), &mut rng), buf[start..start + 3]);
+        assert_eq!(torn_write(&buf, Some(10_000), &mut rng).len(), len - 1);
+        // An empty log gets part of a header.
+        let tail = torn_write(&[], None, &mut rng);
+        assert!(!tail.is_empty() && tail.len() < HEADER);
+        assert!(wal_records(&tail).is_empty());
     }
 }

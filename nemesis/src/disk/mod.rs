@@ -53,12 +53,19 @@ struct Damaged {
 /// Damages write-ahead logs of crashed nodes (for `faultline-kv`, whose log is
 /// `DIR/data/wal`):
 ///
-/// - `truncate-log` (null or `{"node":"n2","bytes":N}`): SIGKILLs the node (a random one
-///   by default), cuts the last N bytes of its log (by default a random part of its last
-///   record: a torn write), restarts it and waits until it serves. Returns
-///   `{"node","file","size","truncated_bytes","restarted":true}`; a node that does not
-///   come back is reported (`"restarted":false` with `"error"`), not an error, and stays
-///   down until `restore-log`.
+/// - `truncate-log` (null, `{"node":"n2"}`, `{"node":"n2","torn_bytes":N}` or
+///   `{"node":"n2","bytes":N}`): crashes the node (a random one by default), damages the
+///   tail of its log, restarts it and waits until it serves. By default a torn write:
+///   the first N bytes (random unless given, short of a whole record) of a copy of its
+///   last record are appended, as a crash in the middle of writing a record leaves them;
+///   the node never acknowledged that record, so it must come back with everything it
+///   had made durable. With `bytes`, the last N bytes are cut instead: data the node
+///   had fsynced is lost (beyond what a correct node is built to survive, if the record
+///   held entries of a commit quorum), and a `log-damaged` line in the node's log tells
+///   the node-log check so. Returns `{"node","file","size","torn_bytes"|"truncated_bytes",
+///   "restarted":true}`; a node that does not come back is reported
+///   (`"restarted":false` with `"error"`), not an error, and stays down until
+///   `restore-log`.
 /// - `corrupt-log` (null or `{"node":"n2","bytes":N}`, N from 1 to 64, default 4;
 ///   opt-in: schedules never choose it): SIGKILLs the node, flips N bytes inside a record
 ///   in the middle of its log (valid records follow it), starts it and waits until it

@@ -109,7 +109,17 @@ impl Fault {
                     "nodes",
                 ],
             )),
-            Fault::Clock => same(only(info, &["node", "delta_ms", "period_ms"])),
+            Fault::Clock => {
+                let mut value = only(info, &["node", "delta_ms", "period_ms"]);
+                if let Some(bumps) = info.get("nodes").and_then(Value::as_array) {
+                    let bumps: Vec<Value> = bumps
+                        .iter()
+                        .map(|b| only(b, &["node", "delta_ms"]))
+                        .collect();
+                    value["nodes"] = Value::from(bumps);
+                }
+                same(value)
+            }
             Fault::Disk => {
                 let f = match info["fault"].as_str() {
                     Some(chosen) if f == START_DISK => chosen,
@@ -118,6 +128,8 @@ impl Fault {
                 let mut value = only(info, &["node"]);
                 if let Some(bytes) = info.get("truncated_bytes").or(info.get("bytes")) {
                     value["bytes"] = bytes.clone();
+                } else if let Some(bytes) = info.get("torn_bytes") {
+                    value["torn_bytes"] = bytes.clone();
                 }
                 (f.to_string(), value)
             }
@@ -314,6 +326,25 @@ mod tests {
             expected
                 .iter()
                 .any(|(f, v, _)| f == "truncate-log" && v["bytes"].is_u64())
+        );
+        // A bump of several clocks replays each node's delta.
+        let bumps = json!({"nodes": [{"node": "n1", "delta_ms": -2000, "offset_ms": -2000},
+                                     {"node": "n3", "delta_ms": 4000, "offset_ms": 9000}]});
+        assert_eq!(
+            Fault::Clock.replayed("bump-clock", &bumps),
+            (
+                "bump-clock".to_string(),
+                json!({"nodes": [{"node": "n1", "delta_ms": -2000}, {"node": "n3", "delta_ms": 4000}]})
+            )
+        );
+        // A torn write replays with its length, a cut with its bytes.
+        let torn = json!({"node": "n2", "torn_bytes": 7, "fault": "truncate-log", "size": 99});
+        assert_eq!(
+            Fault::Disk.replayed("start-disk", &torn),
+            (
+                "truncate-log".to_string(),
+                json!({"node": "n2", "torn_bytes": 7})
+            )
         );
         assert!(
             expected
