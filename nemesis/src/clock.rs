@@ -151,9 +151,9 @@ impl ClockNemesis {
         }
     }
 
-    /// Whole seconds of `ms` (rounded), as libfaketime reads them.
+    /// Whole seconds of `ms` (a JSON integer; rounded), as libfaketime reads them.
     fn secs(ms: &Value) -> Option<i64> {
-        ms.as_i64().map(|ms| (ms as f64 / 1000.0).round() as i64)
+        ms.as_i64().map(whole_secs)
     }
 
     fn bump(&mut self, value: &Value) -> Result<Value, NemesisError> {
@@ -245,7 +245,7 @@ impl ClockNemesis {
         if period <= 0 || duration > MAX_STROBE {
             return Err(bad(STROBE_CLOCK, value, EXPECTED));
         }
-        let secs = (delta as f64 / 1000.0).round() as i64;
+        let secs = whole_secs(delta);
         let base = self.offsets[i];
         let start = Instant::now();
         let mut flips = 0u64;
@@ -287,6 +287,11 @@ impl ClockNemesis {
         }
         collect(results).map(|()| reset)
     }
+}
+
+/// Whole seconds of `ms` milliseconds, rounded, as libfaketime's offset file reads them.
+fn whole_secs(ms: i64) -> i64 {
+    (ms as f64 / 1000.0).round() as i64
 }
 
 fn bad(f: &str, value: &Value, expected: &str) -> NemesisError {

@@ -25,14 +25,13 @@ fn torn_write(buf: &[u8], len: Option<u64>, rng: &mut ChaCha8Rng) -> Vec<u8> {
     let last = wal_records(buf)
         .last()
         .map_or(&[0u8; HEADER][..], |&(start, len)| &buf[start..start + len]);
-    let most = last.len().saturating_sub(1).max(1);
+    // A record is at least a header (8 bytes), so `most` is at least 7.
+    let most = last.len() - 1;
     let len = match len {
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(most),
         None => rng.random_range(1..=most),
     };
-    let mut tail = last[..len.min(last.len())].to_vec();
-    tail.resize(len, 0);
-    tail
+    last[..len].to_vec()
 }
 
 /// How long a node started on a corrupted log has to exit.
@@ -170,9 +169,12 @@ impl DiskNemesis {
             "size": size,
         });
         let damage = match cut {
-            Some(n) => self.cut_tail(i, size, n.min(size)).map(|()| {
-                result["truncated_bytes"] = json!(n.min(size));
-            }),
+            Some(n) => {
+                let n = n.min(size);
+                self.cut_tail(i, size, n).map(|()| {
+                    result["truncated_bytes"] = json!(n);
+                })
+            }
             None => {
                 let tail = torn_write(&buf, torn, &mut self.rng);
                 self.write_at(i, size, &tail).map(|()| {
