@@ -205,8 +205,8 @@ impl ClockNemesis {
         }
         let mut done = Vec::new();
         for (i, secs) in bumps {
-            let offset = self.offsets[i].saturating_add(secs);
-            self.write(i, offset)?;
+            // On top of what the file holds: a scenario may have moved it meanwhile.
+            let offset = shift_clock_file(self.clock()?, &self.nodes[i], secs)?;
             self.offsets[i] = offset;
             done.push(json!({
                 "node": self.nodes[i].name,
@@ -289,6 +289,80 @@ impl ClockNemesis {
     }
 }
 
+/// Moves `node`'s clock by `delta_secs` on top of whatever offset its file holds (read,
+/// added and written atomically, in one command on its host), so that the clock nemesis
+/// and a scenario that moves a clock compose; returns the new offset in seconds.
+pub(crate) fn shift_clock_file(
+    clock: &dyn FakeClock,
+    node: &Node,
+    delta_secs: i64,
+) -> Result<i64, NemesisError> {
+    let file = clock.clock_file(node);
+    let file = file.to_string_lossy();
+    let delta = delta_secs.to_string();
+    let cmd = Cmd::new("sh")
+        .args([
+            "-c",
+            "cur=$(cat \"$1\" 2>/dev/null); new=$((${cur:-0} + $2)); \
+             printf '%+d\\n' \"$new\" > \"$1.tmp\" && mv -f \"$1.tmp\" \"$1\" && echo \"$new\"",
+            "sh",
+            &file,
+            &delta,
+        ])
+        .timeout(Duration::from_secs(10));
+    let out = node.remote.run(&cmd)?;
+    let command = || format!("move the clock in {file} by {delta_secs:+} s");
+    if !out.success() {
+        return Err(NemesisError::Command {
+            node: node.name.clone(),
+            command: command(),
+            reason: out.stderr.trim().to_string(),
+        });
+    }
+    out.stdout
+        .trim()
+        .parse()
+        .map_err(|_| NemesisError::Command {
+            node: node.name.clone(),
+            command: command(),
+            reason: format!("the clock file held no offset in seconds: {:?}", out.stdout),
+        })
+}
+
+/// Puts `node`'s clock offset back to `to` seconds if its file still holds `expected`
+/// (nothing else moved that clock since; if something did, its change stands, and a
+/// `reset-clock` puts every clock back). Returns whether it was put back.
+pub(crate) fn restore_clock_file(
+    clock: &dyn FakeClock,
+    node: &Node,
+    expected: i64,
+    to: i64,
+) -> Result<bool, NemesisError> {
+    let file = clock.clock_file(node);
+    let file = file.to_string_lossy();
+    let (expected, to) = (expected.to_string(), to.to_string());
+    let cmd = Cmd::new("sh")
+        .args([
+            "-c",
+            "cur=$(cat \"$1\" 2>/dev/null); [ $((${cur:-0})) -eq \"$2\" ] || exit 0; \
+             printf '%+d\\n' \"$3\" > \"$1.tmp\" && mv -f \"$1.tmp\" \"$1\" && echo restored",
+            "sh",
+            &file,
+            &expected,
+            &to,
+        ])
+        .timeout(Duration::from_secs(10));
+    let out = node.remote.run(&cmd)?;
+    if out.success() {
+        return Ok(out.stdout.trim() == "restored");
+    }
+    Err(NemesisError::Command {
+        node: node.name.clone(),
+        command: format!("put the clock in {file} back to {to} s"),
+        reason: out.stderr.trim().to_string(),
+    })
+}
+
 /// Whole seconds of `ms` milliseconds, rounded, as libfaketime's offset file reads them.
 fn whole_secs(ms: i64) -> i64 {
     (ms as f64 / 1000.0).round() as i64
@@ -361,6 +435,40 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("faketime(true)"), "{err}");
+    }
+
+    #[test]
+    fn shifts_compose_with_bumps_and_a_restore_leaves_a_clock_moved_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = nodes(2, dir.path());
+        for n in &nodes {
+            std::fs::create_dir_all(&n.dir).unwrap();
+        }
+        let db = Arc::new(KvDb::new("kv", &nodes).faketime(true));
+        let fake = db.fake_clock().unwrap();
+        let mut clock = ClockNemesis::new(db.clone(), nodes.clone(), 7).unwrap();
+        let file = |i: usize| std::fs::read_to_string(nodes[i].dir.join("faketime")).unwrap();
+        // A scenario's shift on top of the clock nemesis's bump, and back.
+        clock
+            .invoke(BUMP_CLOCK, &json!({"node": "n1", "delta_ms": 20_000}))
+            .unwrap();
+        assert_eq!(shift_clock_file(fake, &nodes[0], -7).unwrap(), 13);
+        assert_eq!(file(0), "+13\n");
+        assert!(restore_clock_file(fake, &nodes[0], 13, 20).unwrap());
+        assert_eq!(file(0), "+20\n");
+        // A bump during the shift adds to it (the file is read), and the restore then
+        // leaves the clock where the bump put it.
+        shift_clock_file(fake, &nodes[0], -5).unwrap();
+        let v = clock
+            .invoke(BUMP_CLOCK, &json!({"node": "n1", "delta_ms": 2_000}))
+            .unwrap();
+        assert_eq!(v["offset_ms"], 17_000);
+        assert!(!restore_clock_file(fake, &nodes[0], 15, 20).unwrap());
+        assert_eq!(file(0), "+17\n");
+        // A node whose file was never written starts from 0.
+        assert_eq!(shift_clock_file(fake, &nodes[1], -3).unwrap(), -3);
+        clock.invoke(RESET_CLOCK, &Value::Null).unwrap();
+        assert_eq!((file(0), file(1)), ("+0\n".into(), "+0\n".into()));
     }
 
     #[test]

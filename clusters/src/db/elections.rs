@@ -104,6 +104,33 @@ pub trait Elections: Send + Sync {
 
     /// How fast the nodes elect (as configured for this run).
     fn timing(&self) -> ElectionTiming;
+
+    /// The most log entries one replication message to a follower carries, when the
+    /// database has such a limit and knows it (faultline-kv: `--max-append-entries`): a
+    /// follower that lags by more catches up over several messages, the first of which
+    /// may hold entries of earlier terms only (the `figure8` scenario plans with it).
+    fn max_append_entries(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// faultline-kv's `--max-append-entries` among the extra flags `args` (also as
+/// `--max-append-entries=N`); its default, 256, when absent or no number.
+pub fn kv_max_append_entries<S: AsRef<str>>(args: &[S]) -> u64 {
+    const FLAG: &str = "--max-append-entries";
+    let mut value = 256;
+    let mut args = args.iter().map(AsRef::as_ref);
+    while let Some(arg) = args.next() {
+        let given = match arg.split_once('=') {
+            Some((flag, v)) if flag == FLAG => Some(v),
+            None if arg == FLAG => args.next(),
+            _ => continue,
+        };
+        if let Some(n) = given.and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0) {
+            value = n;
+        }
+    }
+    value
 }
 
 #[cfg(test)]
@@ -130,6 +157,13 @@ mod tests {
             ElectionTiming::from_kv_args(&none),
             ElectionTiming::KV_DEFAULT
         );
+        assert_eq!(kv_max_append_entries(&none), 256);
+        assert_eq!(kv_max_append_entries(&["--max-append-entries", "4"]), 4);
+        assert_eq!(
+            kv_max_append_entries(&["--tick-ms", "2", "--max-append-entries=9"]),
+            9
+        );
+        assert_eq!(kv_max_append_entries(&["--max-append-entries", "x"]), 256);
         // A flag without a number keeps the default.
         assert_eq!(
             ElectionTiming::from_kv_args(&["--tick-ms", "fast"]).tick,

@@ -310,4 +310,8 @@ impl Elections for KvDb {
     fn timing(&self) -> ElectionTiming {
         ElectionTiming::from_kv_args(&self.args)
     }
+
+    fn max_append_entries(&self) -> Option<u64> {
+        Some(super::elections::kv_max_append_entries(&self.args))
+    }
 }

@@ -2,7 +2,7 @@
 //! each node its term and vote), what it touched (to undo it when the scenario stops),
 //! and the events it records for the history.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -12,6 +12,7 @@ use faultline_clusters::db::NodeView;
 use faultline_clusters::{Db, Node};
 use serde_json::{Value, json};
 
+use crate::clock::{restore_clock_file, shift_clock_file};
 use crate::delay::InboundDelays;
 use crate::error::NemesisError;
 use crate::grudge::{Grudge, complete_grudge};
@@ -45,6 +46,9 @@ struct State {
     partitioned: bool,
     /// Whether packet delays may be in place.
     delayed: bool,
+    /// Clocks the scenario moved and has not put back: node → (its offset before, the
+    /// offset the scenario left it at), in seconds.
+    clocks: BTreeMap<usize, (i64, i64)>,
     events: Vec<Value>,
     dropped_events: usize,
 }
@@ -145,17 +149,27 @@ impl Hands {
         Ok(())
     }
 
-    /// Pauses node `i` (SIGSTOP; a database that cannot be paused was refused when the
-    /// scenario was built).
+    /// Pauses node `i` (SIGSTOP; see [`can_pause`](Self::can_pause)).
     pub(crate) fn pause(&self, i: usize) -> Result<(), NemesisError> {
         let node = &self.nodes[i];
         let pause = self.db.pause().ok_or_else(|| NemesisError::Unsupported {
             db: self.db.name().to_string(),
             capability: "pause",
-            nemesis: "stale-leader scenario",
+            nemesis: "scenario",
         })?;
         self.state().paused.insert(i);
         pause.pause(node).map_err(|e| node_error(node, "pause", e))
+    }
+
+    /// Whether the database's nodes can be paused.
+    pub(crate) fn can_pause(&self) -> bool {
+        self.db.pause().is_some()
+    }
+
+    /// Resumes every node this scenario paused and has not resumed.
+    pub(crate) fn resume_all(&self) -> Result<(), NemesisError> {
+        let paused: Vec<usize> = self.state().paused.iter().copied().collect();
+        crate::error::collect(paused.into_iter().map(|i| self.resume(i)).collect())
     }
 
     /// Resumes node `i` (SIGCONT) if this scenario paused it.
@@ -336,6 +350,42 @@ impl Hands {
         self.stopped()
     }
 
+    /// Whether the database's nodes run under libfaketime, so that
+    /// [`shift_clock`](Self::shift_clock) can move their clocks.
+    pub(crate) fn can_move_clocks(&self) -> bool {
+        self.db.fake_clock().is_some()
+    }
+
+    /// Moves node `i`'s wall clock by `delta_secs` (on top of its current offset) until
+    /// [`restore_clock`](Self::restore_clock) or the scenario's end puts it back.
+    pub(crate) fn shift_clock(&self, i: usize, delta_secs: i64) -> Result<(), NemesisError> {
+        let Some(clock) = self.db.fake_clock() else {
+            return Err(NemesisError::Refused {
+                db: self.db.name().to_string(),
+                nemesis: "scenario",
+                reason: "its nodes' clocks cannot be moved".into(),
+            });
+        };
+        let now = shift_clock_file(clock, &self.nodes[i], delta_secs)?;
+        let before = now.saturating_sub(delta_secs);
+        let mut state = self.state();
+        let entry = state.clocks.entry(i).or_insert((before, now));
+        entry.1 = now;
+        Ok(())
+    }
+
+    /// Puts back node `i`'s clock if the scenario moved it: to its offset before, unless
+    /// something else (the clock nemesis) has moved it since, whose change then stands.
+    pub(crate) fn restore_clock(&self, i: usize) -> Result<(), NemesisError> {
+        let Some((before, left)) = self.state().clocks.remove(&i) else {
+            return Ok(());
+        };
+        let Some(clock) = self.db.fake_clock() else {
+            return Ok(());
+        };
+        restore_clock_file(clock, &self.nodes[i], left, before).map(drop)
+    }
+
     /// Starts every node this scenario killed that is still down (without waiting
     /// until it serves), so that the next round has every node.
     pub(crate) fn start_down(&self) -> Result<(), NemesisError> {
@@ -343,11 +393,11 @@ impl Hands {
         crate::error::collect(down.into_iter().map(|i| self.start(i)).collect())
     }
 
-    /// Undoes everything: resumes the nodes left paused, heals the network, starts the
-    /// nodes left down, and waits until every node the scenario killed serves again (at
-    /// most `timeout` each). Tries all.
+    /// Undoes everything: puts back the clocks it moved, resumes the nodes left paused,
+    /// heals the network, starts the nodes left down, and waits until every node the
+    /// scenario killed serves again (at most `timeout` each). Tries all.
     pub(crate) fn restore(&self, timeout: Duration) -> Result<(), NemesisError> {
-        let (partitioned, down, touched, paused, delayed) = {
+        let (partitioned, down, touched, paused, delayed, clocks) = {
             let state = self.state();
             (
                 state.partitioned,
@@ -355,8 +405,11 @@ impl Hands {
                 state.touched.clone(),
                 state.paused.clone(),
                 state.delayed,
+                state.clocks.keys().copied().collect::<Vec<usize>>(),
             )
         };
+        let clocked =
+            crate::error::collect(clocks.into_iter().map(|i| self.restore_clock(i)).collect());
         let unslowed = if delayed { self.unslow() } else { Ok(()) };
         let resumed = crate::error::collect(paused.into_iter().map(|i| self.resume(i)).collect());
         let healed = if partitioned { self.heal_net() } else { Ok(()) };
@@ -380,7 +433,7 @@ impl Hands {
             state.touched.clear();
         }
         drop(state);
-        crate::error::collect(vec![resumed, unslowed, healed, back])
+        crate::error::collect(vec![resumed, unslowed, healed, back, clocked])
     }
 
     /// The recorded events, and how many did not fit.

@@ -13,14 +13,15 @@
 //! - [`Scenario::Flap`] (`start-flap` / `stop-flap`): a new random partition every few
 //!   hundred milliseconds; aims at leader-change edge cases.
 //! - [`Scenario::Figure8`] (`start-figure8` / `stop-figure8`): Raft's figure 8 played
-//!   out (an old term's entries on a minority, a later term's entry on one node alone,
-//!   the minority's leader back and killed right after counting a majority for its old
-//!   entries); aims at `old-term-commit`.
+//!   out (the voters-to-be left a replication message behind, an old term's entries on
+//!   a minority, a later term's entry on one node alone, the minority's leader back and
+//!   killed right after counting a majority for its old entries); aims at
+//!   `old-term-commit`.
 //! - [`Scenario::StaleLeader`] (`start-stale-leader` / `stop-stale-leader`): the leader
 //!   frozen and cut off while a new one is elected, then woken behind a bridge with a
-//!   quorum of its own; aims at nodes that accept a stale leader
-//!   (`paxos-accept-stale-ballot`) and leaders that serve reads they may no longer
-//!   serve.
+//!   quorum of its own (its wall clock set back, where clocks can move); aims at nodes
+//!   that accept a stale leader (`paxos-accept-stale-ballot`) and leaders that serve
+//!   reads they may no longer serve (`lease-read-skew`).
 //!
 //! The pure parts (knobs, each round's choices and timing) are in `plan`; what a
 //! scenario's thread acts with, and undoes when it stops, in `hands`.
@@ -110,7 +111,7 @@ impl Scenario {
             Scenario::VoteKill => &["hold_ms", "settle_ms", "delay_ms"],
             Scenario::StaleLeader => &["hold_ms", "settle_ms"],
             Scenario::Flap => &["period_ms"],
-            Scenario::Figure8 => &["delay_ms", "settle_ms"],
+            Scenario::Figure8 => &["delay_ms", "settle_ms", "batch"],
         }
     }
 }
@@ -212,7 +213,10 @@ impl ScenarioNemesis {
             return Ok(json!({ "already": running.knobs.json() }));
         }
         let [start_f, _] = self.scenario.fs();
-        let knobs = Knobs::parse(start_f, value, self.scenario.keys(), self.timing())?;
+        let mut knobs = Knobs::parse(start_f, value, self.scenario.keys(), self.timing())?;
+        if self.scenario == Scenario::Figure8 && knobs.batch.is_none() {
+            knobs.batch = self.db.elections().and_then(|e| e.max_append_entries());
+        }
         if self.scenario == Scenario::Figure8 && self.delays.is_none() {
             return Err(NemesisError::Command {
                 node: "controller".into(),

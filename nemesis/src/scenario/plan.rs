@@ -47,6 +47,9 @@ pub(crate) struct Knobs {
     /// `figure8`: how long the majority's nodes receive every packet late; `vote-kill`:
     /// how long the voters do while they elect (with `faultline-delayer`).
     pub(crate) delay: Duration,
+    /// `figure8`: the most log entries one replication message carries (the
+    /// database's, unless the value sets `batch`; `None`: unknown).
+    pub(crate) batch: Option<u64>,
 }
 
 impl Knobs {
@@ -77,6 +80,7 @@ impl Knobs {
             hold: None,
             period: DEFAULT_FLAP_PERIOD,
             delay: DEFAULT_FIGURE8_DELAY,
+            batch: None,
         };
         let fields = match value {
             Value::Null => return Ok(knobs),
@@ -99,6 +103,7 @@ impl Knobs {
                 "hold_ms" => knobs.hold = Some(ms),
                 "period_ms" => knobs.period = ms,
                 "delay_ms" => knobs.delay = ms,
+                "batch" => knobs.batch = Some(n),
                 _ => return Err(bad()),
             }
         }
@@ -113,6 +118,9 @@ impl Knobs {
             "election_ticks": self.timing.election_ticks,
             "heartbeat_ticks": self.timing.heartbeat_ticks,
         });
+        if let Some(batch) = self.batch {
+            v["batch"] = json!(batch);
+        }
         for (key, d) in [
             ("append_ms", self.append),
             ("settle_ms", self.settle),
@@ -135,6 +143,12 @@ impl Knobs {
     /// second for slow hosts).
     pub(crate) fn election_wait(&self) -> Duration {
         self.timing.election_max().saturating_mul(3) + Duration::from_secs(1)
+    }
+
+    /// How long `figure8`'s leader may take to append a message's worth of entries past
+    /// the voters it leaves behind (clients append a few hundred a second by default).
+    pub(crate) fn lag_wait(&self) -> Duration {
+        self.election_wait().saturating_mul(3)
     }
 
     /// How long to wait for an election while packets between nodes are held `delay`
@@ -255,6 +269,39 @@ pub(crate) fn figure8_sides(
     minority.sort_unstable();
     others.sort_unstable();
     Some((minority, others))
+}
+
+/// How many entries short of a whole message `figure8` leaves its voters behind: the
+/// old side appends about one entry per client on its side once cut off, so the
+/// catch-up message must end within the first few of them.
+pub(crate) const FIGURE8_LAG_MARGIN: u64 = 2;
+
+/// The largest batch `figure8` does not lag its voters for: the old side alone fills a
+/// message that small (it appends about one entry per client on its side once cut off),
+/// and a lag would only let the message end inside the prefix.
+pub(crate) const FIGURE8_NO_LAG_BATCH: u64 = 8;
+
+/// The voters-to-be of a `figure8` round whose majority is `majority` (of `n` nodes):
+/// all of it but one random node (the future Y, which stays with the leader and so has
+/// the longest log of the majority). `None` when the leader would keep no quorum without
+/// them (an even `n`) or the majority has fewer than 2 nodes.
+pub(crate) fn figure8_laggers(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    majority: &[usize],
+) -> Option<Vec<usize>> {
+    let quorum = n / 2 + 1;
+    if majority.len() < 2 || n - (majority.len() - 1) < quorum {
+        return None;
+    }
+    let stays = pick(rng, majority)?;
+    Some(majority.iter().copied().filter(|i| *i != stays).collect())
+}
+
+/// The leader's last index at which `figure8`'s voters, whose logs end at `from`, lag
+/// a message of `batch` entries less [`FIGURE8_LAG_MARGIN`] (at least one entry).
+pub(crate) fn lag_target(from: u64, batch: u64) -> u64 {
+    from.saturating_add(batch.saturating_sub(FIGURE8_LAG_MARGIN).max(1))
 }
 
 /// Where a `stale-leader` round wakes the old leader: each leader with a quorum of its
@@ -428,6 +475,17 @@ mod tests {
             }
         }
         assert_eq!(figure8_sides(&mut rng, 2, 0), None);
+        // The voters-to-be: the majority but one, where the rest keep a quorum.
+        for _ in 0..20 {
+            let lag = figure8_laggers(&mut rng, 5, &[0, 2, 4]).unwrap();
+            assert_eq!(lag.len(), 2);
+            assert!(lag.iter().all(|i| [0, 2, 4].contains(i)));
+        }
+        assert_eq!(figure8_laggers(&mut rng, 3, &[1, 2]).unwrap().len(), 1);
+        assert_eq!(figure8_laggers(&mut rng, 4, &[1, 2, 3]), None);
+        assert_eq!(lag_target(100, 256), 354);
+        assert_eq!(lag_target(100, 2), 101);
+        assert_eq!(lag_target(100, 1), 101);
         assert_eq!(figure8_sides(&mut rng, 5, 5), None);
         let k = knobs(json!(null));
         assert_eq!(k.delay, DEFAULT_FIGURE8_DELAY);

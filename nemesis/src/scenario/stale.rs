@@ -11,13 +11,18 @@
 //! it go on: acceptors that check the promise on prepare only
 //! (`paxos-accept-stale-ballot`), followers that take a stale leader's entries,
 //! leaders that serve reads on a lease or on their own state without asking a quorum
-//! (`stale-read`, `lease-read-skew`). Two leaders then commit different values in the
+//! (`stale-read`, `lease-read-skew`). Where the nodes' clocks can be moved (the run
+//! includes clock faults), the frozen leader also wakes with its wall clock set back
+//! 3–10 s, as a VM restored from a snapshot or a stalled host stepped back by NTP does:
+//! a lease it reads off the wall clock then looks valid while it is cut off
+//! (`lease-read-skew`); the clock is put back when the sides heal. Two leaders then commit different values in the
 //! same slots, which the history shows (not linearizable) and the node logs too
 //! (`state-machine-safety`).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
@@ -54,17 +59,27 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
             h.resume(old)?;
             return Ok(());
         };
-        // Woken behind the bridge: a quorum on each side, sharing the bridges.
+        // Woken behind the bridge: a quorum on each side, sharing the bridges; where
+        // clocks can move, with its wall clock set back past the pause (a VM restored
+        // from a snapshot, a stalled host whose clock is stepped back when it resumes).
         h.cut(&bridge_grudge(h, &sides))?;
+        let skew = h.can_move_clocks().then(|| skew_secs(rng));
+        if let Some(secs) = skew {
+            h.shift_clock(old, -secs)?;
+        }
         h.resume(old)?;
-        h.record(json!({
+        let mut wake = json!({
             "event": "wake",
             "node": h.names(&[old]),
             "new_leader": h.names(&[new]),
             "old_side": h.names(&sides.old_side),
             "new_side": h.names(&sides.new_side),
             "bridges": h.names(&sides.bridges),
-        }));
+        });
+        if let Some(secs) = skew {
+            wake["clock_ms"] = json!(-secs * 1000);
+        }
+        h.record(wake);
         let hold = knobs
             .hold
             .unwrap_or_else(|| knobs.timing.election_max().saturating_mul(3));
@@ -74,6 +89,7 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
         // Whether the woken leader still believed it led at the end of the hold.
         let still_leads = h.view(old).is_some_and(|v| v.is_leader());
         h.heal_net()?;
+        h.restore_clock(old)?;
         h.record(json!({"event": "heal", "old_still_leads": still_leads}));
         if h.watch(
             knobs.settle(rng).max(Duration::from_millis(1)),
@@ -83,6 +99,13 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// How far back the woken leader's clock is set, in whole seconds: 3–10 s, longer than
+/// the pause and the hold together at the default timing, so that a lease read off the
+/// wall clock still looks valid all the while the old leader is cut off.
+fn skew_secs(rng: &mut ChaCha8Rng) -> i64 {
+    rng.random_range(3..=10)
 }
 
 /// The grudge that holds `sides` apart: every node of the old leader's side cut from
