@@ -2,6 +2,7 @@
 //! applied through a [`Net`].
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use faultline_clusters::{Db, Node};
 use rand::{RngExt, SeedableRng};
@@ -47,7 +48,13 @@ pub struct PartitionNemesis {
     nodes: Vec<String>,
     rng: ChaCha8Rng,
     primaries: Option<(Arc<dyn Db>, Vec<Node>)>,
+    primary_wait: Duration,
 }
+
+/// How long a `"primary"` partition waits for a node to answer as leader (an election
+/// under way, say) before it gives up: a randomly drawn one then falls back to another
+/// topology.
+pub const PRIMARY_WAIT: Duration = Duration::from_secs(2);
 
 impl PartitionNemesis {
     /// Partitions among `nodes` (by name) applied with `net`, random choices drawn from
@@ -58,7 +65,14 @@ impl PartitionNemesis {
             nodes: nodes.iter().map(|n| n.as_ref().to_string()).collect(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             primaries: None,
+            primary_wait: PRIMARY_WAIT,
         }
+    }
+
+    /// How long a `"primary"` partition waits for a leader (default [`PRIMARY_WAIT`]).
+    pub fn primary_wait(mut self, wait: Duration) -> PartitionNemesis {
+        self.primary_wait = wait;
+        self
     }
 
     /// Enables the `"primary"` topology: isolate the nodes `db` reports as leaders
@@ -131,13 +145,20 @@ impl PartitionNemesis {
         let Some((db, nodes)) = &self.primaries else {
             return Err(bad_topology("primary"));
         };
-        let leaders = db
-            .primaries()
-            .map(|p| p.primaries(nodes))
-            .unwrap_or_default();
-        if leaders.is_empty() {
-            return Ok(None);
-        }
+        let deadline = Instant::now() + self.primary_wait;
+        let leaders = loop {
+            let leaders = db
+                .primaries()
+                .map(|p| p.primaries(nodes))
+                .unwrap_or_default();
+            if !leaders.is_empty() {
+                break leaders;
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let rest: Vec<String> = self
             .nodes
             .iter()
@@ -297,7 +318,25 @@ impl Nemesis for PartitionNemesis {
                 let topology = match value {
                     Value::Null => {
                         let choices = self.choices();
-                        choices[self.rng.random_range(0..choices.len())].to_string()
+                        let topology = choices[self.rng.random_range(0..choices.len())];
+                        if topology == "primary"
+                            && let Some(p) = self.primary_partition()?
+                        {
+                            self.net.drop(&p.grudge)?;
+                            return Ok(p.value);
+                        }
+                        if topology == "primary" {
+                            // No leader to isolate: another topology, rather than none.
+                            let others: Vec<&str> =
+                                choices.into_iter().filter(|t| *t != "primary").collect();
+                            let other = others[self.rng.random_range(0..others.len())];
+                            let p = self.partition(other)?.ok_or_else(|| bad_topology(other))?;
+                            self.net.drop(&p.grudge)?;
+                            let mut value = p.value;
+                            value["no_primary"] = json!(true);
+                            return Ok(value);
+                        }
+                        topology.to_string()
                     }
                     Value::String(s) => s.clone(),
                     explicit => {
@@ -440,6 +479,38 @@ mod tests {
         assert!(n.invoke(START_PARTITION, &json!([["n1"], ["n1"]])).is_err());
         assert!(n.invoke(START_PARTITION, &json!([["n9"]])).is_err());
         assert!(n.invoke(START_PARTITION, &json!({"cut": 1})).is_err());
+    }
+
+    #[test]
+    fn a_drawn_primary_partition_waits_for_a_leader_then_falls_back_to_another_topology() {
+        use crate::roles::tests::Led;
+        let db = Arc::new(Led::default());
+        let nodes = crate::process::tests::nodes(5);
+        let net = Arc::new(Recorder::default());
+        let mut n = PartitionNemesis::new(net.clone(), &NODES, 1)
+            .with_primaries(db.clone(), nodes)
+            .unwrap()
+            .primary_wait(Duration::from_millis(100));
+        // No leader: every draw still partitions; the primary draws say so.
+        let mut fell_back = 0;
+        for _ in 0..60 {
+            let v = n.invoke(START_PARTITION, &Value::Null).unwrap();
+            assert!(net.current.lock().unwrap().is_some(), "{v}");
+            assert!(v.get("isolated").is_none_or(|i| !i.is_null()), "{v}");
+            if v.get("no_primary").is_some() {
+                fell_back += 1;
+                assert!(v.get("primaries").is_none(), "{v}");
+            }
+            n.invoke(STOP_PARTITION, &Value::Null).unwrap();
+        }
+        assert!(fell_back > 0);
+        // Asked for by name, it isolates nobody after the wait.
+        let v = n.invoke(START_PARTITION, &json!("primary")).unwrap();
+        assert_eq!(v, json!({"primaries": [], "isolated": null}));
+        // A leader that shows up within the wait is isolated.
+        *db.leader.lock().unwrap() = Some("n3".into());
+        let v = n.invoke(START_PARTITION, &json!("primary")).unwrap();
+        assert_eq!(v["primaries"], json!(["n3"]));
     }
 
     #[test]

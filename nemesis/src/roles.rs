@@ -264,7 +264,7 @@ impl Nemesis for RoleNemesis {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -275,8 +275,8 @@ mod tests {
 
     /// A database whose leader is whatever `leader` says.
     #[derive(Default)]
-    struct Led {
-        leader: Mutex<Option<String>>,
+    pub(crate) struct Led {
+        pub(crate) leader: Mutex<Option<String>>,
     }
 
     impl Db for Led {

@@ -88,11 +88,16 @@ impl Invariants {
                 last,
             } => {
                 let state = self.nodes.entry(node).or_default();
-                state.commit = Some((commit, at));
                 if std::mem::take(&mut state.damaged) {
+                    state.commit = Some((commit, at));
                     state.durable_vote = None;
                     state.durable_index = None;
                 } else {
+                    // What it logged committed in an earlier life stays committed, though
+                    // its recovered commit index (a hint, persisted lazily) may be lower.
+                    if state.commit.is_none_or(|(c, _)| commit > c) {
+                        state.commit = Some((commit, at));
+                    }
                     recovered(state, node, term, voted_for, last, at, names, found);
                 }
                 if let Some(candidate) = voted_for {

@@ -273,6 +273,33 @@ fn truncating_committed_entries_is_found_from_the_line_or_the_commit_events() {
 }
 
 #[test]
+fn an_entry_logged_committed_in_an_earlier_life_stays_committed() {
+    // Raft's figure 8 with `old-term-commit`: the leader logs index 7 committed and is
+    // killed before it applies it; it restarts with a lower commit hint and truncates.
+    let lives = [
+        ev("start node=2 term=0 voted-for=none commit=0 last=0"),
+        ev("commit node=2 index=7 term=1"),
+        ev("start node=2 term=3 voted-for=2 commit=5 last=9"),
+        ev("truncate node=2 from=6 commit=5"),
+    ];
+    let (valid, json) = check(&[log("n2", &lives)]);
+    assert_eq!(valid, Validity::Invalid);
+    assert_eq!(types(&json), ["committed-entry-truncated"]);
+    let evidence = &json["anomalies"]["committed-entry-truncated"][0]["evidence"];
+    assert_eq!(evidence[0]["line"], 2, "the commit of the earlier life");
+    // A restart whose log a fault damaged is held only to what it recovered.
+    let damaged = [
+        lives[0].clone(),
+        lives[1].clone(),
+        "2026-12-05T12:00:01Z  WARN protocol: log-damaged fault=truncate-log".to_string(),
+        lives[2].clone(),
+        lives[3].clone(),
+    ];
+    let (valid, _) = check(&[log("n2", &damaged)]);
+    assert_eq!(valid, Validity::Valid);
+}
+
+#[test]
 fn a_log_without_events_is_checked_for_crashes_only() {
     let lines = [
         "{\"level\":\"info\",\"msg\":\"serving\"}".to_string(),
@@ -355,12 +382,13 @@ fn files_are_read_and_their_evidence_quoted_and_unreadable_ones_said() {
 /// One node's log of a correct cluster, and the highest index it applied: the cluster's
 /// entries are `entries`; the node applies a prefix of them in batches, restarts
 /// (re-applying from a snapshot or from the start), votes once per term, and truncates
-/// only above its commit index.
+/// only above every commit index it logged (in any life: what was committed stays).
 fn correct_node(node: usize, entries: &[u32], plan: &[(u8, u8)]) -> (Vec<String>, usize) {
     let mut lines = vec![ev(&format!(
         "start node={node} term=0 voted-for=none commit=0 last=0"
     ))];
     let (mut applied, mut highest, mut commit, mut term) = (0usize, 0usize, 0usize, 0u64);
+    let mut committed_ever = 0usize;
     let mut voted: Option<u64> = None;
     for &(step, size) in plan {
         match step % 5 {
@@ -372,6 +400,7 @@ fn correct_node(node: usize, entries: &[u32], plan: &[(u8, u8)]) -> (Vec<String>
                         .map(|h| format!("{h:08x}"))
                         .collect();
                     commit = commit.max(applied + n);
+                    committed_ever = committed_ever.max(commit);
                     lines.push(ev(&format!(
                         "commit node={node} index={commit} term={term}"
                     )));
@@ -413,7 +442,7 @@ fn correct_node(node: usize, entries: &[u32], plan: &[(u8, u8)]) -> (Vec<String>
             }
             3 => lines.push(ev(&format!(
                 "truncate node={node} from={} commit={commit}",
-                commit + 1 + size as usize % 3
+                committed_ever.max(commit) + 1 + size as usize % 3
             ))),
             _ => lines.push(format!("2026-12-05T12:00:00Z DEBUG raft: tick {size}")),
         }

@@ -21,7 +21,10 @@ pub(crate) fn run(h: &Hands, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Result<(), 
     let names: Vec<String> = h.nodes.iter().map(|n| n.name.clone()).collect();
     let mut partitions = PartitionNemesis::new(h.net(), &names, rng.random());
     if h.db.primaries().is_some() {
-        partitions = partitions.with_primaries(std::sync::Arc::clone(&h.db), h.nodes.clone())?;
+        // No waiting for a leader mid-flap: a drawn `primary` without one falls back.
+        partitions = partitions
+            .with_primaries(std::sync::Arc::clone(&h.db), h.nodes.clone())?
+            .primary_wait(std::time::Duration::ZERO);
     }
     while !h.stopped() {
         h.mark_partitioned();

@@ -113,12 +113,50 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Step>, ScheduleError> {
         )
     })?;
     let mut steps = Vec::new();
+    let mut lines = Vec::new();
     for spanned in file.at {
-        let line = Some(line_of(spanned.span().start));
+        let line = line_of(spanned.span().start);
         let entry = spanned.into_inner();
-        steps.push(step(entry).map_err(|m| error(line, m))?);
+        steps.push(step(entry).map_err(|m| error(Some(line), m))?);
+        lines.push(line);
     }
-    Ok(steps)
+    delayer_overlap(&steps, &lines).map_or(Ok(steps), |(line, m)| Err(error(Some(line), m)))
+}
+
+/// The faults that hold packets in `faultline-delayer` on the nodes: two of them active
+/// at once would fight over the same queue.
+const DELAYING: [Fault; 3] = [Fault::Packet, Fault::Figure8, Fault::VoteKill];
+
+/// The first start (line, message) in time order of a fault of [`DELAYING`] while another
+/// one is active, if any: the composed schedule never does that, and a file must not.
+fn delayer_overlap(steps: &[Step], lines: &[usize]) -> Option<(usize, String)> {
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|i| steps[*i].time);
+    let mut active: Vec<(Fault, usize)> = Vec::new();
+    for i in order {
+        let Some(fault) = Fault::of_f(&steps[i].f).filter(|f| DELAYING.contains(f)) else {
+            continue;
+        };
+        if steps[i].f == fault.stop_f() {
+            active.retain(|(f, _)| *f != fault);
+        } else if steps[i].f == fault.start_f() {
+            if let Some((other, since)) = active.iter().find(|(f, _)| *f != fault) {
+                return Some((
+                    lines[i],
+                    format!(
+                        "`{}` at {} s would overlap `{}` (started on line {since}): both hold \
+                         packets in faultline-delayer on the nodes; stop `{}` before",
+                        fault.name(),
+                        steps[i].time as f64 / 1e9,
+                        other.name(),
+                        other.name(),
+                    ),
+                ));
+            }
+            active.push((fault, lines[i]));
+        }
+    }
+    None
 }
 
 /// One entry as a step; the message says what is wrong and what is allowed.
@@ -351,5 +389,31 @@ mod tests {
         let err =
             steps("[[at]]\ntime = 1\nstart = \"partition\"\ntarget = \"square\"\n").unwrap_err();
         assert!(err.contains("minority-with-leader"), "{err}");
+    }
+
+    #[test]
+    fn faults_that_delay_packets_may_not_overlap() {
+        let packet_then_figure8 = "[[at]]\ntime = 1\nstart = \"packet\"\n\n\
+                                   [[at]]\ntime = 2\nstart = \"figure8\"\n\n\
+                                   [[at]]\ntime = 3\nstop = \"packet\"\n";
+        let err = steps(packet_then_figure8).unwrap_err();
+        assert!(
+            err.starts_with(
+                "s.toml:5: `figure8` at 2 s would overlap `packet` (started on line 1)"
+            ),
+            "{err}"
+        );
+        // In time order, whatever the file's order.
+        let err = steps(
+            "[[at]]\ntime = 5\nstart = \"vote-kill\"\n\n[[at]]\ntime = 1\nstart = \"packet\"\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("s.toml:1: `vote-kill`"), "{err}");
+        // One after the other is fine, and so is a partition beside either.
+        steps(
+            "[[at]]\ntime = 1\nstart = \"packet\"\n\n[[at]]\ntime = 2\nstop = \"packet\"\n\n\
+             [[at]]\ntime = 2\nstart = \"figure8\"\n\n[[at]]\ntime = 2.5\nstart = \"partition\"\n",
+        )
+        .unwrap();
     }
 }

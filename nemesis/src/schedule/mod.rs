@@ -18,7 +18,7 @@ use faultline_generator::{BoxGen, Context, GenOp, Generator, OpSpec, once, seq};
 use rand::RngExt;
 use serde_json::Value;
 
-use crate::fault::Fault;
+use crate::fault::{Fault, FaultGroup};
 
 pub use composed::{Composed, composed};
 pub use timeline::{Step, Timeline, timeline};
@@ -91,7 +91,9 @@ pub struct Schedule {
 /// (value null: the nemesis picks the topology or targets), wait, stop that fault, and
 /// so on. The faults are dealt like a shuffled deck: each one once per round, in a
 /// random order, so that even a short run gives every fault its turn (a fresh draw each
-/// time left a third of the scenarios of `all` out of a minute's run). Each wait is drawn uniformly from `0..2 × interval` (so `interval` is the mean
+/// time left a third of the scenarios of `all` out of a minute's run). A scenario stays
+/// active for `interval..2 × interval` (it plays rounds of several seconds) after a wait
+/// of `0..interval`; every other wait is drawn uniformly from `0..2 × interval` (so `interval` is the mean
 /// time between fault changes) and starts when the nemesis process is free, i.e. once
 /// the previous fault is in place. Every choice comes from the context's RNG, so the
 /// schedule replays from the seed.
@@ -128,7 +130,7 @@ impl Schedule {
         match self.phase {
             Phase::BeforeStart(Some(d)) => Some(d),
             Phase::BeforeStart(None) => {
-                let d = self.deadline(ctx);
+                let d = self.start_wait(ctx);
                 self.phase = Phase::BeforeStart(Some(d));
                 Some(d)
             }
@@ -139,6 +141,13 @@ impl Schedule {
     /// The next fault of the round, shuffling a new round (Fisher–Yates, from the
     /// context's RNG) when the last one is spent. `faults` is not empty.
     fn deal(&mut self, ctx: &mut Context) -> Fault {
+        let next = self.next_fault(ctx);
+        self.deck.pop();
+        next
+    }
+
+    /// The fault [`deal`](Self::deal) gives next, shuffling a new round if needed.
+    fn next_fault(&mut self, ctx: &mut Context) -> Fault {
         if self.deck.is_empty() {
             self.deck = self.faults.clone();
             for i in (1..self.deck.len()).rev() {
@@ -146,18 +155,47 @@ impl Schedule {
                 self.deck.swap(i, j);
             }
         }
-        self.deck.pop().unwrap_or(self.faults[0])
+        self.deck.last().copied().unwrap_or(self.faults[0])
+    }
+
+    /// The deadline of the next start: a wait drawn from `0..2 × interval`, or from
+    /// `0..interval` before a scenario (which then stays active `interval..2 ×
+    /// interval`), so that a scenario's cycle is as long on average as any other
+    /// fault's.
+    fn start_wait(&mut self, ctx: &mut Context) -> u64 {
+        if self.next_fault(ctx).group() != FaultGroup::Scenario || self.interval == 0 {
+            return self.deadline(ctx);
+        }
+        let wait = ctx.rng().random_range(0..self.interval);
+        ctx.time().saturating_add(wait)
     }
 
     /// A wait drawn from `0..2 × interval`, as a deadline from now.
     fn deadline(&self, ctx: &mut Context) -> u64 {
+        self.deadline_from(ctx, 0)
+    }
+
+    /// A wait drawn from `floor..2 × interval` (`floor` when that is empty), as a
+    /// deadline from now.
+    fn deadline_from(&self, ctx: &mut Context, floor: u64) -> u64 {
         let span = self.interval.saturating_mul(2);
-        let wait = if span == 0 {
-            0
+        let wait = if span <= floor {
+            floor
         } else {
-            ctx.rng().random_range(0..span)
+            ctx.rng().random_range(floor..span)
         };
         ctx.time().saturating_add(wait)
+    }
+
+    /// How long `fault` stays active at least: a scenario `interval` (its rounds take
+    /// seconds each, and one stopped a second after it started did nothing), any other
+    /// fault no time.
+    fn least_active(&self, fault: Fault) -> u64 {
+        if fault.group() == FaultGroup::Scenario {
+            self.interval
+        } else {
+            0
+        }
     }
 }
 
@@ -172,12 +210,12 @@ impl Generator for Schedule {
         let deadline = match self.phase {
             Phase::BeforeStart(Some(d)) | Phase::BeforeStop(_, Some(d)) => d,
             Phase::BeforeStart(None) => {
-                let d = self.deadline(ctx);
+                let d = self.start_wait(ctx);
                 self.phase = Phase::BeforeStart(Some(d));
                 d
             }
             Phase::BeforeStop(fault, None) => {
-                let d = self.deadline(ctx);
+                let d = self.deadline_from(ctx, self.least_active(fault));
                 self.phase = Phase::BeforeStop(fault, Some(d));
                 d
             }
@@ -220,7 +258,6 @@ pub fn final_heal(faults: &[Fault]) -> BoxGen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::FaultGroup;
     use crate::partitioner::{START_PARTITION, STOP_PARTITION};
     use crate::process::{KILL, PAUSE, RESUME, START};
     use faultline_generator::sim::{Simulation, invocations};
@@ -302,6 +339,24 @@ mod tests {
         }
         // The order is drawn anew each round.
         assert!(orders.len() >= 4, "{orders:?}");
+    }
+
+    #[test]
+    fn a_scenario_stays_active_at_least_an_interval() {
+        let faults = [Fault::Figure8, Fault::VoteKill];
+        for seed in 1..=3 {
+            let ops = run(seed, &faults);
+            let (cycle, _) = ops.split_at(ops.len() - 2);
+            let mut held = Vec::new();
+            for pair in cycle.chunks_exact(2) {
+                held.push(pair[1].1 - pair[0].1);
+            }
+            assert!(held.len() > 10, "{held:?}");
+            assert!(
+                held.iter().all(|ns| (10e9..20e9).contains(&(*ns as f64))),
+                "seed {seed}: {held:?}"
+            );
+        }
     }
 
     /// The composed schedule's invocations over 10 minutes.

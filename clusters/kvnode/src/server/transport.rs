@@ -1,6 +1,13 @@
 //! Peer networking: one outgoing TCP connection per peer, frames of
 //! `[length: u32 LE][message]`. Both consensus cores tolerate loss, so while a peer is unreachable
 //! its messages are dropped rather than queued.
+//!
+//! A partition that drops packets leaves TCP connections open, retransmitting with an
+//! exponential back-off: after a 10 s partition the next retransmission may be 10 s
+//! away, and the healed peer hears nothing meanwhile. So connects time out
+//! ([`CONNECT_TIMEOUT`]), a connection whose data goes unacknowledged for
+//! [`UNACKED_TIMEOUT`] is dropped (`TCP_USER_TIMEOUT`) and reopened, and keepalives end
+//! the reading side of a connection whose peer went away.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
@@ -17,6 +24,26 @@ use super::event::Event;
 
 /// Largest frame accepted (snapshots travel in one frame).
 const MAX_FRAME: usize = 512 << 20;
+
+/// How long a connect may take before it is retried.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long sent data may stay unacknowledged before the connection is dropped and
+/// reopened (also the keepalive's limit).
+pub const UNACKED_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sets the options that end a connection to a peer that stopped answering:
+/// `TCP_USER_TIMEOUT` of [`UNACKED_TIMEOUT`], and keepalive probes every second after one
+/// idle second.
+fn bound_dead_peers(stream: &TcpStream) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let ms = u32::try_from(UNACKED_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+    setsockopt(stream, sockopt::TcpUserTimeout, &ms)?;
+    setsockopt(stream, sockopt::KeepAlive, &true)?;
+    setsockopt(stream, sockopt::TcpKeepIdle, &1)?;
+    setsockopt(stream, sockopt::TcpKeepInterval, &1)?;
+    setsockopt(stream, sockopt::TcpKeepCount, &2)
+}
 
 /// Sends messages to peers from the (synchronous) node loop.
 #[derive(Debug, Clone)]
@@ -51,7 +78,15 @@ impl Transport {
 async fn peer_writer(id: NodeId, addr: String, mut rx: UnboundedReceiver<Vec<u8>>) {
     let mut logged_down = false;
     loop {
-        let stream = match TcpStream::connect(&addr).await {
+        let connected = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {CONNECT_TIMEOUT:?}"),
+            )),
+        };
+        let stream = match connected {
             Ok(s) => s,
             Err(e) => {
                 if !logged_down {
@@ -72,6 +107,9 @@ async fn peer_writer(id: NodeId, addr: String, mut rx: UnboundedReceiver<Vec<u8>
         }
         logged_down = false;
         let _ = stream.set_nodelay(true);
+        if let Err(e) = bound_dead_peers(&stream) {
+            tracing::warn!(peer = id, %addr, error = %e, "cannot set the peer connection's timeouts");
+        }
         let mut writer = BufWriter::new(stream);
         loop {
             let Some(frame) = rx.recv().await else {
@@ -116,6 +154,9 @@ pub async fn serve_peers(listener: TcpListener, events: Sender<Event>) {
 
 async fn read_frames(stream: TcpStream, events: Sender<Event>) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
+    if let Err(e) = bound_dead_peers(&stream) {
+        tracing::warn!(error = %e, "cannot set a peer connection's timeouts");
+    }
     let mut stream = tokio::io::BufReader::new(stream);
     let mut len = [0u8; 4];
     loop {
@@ -132,5 +173,32 @@ async fn read_frames(stream: TcpStream, events: Sender<Event>) -> std::io::Resul
         if events.send(Event::Peer(message)).is_err() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{getsockopt, sockopt};
+
+    #[test]
+    fn peer_connections_give_up_on_a_silent_peer() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+            let (client, (server, _)) = (client.unwrap(), accepted.unwrap());
+            for stream in [&client, &server] {
+                bound_dead_peers(stream).unwrap();
+                assert_eq!(getsockopt(stream, sockopt::TcpUserTimeout).unwrap(), 2000);
+                assert!(getsockopt(stream, sockopt::KeepAlive).unwrap());
+                assert_eq!(getsockopt(stream, sockopt::TcpKeepIdle).unwrap(), 1);
+                assert_eq!(getsockopt(stream, sockopt::TcpKeepCount).unwrap(), 2);
+            }
+        });
     }
 }
