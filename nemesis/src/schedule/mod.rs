@@ -170,6 +170,15 @@ impl Schedule {
         ctx.time().saturating_add(wait)
     }
 
+    /// Ends its active fault now, whatever its drawn deadline: the stop is the next op
+    /// it gives. Nothing while no fault is active.
+    pub(crate) fn cut_short(&mut self, now: u64) {
+        if let Phase::BeforeStop(fault, deadline) = self.phase {
+            let d = deadline.map_or(now, |d| d.min(now));
+            self.phase = Phase::BeforeStop(fault, Some(d));
+        }
+    }
+
     /// A wait drawn from `0..2 × interval`, as a deadline from now.
     fn deadline(&self, ctx: &mut Context) -> u64 {
         self.deadline_from(ctx, 0)
@@ -467,6 +476,49 @@ mod tests {
                 "seed {seed}: clock never beside a scenario"
             );
         }
+    }
+
+    #[test]
+    fn a_due_scenario_cuts_short_the_process_network_and_packet_faults() {
+        let faults = [
+            Fault::Partition,
+            Fault::Kill,
+            Fault::Packet,
+            Fault::VoteKill,
+            Fault::StaleLeader,
+            Fault::Figure8,
+        ];
+        let scenario = |f: &str| {
+            faults[3..]
+                .iter()
+                .find(|x| x.start_f() == f || x.stop_f() == f)
+                .map(|x| x.start_f() == f)
+        };
+        // A scenario waits at most an interval after the last one stopped, plus the
+        // time to stop what it cuts short (simulated ops take well under a second each),
+        // unless another group fell due first: then at most that fault's hold too.
+        let interval = i64::try_from(DEFAULT_INTERVAL.as_nanos()).unwrap();
+        let (mut prompt, mut starts) = (0, 0);
+        for seed in 1..=5 {
+            let mut last_stop = Some(0);
+            for (f, time) in run_composed(seed, &faults) {
+                match scenario(&f) {
+                    Some(true) => {
+                        let since = time - last_stop.take().unwrap();
+                        assert!(since < 3 * interval + 3_000_000_000, "seed {seed}: {since}");
+                        starts += 1;
+                        if since < interval + 3_000_000_000 {
+                            prompt += 1;
+                        }
+                    }
+                    Some(false) => last_stop = Some(time),
+                    None => {}
+                }
+            }
+        }
+        // Each cycle is about 20 s: about 30 scenarios in 10 minutes, most on time.
+        assert!(starts >= 5 * 25, "{starts} scenario starts");
+        assert!(prompt * 10 >= starts * 8, "{prompt} of {starts} on time");
     }
 
     #[test]
