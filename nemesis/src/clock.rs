@@ -109,7 +109,9 @@ impl ClockNemesis {
         let cmd = Cmd::new("sh")
             .args([
                 "-c",
-                "echo \"$2\" > \"$1.tmp\" && mv -f \"$1.tmp\" \"$1\"",
+                &format!(
+                    "{CLOCK_FILE_LOCK}echo \"$2\" > \"$1.tmp.$$\" && mv -f \"$1.tmp.$$\" \"$1\""
+                ) as &str,
                 "sh",
                 &file,
                 &text,
@@ -289,6 +291,15 @@ impl ClockNemesis {
     }
 }
 
+/// The start of every shell command that rewrites a clock file (`$1`): the clock
+/// nemesis and a scenario (`stale-leader`) may move one node's clock at once, from two
+/// threads, so each takes an exclusive lock on `$1.lock` for the rest of its command
+/// (`flock`, where the host has it: util-linux, busybox; without it the command goes on
+/// unlocked) and writes its own temp file (`$1.tmp.$$`, this shell's pid) before the
+/// atomic rename. A shared temp file let one command rename the other's away, and the
+/// second `mv` failed the run.
+const CLOCK_FILE_LOCK: &str = "exec 9>\"$1.lock\" && { flock 9 2>/dev/null || true; }; ";
+
 /// Moves `node`'s clock by `delta_secs` on top of whatever offset its file holds (read,
 /// added and written atomically, in one command on its host), so that the clock nemesis
 /// and a scenario that moves a clock compose; returns the new offset in seconds.
@@ -303,8 +314,10 @@ pub(crate) fn shift_clock_file(
     let cmd = Cmd::new("sh")
         .args([
             "-c",
-            "cur=$(cat \"$1\" 2>/dev/null); new=$((${cur:-0} + $2)); \
-             printf '%+d\\n' \"$new\" > \"$1.tmp\" && mv -f \"$1.tmp\" \"$1\" && echo \"$new\"",
+            &format!(
+                "{CLOCK_FILE_LOCK}cur=$(cat \"$1\" 2>/dev/null); new=$((${{cur:-0}} + $2)); \
+                 printf '%+d\\n' \"$new\" > \"$1.tmp.$$\" && mv -f \"$1.tmp.$$\" \"$1\" && echo \"$new\""
+            ) as &str,
             "sh",
             &file,
             &delta,
@@ -344,8 +357,10 @@ pub(crate) fn restore_clock_file(
     let cmd = Cmd::new("sh")
         .args([
             "-c",
-            "cur=$(cat \"$1\" 2>/dev/null); [ $((${cur:-0})) -eq \"$2\" ] || exit 0; \
-             printf '%+d\\n' \"$3\" > \"$1.tmp\" && mv -f \"$1.tmp\" \"$1\" && echo restored",
+            &format!(
+                "{CLOCK_FILE_LOCK}cur=$(cat \"$1\" 2>/dev/null); [ $((${{cur:-0}})) -eq \"$2\" ] || exit 0; \
+                 printf '%+d\\n' \"$3\" > \"$1.tmp.$$\" && mv -f \"$1.tmp.$$\" \"$1\" && echo restored"
+            ) as &str,
             "sh",
             &file,
             &expected,
@@ -469,6 +484,44 @@ mod tests {
         assert_eq!(shift_clock_file(fake, &nodes[1], -3).unwrap(), -3);
         clock.invoke(RESET_CLOCK, &Value::Null).unwrap();
         assert_eq!((file(0), file(1)), ("+0\n".into(), "+0\n".into()));
+    }
+
+    #[test]
+    fn clock_files_moved_from_several_threads_at_once_lose_no_shift() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = nodes(1, dir.path());
+        std::fs::create_dir_all(&nodes[0].dir).unwrap();
+        let db = Arc::new(KvDb::new("kv", &nodes).faketime(true));
+        let clock = ClockNemesis::new(db.clone(), nodes.clone(), 7).unwrap();
+        // A scenario's shifts beside the clock nemesis's writes, as under `all`: with
+        // one shared temp file, a rename took the other's away and its `mv` failed.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        shift_clock_file(db.fake_clock().unwrap(), &nodes[0], 1).unwrap();
+                    }
+                });
+            }
+            s.spawn(|| {
+                for _ in 0..10 {
+                    clock.write(0, 0).unwrap();
+                }
+            });
+        });
+        // And concurrent read-modify-writes lose none: 40 shifts of a second.
+        clock.write(0, 0).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        shift_clock_file(db.fake_clock().unwrap(), &nodes[0], 1).unwrap();
+                    }
+                });
+            }
+        });
+        let left = std::fs::read_to_string(nodes[0].dir.join("faketime")).unwrap();
+        assert_eq!(left.trim(), "+40");
     }
 
     #[test]
