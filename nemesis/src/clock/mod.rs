@@ -7,10 +7,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use faultline_clusters::db::FakeClock;
-use faultline_clusters::{Cmd, Db, Node};
+use faultline_clusters::{Db, Node};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
+
+mod file;
+
+use file::write_clock_file;
+pub(crate) use file::{restore_clock_file, shift_clock_file};
 
 use crate::error::{NemesisError, collect};
 use crate::nemesis::{Nemesis, unknown_f};
@@ -102,30 +107,7 @@ impl ClockNemesis {
     /// Writes `offset` seconds into node `i`'s clock file (atomically: a temp file
     /// renamed over it).
     fn write(&self, i: usize, offset: i64) -> Result<(), NemesisError> {
-        let node = &self.nodes[i];
-        let file = self.clock()?.clock_file(node);
-        let file = file.to_string_lossy();
-        let text = format!("{offset:+}");
-        let cmd = Cmd::new("sh")
-            .args([
-                "-c",
-                &format!(
-                    "{CLOCK_FILE_LOCK}echo \"$2\" > \"$1.tmp.$$\" && mv -f \"$1.tmp.$$\" \"$1\""
-                ) as &str,
-                "sh",
-                &file,
-                &text,
-            ])
-            .timeout(Duration::from_secs(10));
-        let out = node.remote.run(&cmd)?;
-        if out.success() {
-            return Ok(());
-        }
-        Err(NemesisError::Command {
-            node: node.name.clone(),
-            command: format!("write {text} to {file}"),
-            reason: out.stderr.trim().to_string(),
-        })
+        write_clock_file(self.clock()?, &self.nodes[i], offset)
     }
 
     /// The node named by `value["node"]`, or a random one when absent or null.
@@ -289,93 +271,6 @@ impl ClockNemesis {
         }
         collect(results).map(|()| reset)
     }
-}
-
-/// The start of every shell command that rewrites a clock file (`$1`): the clock
-/// nemesis and a scenario (`stale-leader`) may move one node's clock at once, from two
-/// threads, so each takes an exclusive lock on `$1.lock` for the rest of its command
-/// (`flock`, where the host has it: util-linux, busybox; without it the command goes on
-/// unlocked) and writes its own temp file (`$1.tmp.$$`, this shell's pid) before the
-/// atomic rename. A shared temp file let one command rename the other's away, and the
-/// second `mv` failed the run.
-const CLOCK_FILE_LOCK: &str = "exec 9>\"$1.lock\" && { flock 9 2>/dev/null || true; }; ";
-
-/// Moves `node`'s clock by `delta_secs` on top of whatever offset its file holds (read,
-/// added and written atomically, in one command on its host), so that the clock nemesis
-/// and a scenario that moves a clock compose; returns the new offset in seconds.
-pub(crate) fn shift_clock_file(
-    clock: &dyn FakeClock,
-    node: &Node,
-    delta_secs: i64,
-) -> Result<i64, NemesisError> {
-    let file = clock.clock_file(node);
-    let file = file.to_string_lossy();
-    let delta = delta_secs.to_string();
-    let cmd = Cmd::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "{CLOCK_FILE_LOCK}cur=$(cat \"$1\" 2>/dev/null); new=$((${{cur:-0}} + $2)); \
-                 printf '%+d\\n' \"$new\" > \"$1.tmp.$$\" && mv -f \"$1.tmp.$$\" \"$1\" && echo \"$new\""
-            ) as &str,
-            "sh",
-            &file,
-            &delta,
-        ])
-        .timeout(Duration::from_secs(10));
-    let out = node.remote.run(&cmd)?;
-    let command = || format!("move the clock in {file} by {delta_secs:+} s");
-    if !out.success() {
-        return Err(NemesisError::Command {
-            node: node.name.clone(),
-            command: command(),
-            reason: out.stderr.trim().to_string(),
-        });
-    }
-    out.stdout
-        .trim()
-        .parse()
-        .map_err(|_| NemesisError::Command {
-            node: node.name.clone(),
-            command: command(),
-            reason: format!("the clock file held no offset in seconds: {:?}", out.stdout),
-        })
-}
-
-/// Puts `node`'s clock offset back to `to` seconds if its file still holds `expected`
-/// (nothing else moved that clock since; if something did, its change stands, and a
-/// `reset-clock` puts every clock back). Returns whether it was put back.
-pub(crate) fn restore_clock_file(
-    clock: &dyn FakeClock,
-    node: &Node,
-    expected: i64,
-    to: i64,
-) -> Result<bool, NemesisError> {
-    let file = clock.clock_file(node);
-    let file = file.to_string_lossy();
-    let (expected, to) = (expected.to_string(), to.to_string());
-    let cmd = Cmd::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "{CLOCK_FILE_LOCK}cur=$(cat \"$1\" 2>/dev/null); [ $((${{cur:-0}})) -eq \"$2\" ] || exit 0; \
-                 printf '%+d\\n' \"$3\" > \"$1.tmp.$$\" && mv -f \"$1.tmp.$$\" \"$1\" && echo restored"
-            ) as &str,
-            "sh",
-            &file,
-            &expected,
-            &to,
-        ])
-        .timeout(Duration::from_secs(10));
-    let out = node.remote.run(&cmd)?;
-    if out.success() {
-        return Ok(out.stdout.trim() == "restored");
-    }
-    Err(NemesisError::Command {
-        node: node.name.clone(),
-        command: format!("put the clock in {file} back to {to} s"),
-        reason: out.stderr.trim().to_string(),
-    })
 }
 
 /// Whole seconds of `ms` milliseconds, rounded, as libfaketime's offset file reads them.
