@@ -163,11 +163,12 @@ impl Schedule {
     /// interval`), so that a scenario's cycle is as long on average as any other
     /// fault's.
     fn start_wait(&mut self, ctx: &mut Context) -> u64 {
-        if self.next_fault(ctx).group() != FaultGroup::Scenario || self.interval == 0 {
-            return self.deadline(ctx);
-        }
-        let wait = ctx.rng().random_range(0..self.interval);
-        ctx.time().saturating_add(wait)
+        let end = if self.next_fault(ctx).group() == FaultGroup::Scenario {
+            self.interval
+        } else {
+            self.interval.saturating_mul(2)
+        };
+        self.deadline_within(ctx, 0, end)
     }
 
     /// Ends its active fault now, whatever its drawn deadline: the stop is the next op
@@ -179,19 +180,13 @@ impl Schedule {
         }
     }
 
-    /// A wait drawn from `0..2 × interval`, as a deadline from now.
-    fn deadline(&self, ctx: &mut Context) -> u64 {
-        self.deadline_from(ctx, 0)
-    }
-
-    /// A wait drawn from `floor..2 × interval` (`floor` when that is empty), as a
-    /// deadline from now.
-    fn deadline_from(&self, ctx: &mut Context, floor: u64) -> u64 {
-        let span = self.interval.saturating_mul(2);
-        let wait = if span <= floor {
+    /// A wait drawn from `floor..end` (`floor` when that is empty), as a deadline from
+    /// now.
+    fn deadline_within(&self, ctx: &mut Context, floor: u64, end: u64) -> u64 {
+        let wait = if end <= floor {
             floor
         } else {
-            ctx.rng().random_range(floor..span)
+            ctx.rng().random_range(floor..end)
         };
         ctx.time().saturating_add(wait)
     }
@@ -218,13 +213,13 @@ impl Generator for Schedule {
         }
         let deadline = match self.phase {
             Phase::BeforeStart(Some(d)) | Phase::BeforeStop(_, Some(d)) => d,
-            Phase::BeforeStart(None) => {
-                let d = self.start_wait(ctx);
-                self.phase = Phase::BeforeStart(Some(d));
-                d
-            }
+            Phase::BeforeStart(None) => match self.start_deadline(ctx) {
+                Some(d) => d,
+                None => return GenOp::Exhausted,
+            },
             Phase::BeforeStop(fault, None) => {
-                let d = self.deadline_from(ctx, self.least_active(fault));
+                let end = self.interval.saturating_mul(2);
+                let d = self.deadline_within(ctx, self.least_active(fault), end);
                 self.phase = Phase::BeforeStop(fault, Some(d));
                 d
             }
