@@ -77,15 +77,13 @@ impl Composed {
     fn preempt(&mut self, due: &[Option<u64>], now: u64) {
         for i in 0..self.members.len() {
             let (group, ref s) = self.members[i];
-            let Some(mine) = due[i] else { continue };
-            if !preempts(group) || s.active() {
+            if due[i].is_none() || !preempts(group) || s.active() {
                 continue;
             }
-            let others_first = self.members.iter().enumerate().any(|(j, (other, _))| {
-                j != i
-                    && conflict(group, *other)
-                    && due[j].is_some_and(|theirs| (theirs, j) < (mine, i))
-            });
+            let others_first =
+                self.members.iter().enumerate().any(|(j, (other, _))| {
+                    j != i && conflict(group, *other) && due_before(due, j, i)
+                });
             if others_first {
                 continue;
             }
@@ -102,16 +100,17 @@ impl Composed {
     /// fault active, or fell due (is waiting to start) before it.
     fn held_back(&self, i: usize, due: &[Option<u64>]) -> bool {
         let (group, _) = self.members[i];
-        let mine = due[i];
         self.members.iter().enumerate().any(|(j, (other, s))| {
-            j != i
-                && conflict(group, *other)
-                && (s.active()
-                    || match (due[j], mine) {
-                        (Some(theirs), Some(mine)) => (theirs, j) < (mine, i),
-                        _ => false,
-                    })
+            j != i && conflict(group, *other) && (s.active() || due_before(due, j, i))
         })
+    }
+}
+
+/// Whether member `j` fell due before member `i` (both due; ties go to the lower index).
+fn due_before(due: &[Option<u64>], j: usize, i: usize) -> bool {
+    match (due[j], due[i]) {
+        (Some(theirs), Some(mine)) => (theirs, j) < (mine, i),
+        _ => false,
     }
 }
 
