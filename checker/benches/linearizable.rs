@@ -2,7 +2,8 @@
 //!
 //! Generates the histories of BENCHMARKS.md (seeded, so every run checks the same ones),
 //! checks each in a child process (so peak memory is per history), and prints a table.
-//! `-- --quick` runs fewer cases.
+//! `-- --quick` runs fewer cases; `-- --families` runs issue 20's two families of
+//! 20 seeds each instead.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -28,6 +29,34 @@ struct Case {
     name: String,
     config: SynthConfig,
     variant: Variant,
+}
+
+/// Issue 20's two families, 20 seeds each: one key, 50 processes, 5,000 operations,
+/// 5 % crashed, values 0..10 or unique (`faultline gen --ops 5000 --processes 50
+/// --crash-rate 0.05 --values 10 --seed S` writes the same histories).
+fn families() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for domain in [Some(10), None] {
+        for seed in 1..=20 {
+            cases.push(Case {
+                name: format!(
+                    "cas-register p=50 ops=5000 crashed=5% values={} seed={seed}",
+                    domain.map_or("unique".to_string(), |d: u64| format!("0..{d}")),
+                ),
+                config: SynthConfig {
+                    seed,
+                    object: Object::CasRegister,
+                    ops: 5000,
+                    processes: 50,
+                    keys: 0,
+                    crash_rate: 0.05,
+                    value_domain: domain,
+                },
+                variant: Variant::Valid,
+            });
+        }
+    }
+    cases
 }
 
 fn cases(quick: bool) -> Vec<Case> {
@@ -164,7 +193,8 @@ fn run_one(case: &Case) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let cases = cases(quick);
+    let family = args.iter().any(|a| a == "--families");
+    let cases = if family { families() } else { cases(quick) };
     if let Some(position) = args.iter().position(|a| a == "--case") {
         let index: usize = args[position + 1].parse().expect("case index");
         run_one(&cases[index]);
@@ -178,6 +208,9 @@ fn main() {
         command.arg("--case").arg(index.to_string());
         if quick {
             command.arg("--quick");
+        }
+        if family {
+            command.arg("--families");
         }
         let output = command.output().expect("run case");
         let text = String::from_utf8_lossy(&output.stdout);

@@ -45,6 +45,7 @@ pub fn verdict(
                 let why = match reason {
                     GaveUp::Time => "the time limit was reached",
                     GaveUp::Memory => "the memory ceiling was reached",
+                    GaveUp::Budget => "the search's budget was spent",
                 };
                 explanation.push(format!("{}: undecided: {why}", key_name(&result.problem)));
             }
@@ -91,6 +92,7 @@ pub fn verdict(
             .filter_map(|r| match &r.report.outcome {
                 Outcome::Unknown(GaveUp::Time) => Some("time limit reached"),
                 Outcome::Unknown(GaveUp::Memory) => Some("memory ceiling reached"),
+                Outcome::Unknown(GaveUp::Budget) => Some("search budget spent"),
                 _ => None,
             })
             .collect();

@@ -31,7 +31,7 @@ pub use kind::{ModelKind, NilReads, Semantics};
 pub use model::{Action, FifoQueue, MicroOp, Model, Mutex, Register, Set, UnorderedQueue, ValueId};
 pub use multi::MultiRegister;
 pub use prepare::{Entry, KeyProblem, NEVER, prepare};
-pub use search::{Failure, GaveUp, Limits, Outcome, SearchReport, search};
+pub use search::{Failure, GaveUp, Limits, MoveOrder, Outcome, SearchMode, SearchReport, search};
 
 use crate::history::{History, InputError};
 use crate::results::{Validity, Verdict};
@@ -121,6 +121,7 @@ pub fn check_keys(
                     SearchReport {
                         outcome: Outcome::NotLinearizable(failure),
                         configurations: 0,
+                        exact: true,
                     }
                 }
                 ModelKind::Register => refine(&register(false), &problem, &limits),
@@ -128,7 +129,9 @@ pub fn check_keys(
                 ModelKind::Mutex => refine(&Mutex, &problem, &limits),
                 ModelKind::Set => refine(&Set, &problem, &limits),
                 // As for the FIFO queue: repeated crashed enqueues grow it without end.
-                ModelKind::UnorderedQueue => search(&UnorderedQueue, &problem, &limits, false),
+                ModelKind::UnorderedQueue => {
+                    search(&UnorderedQueue, &problem, &limits, SearchMode::Exact)
+                }
                 ModelKind::MultiRegister => refine(
                     &MultiRegister {
                         initial: problem.initial.clone().into_boxed_slice(),
@@ -145,7 +148,7 @@ pub fn check_keys(
                     },
                     &problem,
                     &limits,
-                    false,
+                    SearchMode::Exact,
                 ),
             };
             KeyResult { problem, report }
@@ -189,22 +192,66 @@ fn refute(problem: &KeyProblem) -> Option<Failure> {
     })
 }
 
-/// Decides one key: first the relaxation in which crashed operations never run out
-/// (small, and exact when it finds no linearization), then, only if that finds one and
-/// crashed operations could matter, the exact search.
+/// Configurations each incomplete search of the first round may remember; each round
+/// doubles it.
+const FIRST_BUDGET: u64 = 50_000;
+
+/// The incomplete searches give way to the exact one once they have remembered this
+/// many configurations in all.
+const INCOMPLETE_CONFIGURATIONS: u64 = 4_000_000;
+
+/// The move orders of the incomplete search, two to a round, run at once. No order
+/// finds every linearization soon (each has histories on which it goes a long way
+/// down a wrong path), but among them, soon one does.
+const ORDER_PAIRS: [[MoveOrder; 2]; 2] = [
+    [MoveOrder::Informed, MoveOrder::CrashedLast],
+    [MoveOrder::Enabling, MoveOrder::Returned],
+];
+
+/// Decides one key. First the relaxation in which crashed operations never run out:
+/// small, and exact when it finds no linearization, or one within the crashed
+/// operations invoked. If it found one only beyond them: the incomplete search that
+/// forgets crashed-use counts (as small, and exact when it finds a linearization), in
+/// rounds of two move orders run at once, each round with twice the budget of the one
+/// before; then the exact search.
 fn refine<M: Model>(model: &M, problem: &KeyProblem, limits: &Limits) -> SearchReport {
     if problem.crashed.is_empty() {
-        return search(model, problem, limits, false);
+        return search(model, problem, limits, SearchMode::Exact);
     }
-    let relaxed = search(model, problem, limits, true);
-    match relaxed.outcome {
-        Outcome::Linearizable => {
-            let mut exact = search(model, problem, limits, false);
-            exact.configurations += relaxed.configurations;
-            exact
+    let relaxed = search(model, problem, limits, SearchMode::CrashedReusable);
+    let mut configurations = relaxed.configurations;
+    if relaxed.exact {
+        return relaxed;
+    }
+    let mut round = 0usize;
+    while configurations < INCOMPLETE_CONFIGURATIONS {
+        let budget = FIRST_BUDGET << (round / ORDER_PAIRS.len()).min(20);
+        let [first, second] = ORDER_PAIRS[round % ORDER_PAIRS.len()]
+            .map(|order| SearchMode::CountsForgotten { order, budget });
+        round += 1;
+        let (a, b) = rayon::join(
+            || search(model, problem, limits, first),
+            || search(model, problem, limits, second),
+        );
+        configurations += a.configurations + b.configurations;
+        for report in [a, b] {
+            match report.outcome {
+                // A linearization, or the time or memory is spent: that is the answer.
+                Outcome::Linearizable | Outcome::Unknown(GaveUp::Time | GaveUp::Memory) => {
+                    return SearchReport {
+                        configurations,
+                        exact: true,
+                        ..report
+                    };
+                }
+                // Every path within the budget failed, or the budget was spent.
+                Outcome::NotLinearizable(_) | Outcome::Unknown(GaveUp::Budget) => {}
+            }
         }
-        _ => relaxed,
     }
+    let mut exact = search(model, problem, limits, SearchMode::Exact);
+    exact.configurations += configurations;
+    exact
 }
 
 /// The merged validity of per-key results.

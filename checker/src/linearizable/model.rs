@@ -84,6 +84,14 @@ pub trait Model: Sync {
         false
     }
 
+    /// True when `action` fits only some states: it observes the state (a read, a
+    /// compare-and-set, a dequeue of an element). The search tries such operations first
+    /// where they fit, as they may find no other place; only the order of the search
+    /// depends on it. `false` (the default) is always safe.
+    fn observes(&self, _action: &Action) -> bool {
+        false
+    }
+
     /// A necessary condition: can `target` fit after the current `state` is changed by
     /// some of `candidates` (each action at most as many times as its count, in some
     /// order)? `false` only when it
@@ -183,6 +191,9 @@ impl Model for Register {
     }
     fn overwrites(&self, action: &Action) -> bool {
         matches!(action, Action::Write(_))
+    }
+    fn observes(&self, action: &Action) -> bool {
+        matches!(action, Action::Read(_) | Action::Cas(..))
     }
     fn could_fit(
         &self,

@@ -37,7 +37,7 @@ impl<M: Model> Search<'_, M> {
     pub(super) fn remember(&mut self) -> bool {
         let key = self.memo_key();
         let entry_bytes = 64 + key.mask.len() * 8 + std::mem::size_of::<M::State>();
-        if self.used.is_empty() || self.crashed_reusable {
+        if self.used.is_empty() || self.counts_forgotten {
             if !self.seen.insert(key) {
                 return false;
             }

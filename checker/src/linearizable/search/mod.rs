@@ -33,10 +33,17 @@
 //! - Memoisation with dominance: a configuration that failed also fails with more crashed
 //!   operations used, since using one is always optional.
 //!
-//! With `crashed_reusable` the search is a relaxation: each crashed operation, once
-//! invoked, may take effect any number of times. It allows more than the history does,
-//! so "not linearizable" from it is exact, and it needs no counts, which keeps it small
-//! where many crashed operations would multiply the exact search's configurations.
+//! Two cheaper strategies bound the exact search from both sides ([`SearchMode`]):
+//! - [`SearchMode::CrashedReusable`], a relaxation: each crashed operation, once invoked,
+//!   may take effect any number of times. It allows more than the history does, so "not
+//!   linearizable" from it is exact, and it needs no counts, which keeps it small where
+//!   many crashed operations would multiply the exact search's configurations. A
+//!   linearization it finds that takes no crashed operation more often than invoked is
+//!   one of the history itself.
+//! - [`SearchMode::CountsForgotten`], an incomplete search: the exact moves, but a
+//!   configuration is remembered without its crashed-use counts, so a configuration seen
+//!   once is not searched again with other counts. As small as the relaxation; a
+//!   linearization it finds is exact, its "not linearizable" says nothing.
 //!
 //! The search stops with "unknown" when its deadline passes or the shared memory budget
 //! is spent; it never guesses.
@@ -71,6 +78,9 @@ pub enum GaveUp {
     Time,
     /// The memory ceiling was reached.
     Memory,
+    /// An incomplete search spent its budget of configurations (never the answer of
+    /// a check: the exact search follows).
+    Budget,
 }
 
 /// Where the search got furthest before every path failed.
@@ -109,6 +119,48 @@ pub struct SearchReport {
     pub outcome: Outcome,
     /// Configurations visited.
     pub configurations: u64,
+    /// Whether the outcome holds for the history itself: always for the exact search; for
+    /// the relaxation, unless it found a linearization that took some crashed operation
+    /// more often than invoked (one within the counts is a linearization of the history,
+    /// as crashed operations of one action are interchangeable once invoked); for the
+    /// incomplete search, only when it found a linearization.
+    pub exact: bool,
+}
+
+/// How a search treats crashed operations (the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchMode {
+    /// The exact search: decides either way.
+    Exact,
+    /// The relaxation: its "not linearizable" is exact, and so is a linearization it
+    /// finds within the crashed operations invoked ([`SearchReport::exact`]).
+    CrashedReusable,
+    /// Incomplete: its linearizations are exact, its "not linearizable" is not
+    /// ([`SearchReport::exact`] is false then). It tries the moves in `order` and gives
+    /// up after remembering `budget` configurations.
+    CountsForgotten {
+        /// The order in which each configuration's moves are tried.
+        order: MoveOrder,
+        /// Configurations to remember before giving up.
+        budget: u64,
+    },
+}
+
+/// The order in which a search tries the moves from a configuration. Which moves exist
+/// never depends on it, only how soon a linearization is found: each order has
+/// histories on which it goes a long way down a wrong path, so the incomplete search
+/// is restarted with the next order and a larger budget (`refine` in the parent module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveOrder {
+    /// Moves that let the deadline operation fit first, then moves that observe the
+    /// current state, then the rest in return order.
+    Informed,
+    /// Moves that let the deadline operation fit first, then the rest in return order.
+    Enabling,
+    /// Return order (completed operations), then crashed classes.
+    Returned,
+    /// As `Informed`, but crashed operations only after every completed one.
+    CrashedLast,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -123,6 +175,8 @@ struct Undo<S> {
     state: S,
     class: Option<u16>,
     debt: bool,
+    /// The relaxation: this crashed move took an operation beyond those invoked.
+    overdrew: bool,
 }
 
 struct Frame<S> {
@@ -158,6 +212,18 @@ struct Search<'p, M: Model> {
     debt: bool,
     /// The relaxation: crashed operations never run out.
     crashed_reusable: bool,
+    /// The memo leaves out the crashed-use counts (the incomplete search, or the
+    /// relaxation, which has none).
+    counts_forgotten: bool,
+    /// The order in which each configuration's moves are tried.
+    order: MoveOrder,
+    /// Give up after remembering this many configurations.
+    budget: u64,
+    /// The relaxation: how often each crashed class was taken on the current path, and
+    /// how many of those moves took more than had been invoked. A path that ends with
+    /// none overdrawn is a linearization of the history itself.
+    drawn: Vec<u32>,
+    overdrawn: u32,
     /// Queues without crashed dequeues: enqueues of dequeued elements not yet linearized.
     /// `None` when the rule does not apply.
     observed_enqueues_left: Option<usize>,
@@ -170,23 +236,35 @@ struct Search<'p, M: Model> {
     deepest_states: Vec<M::State>,
 }
 
-/// Searches for a linearization of `problem` under `model`. With `crashed_reusable`,
-/// searches the relaxation in which crashed operations may take effect repeatedly: its
-/// `NotLinearizable` is exact, its `Linearizable` is not.
+/// Searches for a linearization of `problem` under `model` in `mode`;
+/// [`SearchReport::exact`] says whether the outcome holds for the history.
 pub fn search<M: Model>(
     model: &M,
     problem: &KeyProblem,
     limits: &Limits,
-    crashed_reusable: bool,
+    mode: SearchMode,
 ) -> SearchReport {
     let mut search = Search::new(model, problem);
+    let crashed_reusable = mode == SearchMode::CrashedReusable;
     search.crashed_reusable = crashed_reusable;
+    search.counts_forgotten = mode != SearchMode::Exact;
+    if let SearchMode::CountsForgotten { order, budget } = mode {
+        search.order = order;
+        search.budget = budget;
+    }
     let outcome = search.run(limits);
     limits
         .memory_used
         .fetch_sub(search.memory_reported, Ordering::Relaxed);
+    let exact = match (mode, &outcome) {
+        (SearchMode::Exact, _) | (_, Outcome::Unknown(_)) => true,
+        (SearchMode::CrashedReusable, Outcome::Linearizable) => search.overdrawn == 0,
+        (SearchMode::CrashedReusable, Outcome::NotLinearizable(_)) => true,
+        (SearchMode::CountsForgotten { .. }, outcome) => matches!(outcome, Outcome::Linearizable),
+    };
     SearchReport {
         outcome,
+        exact,
         configurations: (search.seen.len()
             + search
                 .seen_with_crashed
@@ -276,6 +354,11 @@ impl<'p, M: Model> Search<'p, M> {
             used: vec![0; classes],
             debt: false,
             crashed_reusable: false,
+            counts_forgotten: false,
+            order: MoveOrder::Informed,
+            budget: u64::MAX,
+            drawn: vec![0; classes],
+            overdrawn: 0,
             seen: FxHashSet::default(),
             seen_with_crashed: FxHashMap::default(),
             memory_local: 0,
@@ -302,10 +385,13 @@ impl<'p, M: Model> Search<'p, M> {
         self.k = undo.k;
         self.state = undo.state;
         self.debt = undo.debt;
-        if let Some(class) = undo.class
-            && !self.crashed_reusable
-        {
-            self.used[class as usize] -= 1;
+        if let Some(class) = undo.class {
+            if self.crashed_reusable {
+                self.drawn[class as usize] -= 1;
+                self.overdrawn -= u32::from(undo.overdrew);
+            } else {
+                self.used[class as usize] -= 1;
+            }
         }
     }
 
@@ -316,6 +402,7 @@ impl<'p, M: Model> Search<'p, M> {
             state: self.state.clone(),
             class,
             debt: self.debt,
+            overdrew: false,
         }
     }
 
@@ -342,6 +429,9 @@ impl<'p, M: Model> Search<'p, M> {
                 self.memory_reported = self.memory_local;
                 if let Some(reason) = gave_up(limits) {
                     return Outcome::Unknown(reason);
+                }
+                if self.seen.len() as u64 > self.budget {
+                    return Outcome::Unknown(GaveUp::Budget);
                 }
             }
             let Some(&next) = top.moves.get(top.next) else {
@@ -377,11 +467,15 @@ impl<'p, M: Model> Search<'p, M> {
                     if state == self.state {
                         continue; // changes nothing: never needed
                     }
-                    let undo = self.new_undo(Some(class));
+                    let mut undo = self.new_undo(Some(class));
                     let action = self.class_actions[class as usize].clone();
                     self.count_enqueue(Some(&action), false);
                     self.state = state;
-                    if !self.crashed_reusable {
+                    if self.crashed_reusable {
+                        undo.overdrew = self.invoked(class) <= self.drawn[class as usize] as usize;
+                        self.overdrawn += u32::from(undo.overdrew);
+                        self.drawn[class as usize] += 1;
+                    } else {
                         self.used[class as usize] += 1;
                     }
                     self.debt = true;

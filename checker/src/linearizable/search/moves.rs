@@ -3,7 +3,7 @@
 //! return order, crashed operations never followed by an overwrite before an
 //! observation, the deadline operation's necessary fit, and the queue rules.
 
-use super::{Move, Search, Undo};
+use super::{Move, MoveOrder, Search, Undo};
 use crate::linearizable::model::{Action, Model, UNOBSERVED};
 
 impl<M: Model> Search<'_, M> {
@@ -64,6 +64,12 @@ impl<M: Model> Search<'_, M> {
             }
             break;
         }
+    }
+
+    /// How many operations of crashed class `class` were invoked before the deadline.
+    pub(super) fn invoked(&self, class: u16) -> usize {
+        let deadline = self.deadline_position();
+        self.class_calls[class as usize].partition_point(|&c| c < deadline)
     }
 
     fn deadline_position(&self) -> u64 {
@@ -156,6 +162,9 @@ impl<M: Model> Search<'_, M> {
             }
         }
         let deadline = self.deadline_position();
+        // The relaxation tries a crashed class taken more often than invoked last, so a
+        // linearization it finds is, where it can be, one of the history itself.
+        let mut overdrawing = Vec::new();
         for (class, calls) in self.class_calls.iter().enumerate() {
             if let Some(twin) = self.crashed_twin[class]
                 && self.offered[twin as usize] == generation
@@ -173,10 +182,54 @@ impl<M: Model> Search<'_, M> {
             } else {
                 invoked > self.used[class] as usize
             };
-            if available {
+            if !available {
+                continue;
+            }
+            if self.crashed_reusable && invoked <= self.drawn[class] as usize {
+                overdrawing.push(Move::Crashed(class as u16));
+            } else {
                 moves.push(Move::Crashed(class as u16));
             }
         }
+        self.order_moves(&mut moves);
+        moves.append(&mut overdrawing);
         moves
+    }
+
+    /// Orders the moves by [`MoveOrder`], best first; only the order changes, never
+    /// which moves exist. When the deadline operation does not fit the current state,
+    /// the moves after which it does come first: it must be linearized before anything
+    /// invoked after it returned, so a path that does not serve it soon fails. Then
+    /// (`Informed`) the moves that observe the current state (a compare-and-set
+    /// expecting it): the value they need may not come back.
+    fn order_moves(&mut self, moves: &mut [Move]) {
+        if self.order == MoveOrder::Returned {
+            return;
+        }
+        let deadline_op = &self.problem.completed[self.ret_order[self.k] as usize].action;
+        let deadline_fits = self.model.step(&self.state, deadline_op).is_some();
+        let observing_first = self.order != MoveOrder::Enabling;
+        let crashed_last = self.order == MoveOrder::CrashedLast;
+        let mut ranked: Vec<((bool, bool, bool), Move)> = moves
+            .iter()
+            .map(|&m| {
+                let action = match m {
+                    Move::Completed(x) => &self.problem.completed[x as usize].action,
+                    Move::Crashed(class) => &self.class_actions[class as usize],
+                };
+                let enables = deadline_fits
+                    || self
+                        .model
+                        .step(&self.state, action)
+                        .is_some_and(|next| self.model.step(&next, deadline_op).is_some());
+                let observes = observing_first && self.model.observes(action);
+                let late = crashed_last && matches!(m, Move::Crashed(_));
+                ((late, !enables, !observes), m)
+            })
+            .collect();
+        ranked.sort_by_key(|&(rank, _)| rank);
+        for (slot, (_, m)) in moves.iter_mut().zip(ranked) {
+            *slot = m;
+        }
     }
 }
