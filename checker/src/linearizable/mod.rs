@@ -115,8 +115,12 @@ pub fn check_keys(
                 nil_reads_unknown,
             };
             let report = match model {
-                ModelKind::Register | ModelKind::CasRegister
-                    if let Some(failure) = options.precheck.then(|| refute(&problem)).flatten() =>
+                ModelKind::Register
+                | ModelKind::CasRegister
+                | ModelKind::FifoQueue
+                | ModelKind::UnorderedQueue
+                    if let Some(failure) =
+                        options.precheck.then(|| refute(&problem, model)).flatten() =>
                 {
                     SearchReport {
                         outcome: Outcome::NotLinearizable(failure),
@@ -158,9 +162,14 @@ pub fn check_keys(
     results
 }
 
-/// The register precheck's refutation as a failure, if it finds one.
-fn refute(problem: &KeyProblem) -> Option<Failure> {
-    let refutation = precheck::refute_register(problem)?;
+/// The register or queue precheck's refutation as a failure, if it finds one.
+fn refute(problem: &KeyProblem, model: ModelKind) -> Option<Failure> {
+    let queue = matches!(model, ModelKind::FifoQueue | ModelKind::UnorderedQueue);
+    let refutation = if queue {
+        precheck::refute_queue(problem)?
+    } else {
+        precheck::refute_register(problem)?
+    };
     let observer = &problem.completed[refutation.observer];
     let concurrent = problem
         .completed
@@ -173,6 +182,7 @@ fn refute(problem: &KeyProblem) -> Option<Failure> {
         .collect();
     let value = problem.show(refutation.value);
     let reason = match refutation.overwritten_by {
+        None if queue => format!("no operation invoked before it returned enqueues {value}"),
         None => format!("no operation invoked before it returned writes {value}"),
         Some(_) => format!(
             "every write of {value} invoked before it returned was overwritten before it began (see the overwriting operation)"

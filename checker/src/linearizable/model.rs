@@ -84,6 +84,12 @@ pub trait Model: Sync {
         false
     }
 
+    /// The elements a queue's state holds, head first (empty for other objects). The
+    /// queue rules of the search read it; the default, nothing, is always safe.
+    fn queued<'s>(&self, _state: &'s Self::State) -> Box<dyn Iterator<Item = ValueId> + 's> {
+        Box::new(std::iter::empty())
+    }
+
     /// True when `action` fits only some states: it observes the state (a read, a
     /// compare-and-set, a dequeue of an element). The search tries such operations first
     /// where they fit, as they may find no other place; only the order of the search
@@ -352,6 +358,9 @@ impl Model for FifoQueue {
             }
             _ => None,
         }
+    }
+    fn queued<'s>(&self, state: &'s VecDeque<ValueId>) -> Box<dyn Iterator<Item = ValueId> + 's> {
+        Box::new(state.iter().copied())
     }
     fn absorbs(&self, state: &VecDeque<ValueId>, action: &Action) -> bool {
         match action {

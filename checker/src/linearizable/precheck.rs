@@ -160,3 +160,35 @@ pub fn refute_register(problem: &KeyProblem) -> Option<Refutation> {
     }
     None
 }
+
+/// Queues: a completed dequeue of an element needs an enqueue of it (completed or
+/// crashed) invoked before the dequeue returned. The first dequeue without one, if any.
+/// Dequeues of `null` (an empty queue, or Knossos's queued `null`) are left to the search.
+pub fn refute_queue(problem: &KeyProblem) -> Option<Refutation> {
+    let mut first_enqueue: HashMap<ValueId, u64> = HashMap::new();
+    for entry in problem.completed.iter().chain(&problem.crashed) {
+        if let Action::Enqueue(element) = entry.action {
+            let call = first_enqueue.entry(element).or_insert(entry.call);
+            *call = (*call).min(entry.call);
+        }
+    }
+    problem
+        .completed
+        .iter()
+        .enumerate()
+        .find_map(|(observer, entry)| match entry.action {
+            Action::Dequeue(element)
+                if element != NULL
+                    && first_enqueue
+                        .get(&element)
+                        .is_none_or(|&call| call >= entry.ret) =>
+            {
+                Some(Refutation {
+                    observer,
+                    value: element,
+                    overwritten_by: None,
+                })
+            }
+            _ => None,
+        })
+}

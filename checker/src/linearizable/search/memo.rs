@@ -12,19 +12,48 @@ const MAX_STATES_REPORTED: usize = 8;
 pub(super) struct MemoKey<S> {
     k: u32,
     debt: bool,
-    mask: Box<[u64]>,
+    mask: Mask,
     state: S,
+}
+
+/// Which operations spanning the deadline are linearized: inline for up to 128 of them
+/// (no allocation for the common case), else on the heap.
+#[derive(Hash, PartialEq, Eq)]
+enum Mask {
+    Inline([u64; 2]),
+    Heap(Box<[u64]>),
+}
+
+impl Mask {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Mask::Inline(_) => 0,
+            Mask::Heap(words) => words.len() * 8,
+        }
+    }
 }
 
 impl<M: Model> Search<'_, M> {
     fn memo_key(&self) -> MemoKey<M::State> {
         let span = &self.span[self.k];
-        let mut mask = vec![0u64; span.len().div_ceil(64)].into_boxed_slice();
-        for (bit, &x) in span.iter().enumerate() {
-            if self.linearized[x as usize] {
-                mask[bit / 64] |= 1 << (bit % 64);
+        let bits = span
+            .iter()
+            .enumerate()
+            .filter(|&(_, &x)| self.linearized[x as usize])
+            .map(|(bit, _)| bit);
+        let mask = if span.len() <= 128 {
+            let mut words = [0u64; 2];
+            for bit in bits {
+                words[bit / 64] |= 1 << (bit % 64);
             }
-        }
+            Mask::Inline(words)
+        } else {
+            let mut words = vec![0u64; span.len().div_ceil(64)].into_boxed_slice();
+            for bit in bits {
+                words[bit / 64] |= 1 << (bit % 64);
+            }
+            Mask::Heap(words)
+        };
         MemoKey {
             k: self.k as u32,
             debt: self.debt,
@@ -36,7 +65,7 @@ impl<M: Model> Search<'_, M> {
     /// Records the current configuration; false if it (or one it dominates) was seen.
     pub(super) fn remember(&mut self) -> bool {
         let key = self.memo_key();
-        let entry_bytes = 64 + key.mask.len() * 8 + std::mem::size_of::<M::State>();
+        let entry_bytes = 64 + key.mask.heap_bytes() + std::mem::size_of::<M::State>();
         if self.used.is_empty() || self.counts_forgotten {
             if !self.seen.insert(key) {
                 return false;

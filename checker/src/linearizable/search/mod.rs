@@ -196,6 +196,7 @@ struct Search<'p, M: Model> {
     /// Crashed operation classes: one action each, and the sorted invocation positions.
     class_actions: Vec<Action>,
     class_calls: Vec<Vec<u64>>,
+
     /// Each completed operation's action, as a small number.
     completed_action: Vec<u32>,
     /// For each crashed class, the completed operations' action number with its action.
@@ -217,6 +218,8 @@ struct Search<'p, M: Model> {
     counts_forgotten: bool,
     /// The order in which each configuration's moves are tried.
     order: MoveOrder,
+    /// Scratch for ordering moves: each with its rank.
+    ranked: Vec<((bool, bool, bool), Move)>,
     /// Give up after remembering this many configurations.
     budget: u64,
     /// The relaxation: how often each crashed class was taken on the current path, and
@@ -356,6 +359,7 @@ impl<'p, M: Model> Search<'p, M> {
             crashed_reusable: false,
             counts_forgotten: false,
             order: MoveOrder::Informed,
+            ranked: Vec::new(),
             budget: u64::MAX,
             drawn: vec![0; classes],
             overdrawn: 0,

@@ -80,26 +80,21 @@ impl<M: Model> Search<'_, M> {
     /// operation that can be linearized before it.
     fn deadline_could_fit(&self) -> bool {
         let deadline_op = &self.problem.completed[self.ret_order[self.k] as usize].action;
-        let deadline = self.deadline_position();
         let completed = self.span[self.k]
             .iter()
             .filter(|&&x| !self.linearized[x as usize])
             .map(|&x| (&self.problem.completed[x as usize].action, 1));
         // A crashed class offers each of its invoked, unused operations (all of them, as
         // often as wanted, when crashed operations are reusable).
-        let crashed = self
-            .class_calls
-            .iter()
-            .enumerate()
-            .filter_map(|(class, calls)| {
-                let invoked = calls.partition_point(|&c| c < deadline);
-                let available = if self.crashed_reusable && invoked > 0 {
-                    usize::MAX
-                } else {
-                    invoked.saturating_sub(self.used[class] as usize)
-                };
-                (available > 0).then(|| (&self.class_actions[class], available))
-            });
+        let crashed = (0..self.class_calls.len()).filter_map(|class| {
+            let invoked = self.invoked(class as u16);
+            let available = if self.crashed_reusable && invoked > 0 {
+                usize::MAX
+            } else {
+                invoked.saturating_sub(self.used[class] as usize)
+            };
+            (available > 0).then(|| (&self.class_actions[class], available))
+        });
         self.model
             .could_fit(&self.state, deadline_op, &mut completed.chain(crashed))
     }
@@ -128,16 +123,42 @@ impl<M: Model> Search<'_, M> {
             .iter()
             .filter(|&&x| !self.linearized[x as usize])
             .any(|&x| dequeued_before_a(&self.problem.completed[x as usize].action));
-        let deadline = self.deadline_position();
-        let crashed = self.class_calls.iter().enumerate().any(|(class, calls)| {
-            let invoked = calls.partition_point(|&c| c < deadline);
+        let crashed = (0..self.class_calls.len()).any(|class| {
+            let invoked = self.invoked(class as u16);
             invoked > self.used[class] as usize && dequeued_before_a(&self.class_actions[class])
         });
         !(completed || crashed)
     }
 
+    /// Queues with unique elements and no crashed dequeue: an element queued now is
+    /// ahead of every element enqueued later, so its dequeue must come first. The
+    /// configuration is dead when some candidate enqueue's element was dequeued
+    /// (returned) before a queued element's dequeue was invoked, or when a queued element
+    /// is never dequeued and a candidate's element is.
+    fn queued_ahead_can_leave(&self) -> bool {
+        let Some(windows) = &self.problem.dequeue_windows else {
+            return true;
+        };
+        if self.observed_enqueues_left.is_none() {
+            return true; // a crashed dequeue could remove any element at the head
+        }
+        let latest_dequeue_call = self
+            .model
+            .queued(&self.state)
+            .map(|e| windows.get(&e).map_or(u64::MAX, |&(call, _)| call))
+            .max();
+        let Some(latest) = latest_dequeue_call else {
+            return true;
+        };
+        !self.span[self.k].iter().any(|&x| {
+            !self.linearized[x as usize]
+                && matches!(self.problem.completed[x as usize].action,
+                    Action::Enqueue(a) if windows.get(&a).is_some_and(|&(_, ret)| ret < latest))
+        })
+    }
+
     pub(super) fn moves(&mut self) -> Vec<Move> {
-        if !self.deadline_could_fit() {
+        if !self.deadline_could_fit() || !self.queued_ahead_can_leave() {
             return Vec::new();
         }
         self.generation += 1;
@@ -161,11 +182,10 @@ impl<M: Model> Search<'_, M> {
                 moves.push(Move::Completed(x));
             }
         }
-        let deadline = self.deadline_position();
         // The relaxation tries a crashed class taken more often than invoked last, so a
         // linearization it finds is, where it can be, one of the history itself.
         let mut overdrawing = Vec::new();
-        for (class, calls) in self.class_calls.iter().enumerate() {
+        for class in 0..self.class_calls.len() {
             if let Some(twin) = self.crashed_twin[class]
                 && self.offered[twin as usize] == generation
             {
@@ -176,7 +196,7 @@ impl<M: Model> Search<'_, M> {
             {
                 continue;
             }
-            let invoked = calls.partition_point(|&c| c < deadline);
+            let invoked = self.invoked(class as u16);
             let available = if self.crashed_reusable {
                 invoked > 0
             } else {
@@ -210,26 +230,26 @@ impl<M: Model> Search<'_, M> {
         let deadline_fits = self.model.step(&self.state, deadline_op).is_some();
         let observing_first = self.order != MoveOrder::Enabling;
         let crashed_last = self.order == MoveOrder::CrashedLast;
-        let mut ranked: Vec<((bool, bool, bool), Move)> = moves
-            .iter()
-            .map(|&m| {
-                let action = match m {
-                    Move::Completed(x) => &self.problem.completed[x as usize].action,
-                    Move::Crashed(class) => &self.class_actions[class as usize],
-                };
-                let enables = deadline_fits
-                    || self
-                        .model
-                        .step(&self.state, action)
-                        .is_some_and(|next| self.model.step(&next, deadline_op).is_some());
-                let observes = observing_first && self.model.observes(action);
-                let late = crashed_last && matches!(m, Move::Crashed(_));
-                ((late, !enables, !observes), m)
-            })
-            .collect();
+        let mut ranked = std::mem::take(&mut self.ranked);
+        ranked.clear();
+        ranked.extend(moves.iter().map(|&m| {
+            let action = match m {
+                Move::Completed(x) => &self.problem.completed[x as usize].action,
+                Move::Crashed(class) => &self.class_actions[class as usize],
+            };
+            let enables = deadline_fits
+                || self
+                    .model
+                    .step(&self.state, action)
+                    .is_some_and(|next| self.model.step(&next, deadline_op).is_some());
+            let observes = observing_first && self.model.observes(action);
+            let late = crashed_last && matches!(m, Move::Crashed(_));
+            ((late, !enables, !observes), m)
+        }));
         ranked.sort_by_key(|&(rank, _)| rank);
-        for (slot, (_, m)) in moves.iter_mut().zip(ranked) {
+        for (slot, &(_, m)) in moves.iter_mut().zip(&ranked) {
             *slot = m;
         }
+        self.ranked = ranked;
     }
 }
