@@ -250,7 +250,6 @@ fn refine<M: Model>(model: &M, problem: &KeyProblem, limits: &Limits) -> SearchR
                 Outcome::Linearizable | Outcome::Unknown(GaveUp::Time | GaveUp::Memory) => {
                     return SearchReport {
                         configurations,
-                        exact: true,
                         ..report
                     };
                 }

@@ -31,7 +31,7 @@ fn rows(rows: &[(u64, &str, &str, Value)]) -> History {
     )
 }
 
-fn verdict(h: &History, model: ModelKind) -> Validity {
+fn checked(h: &History, model: ModelKind) -> Verdict {
     check(
         h,
         &LinearizableOptions {
@@ -40,7 +40,10 @@ fn verdict(h: &History, model: ModelKind) -> Validity {
         },
     )
     .unwrap()
-    .valid
+}
+
+fn verdict(h: &History, model: ModelKind) -> Validity {
+    checked(h, model).valid
 }
 
 fn oracle_verdict(h: &History, model: ModelKind) -> Validity {
@@ -569,14 +572,7 @@ fn a_dequeue_of_an_element_never_enqueued_in_time_is_refuted_at_once() {
         (0, "ok", "enqueue", json!(2)),
     ]);
     for model in [ModelKind::FifoQueue, ModelKind::UnorderedQueue] {
-        let verdict = check(
-            &h,
-            &LinearizableOptions {
-                model: Some(model),
-                ..LinearizableOptions::default()
-            },
-        )
-        .unwrap();
+        let verdict = checked(&h, model);
         assert_eq!(verdict.valid, Validity::Invalid, "{model:?}");
         assert_eq!(verdict.details["configurations"], json!(0), "{model:?}");
         assert_eq!(oracle_verdict(&h, model), Validity::Invalid, "{model:?}");

@@ -36,24 +36,20 @@ impl Mask {
 impl<M: Model> Search<'_, M> {
     fn memo_key(&self) -> MemoKey<M::State> {
         let span = &self.span[self.k];
-        let bits = span
-            .iter()
-            .enumerate()
-            .filter(|&(_, &x)| self.linearized[x as usize])
-            .map(|(bit, _)| bit);
-        let mask = if span.len() <= 128 {
-            let mut words = [0u64; 2];
-            for bit in bits {
-                words[bit / 64] |= 1 << (bit % 64);
-            }
-            Mask::Inline(words)
+        let mut mask = if span.len() <= 128 {
+            Mask::Inline([0; 2])
         } else {
-            let mut words = vec![0u64; span.len().div_ceil(64)].into_boxed_slice();
-            for bit in bits {
+            Mask::Heap(vec![0; span.len().div_ceil(64)].into_boxed_slice())
+        };
+        let words = match &mut mask {
+            Mask::Inline(words) => &mut words[..],
+            Mask::Heap(words) => &mut words[..],
+        };
+        for (bit, &x) in span.iter().enumerate() {
+            if self.linearized[x as usize] {
                 words[bit / 64] |= 1 << (bit % 64);
             }
-            Mask::Heap(words)
-        };
+        }
         MemoKey {
             k: self.k as u32,
             debt: self.debt,
@@ -66,7 +62,7 @@ impl<M: Model> Search<'_, M> {
     pub(super) fn remember(&mut self) -> bool {
         let key = self.memo_key();
         let entry_bytes = 64 + key.mask.heap_bytes() + std::mem::size_of::<M::State>();
-        if self.used.is_empty() || self.counts_forgotten {
+        if self.used.is_empty() || self.counts_forgotten() {
             if !self.seen.insert(key) {
                 return false;
             }

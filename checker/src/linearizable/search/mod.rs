@@ -196,7 +196,6 @@ struct Search<'p, M: Model> {
     /// Crashed operation classes: one action each, and the sorted invocation positions.
     class_actions: Vec<Action>,
     class_calls: Vec<Vec<u64>>,
-
     /// Each completed operation's action, as a small number.
     completed_action: Vec<u32>,
     /// For each crashed class, the completed operations' action number with its action.
@@ -211,17 +210,11 @@ struct Search<'p, M: Model> {
     used: Vec<u16>,
     /// A crashed operation was just linearized and nothing has observed its effect yet.
     debt: bool,
-    /// The relaxation: crashed operations never run out.
-    crashed_reusable: bool,
-    /// The memo leaves out the crashed-use counts (the incomplete search, or the
-    /// relaxation, which has none).
-    counts_forgotten: bool,
-    /// The order in which each configuration's moves are tried.
-    order: MoveOrder,
+    /// How crashed operations are treated, and (incomplete search) the move order and
+    /// budget.
+    mode: SearchMode,
     /// Scratch for ordering moves: each with its rank.
     ranked: Vec<((bool, bool, bool), Move)>,
-    /// Give up after remembering this many configurations.
-    budget: u64,
     /// The relaxation: how often each crashed class was taken on the current path, and
     /// how many of those moves took more than had been invoked. A path that ends with
     /// none overdrawn is a linearization of the history itself.
@@ -247,14 +240,7 @@ pub fn search<M: Model>(
     limits: &Limits,
     mode: SearchMode,
 ) -> SearchReport {
-    let mut search = Search::new(model, problem);
-    let crashed_reusable = mode == SearchMode::CrashedReusable;
-    search.crashed_reusable = crashed_reusable;
-    search.counts_forgotten = mode != SearchMode::Exact;
-    if let SearchMode::CountsForgotten { order, budget } = mode {
-        search.order = order;
-        search.budget = budget;
-    }
+    let mut search = Search::new(model, problem, mode);
     let outcome = search.run(limits);
     limits
         .memory_used
@@ -278,7 +264,7 @@ pub fn search<M: Model>(
 }
 
 impl<'p, M: Model> Search<'p, M> {
-    fn new(model: &'p M, problem: &'p KeyProblem) -> Self {
+    fn new(model: &'p M, problem: &'p KeyProblem, mode: SearchMode) -> Self {
         let completed = &problem.completed;
         let n = completed.len();
         let mut ret_order: Vec<u32> = (0..n as u32).collect();
@@ -356,11 +342,8 @@ impl<'p, M: Model> Search<'p, M> {
             state: init.clone(),
             used: vec![0; classes],
             debt: false,
-            crashed_reusable: false,
-            counts_forgotten: false,
-            order: MoveOrder::Informed,
+            mode,
             ranked: Vec::new(),
-            budget: u64::MAX,
             drawn: vec![0; classes],
             overdrawn: 0,
             seen: FxHashSet::default(),
@@ -369,6 +352,33 @@ impl<'p, M: Model> Search<'p, M> {
             memory_reported: 0,
             deepest_k: 0,
             deepest_states: vec![init],
+        }
+    }
+
+    /// The relaxation: crashed operations never run out.
+    fn crashed_reusable(&self) -> bool {
+        self.mode == SearchMode::CrashedReusable
+    }
+
+    /// The memo leaves out the crashed-use counts (the incomplete search, or the
+    /// relaxation, which has none).
+    fn counts_forgotten(&self) -> bool {
+        self.mode != SearchMode::Exact
+    }
+
+    /// The order in which each configuration's moves are tried.
+    fn order(&self) -> MoveOrder {
+        match self.mode {
+            SearchMode::CountsForgotten { order, .. } => order,
+            _ => MoveOrder::Informed,
+        }
+    }
+
+    /// Give up after remembering this many configurations.
+    fn budget(&self) -> u64 {
+        match self.mode {
+            SearchMode::CountsForgotten { budget, .. } => budget,
+            _ => u64::MAX,
         }
     }
 
@@ -390,7 +400,7 @@ impl<'p, M: Model> Search<'p, M> {
         self.state = undo.state;
         self.debt = undo.debt;
         if let Some(class) = undo.class {
-            if self.crashed_reusable {
+            if self.crashed_reusable() {
                 self.drawn[class as usize] -= 1;
                 self.overdrawn -= u32::from(undo.overdrew);
             } else {
@@ -434,7 +444,7 @@ impl<'p, M: Model> Search<'p, M> {
                 if let Some(reason) = gave_up(limits) {
                     return Outcome::Unknown(reason);
                 }
-                if self.seen.len() as u64 > self.budget {
+                if self.seen.len() as u64 > self.budget() {
                     return Outcome::Unknown(GaveUp::Budget);
                 }
             }
@@ -475,7 +485,7 @@ impl<'p, M: Model> Search<'p, M> {
                     let action = self.class_actions[class as usize].clone();
                     self.count_enqueue(Some(&action), false);
                     self.state = state;
-                    if self.crashed_reusable {
+                    if self.crashed_reusable() {
                         undo.overdrew = self.invoked(class) <= self.drawn[class as usize] as usize;
                         self.overdrawn += u32::from(undo.overdrew);
                         self.drawn[class as usize] += 1;

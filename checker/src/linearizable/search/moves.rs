@@ -88,7 +88,7 @@ impl<M: Model> Search<'_, M> {
         // often as wanted, when crashed operations are reusable).
         let crashed = (0..self.class_calls.len()).filter_map(|class| {
             let invoked = self.invoked(class as u16);
-            let available = if self.crashed_reusable && invoked > 0 {
+            let available = if self.crashed_reusable() && invoked > 0 {
                 usize::MAX
             } else {
                 invoked.saturating_sub(self.used[class] as usize)
@@ -197,7 +197,7 @@ impl<M: Model> Search<'_, M> {
                 continue;
             }
             let invoked = self.invoked(class as u16);
-            let available = if self.crashed_reusable {
+            let available = if self.crashed_reusable() {
                 invoked > 0
             } else {
                 invoked > self.used[class] as usize
@@ -205,7 +205,7 @@ impl<M: Model> Search<'_, M> {
             if !available {
                 continue;
             }
-            if self.crashed_reusable && invoked <= self.drawn[class] as usize {
+            if self.crashed_reusable() && invoked <= self.drawn[class] as usize {
                 overdrawing.push(Move::Crashed(class as u16));
             } else {
                 moves.push(Move::Crashed(class as u16));
@@ -223,13 +223,14 @@ impl<M: Model> Search<'_, M> {
     /// (`Informed`) the moves that observe the current state (a compare-and-set
     /// expecting it): the value they need may not come back.
     fn order_moves(&mut self, moves: &mut [Move]) {
-        if self.order == MoveOrder::Returned {
+        let order = self.order();
+        if order == MoveOrder::Returned {
             return;
         }
         let deadline_op = &self.problem.completed[self.ret_order[self.k] as usize].action;
         let deadline_fits = self.model.step(&self.state, deadline_op).is_some();
-        let observing_first = self.order != MoveOrder::Enabling;
-        let crashed_last = self.order == MoveOrder::CrashedLast;
+        let observing_first = order != MoveOrder::Enabling;
+        let crashed_last = order == MoveOrder::CrashedLast;
         let mut ranked = std::mem::take(&mut self.ranked);
         ranked.clear();
         ranked.extend(moves.iter().map(|&m| {
