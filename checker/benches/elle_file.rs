@@ -4,12 +4,15 @@
 //!
 //! `cargo bench -p faultline-checker --bench elle_file` writes seeded histories
 //! (`elle::generate`, seed 42, 20 processes) of 100,000 and 1,000,000 transactions to
-//! `$TMPDIR/faultline-elle-file-seed42-N.jsonl` (kept and reused), then measures each
+//! `$TMPDIR/faultline-elle-file-seed42-N.jsonl` (kept and reused; `-- 10000000` writes
+//! and measures 10M, a 3 GB file, streamed as it is generated), then measures each
 //! in a fresh child process, so that its peak RSS (VmHWM) is the read and the check
 //! alone: once with every core, once with one (`RAYON_NUM_THREADS=1`). Pass sizes to
-//! run only those, e.g. `-- 1000000`; `ELLE_THREADS=1` runs only the one-core row.
+//! run only those, e.g. `-- 1000000`; `ELLE_THREADS=1` runs only the one-core row;
+//! `-- --edn` writes and reads the same histories as Jepsen's EDN
+//! ([`TxnHistory::read_list_append_edn`]).
 
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -17,7 +20,8 @@ use std::time::Instant;
 use faultline_checker::CheckOptions;
 use faultline_checker::checkers::Elle;
 use faultline_checker::elle::ElleOptions;
-use faultline_checker::elle::generate::generate_list_append;
+use faultline_checker::elle::generate::{GenerateOptions, generate_each};
+use faultline_checker::history::edn::to_edn;
 use faultline_checker::history::{HistoryWriter, ReadLimits, TxnHistory};
 
 /// User plus system CPU seconds of this process so far.
@@ -42,20 +46,37 @@ fn fail(message: String) -> ! {
     std::process::exit(1)
 }
 
-/// The history file of `txns` transactions, written if it is not there yet.
-fn history_file(txns: usize) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("faultline-elle-file-seed42-{txns}.jsonl"));
+/// The history file of `txns` transactions, as JSONL or (`edn`) as Jepsen's EDN,
+/// written if it is not there yet.
+fn history_file(txns: usize, edn: bool) -> PathBuf {
+    let extension = if edn { "edn" } else { "jsonl" };
+    let path = std::env::temp_dir().join(format!("faultline-elle-file-seed42-{txns}.{extension}"));
     if path.exists() {
         return path;
     }
     let partial = path.with_extension("partial");
     let written = (|| -> std::io::Result<()> {
-        let file = std::fs::File::create(&partial)?;
-        let mut writer = HistoryWriter::new(BufWriter::with_capacity(1 << 20, file));
-        for op in generate_list_append(42, txns, 20) {
-            writer.write(&op)?;
-        }
-        writer.flush()?;
+        let mut file = BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial)?);
+        let options = GenerateOptions {
+            seed: 42,
+            txns,
+            processes: 20,
+            ..GenerateOptions::default()
+        };
+        // Streamed: a history of 10M transactions is never held.
+        let mut written = Ok(());
+        generate_each(&options, &mut |op| {
+            if written.is_ok() {
+                written = if edn {
+                    writeln!(file, "{}", to_edn(&op))
+                } else {
+                    HistoryWriter::new(&mut file).write(&op)
+                };
+            }
+        });
+        written?;
+        file.flush()?;
+        drop(file);
         std::fs::rename(&partial, &path)
     })();
     if let Err(e) = written {
@@ -68,8 +89,13 @@ fn history_file(txns: usize) -> PathBuf {
 fn measure(path: &Path) {
     let cpu = cpu_seconds().unwrap_or(f64::NAN);
     let started = Instant::now();
-    let history = TxnHistory::read_list_append(path, &ReadLimits::default())
-        .unwrap_or_else(|e| fail(format!("{}: not read compactly: {e}", path.display())));
+    let edn = path.extension().is_some_and(|e| e == "edn");
+    let history = if edn {
+        TxnHistory::read_list_append_edn(path, &ReadLimits::default())
+    } else {
+        TxnHistory::read_list_append(path, &ReadLimits::default())
+    }
+    .unwrap_or_else(|e| fail(format!("{}: not read compactly: {e}", path.display())));
     let read = started.elapsed();
     let checked = Elle::new(ElleOptions::default())
         .check_compact(&history, &CheckOptions::default())
@@ -118,8 +144,9 @@ fn main() {
         "{:>7} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
         "cores", "txns", "file MiB", "read", "check", "total", "cpu", "B/txn", "peak MiB", "valid"
     );
+    let edn = args.iter().any(|a| a == "--edn");
     for txns in sizes {
-        let path = history_file(txns);
+        let path = history_file(txns, edn);
         for threads in &threads {
             let mut child = Command::new(&me);
             child.arg("--measure").arg(&path);

@@ -229,7 +229,7 @@ fn the_compact_and_the_general_path_answer_alike() {
     }
     writer.flush().unwrap();
     drop(writer);
-    let files = [
+    let mut files = vec![
         fixture("list-append-valid.jsonl"),
         fixture("list-append-g-single.jsonl"),
         fixture("list-append-g1a.jsonl"),
@@ -237,6 +237,21 @@ fn the_compact_and_the_general_path_answer_alike() {
         fixture("list-append-malformed.jsonl"),
         generated.display().to_string(),
     ];
+    // The same histories as Jepsen's EDN, which the compact path reads too.
+    for (i, file) in files.clone().iter().enumerate() {
+        let Ok(history) = faultline_checker::History::read_jsonl(&workspace().join(file)) else {
+            continue;
+        };
+        let edn: String = history
+            .ops()
+            .iter()
+            .map(|op| faultline_checker::history::edn::to_edn(op) + "\n")
+            .collect();
+        let path = dir.path().join(format!("history-{i}.edn"));
+        fs::write(&path, edn).unwrap();
+        files.push(path.display().to_string());
+    }
+    assert_eq!(files.len(), 12);
     for (i, file) in files.iter().enumerate() {
         for model in ["strict-serializable", "read-committed"] {
             let compact_dir = dir.path().join(format!("compact-{i}-{model}"));
@@ -299,4 +314,40 @@ fn jobs_change_nothing_but_the_threads() {
     assert_exit(&one, 1);
     assert_eq!(one.stdout, all.stdout);
     assert_exit(&with(&["--jobs", "0"]), 254);
+}
+
+/// A Jepsen EDN list-append history goes the compact way too: it is checked within a
+/// memory limit that the general importer, one `Value` per event, would exceed (and
+/// does, when `--report` asks for the whole history).
+#[test]
+fn an_edn_history_is_read_compactly() {
+    use faultline_checker::elle::generate::{GenerateOptions, Plant, generate};
+    use faultline_checker::history::edn::to_edn;
+
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("history.edn");
+    let options = GenerateOptions {
+        seed: 7,
+        txns: 10_000,
+        plant: vec![Plant::G1c],
+        ..GenerateOptions::default()
+    };
+    let text: String = generate(&options)
+        .iter()
+        .map(|op| to_edn(op) + "\n")
+        .collect();
+    fs::write(&path, text).unwrap();
+    let file = path.display().to_string();
+    let compact = faultline(&["check", &file, "--memory-limit", "8", "--json"]);
+    assert_exit(&compact, 1);
+    let found = json(&compact)["checkers"]["elle"]["anomaly_types"].to_string();
+    assert!(found.contains("G1c"), "{found}");
+    let report = dir.path().join("report").display().to_string();
+    let general = faultline(&["check", &file, "--memory-limit", "8", "--report", &report]);
+    assert_exit(&general, 254);
+    let stderr = String::from_utf8_lossy(&general.stderr);
+    assert!(
+        stderr.contains("history.edn:") && stderr.contains("memory limit of 8 MiB"),
+        "{stderr}"
+    );
 }

@@ -147,9 +147,12 @@ struct Running {
     invoked_at: u64,
 }
 
-struct Sim {
+struct Sim<'a> {
     rng: ChaCha8Rng,
-    ops: Vec<Op>,
+    /// Where each event goes, in order.
+    emit: &'a mut dyn FnMut(Op),
+    /// Events emitted so far (the next one's index).
+    emitted: u64,
     time: i64,
     workload: ElleWorkload,
     /// key -> list (list-append) or [value] (register)
@@ -163,11 +166,12 @@ struct Sim {
     stale_rate: f64,
 }
 
-impl Sim {
+impl Sim<'_> {
     fn push(&mut self, process: u64, op_type: OpType, value: Value) -> u64 {
         self.time += self.rng.random_range(1_000..200_000);
-        let index = self.ops.len() as u64;
-        self.ops.push(Op::new(
+        let index = self.emitted;
+        self.emitted += 1;
+        (self.emit)(Op::new(
             index,
             self.time,
             Process::Client(process),
@@ -291,10 +295,20 @@ impl Sim {
 
 /// Generates a history as `options` says.
 pub fn generate(options: &GenerateOptions) -> Vec<Op> {
+    let mut ops = Vec::with_capacity(options.txns * 2 + 64);
+    generate_each(options, &mut |op| ops.push(op));
+    ops
+}
+
+/// Generates the history [`generate`] would, handing each event to `emit` as it is
+/// made instead of keeping them: a history of any length in constant memory (but the
+/// keys' state).
+pub fn generate_each(options: &GenerateOptions, emit: &mut dyn FnMut(Op)) {
     let active_keys = options.active_keys.max(1);
     let mut sim = Sim {
         rng: ChaCha8Rng::seed_from_u64(options.seed),
-        ops: Vec::with_capacity(options.txns * 2 + 64),
+        emit,
+        emitted: 0,
         time: 0,
         workload: options.workload,
         state: Vec::new(),
@@ -357,7 +371,7 @@ pub fn generate(options: &GenerateOptions) -> Vec<Op> {
                     process_of[s] = next_process;
                     next_process += 1;
                 } else {
-                    let index = sim.ops.len() as u64;
+                    let index = sim.emitted;
                     let reads = sim.apply(&run, index);
                     let value = sim.mops_json(&run.mops, Some(&reads));
                     sim.push(run.process, OpType::Ok, value);
@@ -365,11 +379,10 @@ pub fn generate(options: &GenerateOptions) -> Vec<Op> {
             }
         }
     }
-    sim.ops
 }
 
 /// Inserts a hand-made anomaly on fresh keys with fresh processes.
-fn plant(sim: &mut Sim, p: Plant, n: i64, next_process: &mut u64) {
+fn plant(sim: &mut Sim<'_>, p: Plant, n: i64, next_process: &mut u64) {
     let a = 1_000_000_000 + 2 * n;
     let b = a + 1;
     let append = sim.workload == ElleWorkload::ListAppend;

@@ -134,6 +134,21 @@ impl History {
         }
     }
 
+    /// Reads and validates a history of `format` from `input`; `source_name` names it
+    /// in errors (usually the file's path). As [`History::read_with`], for a caller that
+    /// opens the file itself (to count what is read, say).
+    pub fn read_from<R: std::io::BufRead>(
+        source_name: String,
+        input: R,
+        format: Format,
+        limits: &ReadLimits,
+    ) -> Result<History, InputError> {
+        match format {
+            Format::Jsonl => HistoryReader::with_limits(source_name, input, limits).read_all(),
+            Format::Edn => edn::read_edn(&source_name, input, limits),
+        }
+    }
+
     /// Validates events made in memory. Line numbers are taken to be `index + 1`.
     pub fn from_ops(source_name: &str, ops: Vec<Op>) -> Result<History, InputError> {
         let mut validator = Validator::new();

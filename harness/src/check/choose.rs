@@ -129,10 +129,10 @@ fn elle(args: &CheckArgs, workload: ElleWorkload) -> Result<Elle, InputError> {
 /// The checker [`choose_checker`] would pick for a list-append history, when the flags
 /// leave no other choice: no other checker's flags, `--checker` absent or `elle`,
 /// `--workload` absent or list-append, no `--report` (which draws from the whole
-/// history), JSONL. `None` otherwise, and when a flag is wrong (the general path names
+/// history); JSONL or EDN. `None` otherwise, and when a flag is wrong (the general path names
 /// it). For such a file the compact reader ([`TxnHistory`](faultline_checker::history::TxnHistory))
 /// and [`Elle::check_compact`] give what the general path gives.
-pub(super) fn compact_elle(args: &CheckArgs, format: Format) -> Option<Elle> {
+pub(super) fn compact_elle(args: &CheckArgs) -> Option<Elle> {
     let others = args.model.is_some()
         || args.initial_value.is_some()
         || args.bank_total.is_some()
@@ -143,8 +143,7 @@ pub(super) fn compact_elle(args: &CheckArgs, format: Format) -> Option<Elle> {
         None => true,
         Some(name) => name.parse::<ElleWorkload>() == Ok(ElleWorkload::ListAppend),
     };
-    let fits = format == Format::Jsonl
-        && args.report.is_none()
+    let fits = args.report.is_none()
         && matches!(args.checker, None | Some(CheckerName::Elle))
         && !others
         && list_append;

@@ -10,14 +10,16 @@ use clap::{Args, ValueEnum};
 use faultline_checker::elle::Artifact;
 use faultline_checker::history::{Format, ReadLimits, TxnHistory};
 use faultline_checker::linearizable::ModelKind;
-use faultline_checker::{CheckOptions, Checker, History, Results, Validity};
+use faultline_checker::{CheckOptions, Checker, History, InputError, Results, Validity};
 use serde_json::Value;
 
 mod choose;
 pub mod logs;
+mod progress;
 
 use crate::error::UsageError;
 use crate::summary;
+use progress::CheckProgress;
 
 /// Arguments of `faultline check`.
 #[derive(Debug, Args)]
@@ -158,25 +160,52 @@ pub fn run(args: &CheckArgs) -> Result<Validity> {
         // Drawings cost time; make them only when there is somewhere to put them.
         draw: args.out.is_some() || args.report.is_some(),
     };
-    let format_read = format;
     let format = format.unwrap_or_else(|| Format::from_path(&args.history));
     // A list-append history only Elle checks goes the compact way; anything that way
     // cannot take exactly (or that Elle refuses) is read again the general way, which
     // checks it or names the problem.
-    let compact = choose::compact_elle(args, format).and_then(|elle| {
-        let history = TxnHistory::read_list_append(&args.history, &read_limits).ok()?;
+    let mut progress = CheckProgress::new();
+    let source = args.history.display().to_string();
+    let compact = choose::compact_elle(args).and_then(|elle| {
+        let (input, size) = progress.open(&args.history, "reading").ok()?;
+        let history = match format {
+            Format::Jsonl => {
+                TxnHistory::read_list_append_sized(source.clone(), input, &read_limits, size)
+            }
+            Format::Edn => {
+                TxnHistory::read_list_append_edn_from(source.clone(), input, &read_limits)
+            }
+        }
+        .ok()?;
+        progress.stage(format!(
+            "checking {} transactions with elle",
+            indicatif::HumanCount(history.txn_count() as u64)
+        ));
         let checked = elle.check_compact(&history, &options).ok()?;
         Some((Box::new(elle) as Box<dyn Checker>, checked))
     });
     let (history, checker, checked) = match compact {
         Some((checker, checked)) => (None, checker, checked),
         None => {
-            let history = History::read_with(&args.history, format_read, &read_limits)?;
+            let (input, _) =
+                progress
+                    .open(&args.history, "reading")
+                    .map_err(|e| InputError::Io {
+                        source_name: source.clone(),
+                        message: e.to_string(),
+                    })?;
+            let history = History::read_from(source.clone(), input, format, &read_limits)?;
             let checker = choose::choose_checker(&history, args, format)?;
+            progress.stage(format!(
+                "checking {} events with {}",
+                indicatif::HumanCount(history.len() as u64),
+                checker.name()
+            ));
             let checked = checker.check(&history, &options)?;
             (Some(history), checker, checked)
         }
     };
+    progress.finish();
     let elapsed = started.elapsed();
 
     let mut results = Results::default();

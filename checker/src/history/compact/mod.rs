@@ -11,7 +11,11 @@
 //! checker accepts as they are; for anything else, and for anything malformed, it
 //! answers [`NotCompact`] and the caller reads the file the general way, which gives
 //! the same verdict or names the problem with its file and line.
+//!
+//! [`TxnHistory::read_list_append_edn`] reads Jepsen's EDN into the same form, with
+//! the meaning the general EDN importer gives it.
 
+mod edn;
 mod line;
 mod reader;
 

@@ -27,7 +27,7 @@ impl TxnHistory {
     pub fn read_list_append(path: &Path, limits: &ReadLimits) -> Result<TxnHistory, NotCompact> {
         let file = File::open(path).map_err(|e| NotCompact(format!("cannot open: {e}")))?;
         let size = file.metadata().map_or(0, |m| m.len());
-        TxnHistory::read_sized(
+        TxnHistory::read_list_append_sized(
             path.display().to_string(),
             BufReader::with_capacity(1 << 20, file),
             limits,
@@ -44,19 +44,20 @@ impl TxnHistory {
         input: R,
         limits: &ReadLimits,
     ) -> Result<TxnHistory, NotCompact> {
-        TxnHistory::read_sized(source, input, limits, 0)
+        TxnHistory::read_list_append_sized(source, input, limits, 0)
     }
 
     /// Reads `input`, of `size` bytes if known (else 0): after the first batch the
     /// arrays are sized for the whole input, so they do not grow (and copy) as often.
-    fn read_sized<R: BufRead + Send>(
+    /// For a caller that opens the file itself (to count what is read, say).
+    pub fn read_list_append_sized<R: BufRead + Send>(
         source: String,
         input: R,
         limits: &ReadLimits,
         size: u64,
     ) -> Result<TxnHistory, NotCompact> {
         let mut lines = LineSource::new(input, limits.max_line_bytes);
-        let mut builder = Builder::new(source, limits);
+        let mut builder = Builder::new(source, limits, Validator::new());
         let mut next = read_and_parse(&mut lines)?;
         let mut first = true;
         loop {
@@ -154,8 +155,8 @@ struct Pending {
     keys: Vec<u32>,
 }
 
-/// The history as it is folded together, line by line.
-struct Builder {
+/// The history as it is folded together, event by event.
+pub(super) struct Builder {
     history: TxnHistory,
     validator: Validator,
     budget: MemoryBudget,
@@ -165,13 +166,15 @@ struct Builder {
 }
 
 impl Builder {
-    fn new(source: String, limits: &ReadLimits) -> Builder {
+    /// An empty history read from `source` within `limits`, its events checked by
+    /// `validator`.
+    pub(super) fn new(source: String, limits: &ReadLimits, validator: Validator) -> Builder {
         Builder {
             history: TxnHistory {
                 source_name: source,
                 ..TxnHistory::default()
             },
-            validator: Validator::new(),
+            validator,
             budget: MemoryBudget::new(limits.memory_bytes),
             open: FxHashMap::default(),
             int_keys: FxHashMap::default(),
@@ -213,7 +216,12 @@ impl Builder {
     }
 
     /// Adds the event of line `number` (`len` bytes of text).
-    fn add(&mut self, number: usize, len: usize, parsed: ParsedLine) -> Result<(), String> {
+    pub(super) fn add(
+        &mut self,
+        number: usize,
+        len: usize,
+        parsed: ParsedLine,
+    ) -> Result<(), String> {
         self.budget.admit(len)?;
         let problems = self.validator.check(&parsed.op, number);
         if !problems.is_empty() {
@@ -261,12 +269,12 @@ impl Builder {
         };
         let mut keys = Vec::with_capacity(mops.len());
         for mop in &mops {
-            keys.push(self.intern(&mop.key));
+            keys.push(self.intern(&mop.key)?);
             if mop.append && !matches!(mop.value, RawValue::Int(_)) {
                 return Err("an appended value is not an integer".into());
             }
         }
-        let txn = self.history.txns.len() as u32;
+        let txn = index32(self.history.txns.len(), "transactions")?;
         self.history.txns.push(TxnRecord {
             process,
             invoke: position,
@@ -279,8 +287,8 @@ impl Builder {
     }
 
     /// The interned id of a micro-op's key.
-    fn intern(&mut self, key: &RawKey) -> u32 {
-        let next = self.history.keys.len() as u32;
+    fn intern(&mut self, key: &RawKey) -> Result<u32, String> {
+        let next = index32(self.history.keys.len(), "keys")?;
         let id = match key {
             RawKey::Str(s) => match self.str_keys.get(s.as_str()) {
                 Some(id) => *id,
@@ -297,7 +305,7 @@ impl Builder {
                 RawKey::Int(n) => Value::from(*n),
             });
         }
-        id
+        Ok(id)
     }
 
     /// Closes `pending` with its completion (`None`: it never completed), keeping the
@@ -325,7 +333,7 @@ impl Builder {
             Some(c) => Some(c.into_iter()),
             None => None,
         };
-        let start = self.history.mops.len() as u32;
+        let start = index32(self.history.mops.len(), "micro-ops")?;
         for (invoked, key) in mops.into_iter().zip(keys) {
             let append = invoked.append;
             let value = match completed.as_mut().and_then(Iterator::next) {
@@ -352,9 +360,9 @@ impl Builder {
                 }
                 RawValue::Int(n) => Observed::Int(n),
                 RawValue::Ints(items) => {
-                    let from = self.history.ints.len() as u32;
+                    let from = index32(self.history.ints.len(), "read elements")?;
                     self.history.ints.extend(items);
-                    Observed::List(from..self.history.ints.len() as u32)
+                    Observed::List(from..index32(self.history.ints.len(), "read elements")?)
                 }
             };
             self.history.mops.push(MicroOp { append, key, value });
@@ -366,13 +374,13 @@ impl Builder {
             .ok_or("a transaction lost")?;
         record.completion = position;
         record.outcome = outcome;
-        record.mops = start..self.history.mops.len() as u32;
+        record.mops = start..index32(self.history.mops.len(), "micro-ops")?;
         Ok(())
     }
 
     /// Closes the invocations that never completed and checks there was something to
     /// check.
-    fn finish(mut self) -> Result<TxnHistory, NotCompact> {
+    pub(super) fn finish(mut self) -> Result<TxnHistory, NotCompact> {
         let mut open: Vec<Pending> = self.open.drain().map(|(_, p)| p).collect();
         open.sort_unstable_by_key(|p| p.txn);
         for pending in open {
@@ -383,6 +391,11 @@ impl Builder {
         }
         Ok(self.history)
     }
+}
+
+/// `len` as a position in one of the history's arrays, which are indexed by 32 bits.
+fn index32(len: usize, what: &str) -> Result<u32, String> {
+    u32::try_from(len).map_err(|_| format!("more than 2^32 {what}: beyond the compact form"))
 }
 
 /// What the budget is charged per event: its line, time, process and type.

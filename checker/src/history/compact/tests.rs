@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::history::ReadLimits;
+use crate::history::{Op, ReadLimits};
 
 fn read(text: &str) -> Result<TxnHistory, NotCompact> {
     TxnHistory::read_list_append_from("h.jsonl".into(), text.as_bytes(), &ReadLimits::default())
@@ -198,4 +198,140 @@ fn a_history_of_many_batches_reads_as_the_general_reader_reads_it() {
         (a.valid, &a.details, &a.explanation),
         (b.valid, &b.details, &b.explanation)
     );
+}
+
+/// An event as a Jepsen operation map; `process: None` leaves `:process` out.
+fn edn_op(index: u64, process: Option<u64>, t: &str, value: &serde_json::Value) -> String {
+    let op = Op::new(
+        index,
+        10 * index as i64,
+        Process::Client(process.unwrap_or(0)),
+        OpType::parse(t).unwrap(),
+        "txn",
+        value.clone(),
+    );
+    let text = crate::history::edn::to_edn(&op);
+    match process {
+        Some(_) => text,
+        None => text.replace(":process 0, ", ""),
+    }
+}
+
+#[test]
+fn an_edn_history_reads_as_the_general_importer_reads_it() {
+    use crate::elle::generate::{GenerateOptions, Plant, generate};
+    use crate::elle::{ElleOptions, check, check_compact};
+    use crate::history::edn::read_edn_str;
+
+    let options = GenerateOptions {
+        seed: 5,
+        txns: 3_000,
+        info_rate: 0.02,
+        plant: vec![Plant::G1c, Plant::LostUpdate, Plant::G1a],
+        ..GenerateOptions::default()
+    };
+    // Two maps on one line and one spanning two, a comment, and a nemesis event: the
+    // layout is EDN's, not JSONL's.
+    let mut text = String::from("; a Jepsen history\n");
+    for (i, op) in generate(&options).iter().enumerate() {
+        text += &crate::history::edn::to_edn(op);
+        text += if i % 7 == 0 { " " } else { "\n" };
+        if i == 100 {
+            text +=
+                "{:index 101, :type :info, :process :nemesis, :f :kill,\n :value {\"n1\" 1.5}}\n";
+        }
+    }
+    let compact = TxnHistory::read_list_append_edn_from(
+        "h.edn".into(),
+        text.as_bytes(),
+        &ReadLimits::default(),
+    )
+    .unwrap();
+    let general = read_edn_str("h.edn", &text).unwrap();
+    assert_eq!(compact.len(), general.len());
+    for (position, op) in general.ops().iter().enumerate() {
+        let event = compact.event(position).unwrap();
+        assert_eq!(
+            (event.index, event.process, event.time, event.op_type),
+            (op.index, op.process, op.time, op.op_type)
+        );
+        assert_eq!(compact.line_of(position), general.line_of(position));
+    }
+    let elle = ElleOptions::default();
+    let (a, b) = (
+        check(&general, &elle).unwrap(),
+        check_compact(&compact, &elle).unwrap(),
+    );
+    assert_eq!(a.valid, crate::Validity::Invalid);
+    assert_eq!(
+        (a.valid, &a.details, &a.explanation),
+        (b.valid, &b.details, &b.explanation)
+    );
+}
+
+#[test]
+fn edn_processes_are_numbered_as_jepsen_means_them() {
+    use crate::history::edn::read_edn_str;
+
+    let txn = json!([["append", "x", 1]]);
+    let read = json!([["r", "x", [1]]]);
+    // Process 3 crashes and invokes again (a fresh number); maps without `:process`
+    // share one process, numbered after the highest one in the file, which comes last.
+    let text = [
+        edn_op(0, Some(3), "invoke", &txn),
+        edn_op(1, Some(3), "info", &txn),
+        edn_op(2, None, "invoke", &read),
+        edn_op(3, Some(3), "invoke", &read),
+        edn_op(4, None, "ok", &read),
+        edn_op(5, Some(3), "info", &read),
+        edn_op(6, Some(3), "invoke", &read),
+        edn_op(7, Some(9), "invoke", &read),
+        edn_op(8, Some(3), "ok", &read),
+        edn_op(9, Some(9), "ok", &read),
+    ]
+    .join("\n");
+    let compact = TxnHistory::read_list_append_edn_from(
+        "h.edn".into(),
+        text.as_bytes(),
+        &ReadLimits::default(),
+    )
+    .unwrap();
+    let general = read_edn_str("h.edn", &text).unwrap();
+    let processes: Vec<Process> = (0..compact.len())
+        .map(|i| compact.event(i).unwrap().process)
+        .collect();
+    let expected: Vec<Process> = general.ops().iter().map(|op| op.process).collect();
+    assert_eq!(processes, expected);
+    // 9 is the highest: the shared process is 10, the fresh ones 11 and 12.
+    let numbers: Vec<u64> = [3, 3, 10, 11, 10, 11, 12, 9, 12, 9].to_vec();
+    assert_eq!(
+        processes,
+        numbers.into_iter().map(Process::Client).collect::<Vec<_>>()
+    );
+    let txn_processes: Vec<u64> = compact.txns.iter().map(|t| t.process).collect();
+    assert_eq!(txn_processes, vec![3, 10, 11, 12, 9]);
+}
+
+#[test]
+fn what_the_general_importer_must_explain_is_left_to_it() {
+    let txn = json!([["append", "x", 1]]);
+    for text in [
+        // Not EDN.
+        "{:type :invoke, :process 0, :value [[:append :x 1]]".to_string(),
+        // A register history.
+        "{:type :invoke, :f :read, :process 0, :value nil}".to_string(),
+        // A completion without an invocation.
+        edn_op(0, Some(0), "ok", &txn),
+        // A process number the provisional numbers need.
+        edn_op(0, Some(4611686018427387904), "invoke", &txn),
+        // Float elements.
+        edn_op(0, Some(0), "invoke", &json!([["append", "x", 1.5]])),
+    ] {
+        let read = TxnHistory::read_list_append_edn_from(
+            "h.edn".into(),
+            text.as_bytes(),
+            &ReadLimits::default(),
+        );
+        assert!(read.is_err(), "{text}");
+    }
 }

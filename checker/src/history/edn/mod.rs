@@ -23,6 +23,9 @@
 
 mod atoms;
 mod forms;
+mod write;
+
+pub use write::to_edn;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -86,7 +89,10 @@ pub fn read_edn<R: BufRead>(
         ops.push(item.op);
     }
     lift_independent_tuples(&mut ops);
-    renumber(&mut ops, &one_process);
+    if let Err((position, message)) = renumber(&mut ops, &one_process) {
+        problems.push(lines.get(position).copied().unwrap_or(0), message);
+        return Err(problems.into_error());
+    }
     let mut validator = Validator::imported();
     for (op, &line) in ops.iter().zip(&lines) {
         for message in validator.check(op, line) {
@@ -115,48 +121,67 @@ fn read_ops<R: BufRead>(
     limits: &ReadLimits,
     problems: &mut Problems,
 ) -> Option<Vec<Imported>> {
+    let mut budget = MemoryBudget::new(limits.memory_bytes);
+    let mut imported = Vec::new();
+    let read = each_op(input, limits, &mut budget, |budget, start, op| {
+        match op {
+            Ok((op, no_process)) => {
+                budget.charge(&op);
+                imported.push(Imported {
+                    line: start,
+                    op,
+                    no_process,
+                });
+            }
+            Err(message) => problems.push(start, message),
+        }
+        Ok(())
+    });
+    match read {
+        Ok(()) => Some(imported),
+        Err((line, message)) => {
+            problems.push(line, message);
+            None
+        }
+    }
+}
+
+/// Reads the operation maps of `input` in file order and hands each to `each`, with
+/// the line it starts on, as [`import_op`] converts it (with whether the map had no
+/// `:process`), or why it could not. Every line is admitted by `budget` first. A
+/// problem with the text itself (not UTF-8, too long, not EDN) stops reading, as does
+/// an error `each` returns: the error is returned with its line.
+pub(crate) fn each_op<R: BufRead>(
+    input: R,
+    limits: &ReadLimits,
+    budget: &mut MemoryBudget,
+    mut each: impl FnMut(
+        &mut MemoryBudget,
+        usize,
+        Result<(Op, bool), String>,
+    ) -> Result<(), (usize, String)>,
+) -> Result<(), (usize, String)> {
     let mut lines = LineSource::new(input, limits.max_line_bytes);
     let mut reader = FormReader::new(limits.max_line_bytes);
-    let mut budget = MemoryBudget::new(limits.memory_bytes);
     let mut forms = Vec::new();
-    let mut imported = Vec::new();
     let mut last_time: i64 = -1;
     while let Some(line) = lines.next() {
         let number = line.number;
         // Any problem with the text itself stops reading: a form may span the line.
-        let text = match line.text {
-            Ok(text) => text,
-            Err(error) => {
-                problems.push(number, error.message());
-                return None;
-            }
-        };
-        let fed = budget
+        let text = line.text.map_err(|error| (number, error.message()))?;
+        budget
             .admit(text.len())
-            .and_then(|()| reader.feed(number, text, &mut forms));
-        if let Err(message) = fed {
-            problems.push(number, format!("not valid EDN: {message}"));
-            return None;
-        }
+            .map_err(|message| (number, message))?;
+        reader
+            .feed(number, text, &mut forms)
+            .map_err(|message| (number, format!("not valid EDN: {message}")))?;
         for (start, value) in forms.drain(..) {
-            match import_op(value, &mut last_time) {
-                Ok((op, no_process)) => {
-                    budget.charge(&op);
-                    imported.push(Imported {
-                        line: start,
-                        op,
-                        no_process,
-                    });
-                }
-                Err(message) => problems.push(start, message),
-            }
+            each(budget, start, import_op(value, &mut last_time))?;
         }
     }
-    if let Err((line, message)) = reader.finish() {
-        problems.push(line, format!("not valid EDN: {message}"));
-        return None;
-    }
-    Some(imported)
+    reader
+        .finish()
+        .map_err(|(line, message)| (line, format!("not valid EDN: {message}")))
 }
 
 /// Converts one operation map into an event, filling what Jepsen leaves out. Returns
@@ -217,51 +242,114 @@ fn is_transaction(value: &Value) -> bool {
     }))
 }
 
-/// Numbers the events densely in file order, and gives processes their numbers: one
-/// process for maps that had none, and a fresh number for a process reused after an
-/// `:info`. The original `:index` is kept only where it differs.
-fn renumber(ops: &mut [Op], no_process: &[bool]) {
-    let mut next_fresh = ops
-        .iter()
-        .zip(no_process)
-        .filter(|(_, none)| !**none)
-        .filter_map(|(op, _)| match op.process {
-            Process::Client(p) => Some(p + 1),
-            Process::Nemesis => None,
-        })
-        .max()
-        .unwrap_or(0);
-    let shared = next_fresh;
-    if no_process.iter().any(|&none| none) {
-        next_fresh += 1;
-    }
-    let mut current: HashMap<u64, u64> = HashMap::new();
-    let mut retired: HashSet<u64> = HashSet::new();
+/// Numbers the events densely in file order, and gives processes their numbers (see
+/// [`ProcessNumbers`]). The original `:index` is kept only where it differs.
+fn renumber(ops: &mut [Op], no_process: &[bool]) -> Result<(), (usize, String)> {
+    let mut numbers = ProcessNumbers::default();
+    let mut originals = Vec::with_capacity(ops.len());
     for (position, (op, &none)) in ops.iter_mut().zip(no_process).enumerate() {
         let index = position as u64;
         if op.extra.get("jepsen_index").and_then(Value::as_u64) == Some(index) {
             op.extra.remove("jepsen_index");
         }
         op.index = index;
-        let original = match (op.process, none) {
-            (_, true) => shared,
-            (Process::Client(p), false) => p,
-            (Process::Nemesis, _) => continue,
+        let Process::Client(original) = op.process else {
+            originals.push(None);
+            continue;
         };
-        let mut assigned = *current.entry(original).or_insert(original);
-        if op.op_type == OpType::Invoke && retired.contains(&assigned) {
-            assigned = next_fresh;
-            next_fresh += 1;
-            current.insert(original, assigned);
-        }
-        if op.op_type == OpType::Info {
-            retired.insert(assigned);
-        }
-        if assigned != original && !none {
+        let original = (!none).then_some(original);
+        let provisional = numbers
+            .assign(original, op.op_type)
+            .map_err(|message| (position, message))?;
+        op.process = Process::Client(provisional);
+        originals.push(original);
+    }
+    for (op, original) in ops.iter_mut().zip(originals) {
+        let Process::Client(provisional) = op.process else {
+            continue;
+        };
+        let assigned = numbers.resolve(provisional);
+        op.process = Process::Client(assigned);
+        if let Some(original) = original
+            && original != assigned
+        {
             op.extra
                 .insert("jepsen_process".into(), Value::from(original));
         }
-        op.process = Process::Client(assigned);
+    }
+    Ok(())
+}
+
+/// Jepsen's client processes made ours, one event at a time, as Jepsen means them:
+/// maps without `:process` share one process, numbered after the highest process in
+/// the file; a process that invokes again after an `:info` gets a fresh number (its
+/// operations are independent), the fresh numbers following that one.
+///
+/// Those numbers depend on the highest process in the whole file, so
+/// [`ProcessNumbers::assign`] gives provisional numbers at or above [`PROVISIONAL`]
+/// for them, and [`ProcessNumbers::resolve`], once every event has been assigned,
+/// turns a provisional number into the final one. Numbers written in the file below
+/// [`PROVISIONAL`] stay as they are.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessNumbers {
+    /// The highest process written in the file.
+    highest: Option<u64>,
+    /// Whether some map had no `:process`.
+    any_missing: bool,
+    /// Each original process (or [`PROVISIONAL`] for "none") and its number now.
+    current: HashMap<u64, u64>,
+    /// Numbers whose last operation crashed.
+    retired: HashSet<u64>,
+    /// Fresh numbers given so far.
+    fresh: u64,
+}
+
+/// The first provisional number: the shared process of maps without `:process`; the
+/// fresh ones follow it. A file's own process numbers must stay below it.
+pub(crate) const PROVISIONAL: u64 = 1 << 62;
+
+impl ProcessNumbers {
+    /// The (possibly provisional) number of a client event of `original` (`None`: the
+    /// map had no `:process`) and type `op_type`, given in file order.
+    pub(crate) fn assign(&mut self, original: Option<u64>, op_type: OpType) -> Result<u64, String> {
+        let original = match original {
+            Some(p) if p >= PROVISIONAL => {
+                return Err(format!(
+                    "process {p} is too large: process numbers must be below {PROVISIONAL}"
+                ));
+            }
+            Some(p) => {
+                self.highest = self.highest.max(Some(p));
+                p
+            }
+            None => {
+                self.any_missing = true;
+                PROVISIONAL
+            }
+        };
+        let mut assigned = *self.current.entry(original).or_insert(original);
+        if op_type == OpType::Invoke && self.retired.contains(&assigned) {
+            assigned = PROVISIONAL + 1 + self.fresh;
+            self.fresh += 1;
+            self.current.insert(original, assigned);
+        }
+        if op_type == OpType::Info {
+            self.retired.insert(assigned);
+        }
+        Ok(assigned)
+    }
+
+    /// The final number of a number [`ProcessNumbers::assign`] gave, once it has seen
+    /// every event.
+    pub(crate) fn resolve(&self, provisional: u64) -> u64 {
+        if provisional < PROVISIONAL {
+            return provisional;
+        }
+        let shared = self.highest.map_or(0, |p| p + 1);
+        if provisional == PROVISIONAL {
+            return shared;
+        }
+        shared + u64::from(self.any_missing) + (provisional - PROVISIONAL - 1)
     }
 }
 
