@@ -86,7 +86,10 @@ pub trait Model: Sync {
 
     /// The elements a queue's state holds, head first (empty for other objects). The
     /// queue rules of the search read it; the default, nothing, is always safe.
-    fn queued<'s>(&self, _state: &'s Self::State) -> Box<dyn Iterator<Item = ValueId> + 's> {
+    fn queued<'s>(
+        &self,
+        _state: &'s Self::State,
+    ) -> Box<dyn DoubleEndedIterator<Item = ValueId> + 's> {
         Box::new(std::iter::empty())
     }
 
@@ -359,7 +362,10 @@ impl Model for FifoQueue {
             _ => None,
         }
     }
-    fn queued<'s>(&self, state: &'s VecDeque<ValueId>) -> Box<dyn Iterator<Item = ValueId> + 's> {
+    fn queued<'s>(
+        &self,
+        state: &'s VecDeque<ValueId>,
+    ) -> Box<dyn DoubleEndedIterator<Item = ValueId> + 's> {
         Box::new(state.iter().copied())
     }
     fn absorbs(&self, state: &VecDeque<ValueId>, action: &Action) -> bool {

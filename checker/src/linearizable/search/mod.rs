@@ -30,6 +30,17 @@
 //! - Queues without crashed dequeues: an element no dequeue returns is enqueued only
 //!   after every element some dequeue returns, since nothing could remove it to let
 //!   later elements out.
+//! - Queues with unique elements, crashed dequeues or not: an element a completed
+//!   dequeue returns leaves the queue only by that dequeue (a crashed dequeue that
+//!   removed it would leave that dequeue nothing to return), so a crashed dequeue is
+//!   never taken while such an element is at the head. A queued element is ahead of
+//!   every element enqueued later, so it must leave before the dequeue of every
+//!   observed element behind it, and of every element not yet enqueued (including one
+//!   a crashed enqueue not yet used must enqueue), and before a pending dequeue of
+//!   `null`. A configuration is dead when a queued observed element's dequeue was
+//!   invoked after one of those dequeues returned, or when the other queued elements
+//!   cannot each have their own crashed dequeue, unused and invoked before the dequeue
+//!   they must leave ahead of returned (the j-th of them from the head needs j).
 //! - Memoisation with dominance: a configuration that failed also fails with more crashed
 //!   operations used, since using one is always optional.
 //!
@@ -223,6 +234,12 @@ struct Search<'p, M: Model> {
     /// Queues without crashed dequeues: enqueues of dequeued elements not yet linearized.
     /// `None` when the rule does not apply.
     observed_enqueues_left: Option<usize>,
+    /// The crashed class of dequeues whose result is unknown, if any (the queue rule
+    /// counts how many of them are left).
+    unknown_dequeue_class: Option<u16>,
+    /// Queues with unique elements: the crashed classes that enqueue an element some
+    /// completed dequeue returns, with that dequeue's return, by return.
+    crashed_enqueues: Vec<(u64, u16)>,
     // Memo: failed (or in-progress) configurations, with the crashed-use vectors seen.
     seen: FxHashSet<MemoKey<M::State>>,
     seen_with_crashed: FxHashMap<MemoKey<M::State>, Vec<Box<[u16]>>>,
@@ -323,6 +340,21 @@ impl<'p, M: Model> Search<'p, M> {
                 .filter(|e| is_observed_enqueue(&e.action))
                 .count()
         });
+        let unknown_dequeue_class = class_actions
+            .iter()
+            .position(|a| *a == Action::DequeueUnknown)
+            .map(|class| class as u16);
+        let mut crashed_enqueues: Vec<(u64, u16)> = class_actions
+            .iter()
+            .enumerate()
+            .filter_map(|(class, action)| match (action, &problem.dequeue_windows) {
+                (Action::Enqueue(e), Some(windows)) => {
+                    windows.get(e).map(|&(_, ret)| (ret, class as u16))
+                }
+                _ => None,
+            })
+            .collect();
+        crashed_enqueues.sort_unstable();
         let classes = class_actions.len();
         let init = model.init();
         Search {
@@ -337,6 +369,8 @@ impl<'p, M: Model> Search<'p, M> {
             offered,
             generation: 0,
             observed_enqueues_left,
+            unknown_dequeue_class,
+            crashed_enqueues,
             linearized: vec![false; n],
             k: 0,
             state: init.clone(),

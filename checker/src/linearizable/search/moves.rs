@@ -4,7 +4,7 @@
 //! observation, the deadline operation's necessary fit, and the queue rules.
 
 use super::{Move, MoveOrder, Search, Undo};
-use crate::linearizable::model::{Action, Model, UNOBSERVED};
+use crate::linearizable::model::{Action, Model, NULL, UNOBSERVED};
 
 impl<M: Model> Search<'_, M> {
     /// Keeps the queue rule's count in step with an action taking effect (+1: undone).
@@ -130,31 +130,110 @@ impl<M: Model> Search<'_, M> {
         !(completed || crashed)
     }
 
-    /// Queues with unique elements and no crashed dequeue: an element queued now is
-    /// ahead of every element enqueued later, so its dequeue must come first. The
-    /// configuration is dead when some candidate enqueue's element was dequeued
-    /// (returned) before a queued element's dequeue was invoked, or when a queued element
-    /// is never dequeued and a candidate's element is.
+    /// Queues with unique elements: can every queued element still leave in time?
+    ///
+    /// An element a completed dequeue returns (observed) leaves only by that dequeue: a
+    /// crashed dequeue removing it would leave its own dequeue nothing to return, as it is
+    /// never enqueued again. Any other queued element (windowless) leaves only by a
+    /// crashed dequeue, or never. Each queued element must leave before the dequeue of
+    /// every observed element behind it, and the whole queue before the dequeue of an
+    /// observed element not yet enqueued (an enqueue candidate's element, a pending
+    /// dequeue's element not queued now, or the element of a crashed enqueue not yet
+    /// used, which must still take effect) and before a pending dequeue of `null`. (A
+    /// dequeue of an element that was enqueued and is gone can never fit: treating it so
+    /// only prunes a configuration that is dead anyway.) So, with `by`
+    /// the earliest return among those dequeues for an element: an observed element
+    /// whose dequeue was invoked after `by` cannot leave, and the windowless elements,
+    /// taken head first, each need a distinct crashed dequeue not yet used and invoked
+    /// before its `by` (Hall's condition: the j-th of them needs j such dequeues).
     fn queued_ahead_can_leave(&self) -> bool {
         let Some(windows) = &self.problem.dequeue_windows else {
             return true;
         };
-        if self.observed_enqueues_left.is_none() {
-            return true; // a crashed dequeue could remove any element at the head
+        let problem = self.problem;
+        let is_queued = |v: u32| self.model.queued(&self.state).any(|e| e == v);
+        let mut by = u64::MAX;
+        for &x in self.span[self.k].iter() {
+            if self.linearized[x as usize] {
+                continue;
+            }
+            let entry = &problem.completed[x as usize];
+            match entry.action {
+                Action::Enqueue(e) => {
+                    if let Some(&(_, ret)) = windows.get(&e) {
+                        by = by.min(ret);
+                    }
+                }
+                Action::Dequeue(v) if v == NULL || !is_queued(v) => by = by.min(entry.ret),
+                _ => {}
+            }
         }
-        let latest_dequeue_call = self
+        // A crashed enqueue of such an element, not yet used, must be used later (the
+        // relaxation, which counts none used, leaves it out).
+        if !self.crashed_reusable() {
+            let deadline = self.deadline_position();
+            let from = self
+                .crashed_enqueues
+                .partition_point(|&(ret, _)| ret < deadline);
+            if let Some(&(ret, _)) = self.crashed_enqueues[from..]
+                .iter()
+                .find(|&&(_, class)| self.used[class as usize] == 0)
+            {
+                by = by.min(ret);
+            }
+        }
+        let mut windowless = self
             .model
             .queued(&self.state)
-            .map(|e| windows.get(&e).map_or(u64::MAX, |&(call, _)| call))
-            .max();
-        let Some(latest) = latest_dequeue_call else {
-            return true;
-        };
-        !self.span[self.k].iter().any(|&x| {
-            !self.linearized[x as usize]
-                && matches!(self.problem.completed[x as usize].action,
-                    Action::Enqueue(a) if windows.get(&a).is_some_and(|&(_, ret)| ret < latest))
+            .filter(|e| !windows.contains_key(e))
+            .count();
+        // From the tail: `by` becomes the earliest return of a dequeue behind.
+        for e in self.model.queued(&self.state).rev() {
+            match windows.get(&e) {
+                Some(&(call, ret)) => {
+                    if call > by {
+                        return false;
+                    }
+                    by = by.min(ret);
+                }
+                None => {
+                    if by != u64::MAX && self.crashed_dequeues_left_before(by) < windowless {
+                        return false;
+                    }
+                    windowless -= 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// Crashed dequeues invoked before position `by` and not yet used. Every one used
+    /// was invoked before an earlier deadline, so before `by` (the return of an
+    /// operation still to place); the relaxation, which counts none used, gets the
+    /// invoked ones, never fewer than the exact search.
+    fn crashed_dequeues_left_before(&self, by: u64) -> usize {
+        self.unknown_dequeue_class.map_or(0, |class| {
+            let class = class as usize;
+            self.class_calls[class]
+                .partition_point(|&c| c < by)
+                .saturating_sub(self.used[class] as usize)
         })
+    }
+
+    /// Queues with unique elements: a crashed dequeue never removes an element some
+    /// completed dequeue returns (nothing could enqueue it again for that dequeue).
+    fn removes_observed_head(&self, action: &Action) -> bool {
+        *action == Action::DequeueUnknown
+            && self
+                .problem
+                .dequeue_windows
+                .as_ref()
+                .is_some_and(|windows| {
+                    self.model
+                        .queued(&self.state)
+                        .next()
+                        .is_some_and(|head| windows.contains_key(&head))
+                })
     }
 
     pub(super) fn moves(&mut self) -> Vec<Move> {
@@ -192,7 +271,9 @@ impl<M: Model> Search<'_, M> {
                 continue;
             }
             let candidate = &self.class_actions[class];
-            if (self.debt && self.model.overwrites(candidate)) || !self.enqueue_in_order(candidate)
+            if (self.debt && self.model.overwrites(candidate))
+                || !self.enqueue_in_order(candidate)
+                || self.removes_observed_head(candidate)
             {
                 continue;
             }
