@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod commit;
 pub mod consensus;
 pub mod events;
 pub mod kv;

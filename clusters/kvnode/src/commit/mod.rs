@@ -1,0 +1,36 @@
+//! Cross-shard atomic commit: the protocols that make a transaction touching several
+//! shards take effect on every one of them or on none.
+//!
+//! - [`two_phase`]: two-phase commit in which every step that must survive a crash is
+//!   a record in a shard's replicated log: a participant's prepare (its keys locked)
+//!   in the participant shard's log, the commit/abort decision in the coordinator
+//!   shard's log. A crashed coordinator's in-doubt transactions are resolved by asking
+//!   the coordinator shard, whose log holds the decision or then records an abort,
+//!   never by guessing.
+//!
+//! Like the consensus cores, these are state machines without I/O: the caller feeds
+//! them applied log records, messages and ticks, and carries out what they put in an
+//! outbox (records to propose, messages to send, outcomes to report). The seeded
+//! simulation in `sim` (tests) drives them through crashes, message loss and
+//! partitions and checks atomicity.
+
+pub mod three_phase;
+pub mod two_phase;
+
+#[cfg(test)]
+mod sim;
+
+/// A cross-shard transaction's id, unique in the cluster.
+pub type TxnId = u64;
+
+/// A shard: one consensus group.
+pub type ShardId = u32;
+
+/// A transaction's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Decision {
+    /// Its effects take place on every participant.
+    Commit,
+    /// It has no effect anywhere.
+    Abort,
+}
