@@ -351,3 +351,56 @@ fn an_edn_history_is_read_compactly() {
         "{stderr}"
     );
 }
+
+/// On a terminal, `faultline check` shows what it is doing (a bar of the bytes read,
+/// then the check and its time) on stderr and clears the line before the verdict;
+/// through a pipe it shows nothing. The terminal is `script`'s (util-linux, in every
+/// Debian).
+#[test]
+fn a_terminal_sees_the_progress_line() {
+    use faultline_checker::elle::generate::{GenerateOptions, generate_each};
+    use faultline_checker::history::HistoryWriter;
+
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("big.jsonl");
+    let file = fs::File::create(&path).unwrap();
+    let mut writer = HistoryWriter::new(std::io::BufWriter::new(file));
+    let options = GenerateOptions {
+        seed: 3,
+        txns: 300_000,
+        ..GenerateOptions::default()
+    };
+    generate_each(&options, &mut |op| writer.write(&op).unwrap());
+    writer.flush().unwrap();
+    drop(writer);
+    let command = format!(
+        "{} check {}",
+        env!("CARGO_BIN_EXE_faultline"),
+        path.display()
+    );
+    let shown = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("`script` (util-linux) runs the check on a terminal");
+    let screen = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(shown.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("reading [") && screen.contains("MiB"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("checking 300,000 transactions with elle"),
+        "{screen}"
+    );
+    // The line is cleared (ESC [2K) before the verdict is printed.
+    let verdict = screen.find(": valid").expect("the verdict");
+    let cleared = screen.rfind("\u{1b}[2K").expect("the line cleared");
+    assert!(cleared < verdict, "{screen}");
+    let piped = faultline(&["check", &path.display().to_string()]);
+    assert_exit(&piped, 0);
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+}
