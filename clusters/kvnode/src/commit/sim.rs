@@ -70,21 +70,47 @@ trait Member {
 struct TwoPhaseShard {
     shard: two_phase::Shard,
     proposals: Vec<(u64, two_phase::Record)>,
+    /// Commits reported with every participant's reads, checked.
+    reads_checked: usize,
 }
 
 impl TwoPhaseShard {
+    /// Evaluates the prepared parts' reads: a part's reads "return" its own bytes, so
+    /// that what a coordinator reports for a commit can be checked against the parts.
+    fn evaluate(&mut self, out: &mut two_phase::Outbox) {
+        for (txn, part) in std::mem::take(&mut out.to_evaluate) {
+            self.shard.vote(txn, part, out);
+        }
+        for (txn, decision, reads) in &out.decided {
+            if *decision == Decision::Commit && !reads.is_empty() {
+                let expected = txn.to_le_bytes();
+                assert!(
+                    reads.len() >= 2 && reads.values().all(|r| r[..] == expected[..]),
+                    "txn {txn}: reads {reads:?}"
+                );
+                self.reads_checked += 1;
+            }
+        }
+    }
+
+    fn decided(out: &two_phase::Outbox) -> Vec<(TxnId, Decision)> {
+        out.decided.iter().map(|(txn, d, _)| (*txn, *d)).collect()
+    }
+
     fn effects(
         &mut self,
-        out: two_phase::Outbox,
+        mut out: two_phase::Outbox,
         rng: &mut ChaCha8Rng,
         now: u64,
     ) -> Effects<two_phase::Message> {
+        self.evaluate(&mut out);
+        let decided = TwoPhaseShard::decided(&out);
         for record in out.proposals {
             self.proposals.push((now + rng.random_range(1..6), record));
         }
         Effects {
             messages: out.messages,
-            decided: out.decided,
+            decided,
         }
     }
 }
@@ -129,10 +155,11 @@ impl Member for TwoPhaseShard {
         for (_, record) in due {
             self.shard.apply(&record, &mut out);
         }
+        self.evaluate(&mut out);
         // Applying proposes nothing.
         Effects {
+            decided: TwoPhaseShard::decided(&out),
             messages: out.messages,
-            decided: out.decided,
         }
     }
 
@@ -499,6 +526,7 @@ fn two_phase_with(rng: ChaCha8Rng, config: two_phase::Config) -> Sim<TwoPhaseSha
             TwoPhaseShard {
                 shard,
                 proposals: Vec::new(),
+                reads_checked: 0,
             }
         })
         .collect();
@@ -553,13 +581,17 @@ fn two_phase_commit_is_atomic_through_crashes_loss_and_partitions() {
 #[test]
 fn without_faults_nearly_every_transaction_commits() {
     let rng = ChaCha8Rng::seed_from_u64(1);
-    let report = two_phase_with(rng, two_phase::Config::default()).run(HEALED, 3_000, 500);
+    let mut sim = two_phase_with(rng, two_phase::Config::default());
+    let report = sim.run(HEALED, 3_000, 500);
     assert!(
         report.not_atomic.is_empty() && report.stuck == 0,
         "{report:?}"
     );
     // Aborts come only from contended keys.
     assert!(report.committed > 4 * report.aborted, "{report:?}");
+    // Every commit reached its client with each participant's reads.
+    let reported: usize = sim.members.iter().map(|m| m.reads_checked).sum();
+    assert_eq!(reported, report.committed, "{report:?}");
 }
 
 #[test]

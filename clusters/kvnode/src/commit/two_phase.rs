@@ -6,15 +6,16 @@
 //!
 //! 1. The coordinator sends [`Message::Prepare`] to each participant.
 //! 2. A participant whose keys are free proposes [`Record::Prepared`] to its own log;
-//!    once applied (the keys now locked on every replica) it votes yes. A key locked
-//!    by another transaction is a no vote (no waiting, so no deadlock); so is a
-//!    prepare that lost a race for a lock in log order.
+//!    once applied (the keys now locked on every replica) its leader has the part's
+//!    reads evaluated ([`Outbox::to_evaluate`], [`Shard::vote`]) and votes yes with
+//!    them. A key locked by another transaction is a no vote (no waiting, so no
+//!    deadlock); so is a prepare that lost a race for a lock in log order.
 //! 3. The coordinator proposes [`Record::Decided`]: commit once every participant
 //!    voted yes, abort on a no or when the votes do not come in time. The first
 //!    decision applied for a transaction is final; a later one is ignored, so the log
 //!    settles a race between a commit and an abort.
-//! 4. Once the decision is applied the coordinator reports it to the client and sends
-//!    it to the participants, which record [`Record::Finished`], apply or drop their
+//! 4. Once the decision is applied the coordinator reports it to the client (with
+//!    every participant's reads, for a commit) and sends it to the participants, which record [`Record::Finished`], apply or drop their
 //!    part, and release the keys.
 //!
 //! A participant that stays prepared too long asks the coordinator shard
@@ -88,6 +89,9 @@ pub enum Message {
         from: ShardId,
         /// Prepared.
         yes: bool,
+        /// What the part's reads returned, evaluated once it was prepared (opaque
+        /// here; empty with a no).
+        reads: Vec<u8>,
     },
     /// Coordinator → participant: the decision.
     Outcome {
@@ -135,8 +139,13 @@ pub struct Outbox {
     pub proposals: Vec<Record>,
     /// Messages to send, by destination shard (its leader).
     pub messages: Vec<(ShardId, Message)>,
-    /// Coordinator: decisions now final, to report to the transactions' clients.
-    pub decided: Vec<(TxnId, Decision)>,
+    /// Coordinator: decisions now final, to report to the transactions' clients,
+    /// with each participant's reads when this leader counted the votes of a commit.
+    pub decided: Vec<(TxnId, Decision, BTreeMap<ShardId, Vec<u8>>)>,
+    /// Participant (leader): parts now prepared here. Evaluate each one's reads
+    /// against the store as it is (its keys are locked, so they cannot change under
+    /// it) and hand the result to [`Shard::vote`].
+    pub to_evaluate: Vec<(TxnId, Vec<u8>)>,
     /// Participant: outcomes applied here, with the part to apply on commit.
     pub finished: Vec<(TxnId, Decision, Vec<u8>)>,
 }
@@ -156,7 +165,8 @@ pub struct PreparedPart {
 #[derive(Debug)]
 struct Counting {
     participants: Vec<ShardId>,
-    yes: BTreeSet<ShardId>,
+    /// The yes votes, with their reads.
+    yes: BTreeMap<ShardId, Vec<u8>>,
     deadline: u64,
 }
 
@@ -178,6 +188,8 @@ pub struct Shard {
     counting: BTreeMap<TxnId, Counting>,
     proposed: BTreeSet<TxnId>,
     deciding: BTreeSet<TxnId>,
+    /// The reads of commits proposed here, until their decision is applied.
+    reads: BTreeMap<TxnId, BTreeMap<ShardId, Vec<u8>>>,
     query_at: BTreeMap<TxnId, u64>,
 }
 
@@ -197,6 +209,7 @@ impl Shard {
             counting: BTreeMap::new(),
             proposed: BTreeSet::new(),
             deciding: BTreeSet::new(),
+            reads: BTreeMap::new(),
             query_at: BTreeMap::new(),
         }
     }
@@ -235,6 +248,7 @@ impl Shard {
         self.counting.clear();
         self.proposed.clear();
         self.deciding.clear();
+        self.reads.clear();
         self.query_at.clear();
         if leading {
             let at = self.now + self.config.query_timeout;
@@ -258,7 +272,7 @@ impl Shard {
             txn,
             Counting {
                 participants,
-                yes: BTreeSet::new(),
+                yes: BTreeMap::new(),
                 deadline: self.now + self.config.vote_timeout,
             },
         );
@@ -285,7 +299,12 @@ impl Shard {
                 keys,
                 part,
             } => self.on_prepare(txn, coordinator, keys, part, out),
-            Message::Vote { txn, from, yes } => self.on_vote(txn, from, yes, out),
+            Message::Vote {
+                txn,
+                from,
+                yes,
+                reads,
+            } => self.on_vote(txn, from, yes, reads, out),
             Message::Outcome { txn, decision } => self.on_outcome(txn, decision, out),
             Message::Query { txn, from } => self.on_query(txn, from, out),
         }
@@ -351,8 +370,13 @@ impl Shard {
                 }
                 self.decided.insert(*txn, (*decision, participants.clone()));
                 self.counting.remove(txn);
+                let reads = self.reads.remove(txn).unwrap_or_default();
                 if self.leading {
-                    out.decided.push((*txn, *decision));
+                    let reads = match decision {
+                        Decision::Commit => reads,
+                        Decision::Abort => BTreeMap::new(),
+                    };
+                    out.decided.push((*txn, *decision, reads));
                     for shard in participants {
                         let outcome = Message::Outcome {
                             txn: *txn,
@@ -409,13 +433,38 @@ impl Shard {
             }
         }
         if self.leading {
-            let yes = self.prepared.contains_key(&txn);
+            match self.prepared.get(&txn) {
+                // Prepared: its reads are evaluated, then it votes yes.
+                Some(prepared) => out.to_evaluate.push((txn, prepared.part.clone())),
+                None => out.messages.push((coordinator, self.no(txn))),
+            }
+        }
+    }
+
+    /// Participant (leader): votes yes for a part prepared here, with what its reads
+    /// returned (see [`Outbox::to_evaluate`]).
+    pub fn vote(&mut self, txn: TxnId, reads: Vec<u8>, out: &mut Outbox) {
+        if !self.leading {
+            return;
+        }
+        if let Some(prepared) = self.prepared.get(&txn) {
             let vote = Message::Vote {
                 txn,
                 from: self.id,
-                yes,
+                yes: true,
+                reads,
             };
-            out.messages.push((coordinator, vote));
+            out.messages.push((prepared.coordinator, vote));
+        }
+    }
+
+    /// A no vote for `txn`.
+    fn no(&self, txn: TxnId) -> Message {
+        Message::Vote {
+            txn,
+            from: self.id,
+            yes: false,
+            reads: Vec::new(),
         }
     }
 
@@ -427,18 +476,24 @@ impl Shard {
         part: Vec<u8>,
         out: &mut Outbox,
     ) {
-        let vote = |yes| Message::Vote {
-            txn,
-            from: self.id,
-            yes,
-        };
         if let Some(decision) = self.finished.get(&txn) {
-            out.messages
-                .push((coordinator, vote(*decision == Decision::Commit)));
-        } else if self.prepared.contains_key(&txn) {
-            out.messages.push((coordinator, vote(true)));
+            // Finished: a commit was decided without this vote's reads; an abort is a no.
+            let vote = match decision {
+                Decision::Commit => Message::Vote {
+                    txn,
+                    from: self.id,
+                    yes: true,
+                    reads: Vec::new(),
+                },
+                Decision::Abort => self.no(txn),
+            };
+            out.messages.push((coordinator, vote));
+        } else if let Some(prepared) = self.prepared.get(&txn) {
+            // A prepare again (the coordinator's leader changed, or a message was
+            // duplicated): the same reads, evaluated again, the same vote.
+            out.to_evaluate.push((txn, prepared.part.clone()));
         } else if keys.iter().any(|k| self.locks.contains_key(k)) {
-            out.messages.push((coordinator, vote(false)));
+            out.messages.push((coordinator, self.no(txn)));
         } else if self.proposed.insert(txn) {
             out.proposals.push(Record::Prepared {
                 txn,
@@ -449,7 +504,7 @@ impl Shard {
         }
     }
 
-    fn on_vote(&mut self, txn: TxnId, from: ShardId, yes: bool, out: &mut Outbox) {
+    fn on_vote(&mut self, txn: TxnId, from: ShardId, yes: bool, reads: Vec<u8>, out: &mut Outbox) {
         let Some(counting) = self.counting.get_mut(&txn) else {
             return;
         };
@@ -457,11 +512,11 @@ impl Shard {
             self.decide(txn, Decision::Abort, out);
             return;
         }
-        counting.yes.insert(from);
+        counting.yes.insert(from, reads);
         if counting
             .participants
             .iter()
-            .all(|p| counting.yes.contains(p))
+            .all(|p| counting.yes.contains_key(p))
         {
             self.decide(txn, Decision::Commit, out);
         }
@@ -507,6 +562,9 @@ impl Shard {
             return;
         };
         if self.deciding.insert(txn) {
+            if decision == Decision::Commit {
+                self.reads.insert(txn, counting.yes);
+            }
             out.proposals.push(Record::Decided {
                 txn,
                 decision,
