@@ -26,6 +26,20 @@ pub type TxnId = u64;
 /// A shard: one consensus group.
 pub type ShardId = u32;
 
+/// The transactions in `waits` whose deadline (`at` of their entry) has come by
+/// `now`, in order: what a tick acts on.
+fn due<V>(
+    waits: &std::collections::BTreeMap<TxnId, V>,
+    now: u64,
+    at: impl Fn(&V) -> u64,
+) -> Vec<TxnId> {
+    waits
+        .iter()
+        .filter(|(_, wait)| at(wait) <= now)
+        .map(|(txn, _)| *txn)
+        .collect()
+}
+
 /// A transaction's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Decision {

@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Decision, ShardId, TxnId};
+use super::{Decision, ShardId, TxnId, due};
 
 /// A participant's phase of a transaction (none: it never voted yes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,12 +373,7 @@ impl Node {
     /// Advances time by one tick and applies the timeout rules.
     pub fn tick(&mut self, out: &mut Outbox) {
         self.now += 1;
-        let late: Vec<TxnId> = self
-            .coordinating
-            .iter()
-            .filter(|(_, c)| c.deadline <= self.now)
-            .map(|(txn, _)| *txn)
-            .collect();
+        let late = due(&self.coordinating, self.now, |c| c.deadline);
         for txn in late {
             let Some(c) = self.coordinating.remove(&txn) else {
                 continue;
@@ -391,13 +386,8 @@ impl Node {
             };
             self.announce(txn, decision, &c.participants, out);
         }
-        let due: Vec<TxnId> = self
-            .timers
-            .iter()
-            .filter(|(_, at)| **at <= self.now)
-            .map(|(txn, _)| *txn)
-            .collect();
-        for txn in due {
+        let timed_out = due(&self.timers, self.now, |at| *at);
+        for txn in timed_out {
             self.timers.remove(&txn);
             match self.phase(txn) {
                 Some(Phase::PreCommitted) if !self.recovering.contains(&txn) => {
@@ -407,12 +397,7 @@ impl Node {
                 _ => {}
             }
         }
-        let decided: Vec<TxnId> = self
-            .terminating
-            .iter()
-            .filter(|(_, t)| t.deadline <= self.now)
-            .map(|(txn, _)| *txn)
-            .collect();
+        let decided = due(&self.terminating, self.now, |t| t.deadline);
         for txn in decided {
             let Some(t) = self.terminating.remove(&txn) else {
                 continue;

@@ -15,8 +15,9 @@
 //!    decision applied for a transaction is final; a later one is ignored, so the log
 //!    settles a race between a commit and an abort.
 //! 4. Once the decision is applied the coordinator reports it to the client (with
-//!    every participant's reads, for a commit) and sends it to the participants, which record [`Record::Finished`], apply or drop their
-//!    part, and release the keys.
+//!    every participant's reads, for a commit) and sends it to the participants,
+//!    which record [`Record::Finished`], apply or drop their part, and release the
+//!    keys.
 //!
 //! A participant that stays prepared too long asks the coordinator shard
 //! ([`Message::Query`]); the coordinator shard answers with the decision in its log,
@@ -32,7 +33,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Decision, ShardId, TxnId};
+use super::{Decision, ShardId, TxnId, due};
 
 /// A record in a shard's replicated log: the only way 2PC state becomes durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,22 +318,12 @@ impl Shard {
         if !self.leading {
             return;
         }
-        let late: Vec<TxnId> = self
-            .counting
-            .iter()
-            .filter(|(_, c)| c.deadline <= self.now)
-            .map(|(txn, _)| *txn)
-            .collect();
+        let late = due(&self.counting, self.now, |c| c.deadline);
         for txn in late {
             self.decide(txn, Decision::Abort, out);
         }
-        let due: Vec<TxnId> = self
-            .query_at
-            .iter()
-            .filter(|(_, at)| **at <= self.now)
-            .map(|(txn, _)| *txn)
-            .collect();
-        for txn in due {
+        let timed_out = due(&self.query_at, self.now, |at| *at);
+        for txn in timed_out {
             let Some(prepared) = self.prepared.get(&txn) else {
                 self.query_at.remove(&txn);
                 continue;
