@@ -33,6 +33,40 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// How a transaction touching several shards commits (`--commit-protocol`; only with
+/// `--shards` above 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum CommitProtocol {
+    /// Two-phase commit over the replicated shards: prepares and the decision are
+    /// records in the shards' logs (the default).
+    #[default]
+    #[serde(rename = "2pc")]
+    #[cfg_attr(feature = "clap", value(name = "2pc"))]
+    TwoPhase,
+    /// Classic three-phase commit: each shard's part on one node (its preferred one),
+    /// not replicated, with the textbook's timeouts.
+    #[serde(rename = "3pc")]
+    #[cfg_attr(feature = "clap", value(name = "3pc"))]
+    ThreePhase,
+}
+
+impl CommitProtocol {
+    /// The protocol's `--commit-protocol` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitProtocol::TwoPhase => "2pc",
+            CommitProtocol::ThreePhase => "3pc",
+        }
+    }
+}
+
+impl fmt::Display for CommitProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A planted bug (all off by default), for checking that the checkers catch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -65,6 +99,13 @@ pub enum Bug {
     /// (paused, or cut off, while a new one was elected) can still get values chosen
     /// over the new leader's.
     PaxosAcceptStaleBallot,
+    /// Two-phase commit (`--shards` above 1): a participant shard that stays prepared
+    /// past its query timeout commits its part on its own instead of asking the
+    /// coordinator shard, so a transaction the coordinator aborted (its votes late, a
+    /// participant cut off or killed) takes effect on some shards and not on others.
+    #[serde(rename = "2pc-presumed-commit")]
+    #[cfg_attr(feature = "clap", value(name = "2pc-presumed-commit"))]
+    TwoPcPresumedCommit,
 }
 
 impl Bug {
@@ -79,11 +120,12 @@ impl Bug {
             Bug::LeaseReadSkew => "lease-read-skew",
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::PaxosAcceptStaleBallot => "paxos-accept-stale-ballot",
+            Bug::TwoPcPresumedCommit => "2pc-presumed-commit",
         }
     }
 
-    /// The protocol whose code holds the bug; `None` for a bug of the storage, which
-    /// both protocols share.
+    /// The consensus protocol whose code holds the bug; `None` for a bug that both
+    /// protocols share (the storage's, or the cross-shard commit's).
     pub fn protocol(self) -> Option<Protocol> {
         match self {
             Bug::StaleRead
@@ -92,7 +134,7 @@ impl Bug {
             | Bug::LeaseReadSkew
             | Bug::AckBeforeCommit => Some(Protocol::Raft),
             Bug::PaxosIgnorePromise | Bug::PaxosAcceptStaleBallot => Some(Protocol::Paxos),
-            Bug::NoFsync => None,
+            Bug::NoFsync | Bug::TwoPcPresumedCommit => None,
         }
     }
 }
@@ -118,10 +160,14 @@ mod tests {
             Bug::LeaseReadSkew,
             Bug::AckBeforeCommit,
             Bug::PaxosAcceptStaleBallot,
+            Bug::TwoPcPresumedCommit,
         ] {
             assert_eq!(serde_json::to_value(bug).unwrap(), bug.name());
         }
         for protocol in [Protocol::Raft, Protocol::Paxos] {
+            assert_eq!(serde_json::to_value(protocol).unwrap(), protocol.name());
+        }
+        for protocol in [CommitProtocol::TwoPhase, CommitProtocol::ThreePhase] {
             assert_eq!(serde_json::to_value(protocol).unwrap(), protocol.name());
         }
     }
