@@ -32,7 +32,8 @@ pub enum TxnOutcome {
 }
 
 /// The key-value store.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Store {
     data: BTreeMap<String, Value>,
 }
@@ -60,6 +61,28 @@ impl Store {
 
     /// Applies a transaction atomically: all of it, or (when aborted) none of it.
     pub fn apply(&mut self, txn: &[MicroOp]) -> TxnOutcome {
+        match self.run(txn) {
+            Ok((results, overlay)) => {
+                self.data.extend(overlay);
+                TxnOutcome::Committed(results)
+            }
+            Err(aborted) => aborted,
+        }
+    }
+
+    /// What applying `txn` would return, without applying it (a prepared part's
+    /// reads, whose keys are locked until it commits).
+    pub fn evaluate(&self, txn: &[MicroOp]) -> TxnOutcome {
+        match self.run(txn) {
+            Ok((results, _)) => TxnOutcome::Committed(results),
+            Err(aborted) => aborted,
+        }
+    }
+
+    /// Runs `txn` against the store: the results and the keys it would set, or why it
+    /// aborts.
+    #[allow(clippy::result_large_err)]
+    fn run(&self, txn: &[MicroOp]) -> Result<(Vec<Value>, BTreeMap<String, Value>), TxnOutcome> {
         let mut overlay: BTreeMap<String, Value> = BTreeMap::new();
         let mut results = Vec::with_capacity(txn.len());
         for op in txn {
@@ -73,13 +96,13 @@ impl Store {
                 }
                 MicroOp::Cas { old, new, .. } => {
                     if current.as_ref().unwrap_or(&Value::Null) != old {
-                        return TxnOutcome::Aborted {
+                        return Err(TxnOutcome::Aborted {
                             code: "cas-mismatch",
                             message: format!(
                                 "cas on {key}: expected {old}, found {}",
                                 current.unwrap_or(Value::Null)
                             ),
-                        };
+                        });
                     }
                     overlay.insert(key, new.clone());
                     results.push(op.to_json(None));
@@ -89,12 +112,12 @@ impl Store {
                         None => Vec::new(),
                         Some(Value::Array(list)) => list,
                         Some(other) => {
-                            return TxnOutcome::Aborted {
+                            return Err(TxnOutcome::Aborted {
                                 code: "not-a-list",
                                 message: format!(
                                     "append to {key}: its value {other} is not a list"
                                 ),
-                            };
+                            });
                         }
                     };
                     list.push(value.clone());
@@ -107,28 +130,27 @@ impl Store {
                         Some(v) => match v.as_i64() {
                             Some(n) => n,
                             None => {
-                                return TxnOutcome::Aborted {
+                                return Err(TxnOutcome::Aborted {
                                     code: "not-an-integer",
                                     message: format!(
                                         "add to {key}: its value {v} is not an integer"
                                     ),
-                                };
+                                });
                             }
                         },
                     };
                     let Some(sum) = base.checked_add(*delta) else {
-                        return TxnOutcome::Aborted {
+                        return Err(TxnOutcome::Aborted {
                             code: "overflow",
                             message: format!("add {delta} to {key} ({base}) overflows"),
-                        };
+                        });
                     };
                     overlay.insert(key, Value::from(sum));
                     results.push(op.to_json(None));
                 }
             }
         }
-        self.data.extend(overlay);
-        TxnOutcome::Committed(results)
+        Ok((results, overlay))
     }
 
     /// Serializes the whole store (for snapshots).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use faultline_kv::consensus::Protocol;
-use faultline_kv::server::{Bug, Peer, ServerConfig, run};
+use faultline_kv::server::{Bug, CommitProtocol, Peer, ServerConfig, run};
 
 /// One node of faultline-kv, a Raft or Multi-Paxos key-value store with planted bugs.
 #[derive(Debug, Parser)]
@@ -56,6 +56,14 @@ struct Args {
     /// (faster; relies on bounded clock drift).
     #[arg(long)]
     lease_read: bool,
+    /// Spread the keys over this many shards, each its own consensus group over all the
+    /// nodes (every node of a cluster must run the same count). A transaction of
+    /// several shards commits by --commit-protocol.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: u32,
+    /// How a transaction touching several shards commits (with --shards above 1).
+    #[arg(long, value_enum, default_value_t = CommitProtocol::TwoPhase)]
+    commit_protocol: CommitProtocol,
     /// Enable a planted bug (repeatable). Off by default.
     #[arg(long = "bug", value_enum)]
     bugs: Vec<Bug>,
@@ -110,6 +118,15 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
             );
         }
     }
+    if args.bugs.contains(&Bug::TwoPcPresumedCommit) && args.shards < 2 {
+        bail!(
+            "--bug 2pc-presumed-commit is a bug of cross-shard commit; it needs --shards 2 or \
+             more"
+        );
+    }
+    if args.commit_protocol == CommitProtocol::ThreePhase {
+        bail!("--commit-protocol 3pc is not built yet; use 2pc (the default)");
+    }
     Ok(ServerConfig {
         id: args.id,
         consensus: args.consensus,
@@ -125,6 +142,8 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
         max_append_entries: args.max_append_entries as usize,
         lease_read: args.lease_read,
         bugs: args.bugs,
+        shards: args.shards,
+        commit_protocol: args.commit_protocol,
     })
 }
 
@@ -204,6 +223,18 @@ mod tests {
         argv.extend_from_slice(extra);
         let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
         config(args).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn shards_are_bounded_and_the_commit_bug_needs_them() {
+        assert_eq!(parse(&[]).unwrap().shards, 1);
+        assert_eq!(parse(&["--shards", "3"]).unwrap().shards, 3);
+        assert!(parse(&["--shards", "0"]).is_err());
+        assert!(parse(&["--shards", "65"]).is_err());
+        let e = parse(&["--bug", "2pc-presumed-commit"]).unwrap_err();
+        assert!(e.contains("--shards 2"), "{e}");
+        let cfg = parse(&["--shards", "2", "--bug", "2pc-presumed-commit"]).unwrap();
+        assert_eq!(cfg.bugs, vec![Bug::TwoPcPresumedCommit]);
     }
 
     #[test]

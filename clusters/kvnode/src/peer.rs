@@ -1,8 +1,11 @@
 //! What travels between nodes, whichever protocol they run: a protocol byte, then
-//! that protocol's message. It sits above the consensus vocabulary and both cores, so
-//! the vocabulary imports neither.
+//! that protocol's message (a consensus message, or a cross-shard commit message
+//! between shards' leaders). It sits above the consensus vocabulary and both cores, so
+//! the vocabulary imports neither. On the wire every message is preceded by its shard
+//! ([`encode_frame`]).
 
 use crate::codec::{DecodeError, decode_message, encode_message};
+use crate::commit::{ShardId, two_phase};
 use crate::consensus::{Core, NodeId};
 use crate::paxos;
 use crate::raft;
@@ -14,6 +17,15 @@ pub enum PeerMessage {
     Raft(raft::Message),
     /// A Multi-Paxos message.
     Paxos(paxos::Message),
+    /// A two-phase commit message relayed to the shard's leader on node `to`.
+    Commit {
+        /// The sender.
+        from: NodeId,
+        /// The recipient (the shard's leader as the sender knows it).
+        to: NodeId,
+        /// The message.
+        message: two_phase::Message,
+    },
 }
 
 impl PeerMessage {
@@ -22,6 +34,7 @@ impl PeerMessage {
         match self {
             PeerMessage::Raft(m) => m.from,
             PeerMessage::Paxos(m) => m.from,
+            PeerMessage::Commit { from, .. } => *from,
         }
     }
 
@@ -30,6 +43,7 @@ impl PeerMessage {
         match self {
             PeerMessage::Raft(m) => m.to,
             PeerMessage::Paxos(m) => m.to,
+            PeerMessage::Commit { to, .. } => *to,
         }
     }
 
@@ -38,6 +52,14 @@ impl PeerMessage {
         let (tag, body) = match self {
             PeerMessage::Raft(m) => (0, encode_message(m)),
             PeerMessage::Paxos(m) => (1, paxos::wire::encode(m)),
+            PeerMessage::Commit { from, to, message } => {
+                let mut body = Vec::with_capacity(64);
+                body.extend_from_slice(&from.to_le_bytes());
+                body.extend_from_slice(&to.to_le_bytes());
+                // Cross-shard messages are few and small: JSON is enough.
+                body.extend_from_slice(&serde_json::to_vec(message).unwrap_or_default());
+                (2, body)
+            }
         };
         let mut out = Vec::with_capacity(body.len() + 1);
         out.push(tag);
@@ -50,12 +72,49 @@ impl PeerMessage {
         match buf.split_first() {
             Some((0, rest)) => decode_message(rest).map(PeerMessage::Raft),
             Some((1, rest)) => paxos::wire::decode(rest).map(PeerMessage::Paxos),
+            Some((2, rest)) => decode_commit(rest),
             _ => Err(DecodeError {
                 what: "peer message",
                 reason: "empty, or unknown protocol byte".into(),
             }),
         }
     }
+}
+
+fn decode_commit(buf: &[u8]) -> Result<PeerMessage, DecodeError> {
+    let bad = |reason: String| DecodeError {
+        what: "commit message",
+        reason,
+    };
+    let id = |at: usize| -> Result<NodeId, DecodeError> {
+        buf.get(at..at + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(NodeId::from_le_bytes)
+            .ok_or_else(|| bad("too short".into()))
+    };
+    let (from, to) = (id(0)?, id(8)?);
+    let message = serde_json::from_slice(&buf[16..]).map_err(|e| bad(e.to_string()))?;
+    Ok(PeerMessage::Commit { from, to, message })
+}
+
+/// A frame's body as the transport sends it: the shard (`u32`, little-endian), then
+/// the message ([`PeerMessage::encode`]). An unsharded node's messages are shard 0's.
+pub fn encode_frame(shard: ShardId, message: &PeerMessage) -> Vec<u8> {
+    let body = message.encode();
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&shard.to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads what [`encode_frame`] wrote.
+pub fn decode_frame(buf: &[u8]) -> Result<(ShardId, PeerMessage), DecodeError> {
+    let (shard, rest) = buf.split_at_checked(4).ok_or_else(|| DecodeError {
+        what: "peer frame",
+        reason: "shorter than its shard number".into(),
+    })?;
+    let shard = ShardId::from_le_bytes([shard[0], shard[1], shard[2], shard[3]]);
+    Ok((shard, PeerMessage::decode(rest)?))
 }
 
 impl From<raft::Message> for PeerMessage {
@@ -104,4 +163,41 @@ where
     C: Core,
     C::Message: Into<PeerMessage> + TryFrom<PeerMessage, Error = PeerMessage>,
 {
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit::Decision;
+
+    #[test]
+    fn frames_carry_their_shard_and_commit_messages_round_trip() {
+        let message = PeerMessage::Commit {
+            from: 1,
+            to: 3,
+            message: two_phase::Message::Vote {
+                txn: u64::MAX - 7,
+                from: 2,
+                yes: true,
+                reads: b"[[\"r\",\"x\",[1,2]]]".to_vec(),
+            },
+        };
+        let frame = encode_frame(5, &message);
+        assert_eq!(decode_frame(&frame).unwrap(), (5, message.clone()));
+        assert_eq!((message.from(), message.to()), (1, 3));
+        let outcome = PeerMessage::Commit {
+            from: 2,
+            to: 1,
+            message: two_phase::Message::Outcome {
+                txn: 9,
+                decision: Decision::Abort,
+            },
+        };
+        assert_eq!(PeerMessage::decode(&outcome.encode()).unwrap(), outcome);
+        assert!(decode_frame(&[1, 0]).is_err());
+        assert!(PeerMessage::decode(&[2, 1, 2, 3]).is_err());
+        let mut garbage = outcome.encode();
+        garbage.truncate(20);
+        assert!(PeerMessage::decode(&garbage).is_err());
+    }
 }

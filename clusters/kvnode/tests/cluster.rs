@@ -374,3 +374,134 @@ fn paxos_mode_survives_a_leader_kill() {
     assert!(!exit.success());
     assert!(stderr.contains("holds paxos state"), "{stderr}");
 }
+
+/// Shard `shard`'s leader as node `id` reports it (`None`: unknown or unreachable).
+fn shard_leaders(cluster: &Cluster, id: u64) -> Option<Vec<Option<u64>>> {
+    let r = call(&cluster.client_addr(id), json!({"id": 0, "type": "status"}))?;
+    let shards = r["status"]["shards"].as_array()?;
+    Some(shards.iter().map(|s| s["leader"].as_u64()).collect())
+}
+
+/// Sends `ops` with `"forward": true` to node `via` (or the next live one), retrying
+/// definite failures (nothing took effect) up to 5 s; the last answer.
+fn forwarded(cluster: &Cluster, via: u64, ops: &Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut node = via;
+    loop {
+        let answer = call(
+            &cluster.client_addr(node),
+            json!({"id": 1, "txn": ops, "forward": true}),
+        );
+        match answer {
+            Some(r) if r["type"] != "fail" || Instant::now() > deadline => return r,
+            Some(_) => {}
+            None if Instant::now() > deadline => return json!({"type": "fail"}),
+            None => node = node % cluster.nodes.len() as u64 + 1,
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Three nodes, three shards: leaders spread, cross-shard transfers (`add` on two
+/// accounts of different shards) run from four clients while the leader of a shard is
+/// SIGKILLed and restarted, and every read of all the accounts (a cross-shard
+/// transaction too) sees the same total: a transfer never takes effect on one shard
+/// alone. Snapshots every 50 entries carry the commit state.
+#[test]
+fn sharded_transfers_stay_atomic_through_a_leader_kill() {
+    let cluster = Cluster::with_args(3, "sharded", &["--shards", "3"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let leaders = loop {
+        let seen = shard_leaders(&cluster, 1).unwrap_or_default();
+        if seen.len() == 3 && seen.iter().all(Option::is_some) {
+            break seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shards without a leader: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let distinct: std::collections::BTreeSet<_> = leaders.iter().collect();
+    assert!(distinct.len() >= 2, "leaders not spread: {leaders:?}");
+
+    let accounts: Vec<String> = (0..6).map(|a| format!("acct{a}")).collect();
+    let shard = |key: &str| faultline_kv_proto::shard_of(key, 3);
+    let shards: std::collections::BTreeSet<u32> = accounts.iter().map(|a| shard(a)).collect();
+    assert!(shards.len() >= 2, "the accounts are all on one shard");
+    let init: Vec<Value> = accounts.iter().map(|a| json!(["w", a, 10])).collect();
+    let r = forwarded(&cluster, 1, &json!(init));
+    assert_eq!(r["type"], "ok", "{r}");
+    let read_all: Vec<Value> = accounts.iter().map(|a| json!(["r", a, null])).collect();
+    let read_all = json!(read_all);
+    let total = |r: &Value| -> i64 {
+        r["txn"]
+            .as_array()
+            .map(|ops| ops.iter().filter_map(|op| op[2].as_i64()).sum())
+            .unwrap_or(-1)
+    };
+
+    let cluster = std::sync::Arc::new(std::sync::Mutex::new(cluster));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            let (cluster, stop, accounts) = (cluster.clone(), stop.clone(), accounts.clone());
+            let read_all = read_all.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut reads) = (0, Vec::new());
+                let mut i = c as usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let (from, to) = (&accounts[i % 6], &accounts[(i * 7 + 1) % 6]);
+                    let via = c % 3 + 1;
+                    let addr = cluster.lock().unwrap().client_addr(via);
+                    let ops = if i.is_multiple_of(4) {
+                        read_all.clone()
+                    } else {
+                        json!([["add", from, -1], ["add", to, 1]])
+                    };
+                    let Some(r) = call(&addr, json!({"id": i, "txn": ops, "forward": true})) else {
+                        continue;
+                    };
+                    if r["type"] == "ok" {
+                        if i.is_multiple_of(4) {
+                            reads.push(r);
+                        } else {
+                            ok += 1;
+                        }
+                    }
+                }
+                (ok, reads)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    // SIGKILL the leader of the accounts' first shard, then restart it.
+    let victim = leaders[*shards.iter().next().unwrap() as usize].unwrap();
+    cluster.lock().unwrap().kill(victim);
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.lock().unwrap().start(victim);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut transfers, mut reads) = (0, Vec::new());
+    for client in clients {
+        let (ok, seen) = client.join().unwrap();
+        transfers += ok;
+        reads.extend(seen);
+    }
+    let cluster = cluster.lock().unwrap();
+    assert!(transfers > 20, "only {transfers} transfers committed");
+    assert!(
+        reads.len() > 5,
+        "only {} reads of every account",
+        reads.len()
+    );
+    for r in &reads {
+        assert_eq!(total(r), 60, "a read saw a transfer half done: {r}");
+    }
+    // After the kill: the total holds, and the restarted node serves its shard again.
+    let r = forwarded(&cluster, victim, &read_all);
+    assert_eq!((r["type"].as_str(), total(&r)), (Some("ok"), 60), "{r}");
+    let log = cluster.log(victim);
+    assert!(log.contains("shard{shard=0}: protocol: "), "{log}");
+}

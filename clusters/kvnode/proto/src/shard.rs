@@ -63,7 +63,11 @@ mod tests {
         let keys: Vec<String> = (0..20).map(|k| k.to_string()).collect();
         let all: Vec<MicroOp> = keys
             .iter()
-            .map(|k| parse_txn(&serde_json::json!([["r", k, null]])).unwrap().remove(0))
+            .map(|k| {
+                parse_txn(&serde_json::json!([["r", k, null]]))
+                    .unwrap()
+                    .remove(0)
+            })
             .collect();
         assert_eq!(shards_of(&all, 3), vec![0, 1, 2]);
     }

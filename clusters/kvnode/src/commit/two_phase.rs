@@ -8,8 +8,12 @@
 //! 2. A participant whose keys are free proposes [`Record::Prepared`] to its own log;
 //!    once applied (the keys now locked on every replica) its leader has the part's
 //!    reads evaluated ([`Outbox::to_evaluate`], [`Shard::vote`]) and votes yes with
-//!    them. A key locked by another transaction is a no vote (no waiting, so no
-//!    deadlock); so is a prepare that lost a race for a lock in log order.
+//!    them. A prepare whose keys another transaction holds (locked, or a prepare of it
+//!    proposed and not yet applied) waits at the leader for at most
+//!    [`Config::lock_wait`], then votes no, and only for transactions with a larger id
+//!    (wait-die: a prepare that would wait for a smaller id votes no at once, so no
+//!    two transactions ever wait for each other). A prepare that lost a race for a
+//!    lock in log order votes no.
 //! 3. The coordinator proposes [`Record::Decided`]: commit once every participant
 //!    voted yes, abort on a no or when the votes do not come in time. The first
 //!    decision applied for a transaction is final; a later one is ignored, so the log
@@ -33,10 +37,28 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Decision, ShardId, TxnId, due};
 
+/// What applied records built: the same on every replica, and what a snapshot of the
+/// shard must carry so that a replica restored from it holds the same locks and
+/// outcomes ([`Shard::durable`], [`Shard::restore`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Durable {
+    /// Parts prepared and not finished.
+    pub prepared: BTreeMap<TxnId, PreparedPart>,
+    /// Outcomes applied as a participant.
+    pub finished: BTreeMap<TxnId, Decision>,
+    /// Decisions recorded as the coordinator, with the participants.
+    pub decided: BTreeMap<TxnId, (Decision, Vec<ShardId>)>,
+    /// Decisions applied after the first for their transaction.
+    pub overruled: u64,
+}
+
 /// A record in a shard's replicated log: the only way 2PC state becomes durable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "record")]
 pub enum Record {
     /// Participant: this shard's part of `txn` is prepared; `keys` are locked until
     /// its outcome.
@@ -69,7 +91,8 @@ pub enum Record {
 }
 
 /// What travels between shards' leaders.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "message")]
 pub enum Message {
     /// Coordinator → participant: prepare your part.
     Prepare {
@@ -118,6 +141,8 @@ pub struct Config {
     /// How long a participant stays prepared before asking the coordinator shard
     /// (again).
     pub query_timeout: u64,
+    /// How long a prepare waits for keys another transaction holds before voting no.
+    pub lock_wait: u64,
     /// The planted bug `2pc-presumed-commit`: a prepared participant that times out
     /// commits on its own instead of asking.
     pub presumed_commit: bool,
@@ -128,6 +153,7 @@ impl Default for Config {
         Config {
             vote_timeout: 50,
             query_timeout: 100,
+            lock_wait: 25,
             presumed_commit: false,
         }
     }
@@ -152,7 +178,7 @@ pub struct Outbox {
 }
 
 /// A prepared part waiting for its outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreparedPart {
     /// The coordinator shard.
     pub coordinator: ShardId,
@@ -192,6 +218,19 @@ pub struct Shard {
     /// The reads of commits proposed here, until their decision is applied.
     reads: BTreeMap<TxnId, BTreeMap<ShardId, Vec<u8>>>,
     query_at: BTreeMap<TxnId, u64>,
+    /// Keys of prepares proposed here and not yet applied, by transaction.
+    reserved: HashMap<String, TxnId>,
+    /// Prepares waiting for their keys, in arrival order, with their deadline.
+    waiting: Vec<(Waiting, u64)>,
+}
+
+/// A prepare waiting for keys another transaction holds.
+#[derive(Debug)]
+struct Waiting {
+    txn: TxnId,
+    coordinator: ShardId,
+    keys: Vec<String>,
+    part: Vec<u8>,
 }
 
 impl Shard {
@@ -212,12 +251,58 @@ impl Shard {
             deciding: BTreeSet::new(),
             reads: BTreeMap::new(),
             query_at: BTreeMap::new(),
+            reserved: HashMap::new(),
+            waiting: Vec::new(),
         }
     }
 
     /// This shard's id.
     pub fn id(&self) -> ShardId {
         self.id
+    }
+
+    /// What applied records built (for a snapshot).
+    pub fn durable(&self) -> Durable {
+        Durable {
+            prepared: self.prepared.clone(),
+            finished: self.finished.iter().map(|(t, d)| (*t, *d)).collect(),
+            decided: self.decided.iter().map(|(t, d)| (*t, d.clone())).collect(),
+            overruled: self.overruled,
+        }
+    }
+
+    /// Replaces what applied records built with `durable` (a snapshot's), as a
+    /// follower does when it installs one. Locks follow from the prepared parts; what
+    /// the leader held besides is dropped, as when leadership moves.
+    pub fn restore(&mut self, durable: Durable) {
+        self.locks = durable
+            .prepared
+            .iter()
+            .flat_map(|(txn, part)| part.keys.iter().map(move |k| (k.clone(), *txn)))
+            .collect();
+        self.prepared = durable.prepared;
+        self.finished = durable.finished.into_iter().collect();
+        self.decided = durable.decided.into_iter().collect();
+        self.overruled = durable.overruled;
+        self.set_leader(self.leading);
+    }
+
+    /// Whether a prepared part holds `key` (a single-shard transaction touching it must
+    /// not run: it aborts).
+    pub fn is_locked(&self, key: &str) -> bool {
+        self.locks.contains_key(key)
+    }
+
+    /// Whether `key` is locked or, at the leader, reserved by a prepare on its way to
+    /// the log: a single-shard transaction on it would abort, so the leader holds it
+    /// back until the key is free.
+    pub fn is_busy(&self, key: &str) -> bool {
+        self.locks.contains_key(key) || self.reserved.contains_key(key)
+    }
+
+    /// Whether this replica acts as the shard's leader.
+    pub fn leading(&self) -> bool {
+        self.leading
     }
 
     /// The parts prepared here and not finished (in-doubt until their outcome).
@@ -251,6 +336,8 @@ impl Shard {
         self.deciding.clear();
         self.reads.clear();
         self.query_at.clear();
+        self.reserved.clear();
+        self.waiting.clear();
         if leading {
             let at = self.now + self.config.query_timeout;
             self.query_at = self.prepared.keys().map(|txn| (*txn, at)).collect();
@@ -322,6 +409,15 @@ impl Shard {
         for txn in late {
             self.decide(txn, Decision::Abort, out);
         }
+        let now = self.now;
+        let (gave_up, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, deadline)| *deadline <= now);
+        self.waiting = still;
+        for (waiting, _) in gave_up {
+            out.messages
+                .push((waiting.coordinator, self.no(waiting.txn)));
+        }
         let timed_out = due(&self.query_at, self.now, |at| *at);
         for txn in timed_out {
             let Some(prepared) = self.prepared.get(&txn) else {
@@ -384,6 +480,7 @@ impl Shard {
                     return;
                 }
                 self.finished.insert(*txn, *decision);
+                self.waiting.retain(|(w, _)| w.txn != *txn);
                 if let Some(prepared) = self.prepared.remove(txn) {
                     for key in &prepared.keys {
                         if self.locks.get(key) == Some(txn) {
@@ -391,6 +488,7 @@ impl Shard {
                         }
                     }
                     out.finished.push((*txn, *decision, prepared.part));
+                    self.admit_waiting(out);
                 }
             }
         }
@@ -405,6 +503,7 @@ impl Shard {
         out: &mut Outbox,
     ) {
         self.proposed.remove(&txn);
+        self.reserved.retain(|_, holder| *holder != txn);
         let taken = self.finished.contains_key(&txn)
             || self.prepared.contains_key(&txn)
             || keys.iter().any(|k| self.locks.contains_key(k));
@@ -429,6 +528,9 @@ impl Shard {
                 Some(prepared) => out.to_evaluate.push((txn, prepared.part.clone())),
                 None => out.messages.push((coordinator, self.no(txn))),
             }
+            if taken {
+                self.admit_waiting(out);
+            }
         }
     }
 
@@ -446,6 +548,18 @@ impl Shard {
                 reads,
             };
             out.messages.push((prepared.coordinator, vote));
+        }
+    }
+
+    /// Participant (leader): votes no for a part prepared here whose evaluation failed
+    /// (a `cas` that compares false, say): the coordinator then decides abort, and the
+    /// outcome releases the part's keys.
+    pub fn refuse(&mut self, txn: TxnId, out: &mut Outbox) {
+        if !self.leading {
+            return;
+        }
+        if let Some(prepared) = self.prepared.get(&txn) {
+            out.messages.push((prepared.coordinator, self.no(txn)));
         }
     }
 
@@ -483,15 +597,74 @@ impl Shard {
             // A prepare again (the coordinator's leader changed, or a message was
             // duplicated): the same reads, evaluated again, the same vote.
             out.to_evaluate.push((txn, prepared.part.clone()));
-        } else if keys.iter().any(|k| self.locks.contains_key(k)) {
-            out.messages.push((coordinator, self.no(txn)));
-        } else if self.proposed.insert(txn) {
-            out.proposals.push(Record::Prepared {
+        } else if self.proposed.contains(&txn) || self.waiting.iter().any(|(w, _)| w.txn == txn) {
+            // Already on its way to the log, or waiting: nothing more to do.
+        } else {
+            let waiting = Waiting {
                 txn,
                 coordinator,
                 keys,
                 part,
-            });
+            };
+            let holders = self.holders(&waiting.keys, txn);
+            if holders.iter().any(|holder| *holder < txn) {
+                // Wait-die: a prepare waits only for transactions whose id is
+                // larger, so no two ever wait for each other.
+                out.messages.push((coordinator, self.no(txn)));
+            } else if !holders.is_empty() {
+                let deadline = self.now + self.config.lock_wait;
+                self.waiting.push((waiting, deadline));
+            } else {
+                self.propose_prepare(waiting, out);
+            }
+        }
+    }
+
+    /// The transactions other than `txn` that hold (locked or reserved) any of `keys`.
+    fn holders(&self, keys: &[String], txn: TxnId) -> Vec<TxnId> {
+        keys.iter()
+            .flat_map(|k| [self.locks.get(k), self.reserved.get(k)])
+            .flatten()
+            .copied()
+            .filter(|holder| *holder != txn)
+            .collect()
+    }
+
+    /// Proposes a prepare, its keys reserved until it is applied.
+    fn propose_prepare(&mut self, prepare: Waiting, out: &mut Outbox) {
+        let Waiting {
+            txn,
+            coordinator,
+            keys,
+            part,
+        } = prepare;
+        if !self.proposed.insert(txn) {
+            return;
+        }
+        for key in &keys {
+            self.reserved.insert(key.clone(), txn);
+        }
+        out.proposals.push(Record::Prepared {
+            txn,
+            coordinator,
+            keys,
+            part,
+        });
+    }
+
+    /// Proposes the waiting prepares whose keys are now free, in arrival order (a
+    /// later one never overtakes an earlier one on a key they share).
+    fn admit_waiting(&mut self, out: &mut Outbox) {
+        let mut blocked: Vec<String> = Vec::new();
+        for (waiting, deadline) in std::mem::take(&mut self.waiting) {
+            let free = self.holders(&waiting.keys, waiting.txn).is_empty()
+                && !waiting.keys.iter().any(|k| blocked.contains(k));
+            if free {
+                self.propose_prepare(waiting, out);
+            } else {
+                blocked.extend(waiting.keys.iter().cloned());
+                self.waiting.push((waiting, deadline));
+            }
         }
     }
 

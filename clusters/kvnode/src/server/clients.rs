@@ -3,7 +3,6 @@
 //! be forwarded (`"forward": true`) gets its answer through [`super::forward`], which
 //! relays it to the leader when the node loop answers `not-leader`.
 
-use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -15,12 +14,13 @@ use crate::protocol::{Response, parse_request};
 
 use super::event::Event;
 use super::forward;
+use super::router::Router;
 
 /// Accepts client connections for node `node`; forwarded requests are bounded by
 /// `request_timeout` from their arrival.
 pub async fn serve_clients(
     listener: TcpListener,
-    events: Sender<Event>,
+    events: Router,
     node: u64,
     request_timeout: Duration,
 ) {
@@ -44,7 +44,7 @@ pub async fn serve_clients(
 
 async fn serve_one(
     stream: TcpStream,
-    events: Sender<Event>,
+    events: Router,
     node: u64,
     request_timeout: Duration,
 ) -> std::io::Result<()> {

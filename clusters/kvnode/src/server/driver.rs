@@ -11,20 +11,28 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::commit::{ShardId, two_phase};
 use crate::consensus::{CoreReady, Entry, NodeId, Protocol};
 use crate::events;
-use crate::kv::{MicroOp, Store, TxnOutcome, parse_txn, txn_to_json};
+use crate::kv::{MicroOp, Store, TxnOutcome, txn_to_json};
 use crate::peer::{PeerCore, PeerMessage};
 use crate::protocol::{Body, Request, Response, status_json};
 use crate::storage::{Persist, Storage};
 
 use super::ServerError;
 use super::event::Event;
+use super::router::Router;
 use super::transport::Transport;
+
+mod cross_shard;
+pub mod entries;
+
+use cross_shard::CrossShard;
+use entries::Command;
 
 /// A client waiting for its transaction.
 #[derive(Debug)]
-struct Waiter {
+pub(super) struct Waiter {
     id: Value,
     reply: UnboundedSender<Response>,
     /// For writes: the term of the proposed entry.
@@ -44,6 +52,13 @@ pub struct DriverConfig {
     pub snapshot_entries: u64,
     /// Each peer's client address, for `not-leader` hints.
     pub client_addrs: BTreeMap<NodeId, String>,
+    /// The shard this loop runs (0 on an unsharded node).
+    pub shard: ShardId,
+    /// Where the node's other shards' loops are, and the statuses they publish.
+    pub router: Router,
+    /// Two-phase commit's settings, on a sharded node (`None`: unsharded, no
+    /// cross-shard transactions).
+    pub commit: Option<two_phase::Config>,
 }
 
 /// The node loop's state, around a core of either protocol.
@@ -61,6 +76,9 @@ pub struct Driver<C> {
     next_ctx: u64,
     /// The commit index last logged as a `commit` protocol event.
     logged_commit: u64,
+    shard: ShardId,
+    /// Cross-shard transactions (a sharded node).
+    cross: Option<CrossShard>,
 }
 
 impl<C: PeerCore + Persist> Driver<C> {
@@ -72,8 +90,14 @@ impl<C: PeerCore + Persist> Driver<C> {
         transport: Transport,
         cfg: DriverConfig,
     ) -> Driver<C> {
+        let shards = cfg.router.shards();
+        let cross = cfg
+            .commit
+            .map(|commit| CrossShard::new(cfg.shard, shards, core.id(), commit));
         Driver {
             id: core.id(),
+            shard: cfg.shard,
+            cross,
             core,
             storage,
             store,
@@ -84,6 +108,13 @@ impl<C: PeerCore + Persist> Driver<C> {
             ready_reads: Vec::new(),
             next_ctx: 1,
             logged_commit: 0,
+        }
+    }
+
+    /// Restores the cross-shard commit state a snapshot held (a sharded node's).
+    pub fn restore_commit(&mut self, state: two_phase::Durable) {
+        if let Some(cross) = &mut self.cross {
+            cross.commit.restore(state);
         }
     }
 
@@ -110,15 +141,22 @@ impl<C: PeerCore + Persist> Driver<C> {
             let now = Instant::now();
             if now >= next_tick {
                 self.core.tick();
+                self.commit_tick();
                 next_tick += self.cfg.tick;
                 if next_tick < now {
                     next_tick = now + self.cfg.tick;
                 }
                 self.expire(now);
+                self.expire_cross_shard(now);
             }
+            self.propose_deferred();
             while self.core.has_ready() {
                 self.process_ready()?;
+                self.sync_leadership();
+                self.propose_deferred();
             }
+            self.sync_leadership();
+            self.retry_held(Instant::now());
             if stop {
                 self.stop();
                 return Ok(());
@@ -129,7 +167,11 @@ impl<C: PeerCore + Persist> Driver<C> {
     /// Handles one event; returns true to stop.
     fn handle(&mut self, event: Event) -> bool {
         match event {
-            Event::Peer(m) => match C::Message::try_from(m) {
+            Event::Peer(_, PeerMessage::Commit { message, .. }) => {
+                self.on_commit_message(message, true);
+            }
+            Event::Commit { message, relayed } => self.on_commit_message(message, relayed),
+            Event::Peer(_, m) => match C::Message::try_from(m) {
                 Ok(m) => self.core.step(m),
                 Err(m) => tracing::warn!(
                     protocol = %C::PROTOCOL,
@@ -147,16 +189,28 @@ impl<C: PeerCore + Persist> Driver<C> {
         let Request { id, body, .. } = request;
         let txn = match body {
             Body::Status => {
-                let _ = reply.send(Response::ok_status(
-                    id,
-                    self.id,
-                    status_json(&self.core.status()),
-                ));
+                let _ = reply.send(Response::ok_status(id, self.id, self.status_json()));
                 return;
             }
             Body::Txn(txn) => txn,
         };
         let deadline = Instant::now() + self.cfg.request_timeout;
+        if self.cross.is_some()
+            && faultline_kv_proto::shards_of(&txn, self.cfg.router.shards()).len() > 1
+        {
+            self.begin_cross_shard(id, reply, txn, deadline);
+            return;
+        }
+        if self.is_busy(&txn) {
+            self.hold(Waiter {
+                id,
+                reply,
+                term: 0,
+                txn,
+                deadline,
+            });
+            return;
+        }
         if txn.iter().all(MicroOp::is_read) {
             let ctx = self.next_ctx;
             self.next_ctx += 1;
@@ -203,6 +257,31 @@ impl<C: PeerCore + Persist> Driver<C> {
         }
     }
 
+    /// This node's status: this shard's, and every shard's under `shards` when sharded.
+    fn status_json(&self) -> Value {
+        let mut status = status_json(&self.core.status());
+        if self.cross.is_some()
+            && let Value::Object(fields) = &mut status
+        {
+            let shards: Vec<Value> = self
+                .cfg
+                .router
+                .statuses()
+                .iter()
+                .enumerate()
+                .map(|(shard, s)| {
+                    let mut one = s.as_ref().map_or(Value::Null, status_json);
+                    if let Value::Object(o) = &mut one {
+                        o.insert("shard".into(), shard.into());
+                    }
+                    one
+                })
+                .collect();
+            fields.insert("shards".into(), Value::Array(shards));
+        }
+        status
+    }
+
     fn reply_not_leader(
         &self,
         id: Value,
@@ -233,7 +312,7 @@ impl<C: PeerCore + Persist> Driver<C> {
         let early = self.core.sends_before_persisting();
         if early {
             for m in &messages {
-                self.transport.send(m);
+                self.transport.send(self.shard, m);
             }
         }
         C::persist(&mut self.storage, &ready)?;
@@ -244,12 +323,16 @@ impl<C: PeerCore + Persist> Driver<C> {
         }
         if !early {
             for m in &messages {
-                self.transport.send(m);
+                self.transport.send(self.shard, m);
             }
         }
         if let Some(snapshot) = ready.snapshot() {
-            self.store = Store::from_bytes(&snapshot.data)
-                .map_err(|e| ServerError::Snapshot(e.to_string()))?;
+            let (store, commit) =
+                entries::restore(&snapshot.data).map_err(ServerError::Snapshot)?;
+            self.store = store;
+            if let Some(cross) = &mut self.cross {
+                cross.commit.restore(commit.unwrap_or_default());
+            }
             let index = snapshot.meta.index;
             events::snapshot(self.id, index);
             tracing::info!(
@@ -298,10 +381,10 @@ impl<C: PeerCore + Persist> Driver<C> {
         let outcome = if entry.data.is_empty() {
             None
         } else {
-            match serde_json::from_slice::<Value>(&entry.data).map(|v| parse_txn(&v)) {
-                Ok(Ok(txn)) => Some(self.store.apply(&txn)),
-                Ok(Err(e)) => {
-                    tracing::error!(index = entry.index, error = %e, "skipping undecodable entry");
+            match entries::decode(&entry.data) {
+                Ok(Command::Txn(txn)) => Some(self.apply_txn(&txn)),
+                Ok(Command::Record(record)) => {
+                    self.apply_record(&record);
                     None
                 }
                 Err(e) => {
@@ -329,6 +412,18 @@ impl<C: PeerCore + Persist> Driver<C> {
         let _ = w.reply.send(response);
     }
 
+    /// Applies a client's transaction of this shard, unless a prepared cross-shard
+    /// part holds one of its keys: then it aborts (`locked`), the same on every replica.
+    fn apply_txn(&mut self, txn: &[MicroOp]) -> TxnOutcome {
+        match self.locked_key(txn) {
+            Some(key) => TxnOutcome::Aborted {
+                code: "locked",
+                message: locked_message(&key),
+            },
+            None => self.store.apply(txn),
+        }
+    }
+
     fn serve_reads(&mut self) {
         let applied = self.core.status().applied;
         let mut waiting = Vec::new();
@@ -338,6 +433,11 @@ impl<C: PeerCore + Persist> Driver<C> {
                 continue;
             }
             if let Some(w) = self.reads.remove(&ctx) {
+                if self.locked_key(&w.txn).is_some() {
+                    // A cross-shard part holds a key: read again once it is free.
+                    self.hold(w);
+                    continue;
+                }
                 let response = match self.store.apply(&w.txn) {
                     TxnOutcome::Committed(results) => Response::ok_txn(w.id, self.id, results),
                     TxnOutcome::Aborted { code, message } => {
@@ -355,7 +455,8 @@ impl<C: PeerCore + Persist> Driver<C> {
         if st.applied < st.snapshot_index + self.cfg.snapshot_entries {
             return Ok(());
         }
-        let data = self.store.to_bytes();
+        let commit = self.cross.as_ref().map(|c| c.commit.durable());
+        let data = entries::snapshot(&self.store, commit);
         self.core
             .compact(st.applied, data)
             .map_err(|e| ServerError::Snapshot(e.to_string()))?;
@@ -398,6 +499,7 @@ impl<C: PeerCore + Persist> Driver<C> {
     }
 
     fn stop(&mut self) {
+        self.stop_cross_shard();
         for (_, w) in self.writes.drain() {
             let message = "the node is shutting down; the write may still take effect";
             let _ = w
@@ -413,6 +515,14 @@ impl<C: PeerCore + Persist> Driver<C> {
             ));
         }
     }
+}
+
+/// Why a transaction touching `key` did not run.
+fn locked_message(key: &str) -> String {
+    format!(
+        "key {key} is locked by a cross-shard transaction in progress; this transaction \
+         had no effect"
+    )
 }
 
 #[cfg(test)]

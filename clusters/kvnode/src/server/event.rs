@@ -1,16 +1,28 @@
-//! What the node loop reacts to: messages from peers (`transport`), client requests
-//! (`clients`), and the stop signal; the loop itself is `driver`.
+//! What the node loop of a shard reacts to: messages from peers (`transport`), client
+//! requests (`clients`), cross-shard commit messages from the node's other shards,
+//! and the stop signal; the loop itself is `driver`, and `router` hands each event to
+//! its shard's loop.
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::commit::{ShardId, two_phase};
 use crate::peer::PeerMessage;
 use crate::protocol::{Request, Response};
 
 /// What the node loop reacts to.
 #[derive(Debug)]
 pub enum Event {
-    /// A message from a peer.
-    Peer(PeerMessage),
+    /// A message from a peer, for a shard.
+    Peer(ShardId, PeerMessage),
+    /// A two-phase commit message for this shard: from another shard on this node
+    /// (`relayed` false: a replica that does not lead relays it to the leader), or
+    /// relayed by a peer (`relayed` true: never relayed again).
+    Commit {
+        /// The message.
+        message: two_phase::Message,
+        /// Whether it already crossed the network once.
+        relayed: bool,
+    },
     /// A client request and where to send its response.
     Client(Request, UnboundedSender<Response>),
     /// Stop (SIGTERM).

@@ -1,11 +1,15 @@
-//! The server: storage recovery, peer and client listeners (tokio), and the node loop
-//! on its own thread. Thin by design: all consensus logic is in [`crate::raft`] and
-//! [`crate::paxos`], driven through the [`crate::consensus::Core`] trait.
+//! The server: storage recovery, peer and client listeners (tokio), and one node loop
+//! per shard, each on its own thread (one shard when unsharded), which the
+//! [`router::Router`] hands events to. Thin by design: all consensus logic is in
+//! [`crate::raft`] and [`crate::paxos`], driven through the [`crate::consensus::Core`]
+//! trait, and cross-shard commit in [`crate::commit`].
 
 mod clients;
 pub mod driver;
 pub mod event;
 mod forward;
+mod layout;
+pub mod router;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -15,6 +19,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::commit::ShardId;
+use crate::commit::two_phase::{self, Durable};
 use crate::consensus::{ConfigError, NodeId, Protocol};
 use crate::kv::Store;
 use crate::paxos::{self, Paxos, PaxosBugs};
@@ -24,9 +30,10 @@ use crate::storage::{Persist, Storage, StorageError};
 
 use driver::{Driver, DriverConfig};
 use event::Event;
+use router::Router;
 use transport::Transport;
 
-pub use faultline_kv_proto::Bug;
+pub use faultline_kv_proto::{Bug, CommitProtocol};
 
 /// Another member of the cluster.
 #[derive(Debug, Clone)]
@@ -68,6 +75,10 @@ pub struct ServerConfig {
     pub lease_read: bool,
     /// Planted bugs.
     pub bugs: Vec<Bug>,
+    /// How many shards (consensus groups) the keys are spread over (1: unsharded).
+    pub shards: u32,
+    /// How a transaction of several shards commits.
+    pub commit_protocol: CommitProtocol,
 }
 
 /// The data directory was written by the other consensus protocol.
@@ -107,6 +118,9 @@ pub enum ServerError {
     /// The data directory belongs to the other protocol.
     #[error(transparent)]
     WrongProtocol(#[from] WrongProtocol),
+    /// The data directory was written with another shard count.
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
 }
 
 fn core_bugs(bugs: &[Bug]) -> CoreBugs {
@@ -124,24 +138,115 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
     if !cfg.bugs.is_empty() {
         tracing::warn!(bugs = ?cfg.bugs, "PLANTED BUGS ENABLED: this node is deliberately unsafe");
     }
+    let shards = cfg.shards.max(1);
+    layout::check(&cfg.data_dir, shards)?;
+    let bind = |addr: String| async move {
+        TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let peer_listener = bind(cfg.listen_peer.clone()).await?;
+    let client_listener = bind(cfg.listen_client.clone()).await?;
+
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards)
+        .map(|_| std::sync::mpsc::channel::<Event>())
+        .unzip();
+    let router = Router::new(cfg.id, senders);
+    let peer_addrs = cfg
+        .peers
+        .iter()
+        .map(|(id, p)| (*id, p.raft_addr.clone()))
+        .collect();
+    let transport = Transport::start(&peer_addrs, &tokio::runtime::Handle::current());
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    for (shard, events) in (0..shards).zip(receivers) {
+        let shard_cfg = ShardLoop {
+            shard,
+            shards,
+            events,
+            router: router.clone(),
+            transport: transport.clone(),
+            done: done_tx.clone(),
+        };
+        if let Err(e) = start_shard(&cfg, shard_cfg) {
+            let _ = router.send(Event::Shutdown);
+            return Err(e);
+        }
+    }
+    drop(done_tx);
+
+    let peers_task = tokio::spawn(transport::serve_peers(peer_listener, router.clone()));
+    let clients_task = tokio::spawn(clients::serve_clients(
+        client_listener,
+        router.clone(),
+        cfg.id,
+        cfg.request_timeout,
+    ));
+    tracing::info!(peer = %cfg.listen_peer, client = %cfg.listen_client, shards, "listening");
+
+    tokio::pin!(shutdown);
+    let mut result = tokio::select! {
+        first = done_rx.recv() => first.unwrap_or(Ok(())),
+        () = &mut shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
+    // One loop ended (a fatal error) or the node stops: stop them all.
+    let _ = router.send(Event::Shutdown);
+    while let Some(other) = done_rx.recv().await {
+        result = result.and(other);
+    }
+    peers_task.abort();
+    clients_task.abort();
+    // Let connection tasks flush the last responses.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    result
+}
+
+/// What one shard's loop is given.
+struct ShardLoop {
+    shard: ShardId,
+    shards: u32,
+    events: std::sync::mpsc::Receiver<Event>,
+    router: Router,
+    transport: Transport,
+    done: tokio::sync::mpsc::UnboundedSender<Result<(), ServerError>>,
+}
+
+/// Recovers shard `shard`'s storage (the data directory itself when unsharded,
+/// `shard-K` under it otherwise), builds its consensus core and starts its loop on
+/// its own thread.
+fn start_shard(cfg: &ServerConfig, shard_loop: ShardLoop) -> Result<(), ServerError> {
+    let ShardLoop { shard, shards, .. } = shard_loop;
+    let dir = layout::shard_dir(&cfg.data_dir, shard, shards);
     let fsync = !cfg.bugs.contains(&Bug::NoFsync);
-    let (storage, restored) = Storage::open(&cfg.data_dir, fsync)?;
+    let (storage, restored) = Storage::open(&dir, fsync)?;
     if restored.torn_bytes > 0 {
         tracing::warn!(
+            shard,
             bytes = restored.torn_bytes,
             "truncated a torn tail of the write-ahead log"
         );
     }
-    let store = match &restored.snapshot {
-        Some(s) => Store::from_bytes(&s.data).map_err(|e| ServerError::Snapshot(e.to_string()))?,
-        None => Store::new(),
+    let (store, commit_state) = match &restored.snapshot {
+        Some(s) => driver::entries::restore(&s.data).map_err(ServerError::Snapshot)?,
+        None => (Store::new(), None),
     };
     let mut voters: Vec<NodeId> = cfg.peers.keys().copied().collect();
     voters.push(cfg.id);
     voters.sort_unstable();
+    // Shard k's leader prefers the k-th node (mod n): the others wait twice as long
+    // before standing, so leaders spread over the nodes.
+    let preferred = voters[faultline_kv_proto::preferred_node(shard, voters.len())];
+    let election_ticks = if shards > 1 && preferred != cfg.id {
+        cfg.election_ticks.saturating_mul(2)
+    } else {
+        cfg.election_ticks
+    };
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(cfg.id, |d| d.as_nanos() as u64 ^ cfg.id);
+        .map_or(cfg.id, |d| d.as_nanos() as u64 ^ cfg.id ^ u64::from(shard));
     let found = match (restored.has_raft_state(), restored.has_paxos_state()) {
         (true, false) => Some(Protocol::Raft),
         (false, true) => Some(Protocol::Paxos),
@@ -156,6 +261,7 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
     }
     tracing::info!(
         id = cfg.id,
+        shard,
         consensus = %cfg.consensus,
         term = restored.hard.term,
         promised = %restored.paxos.promised,
@@ -163,10 +269,15 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
         snapshot = restored.snapshot.as_ref().map_or(0, |s| s.meta.index),
         "recovered durable state"
     );
+    let state = Recovered {
+        storage,
+        store,
+        commit_state,
+    };
     match cfg.consensus {
         Protocol::Raft => {
             let mut raft_cfg = Config::new(cfg.id, voters);
-            raft_cfg.election_tick = cfg.election_ticks;
+            raft_cfg.election_tick = election_ticks;
             raft_cfg.heartbeat_tick = cfg.heartbeat_ticks;
             raft_cfg.lease_read = cfg.lease_read;
             raft_cfg.max_append_entries = cfg.max_append_entries;
@@ -177,11 +288,11 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             raft_cfg.wall_lease_ms = tick_ms.saturating_mul(u64::from(cfg.election_ticks)) / 2;
             raft_cfg.seed = seed;
             let core = Raft::new(raft_cfg, restored.hard, restored.snapshot, restored.entries)?;
-            serve(cfg, core, storage, store, shutdown).await
+            spawn_loop(cfg, core, state, shard_loop)
         }
         Protocol::Paxos => {
             let mut paxos_cfg = paxos::Config::new(cfg.id, voters);
-            paxos_cfg.election_tick = cfg.election_ticks;
+            paxos_cfg.election_tick = election_ticks;
             paxos_cfg.heartbeat_tick = cfg.heartbeat_ticks;
             paxos_cfg.max_accept_values = cfg.max_append_entries;
             paxos_cfg.bugs = PaxosBugs {
@@ -190,82 +301,75 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             };
             paxos_cfg.seed = seed;
             let core = Paxos::new(paxos_cfg, restored.paxos, restored.snapshot)?;
-            serve(cfg, core, storage, store, shutdown).await
+            spawn_loop(cfg, core, state, shard_loop)
         }
     }
 }
 
-/// Listens, starts the node loop around `core` on its own thread, and serves until
-/// `shutdown` resolves or the loop ends.
-async fn serve<C: PeerCore + Persist + Send + 'static>(
-    cfg: ServerConfig,
-    core: C,
+/// A shard's recovered storage and state machine.
+struct Recovered {
     storage: Storage,
     store: Store,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
-    let bind = |addr: String| async move {
-        TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })
-    };
-    let peer_listener = bind(cfg.listen_peer.clone()).await?;
-    let client_listener = bind(cfg.listen_client.clone()).await?;
+    commit_state: Option<Durable>,
+}
 
-    let (tx, rx) = std::sync::mpsc::channel::<Event>();
-    let peer_addrs = cfg
-        .peers
-        .iter()
-        .map(|(id, p)| (*id, p.raft_addr.clone()))
-        .collect();
-    let transport = Transport::start(&peer_addrs, &tokio::runtime::Handle::current());
+/// Starts the node loop around `core` on its own thread; its result goes to
+/// `shard_loop.done`. A sharded node's protocol events are logged in a `shard` span
+/// (`shard{shard=K}: protocol: ...`), so a node-log checker tells the groups apart.
+fn spawn_loop<C: PeerCore + Persist + Send + 'static>(
+    cfg: &ServerConfig,
+    core: C,
+    state: Recovered,
+    shard_loop: ShardLoop,
+) -> Result<(), ServerError> {
+    let ShardLoop {
+        shard,
+        shards,
+        events,
+        router,
+        transport,
+        done,
+    } = shard_loop;
     let mut client_addrs: BTreeMap<NodeId, String> = cfg
         .peers
         .iter()
         .filter_map(|(id, p)| p.client_addr.clone().map(|a| (*id, a)))
         .collect();
     client_addrs.insert(cfg.id, cfg.listen_client.clone());
+    let commit = (shards > 1).then(|| two_phase::Config {
+        presumed_commit: cfg.bugs.contains(&Bug::TwoPcPresumedCommit),
+        ..two_phase::Config::default()
+    });
     let driver_cfg = DriverConfig {
         tick: cfg.tick,
         request_timeout: cfg.request_timeout,
         snapshot_entries: cfg.snapshot_entries.max(1),
         client_addrs,
+        shard,
+        router,
+        commit,
     };
-    let driver = Driver::new(core, storage, store, transport, driver_cfg);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let mut driver = Driver::new(core, state.storage, state.store, transport, driver_cfg);
+    if let Some(commit_state) = state.commit_state {
+        driver.restore_commit(commit_state);
+    }
+    let name = if shards > 1 {
+        format!("{}-{}-s{shard}", cfg.consensus, cfg.id)
+    } else {
+        format!("{}-{}", cfg.consensus, cfg.id)
+    };
     std::thread::Builder::new()
-        .name(format!("{}-{}", cfg.consensus, cfg.id))
+        .name(name)
         .spawn(move || {
-            let _ = done_tx.send(driver.run(rx));
+            let result = if shards > 1 {
+                let span = tracing::info_span!("shard", shard);
+                let _entered = span.enter();
+                driver.run(events)
+            } else {
+                driver.run(events)
+            };
+            let _ = done.send(result);
         })
         .map_err(|e| ServerError::Thread(e.to_string()))?;
-
-    let peers_task = tokio::spawn(transport::serve_peers(peer_listener, tx.clone()));
-    let clients_task = tokio::spawn(clients::serve_clients(
-        client_listener,
-        tx.clone(),
-        cfg.id,
-        cfg.request_timeout,
-    ));
-    tracing::info!(peer = %cfg.listen_peer, client = %cfg.listen_client, "listening");
-
-    tokio::pin!(done_rx);
-    let result = tokio::select! {
-        result = &mut done_rx => result,
-        () = shutdown => {
-            tracing::info!("shutting down");
-            let _ = tx.send(Event::Shutdown);
-            done_rx.await
-        }
-    };
-    peers_task.abort();
-    clients_task.abort();
-    // Let connection tasks flush the last responses.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    match result {
-        Ok(result) => result,
-        Err(_) => Err(ServerError::Thread(
-            "the node loop ended without a result".into(),
-        )),
-    }
+    Ok(())
 }

@@ -10,17 +10,18 @@
 //! the reading side of a connection whose peer went away.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::commit::ShardId;
 use crate::consensus::NodeId;
-use crate::peer::PeerMessage;
+use crate::peer::{PeerMessage, decode_frame, encode_frame};
 
 use super::event::Event;
+use super::router::Router;
 
 /// Largest frame accepted (snapshots travel in one frame).
 const MAX_FRAME: usize = 512 << 20;
@@ -63,10 +64,11 @@ impl Transport {
         Transport { senders }
     }
 
-    /// Queues a message for its peer (dropped if the peer is unknown or unreachable).
-    pub fn send(&self, m: &PeerMessage) {
+    /// Queues a message of shard `shard` for its peer (dropped if the peer is unknown
+    /// or unreachable).
+    pub fn send(&self, shard: ShardId, m: &PeerMessage) {
         if let Some(tx) = self.senders.get(&m.to()) {
-            let body = m.encode();
+            let body = encode_frame(shard, m);
             let mut frame = Vec::with_capacity(body.len() + 4);
             frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
             frame.extend_from_slice(&body);
@@ -132,8 +134,8 @@ async fn peer_writer(id: NodeId, addr: String, mut rx: UnboundedReceiver<Vec<u8>
     }
 }
 
-/// Accepts peer connections and feeds their messages to the node loop.
-pub async fn serve_peers(listener: TcpListener, events: Sender<Event>) {
+/// Accepts peer connections and feeds their messages to their shard's node loop.
+pub async fn serve_peers(listener: TcpListener, events: Router) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
@@ -152,7 +154,7 @@ pub async fn serve_peers(listener: TcpListener, events: Sender<Event>) {
     }
 }
 
-async fn read_frames(stream: TcpStream, events: Sender<Event>) -> std::io::Result<()> {
+async fn read_frames(stream: TcpStream, events: Router) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     if let Err(e) = bound_dead_peers(&stream) {
         tracing::warn!(error = %e, "cannot set a peer connection's timeouts");
@@ -169,8 +171,8 @@ async fn read_frames(stream: TcpStream, events: Sender<Event>) -> std::io::Resul
         }
         let mut buf = vec![0u8; n];
         stream.read_exact(&mut buf).await?;
-        let message = PeerMessage::decode(&buf).map_err(std::io::Error::other)?;
-        if events.send(Event::Peer(message)).is_err() {
+        let (shard, message) = decode_frame(&buf).map_err(std::io::Error::other)?;
+        if events.send(Event::Peer(shard, message)).is_err() {
             return Ok(());
         }
     }

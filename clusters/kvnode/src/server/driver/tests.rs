@@ -27,6 +27,9 @@ fn single_node(dir: &Path, bugs: CoreBugs, runtime: &tokio::runtime::Runtime) ->
         request_timeout: Duration::from_secs(1),
         snapshot_entries: 1_000,
         client_addrs: BTreeMap::new(),
+        shard: 0,
+        router: crate::server::router::Router::new(1, vec![]),
+        commit: None,
     };
     Driver::new(core, storage, Store::new(), transport, cfg)
 }

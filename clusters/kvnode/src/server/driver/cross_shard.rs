@@ -1,0 +1,496 @@
+//! The node loop's side of cross-shard transactions (a sharded node only): it drives
+//! the shard's [`two_phase::Shard`] and carries out its outbox.
+//!
+//! - A transaction of several shards reaches the loop of a shard this node leads (the
+//!   router sees to it), which coordinates it: it splits the micro-ops by shard into
+//!   parts and begins two-phase commit over them.
+//! - Records go into this shard's log (proposed once the ready being handled is
+//!   done: a core takes no proposal in the middle of one) and are handed to the
+//!   commit core as they are applied, in log order, on every replica.
+//! - Messages for this shard are handled at once; those for another shard go to its
+//!   loop on this node, which relays them to its leader over the network when it
+//!   does not lead (once: a relayed message that reaches a replica not leading is
+//!   dropped, and the protocol's timeouts recover from the loss).
+//! - A prepared part's reads are evaluated against the store when the core asks (its
+//!   keys are locked, so its values cannot change until its outcome) and travel in
+//!   the yes vote; a part whose evaluation fails (a `cas` that compares false) votes no.
+//! - A decision reaches the client as `ok` with every part's reads (a commit), `fail`
+//!   (an abort: the first decision applied is final, so it had no effect anywhere),
+//!   or `info` when the reads did not all reach this leader, it lost leadership, or
+//!   time ran out.
+//! - A committed part is applied to the store when its outcome is applied here; a
+//!   single-shard transaction touching a locked key aborts (`locked`), in log order
+//!   for writes and when served for reads, so nothing observes a half-finished
+//!   transaction. So that few abort, the leader holds back a single-shard
+//!   transaction whose keys are busy (locked, or reserved by a prepare on its way to
+//!   the log) and starts it once they are free; after [`HOLD`] it fails `locked`
+//!   (nothing was proposed).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+use faultline_kv_proto::shard_of;
+
+use crate::commit::two_phase::{self, Outbox, Record};
+use crate::commit::{Decision, ShardId, TxnId};
+use crate::consensus::{NodeId, Role};
+use crate::kv::{MicroOp, TxnOutcome, parse_txn, txn_to_json};
+use crate::peer::{PeerCore, PeerMessage};
+use crate::protocol::{Request, Response};
+use crate::storage::Persist;
+
+use super::super::event::Event;
+use super::{Driver, Waiter, entries, locked_message};
+
+/// How long the leader holds back a single-shard transaction whose keys are busy.
+pub const HOLD: Duration = Duration::from_secs(1);
+
+/// A cross-shard transaction's client, at the coordinator.
+#[derive(Debug)]
+struct Pending {
+    id: Value,
+    reply: UnboundedSender<Response>,
+    ops: Vec<MicroOp>,
+    deadline: Instant,
+}
+
+/// A shard loop's cross-shard state.
+#[derive(Debug)]
+pub(in crate::server) struct CrossShard {
+    /// The shard's side of two-phase commit.
+    pub(super) commit: two_phase::Shard,
+    shards: u32,
+    pending: HashMap<TxnId, Pending>,
+    /// Records to propose once the ready being handled is done.
+    deferred: Vec<Record>,
+    /// Single-shard transactions held back until their keys are free.
+    held: Vec<Waiter>,
+    seed: u64,
+    next: u64,
+}
+
+impl CrossShard {
+    /// Shard `shard` of `shards`, on node `node`.
+    pub(in crate::server) fn new(
+        shard: ShardId,
+        shards: u32,
+        node: NodeId,
+        config: two_phase::Config,
+    ) -> CrossShard {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed =
+            splitmix(node ^ (u64::from(shard) << 32) ^ nanos ^ u64::from(std::process::id()));
+        CrossShard {
+            commit: two_phase::Shard::new(shard, config),
+            shards,
+            pending: HashMap::new(),
+            deferred: Vec::new(),
+            held: Vec::new(),
+            seed,
+            next: 0,
+        }
+    }
+
+    /// A transaction id no other coordinator uses (64 random-looking bits).
+    fn next_txn(&mut self) -> TxnId {
+        self.next += 1;
+        splitmix(self.seed.wrapping_add(self.next))
+    }
+}
+
+/// SplitMix64's output function: a bijection that spreads its input's bits.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `txn`'s parts: for each shard it touches, the keys and micro-ops there, in order.
+fn split(txn: &[MicroOp], shards: u32) -> Vec<(ShardId, Vec<String>, Vec<u8>)> {
+    let mut parts: BTreeMap<ShardId, (Vec<String>, Vec<MicroOp>)> = BTreeMap::new();
+    for op in txn {
+        let key = op.key_string();
+        let (keys, ops) = parts.entry(shard_of(&key, shards)).or_default();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+        ops.push(op.clone());
+    }
+    parts
+        .into_iter()
+        .map(|(shard, (keys, ops))| {
+            let part = serde_json::to_vec(&txn_to_json(&ops)).unwrap_or_default();
+            (shard, keys, part)
+        })
+        .collect()
+}
+
+/// The transaction's results from its parts' reads, in its own order; `None` when a
+/// part with reads did not report them.
+fn assemble(
+    txn: &[MicroOp],
+    shards: u32,
+    reads: &BTreeMap<ShardId, Vec<u8>>,
+) -> Option<Vec<Value>> {
+    let mut parts: BTreeMap<ShardId, std::vec::IntoIter<Value>> = reads
+        .iter()
+        .filter_map(|(shard, bytes)| {
+            let values: Vec<Value> = serde_json::from_slice(bytes).ok()?;
+            Some((*shard, values.into_iter()))
+        })
+        .collect();
+    txn.iter()
+        .map(|op| {
+            let shard = shard_of(&op.key_string(), shards);
+            match parts.get_mut(&shard).and_then(Iterator::next) {
+                Some(result) => Some(result),
+                None if !op.is_read() => Some(op.to_json(None)),
+                None => None,
+            }
+        })
+        .collect()
+}
+
+impl<C: PeerCore + Persist> Driver<C> {
+    /// A transaction of several shards, at the loop the router chose to coordinate it.
+    pub(super) fn begin_cross_shard(
+        &mut self,
+        id: Value,
+        reply: UnboundedSender<Response>,
+        txn: Vec<MicroOp>,
+        deadline: Instant,
+    ) {
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        if !cross.commit.leading() {
+            let leader = self.core.status().leader;
+            self.reply_not_leader(id, &reply, leader);
+            return;
+        }
+        let parts = split(&txn, cross.shards);
+        let txn_id = cross.next_txn();
+        let pending = Pending {
+            id,
+            reply,
+            ops: txn,
+            deadline,
+        };
+        cross.pending.insert(txn_id, pending);
+        let mut out = Outbox::default();
+        cross.commit.begin(txn_id, parts, &mut out);
+        self.carry_out(out);
+    }
+
+    /// A two-phase commit message for this shard.
+    pub(super) fn on_commit_message(&mut self, message: two_phase::Message, relayed: bool) {
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        if cross.commit.leading() {
+            let mut out = Outbox::default();
+            cross.commit.receive(message, &mut out);
+            self.carry_out(out);
+            return;
+        }
+        let leader = self.core.status().leader.filter(|l| *l != self.id);
+        if let (false, Some(to)) = (relayed, leader) {
+            let relay = PeerMessage::Commit {
+                from: self.id,
+                to,
+                message,
+            };
+            self.transport.send(self.shard, &relay);
+        }
+    }
+
+    /// A commit record applied from this shard's log (every replica, in log order).
+    pub(super) fn apply_record(&mut self, record: &Record) {
+        let Some(cross) = &mut self.cross else {
+            tracing::error!("a commit record in the log of an unsharded node; skipped");
+            return;
+        };
+        let mut out = Outbox::default();
+        cross.commit.apply(record, &mut out);
+        self.carry_out(out);
+    }
+
+    /// One tick of the commit protocol's timeouts.
+    pub(super) fn commit_tick(&mut self) {
+        if let Some(cross) = &mut self.cross {
+            let mut out = Outbox::default();
+            cross.commit.tick(&mut out);
+            self.carry_out(out);
+        }
+    }
+
+    /// Publishes this shard's status to the router and tells the commit core whether
+    /// this replica leads; a coordinator that stops leading answers its clients `info`.
+    pub(super) fn sync_leadership(&mut self) {
+        let status = self.core.status();
+        let leading = status.role == Role::Leader;
+        self.cfg.router.publish(self.shard, status);
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        if leading == cross.commit.leading() {
+            return;
+        }
+        cross.commit.set_leader(leading);
+        for (_, p) in cross.pending.drain() {
+            let message = "this node stopped leading the coordinator shard before the \
+                           transaction's outcome was known; it may still take effect";
+            let _ = p
+                .reply
+                .send(Response::info(p.id, self.id, "leadership-lost", message));
+        }
+    }
+
+    /// Proposes the records the commit core asked for while a ready was handled.
+    pub(super) fn propose_deferred(&mut self) {
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        for record in std::mem::take(&mut cross.deferred) {
+            if self.core.propose(entries::encode(&record)).is_err() {
+                tracing::debug!(?record, "not leading; commit record not proposed");
+            }
+        }
+    }
+
+    /// Answers `info` to the cross-shard clients whose time ran out.
+    pub(super) fn expire_cross_shard(&mut self, now: Instant) {
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        let late: Vec<TxnId> = cross
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(txn, _)| *txn)
+            .collect();
+        for txn in late {
+            if let Some(p) = cross.pending.remove(&txn) {
+                let message = "no outcome within the request timeout; the cross-shard \
+                               transaction may still take effect";
+                let _ = p
+                    .reply
+                    .send(Response::info(p.id, self.id, "timeout", message));
+            }
+        }
+    }
+
+    /// The first key of `txn` that a prepared cross-shard part holds, if any.
+    pub(super) fn locked_key(&self, txn: &[MicroOp]) -> Option<String> {
+        let cross = self.cross.as_ref()?;
+        txn.iter()
+            .map(MicroOp::key_string)
+            .find(|key| cross.commit.is_locked(key))
+    }
+
+    /// Whether this replica leads and a key of `txn` is busy (see the module docs).
+    pub(super) fn is_busy(&self, txn: &[MicroOp]) -> bool {
+        self.cross.as_ref().is_some_and(|cross| {
+            cross.commit.leading() && txn.iter().any(|op| cross.commit.is_busy(&op.key_string()))
+        })
+    }
+
+    /// Holds back a single-shard transaction until its keys are free (at most [`HOLD`]).
+    pub(super) fn hold(&mut self, mut waiter: Waiter) {
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        waiter.deadline = waiter.deadline.min(Instant::now() + HOLD);
+        cross.held.push(waiter);
+    }
+
+    /// Starts the held transactions whose keys are free; fails those held too long.
+    pub(super) fn retry_held(&mut self, now: Instant) {
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        if cross.held.is_empty() {
+            return;
+        }
+        for w in std::mem::take(&mut cross.held) {
+            if !self.is_busy(&w.txn) {
+                let request = Request::txn(w.id, w.txn);
+                self.handle_client(request, w.reply);
+            } else if w.deadline <= now {
+                let key = self.locked_key(&w.txn).unwrap_or_default();
+                let _ = w.reply.send(Response::fail(
+                    w.id,
+                    self.id,
+                    "locked",
+                    locked_message(&key),
+                ));
+            } else if let Some(cross) = &mut self.cross {
+                cross.held.push(w);
+            }
+        }
+    }
+
+    /// Answers the waiting clients of stopping: `info`.
+    pub(super) fn stop_cross_shard(&mut self) {
+        if let Some(cross) = &mut self.cross {
+            for w in cross.held.drain(..) {
+                let _ = w.reply.send(Response::fail(
+                    w.id,
+                    self.id,
+                    "node-stopping",
+                    "the node is shutting down; the transaction was not started",
+                ));
+            }
+            for (_, p) in cross.pending.drain() {
+                let message = "the node is shutting down; the transaction may still take effect";
+                let _ = p
+                    .reply
+                    .send(Response::info(p.id, self.id, "node-stopping", message));
+            }
+        }
+    }
+
+    /// Carries out the commit core's outbox, and the outboxes that follow from it.
+    fn carry_out(&mut self, out: Outbox) {
+        let mut queue = VecDeque::from([out]);
+        while let Some(out) = queue.pop_front() {
+            let Some(cross) = &mut self.cross else {
+                return;
+            };
+            cross.deferred.extend(out.proposals);
+            for (txn, part) in out.to_evaluate {
+                let mut next = Outbox::default();
+                let evaluated = serde_json::from_slice::<Value>(&part)
+                    .ok()
+                    .and_then(|v| parse_txn(&v).ok())
+                    .map(|ops| self.store.evaluate(&ops));
+                match evaluated {
+                    Some(TxnOutcome::Committed(results)) => {
+                        let reads = serde_json::to_vec(&results).unwrap_or_default();
+                        cross.commit.vote(txn, reads, &mut next);
+                    }
+                    _ => cross.commit.refuse(txn, &mut next),
+                }
+                queue.push_back(next);
+            }
+            for (shard, message) in out.messages {
+                if shard == self.shard {
+                    let mut next = Outbox::default();
+                    cross.commit.receive(message, &mut next);
+                    queue.push_back(next);
+                } else {
+                    let event = Event::Commit {
+                        message,
+                        relayed: false,
+                    };
+                    if self.cfg.router.to_shard(shard, event).is_err() {
+                        tracing::warn!(shard, "no loop for the shard; commit message dropped");
+                    }
+                }
+            }
+            for (txn, decision, reads) in out.decided {
+                let Some(p) = cross.pending.remove(&txn) else {
+                    continue;
+                };
+                let response = match decision {
+                    Decision::Abort => Response::fail(
+                        p.id,
+                        self.id,
+                        "aborted",
+                        "the cross-shard transaction was aborted (a key was locked by \
+                         another transaction, a part failed, or the votes came too late); \
+                         it had no effect",
+                    ),
+                    Decision::Commit => match assemble(&p.ops, cross.shards, &reads) {
+                        Some(results) => Response::ok_txn(p.id, self.id, results),
+                        None => Response::info(
+                            p.id,
+                            self.id,
+                            "reads-lost",
+                            "the transaction committed, but not every part's reads \
+                             reached this node",
+                        ),
+                    },
+                };
+                let _ = p.reply.send(response);
+            }
+            for (txn, decision, part) in out.finished {
+                if decision == Decision::Abort {
+                    continue;
+                }
+                let applied = serde_json::from_slice::<Value>(&part)
+                    .ok()
+                    .and_then(|v| parse_txn(&v).ok())
+                    .map(|ops| self.store.apply(&ops));
+                if !matches!(applied, Some(TxnOutcome::Committed(_))) {
+                    tracing::error!(txn, ?applied, "a committed part did not apply");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ops(v: Value) -> Vec<MicroOp> {
+        parse_txn(&v).unwrap()
+    }
+
+    #[test]
+    fn a_transaction_splits_by_shard_and_its_results_reassemble_in_order() {
+        let txn = ops(json!([
+            ["append", "a", 1],
+            ["r", "b", null],
+            ["r", "a", null]
+        ]));
+        let shards = 64;
+        let parts = split(&txn, shards);
+        let (sa, sb) = (shard_of("a", shards), shard_of("b", shards));
+        assert_ne!(sa, sb, "pick keys of different shards");
+        assert_eq!(parts.len(), 2);
+        let part_a = parts.iter().find(|p| p.0 == sa).unwrap();
+        assert_eq!(part_a.1, vec!["a".to_string()]);
+        let part_ops: Value = serde_json::from_slice(&part_a.2).unwrap();
+        assert_eq!(part_ops, json!([["append", "a", 1], ["r", "a", null]]));
+        let mut reads = BTreeMap::new();
+        reads.insert(
+            sa,
+            serde_json::to_vec(&json!([["append", "a", 1], ["r", "a", [1]]])).unwrap(),
+        );
+        reads.insert(sb, serde_json::to_vec(&json!([["r", "b", [7]]])).unwrap());
+        assert_eq!(
+            assemble(&txn, shards, &reads),
+            Some(vec![
+                json!(["append", "a", 1]),
+                json!(["r", "b", [7]]),
+                json!(["r", "a", [1]])
+            ])
+        );
+        reads.remove(&sb);
+        assert_eq!(assemble(&txn, shards, &reads), None, "a read is missing");
+        let writes = ops(json!([["w", "a", 1], ["w", "b", 2]]));
+        assert_eq!(
+            assemble(&writes, shards, &BTreeMap::new()),
+            Some(vec![json!(["w", "a", 1]), json!(["w", "b", 2])])
+        );
+    }
+
+    #[test]
+    fn transaction_ids_do_not_repeat() {
+        let mut a = CrossShard::new(0, 3, 1, two_phase::Config::default());
+        let mut b = CrossShard::new(1, 3, 1, two_phase::Config::default());
+        let ids: std::collections::HashSet<TxnId> = (0..1000)
+            .flat_map(|_| [a.next_txn(), b.next_txn()])
+            .collect();
+        assert_eq!(ids.len(), 2000);
+    }
+}
