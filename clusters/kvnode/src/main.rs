@@ -124,9 +124,6 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
              more"
         );
     }
-    if args.commit_protocol == CommitProtocol::ThreePhase {
-        bail!("--commit-protocol 3pc is not built yet; use 2pc (the default)");
-    }
     Ok(ServerConfig {
         id: args.id,
         consensus: args.consensus,

@@ -5,7 +5,7 @@
 //! ([`encode_frame`]).
 
 use crate::codec::{DecodeError, decode_message, encode_message};
-use crate::commit::{ShardId, two_phase};
+use crate::commit::{self, ShardId};
 use crate::consensus::{Core, NodeId};
 use crate::paxos;
 use crate::raft;
@@ -17,14 +17,15 @@ pub enum PeerMessage {
     Raft(raft::Message),
     /// A Multi-Paxos message.
     Paxos(paxos::Message),
-    /// A two-phase commit message relayed to the shard's leader on node `to`.
+    /// A commit protocol's message for the shard's leader (2PC) or home (3PC) on
+    /// node `to`.
     Commit {
         /// The sender.
         from: NodeId,
-        /// The recipient (the shard's leader as the sender knows it).
+        /// The recipient (the shard's leader as the sender knows it, or its home).
         to: NodeId,
         /// The message.
-        message: two_phase::Message,
+        message: commit::Message,
     },
 }
 
@@ -168,19 +169,19 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::Decision;
+    use crate::commit::{Decision, three_phase, two_phase};
 
     #[test]
     fn frames_carry_their_shard_and_commit_messages_round_trip() {
         let message = PeerMessage::Commit {
             from: 1,
             to: 3,
-            message: two_phase::Message::Vote {
+            message: commit::Message::TwoPhase(two_phase::Message::Vote {
                 txn: u64::MAX - 7,
                 from: 2,
                 yes: true,
                 reads: b"[[\"r\",\"x\",[1,2]]]".to_vec(),
-            },
+            }),
         };
         let frame = encode_frame(5, &message);
         assert_eq!(decode_frame(&frame).unwrap(), (5, message.clone()));
@@ -188,12 +189,22 @@ mod tests {
         let outcome = PeerMessage::Commit {
             from: 2,
             to: 1,
-            message: two_phase::Message::Outcome {
+            message: commit::Message::TwoPhase(two_phase::Message::Outcome {
                 txn: 9,
                 decision: Decision::Abort,
-            },
+            }),
         };
         assert_eq!(PeerMessage::decode(&outcome.encode()).unwrap(), outcome);
+        let state = PeerMessage::Commit {
+            from: 2,
+            to: 1,
+            message: commit::Message::ThreePhase(three_phase::Message::State {
+                txn: 9,
+                from: 0,
+                phase: Some(three_phase::Phase::PreCommitted),
+            }),
+        };
+        assert_eq!(PeerMessage::decode(&state.encode()).unwrap(), state);
         assert!(decode_frame(&[1, 0]).is_err());
         assert!(PeerMessage::decode(&[2, 1, 2, 3]).is_err());
         let mut garbage = outcome.encode();

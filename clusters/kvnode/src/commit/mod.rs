@@ -8,6 +8,10 @@
 //!   the coordinator shard, whose log holds the decision or then records an abort,
 //!   never by guessing.
 //!
+//! - [`three_phase`]: classic three-phase commit, each shard's part on one node, its
+//!   phases on that node's disk: non-blocking when nodes only crash, unsafe under
+//!   partitions.
+//!
 //! Like the consensus cores, these are state machines without I/O: the caller feeds
 //! them applied log records, messages and ticks, and carries out what they put in an
 //! outbox (records to propose, messages to send, outcomes to report). The seeded
@@ -38,6 +42,18 @@ fn due<V>(
         .filter(|(_, wait)| at(wait) <= now)
         .map(|(txn, _)| *txn)
         .collect()
+}
+
+/// A commit protocol's message between shards, as it travels between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "protocol", content = "body")]
+pub enum Message {
+    /// Two-phase commit's.
+    #[serde(rename = "2pc")]
+    TwoPhase(two_phase::Message),
+    /// Three-phase commit's.
+    #[serde(rename = "3pc")]
+    ThreePhase(three_phase::Message),
 }
 
 /// A transaction's outcome.

@@ -2,7 +2,9 @@
 //! lives on one node, its phase written to that node's disk at every step.
 //!
 //! 1. can-commit: the coordinator asks every participant; one whose keys are free
-//!    locks them, becomes *uncertain* and votes yes; otherwise it votes no.
+//!    locks them, becomes *uncertain*, has its part's reads evaluated
+//!    ([`Outbox::to_evaluate`]) and votes yes with them ([`Node::vote`]; no, through
+//!    [`Node::vote_no`], when the part cannot run); otherwise it votes no.
 //! 2. pre-commit: once every vote is yes, the coordinator sends pre-commit; a
 //!    participant becomes *pre-committed* and acknowledges.
 //! 3. do-commit: once every participant acknowledged — or when the acknowledgements do
@@ -31,10 +33,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Decision, ShardId, TxnId, due};
 
 /// A participant's phase of a transaction (none: it never voted yes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Voted yes, keys locked, outcome unknown.
     Uncertain,
@@ -47,7 +52,8 @@ pub enum Phase {
 }
 
 /// What travels between nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "message")]
 pub enum Message {
     /// Coordinator → participant: can you commit your part?
     CanCommit {
@@ -70,6 +76,8 @@ pub enum Message {
         from: ShardId,
         /// Yes (uncertain now) or no.
         yes: bool,
+        /// With a yes: what the part's reads returned (opaque here).
+        reads: Vec<u8>,
     },
     /// Coordinator → participant.
     PreCommit {
@@ -138,14 +146,18 @@ pub struct Outbox {
     /// Phases to write to this node's disk, in order.
     pub phases: Vec<(TxnId, Phase)>,
     /// Coordinator: decisions, to write to this node's disk and then report to
-    /// clients.
-    pub decided: Vec<(TxnId, Decision)>,
+    /// clients, with each participant's reads for a commit of which every
+    /// participant's vote reached this node.
+    pub decided: Vec<(TxnId, Decision, BTreeMap<ShardId, Vec<u8>>)>,
+    /// Participant: parts now uncertain here. Evaluate each one's reads (its keys are
+    /// locked) and hand them to [`Node::vote`], or call [`Node::vote_no`].
+    pub to_evaluate: Vec<(TxnId, Vec<u8>)>,
     /// Participant: final outcomes, with the part to apply on commit.
     pub finished: Vec<(TxnId, Decision, Vec<u8>)>,
 }
 
 /// A participant's durable record of a transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartState {
     /// Its phase.
     pub phase: Phase,
@@ -161,7 +173,7 @@ pub struct PartState {
 
 /// What a node's disk holds: its parts' phases and the decisions it made as a
 /// coordinator.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disk {
     /// Its parts, by transaction.
     pub parts: BTreeMap<TxnId, PartState>,
@@ -183,6 +195,8 @@ struct Coordinating {
     participants: Vec<ShardId>,
     waiting: Waiting,
     deadline: u64,
+    /// The yes votes' reads.
+    reads: BTreeMap<ShardId, Vec<u8>>,
 }
 
 /// An uncertain participant's termination in progress (volatile).
@@ -278,6 +292,7 @@ impl Node {
                 participants: participants.clone(),
                 waiting: Waiting::Votes(BTreeSet::new()),
                 deadline: self.now + self.config.timeout,
+                reads: BTreeMap::new(),
             },
         );
         for (shard, keys, part) in parts {
@@ -303,7 +318,12 @@ impl Node {
                 part,
             } => {
                 let yes = match self.parts.get(&txn) {
-                    Some(p) => p.phase != Phase::Aborted,
+                    Some(p) if p.phase == Phase::Aborted => false,
+                    Some(p) => {
+                        // Asked again: the same reads, evaluated again.
+                        out.to_evaluate.push((txn, p.part.clone()));
+                        return;
+                    }
                     None if keys.iter().any(|k| self.locks.contains_key(k)) => false,
                     None => {
                         for key in &keys {
@@ -314,22 +334,29 @@ impl Node {
                             coordinator,
                             participants,
                             keys,
-                            part,
+                            part: part.clone(),
                         };
                         self.parts.insert(txn, state);
                         out.phases.push((txn, Phase::Uncertain));
                         self.timers.insert(txn, self.now + self.config.timeout);
-                        true
+                        out.to_evaluate.push((txn, part));
+                        return;
                     }
                 };
                 let vote = Message::Vote {
                     txn,
                     from: self.id,
                     yes,
+                    reads: Vec::new(),
                 };
                 out.messages.push((coordinator, vote));
             }
-            Message::Vote { txn, from, yes } => self.on_vote(txn, from, yes, out),
+            Message::Vote {
+                txn,
+                from,
+                yes,
+                reads,
+            } => self.on_vote(txn, from, yes, reads, out),
             Message::PreCommit { txn } => {
                 if self.phase(txn) == Some(Phase::Uncertain) {
                     self.set_phase(txn, Phase::PreCommitted, out);
@@ -384,7 +411,7 @@ impl Node {
                 Waiting::Votes(_) => Decision::Abort,
                 Waiting::Acks(_) => Decision::Commit,
             };
-            self.announce(txn, decision, &c.participants, out);
+            self.announce(txn, decision, c, out);
         }
         let timed_out = due(&self.timers, self.now, |at| *at);
         for txn in timed_out {
@@ -434,7 +461,52 @@ impl Node {
         }
     }
 
-    fn on_vote(&mut self, txn: TxnId, from: ShardId, yes: bool, out: &mut Outbox) {
+    /// Participant: votes yes for an uncertain part, with what its reads returned.
+    pub fn vote(&mut self, txn: TxnId, reads: Vec<u8>, out: &mut Outbox) {
+        if let Some(p) = self.parts.get(&txn)
+            && p.phase != Phase::Aborted
+        {
+            let vote = Message::Vote {
+                txn,
+                from: self.id,
+                yes: true,
+                reads,
+            };
+            out.messages.push((p.coordinator, vote));
+        }
+    }
+
+    /// Participant: votes no for an uncertain part that cannot run (a `cas` that
+    /// compares false, say); the coordinator aborts, and its outcome (or the
+    /// termination protocol) releases the keys.
+    pub fn vote_no(&mut self, txn: TxnId, out: &mut Outbox) {
+        if let Some(p) = self.parts.get(&txn) {
+            let vote = Message::Vote {
+                txn,
+                from: self.id,
+                yes: false,
+                reads: Vec::new(),
+            };
+            out.messages.push((p.coordinator, vote));
+        }
+    }
+
+    /// Whether an uncertain or pre-committed part holds `key`.
+    pub fn is_locked(&self, key: &str) -> bool {
+        self.locks.contains_key(key)
+    }
+
+    /// This node's durable record of its part of `txn`.
+    pub fn part(&self, txn: TxnId) -> Option<&PartState> {
+        self.parts.get(&txn)
+    }
+
+    /// The decision this node made for `txn` as its coordinator.
+    pub fn decision(&self, txn: TxnId) -> Option<Decision> {
+        self.decisions.get(&txn).copied()
+    }
+
+    fn on_vote(&mut self, txn: TxnId, from: ShardId, yes: bool, reads: Vec<u8>, out: &mut Outbox) {
         let Some(c) = self.coordinating.get_mut(&txn) else {
             return;
         };
@@ -442,12 +514,13 @@ impl Node {
             return;
         };
         if !yes {
-            let participants = c.participants.clone();
-            self.coordinating.remove(&txn);
-            self.announce(txn, Decision::Abort, &participants, out);
+            if let Some(c) = self.coordinating.remove(&txn) {
+                self.announce(txn, Decision::Abort, c, out);
+            }
             return;
         }
         votes.insert(from);
+        c.reads.insert(from, reads);
         if c.participants.iter().all(|p| votes.contains(p)) {
             c.waiting = Waiting::Acks(BTreeSet::new());
             c.deadline = self.now + self.config.timeout;
@@ -465,10 +538,10 @@ impl Node {
             return;
         };
         acks.insert(from);
-        if c.participants.iter().all(|p| acks.contains(p)) {
-            let participants = c.participants.clone();
-            self.coordinating.remove(&txn);
-            self.announce(txn, Decision::Commit, &participants, out);
+        if c.participants.iter().all(|p| acks.contains(p))
+            && let Some(c) = self.coordinating.remove(&txn)
+        {
+            self.announce(txn, Decision::Commit, c, out);
         }
     }
 
@@ -477,11 +550,21 @@ impl Node {
         &mut self,
         txn: TxnId,
         decision: Decision,
-        participants: &[ShardId],
+        coordinating: Coordinating,
         out: &mut Outbox,
     ) {
+        let Coordinating {
+            participants,
+            reads,
+            ..
+        } = coordinating;
+        let participants = &participants;
         self.decisions.insert(txn, decision);
-        out.decided.push((txn, decision));
+        let reads = match decision {
+            Decision::Commit if reads.len() == participants.len() => reads,
+            _ => BTreeMap::new(),
+        };
+        out.decided.push((txn, decision, reads));
         for shard in participants {
             out.messages
                 .push((*shard, Message::Outcome { txn, decision }));

@@ -26,8 +26,10 @@ use super::transport::Transport;
 
 mod cross_shard;
 pub mod entries;
+pub mod three_pc;
 
 use cross_shard::CrossShard;
+pub use cross_shard::{Commit, CommitSettings};
 use entries::Command;
 
 /// A client waiting for its transaction.
@@ -42,7 +44,7 @@ pub(super) struct Waiter {
 }
 
 /// Settings of the node loop.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DriverConfig {
     /// How long one Raft tick is.
     pub tick: Duration,
@@ -56,9 +58,9 @@ pub struct DriverConfig {
     pub shard: ShardId,
     /// Where the node's other shards' loops are, and the statuses they publish.
     pub router: Router,
-    /// Two-phase commit's settings, on a sharded node (`None`: unsharded, no
-    /// cross-shard transactions).
-    pub commit: Option<two_phase::Config>,
+    /// How cross-shard transactions commit, on a sharded node (`None`: unsharded,
+    /// no cross-shard transactions).
+    pub commit: Option<CommitSettings>,
 }
 
 /// The node loop's state, around a core of either protocol.
@@ -79,6 +81,8 @@ pub struct Driver<C> {
     shard: ShardId,
     /// Cross-shard transactions (a sharded node).
     cross: Option<CrossShard>,
+    /// Why the loop must stop (the 3PC log could not be written).
+    failed: Option<String>,
 }
 
 impl<C: PeerCore + Persist> Driver<C> {
@@ -91,13 +95,16 @@ impl<C: PeerCore + Persist> Driver<C> {
         cfg: DriverConfig,
     ) -> Driver<C> {
         let shards = cfg.router.shards();
+        let mut cfg = cfg;
         let cross = cfg
             .commit
+            .take()
             .map(|commit| CrossShard::new(cfg.shard, shards, core.id(), commit));
         Driver {
             id: core.id(),
             shard: cfg.shard,
             cross,
+            failed: None,
             core,
             storage,
             store,
@@ -157,6 +164,10 @@ impl<C: PeerCore + Persist> Driver<C> {
             }
             self.sync_leadership();
             self.retry_held(Instant::now());
+            if let Some(reason) = self.failed.take() {
+                self.stop();
+                return Err(ServerError::CommitLog(reason));
+            }
             if stop {
                 self.stop();
                 return Ok(());
@@ -387,6 +398,7 @@ impl<C: PeerCore + Persist> Driver<C> {
                     self.apply_record(&record);
                     None
                 }
+                Ok(Command::Part { txn, ops }) => Some(self.apply_part(txn, &ops)),
                 Err(e) => {
                     tracing::error!(index = entry.index, error = %e, "skipping undecodable entry");
                     None
@@ -433,7 +445,7 @@ impl<C: PeerCore + Persist> Driver<C> {
                 continue;
             }
             if let Some(w) = self.reads.remove(&ctx) {
-                if self.locked_key(&w.txn).is_some() {
+                if self.is_busy(&w.txn) || self.locked_key(&w.txn).is_some() {
                     // A cross-shard part holds a key: read again once it is free.
                     self.hold(w);
                     continue;
@@ -455,7 +467,7 @@ impl<C: PeerCore + Persist> Driver<C> {
         if st.applied < st.snapshot_index + self.cfg.snapshot_entries {
             return Ok(());
         }
-        let commit = self.cross.as_ref().map(|c| c.commit.durable());
+        let commit = self.cross.as_ref().and_then(|c| c.commit.durable());
         let data = entries::snapshot(&self.store, commit);
         self.core
             .compact(st.applied, data)

@@ -5,7 +5,7 @@
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::commit::{ShardId, two_phase};
+use crate::commit::{self, ShardId};
 use crate::peer::PeerMessage;
 use crate::protocol::{Request, Response};
 
@@ -14,12 +14,12 @@ use crate::protocol::{Request, Response};
 pub enum Event {
     /// A message from a peer, for a shard.
     Peer(ShardId, PeerMessage),
-    /// A two-phase commit message for this shard: from another shard on this node
-    /// (`relayed` false: a replica that does not lead relays it to the leader), or
-    /// relayed by a peer (`relayed` true: never relayed again).
+    /// A commit protocol's message for this shard: from another shard on this node
+    /// (`relayed` false: a 2PC replica that does not lead relays it to the leader), or
+    /// from a peer (`relayed` true: never relayed again).
     Commit {
         /// The message.
-        message: two_phase::Message,
+        message: commit::Message,
         /// Whether it already crossed the network once.
         relayed: bool,
     },

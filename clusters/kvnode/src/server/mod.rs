@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::commit::ShardId;
 use crate::commit::two_phase::{self, Durable};
+use crate::commit::{ShardId, three_phase};
 use crate::consensus::{ConfigError, NodeId, Protocol};
 use crate::kv::Store;
 use crate::paxos::{self, Paxos, PaxosBugs};
@@ -28,7 +28,8 @@ use crate::peer::PeerCore;
 use crate::raft::{Config, CoreBugs, Raft};
 use crate::storage::{Persist, Storage, StorageError};
 
-use driver::{Driver, DriverConfig};
+use driver::three_pc::{self, ThreePc};
+use driver::{CommitSettings, Driver, DriverConfig};
 use event::Event;
 use router::Router;
 use transport::Transport;
@@ -121,6 +122,9 @@ pub enum ServerError {
     /// The data directory was written with another shard count.
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
+    /// A shard's 3PC log could not be read or written.
+    #[error("3PC log: {0}")]
+    CommitLog(String),
 }
 
 fn core_bugs(bugs: &[Bug]) -> CoreBugs {
@@ -148,10 +152,27 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
     let peer_listener = bind(cfg.listen_peer.clone()).await?;
     let client_listener = bind(cfg.listen_client.clone()).await?;
 
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards)
-        .map(|_| std::sync::mpsc::channel::<Event>())
-        .unzip();
-    let router = Router::new(cfg.id, senders);
+    let homes = homes(&cfg);
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    let mut elsewhere = Vec::new();
+    for shard in 0..shards {
+        match homes.as_ref().map(|h| h[shard as usize]) {
+            Some(home) if home != cfg.id => {
+                senders.push(None);
+                receivers.push(None);
+                let addr = cfg.peers.get(&home).and_then(|p| p.client_addr.clone());
+                elsewhere.push(Some((home, addr)));
+            }
+            _ => {
+                let (tx, rx) = std::sync::mpsc::channel::<Event>();
+                senders.push(Some(tx));
+                receivers.push(Some(rx));
+                elsewhere.push(None);
+            }
+        }
+    }
+    let router = Router::placed(cfg.id, senders, elsewhere);
     let peer_addrs = cfg
         .peers
         .iter()
@@ -160,6 +181,9 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
     let transport = Transport::start(&peer_addrs, &tokio::runtime::Handle::current());
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     for (shard, events) in (0..shards).zip(receivers) {
+        let Some(events) = events else {
+            continue;
+        };
         let shard_cfg = ShardLoop {
             shard,
             shards,
@@ -167,6 +191,7 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Resul
             router: router.clone(),
             transport: transport.clone(),
             done: done_tx.clone(),
+            homes: homes.clone(),
         };
         if let Err(e) = start_shard(&cfg, shard_cfg) {
             let _ = router.send(Event::Shutdown);
@@ -212,6 +237,23 @@ struct ShardLoop {
     router: Router,
     transport: Transport,
     done: tokio::sync::mpsc::UnboundedSender<Result<(), ServerError>>,
+    /// With 3PC: each shard's home node (the one node holding it).
+    homes: Option<Vec<NodeId>>,
+}
+
+/// With three-phase commit (and shards), each shard's home: the node its leader
+/// would prefer, which alone holds it. `None` otherwise (every node holds every shard).
+fn homes(cfg: &ServerConfig) -> Option<Vec<NodeId>> {
+    if cfg.shards <= 1 || cfg.commit_protocol != CommitProtocol::ThreePhase {
+        return None;
+    }
+    let mut ids: Vec<NodeId> = cfg.peers.keys().copied().collect();
+    ids.push(cfg.id);
+    ids.sort_unstable();
+    let homes = (0..cfg.shards)
+        .map(|shard| ids[faultline_kv_proto::preferred_node(shard, ids.len())])
+        .collect();
+    Some(homes)
 }
 
 /// Recovers shard `shard`'s storage (the data directory itself when unsharded,
@@ -236,10 +278,31 @@ fn start_shard(cfg: &ServerConfig, shard_loop: ShardLoop) -> Result<(), ServerEr
     let mut voters: Vec<NodeId> = cfg.peers.keys().copied().collect();
     voters.push(cfg.id);
     voters.sort_unstable();
+    let commit = if shards <= 1 {
+        None
+    } else if let Some(homes) = &shard_loop.homes {
+        // 3PC: the shard is this node's alone, a group of one.
+        voters = vec![cfg.id];
+        let (disk, recovered) =
+            three_pc::DiskLog::open(&dir).map_err(|e| ServerError::CommitLog(e.to_string()))?;
+        let three = ThreePc::new(
+            shard,
+            three_phase::Config::default(),
+            homes.clone(),
+            disk,
+            recovered,
+        );
+        Some(CommitSettings::ThreePhase(Box::new(three)))
+    } else {
+        Some(CommitSettings::TwoPhase(two_phase::Config {
+            presumed_commit: cfg.bugs.contains(&Bug::TwoPcPresumedCommit),
+            ..two_phase::Config::default()
+        }))
+    };
     // Shard k's leader prefers the k-th node (mod n): the others wait twice as long
     // before standing, so leaders spread over the nodes.
     let preferred = voters[faultline_kv_proto::preferred_node(shard, voters.len())];
-    let election_ticks = if shards > 1 && preferred != cfg.id {
+    let election_ticks = if voters.len() > 1 && shards > 1 && preferred != cfg.id {
         cfg.election_ticks.saturating_mul(2)
     } else {
         cfg.election_ticks
@@ -273,6 +336,7 @@ fn start_shard(cfg: &ServerConfig, shard_loop: ShardLoop) -> Result<(), ServerEr
         storage,
         store,
         commit_state,
+        commit,
     };
     match cfg.consensus {
         Protocol::Raft => {
@@ -311,6 +375,7 @@ struct Recovered {
     storage: Storage,
     store: Store,
     commit_state: Option<Durable>,
+    commit: Option<CommitSettings>,
 }
 
 /// Starts the node loop around `core` on its own thread; its result goes to
@@ -329,6 +394,7 @@ fn spawn_loop<C: PeerCore + Persist + Send + 'static>(
         router,
         transport,
         done,
+        ..
     } = shard_loop;
     let mut client_addrs: BTreeMap<NodeId, String> = cfg
         .peers
@@ -336,10 +402,7 @@ fn spawn_loop<C: PeerCore + Persist + Send + 'static>(
         .filter_map(|(id, p)| p.client_addr.clone().map(|a| (*id, a)))
         .collect();
     client_addrs.insert(cfg.id, cfg.listen_client.clone());
-    let commit = (shards > 1).then(|| two_phase::Config {
-        presumed_commit: cfg.bugs.contains(&Bug::TwoPcPresumedCommit),
-        ..two_phase::Config::default()
-    });
+    let commit = state.commit;
     let driver_cfg = DriverConfig {
         tick: cfg.tick,
         request_timeout: cfg.request_timeout,

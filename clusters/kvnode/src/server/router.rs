@@ -13,6 +13,10 @@
 //!   coordinate it;
 //! - the stop signal to every loop.
 //!
+//! With three-phase commit a shard lives on one node only (its home): a request for a
+//! shard that lives elsewhere is answered `not-leader` with its home, and a peer's
+//! message for it is dropped.
+//!
 //! Each loop publishes its consensus status here after every batch, which gives the
 //! router the leaders and shard 0's loop every shard's status.
 
@@ -23,7 +27,7 @@ use faultline_kv_proto::shards_of;
 
 use crate::commit::ShardId;
 use crate::consensus::{NodeId, Role, Status};
-use crate::protocol::{Body, Request};
+use crate::protocol::{Body, Request, Response};
 
 use super::event::Event;
 
@@ -40,18 +44,35 @@ pub struct Router {
 #[derive(Debug)]
 struct Inner {
     node: NodeId,
-    loops: Vec<Sender<Event>>,
+    /// Each shard's loop, when the shard lives here.
+    loops: Vec<Option<Sender<Event>>>,
+    /// Where each shard that does not live here lives: its home node and that node's
+    /// client address (3PC: every shard lives on one node).
+    elsewhere: Vec<Option<(NodeId, Option<String>)>>,
     statuses: Vec<Mutex<Option<Status>>>,
 }
 
 impl Router {
-    /// A router for node `node` over the loops of shards `0..loops.len()`.
+    /// A router for node `node` over the loops of shards `0..loops.len()`, all here.
     pub fn new(node: NodeId, loops: Vec<Sender<Event>>) -> Router {
+        let elsewhere = loops.iter().map(|_| None).collect();
+        Router::placed(node, loops.into_iter().map(Some).collect(), elsewhere)
+    }
+
+    /// A router for node `node` over shards some of which live elsewhere: `loops[k]`
+    /// is shard k's loop when it lives here, `elsewhere[k]` its home node and that
+    /// node's client address when it does not.
+    pub fn placed(
+        node: NodeId,
+        loops: Vec<Option<Sender<Event>>>,
+        elsewhere: Vec<Option<(NodeId, Option<String>)>>,
+    ) -> Router {
         let statuses = loops.iter().map(|_| Mutex::new(None)).collect();
         Router {
             inner: Arc::new(Inner {
                 node,
                 loops,
+                elsewhere,
                 statuses,
             }),
         }
@@ -67,13 +88,18 @@ impl Router {
     pub fn send(&self, event: Event) -> Result<(), Stopped> {
         match event {
             Event::Peer(shard, message) => {
-                if shard >= self.shards() {
+                if self
+                    .inner
+                    .loops
+                    .get(shard as usize)
+                    .is_none_or(Option::is_none)
+                {
                     tracing::warn!(
                         shard,
                         from = message.from(),
                         shards = self.shards(),
                         "dropping a message for a shard this node does not have (do all \
-                         nodes run the same --shards?)"
+                         nodes run the same --shards and --commit-protocol?)"
                     );
                     return Ok(());
                 }
@@ -81,12 +107,25 @@ impl Router {
             }
             Event::Client(request, reply) => {
                 let shard = self.client_shard(&request);
+                if let Some(Some((home, addr))) = self.inner.elsewhere.get(shard as usize) {
+                    let answer = Response::not_leader(
+                        request.id,
+                        self.inner.node,
+                        Some(*home),
+                        addr.clone(),
+                    );
+                    let _ = reply.send(answer);
+                    return Ok(());
+                }
                 self.to_shard(shard, Event::Client(request, reply))
             }
             Event::Shutdown => {
                 let mut result = Ok(());
-                for shard in 0..self.shards() {
-                    result = result.and(self.to_shard(shard, Event::Shutdown));
+                for (shard, sender) in self.inner.loops.iter().enumerate() {
+                    if sender.is_some() {
+                        let shard = ShardId::try_from(shard).unwrap_or(ShardId::MAX);
+                        result = result.and(self.to_shard(shard, Event::Shutdown));
+                    }
                 }
                 result
             }
@@ -96,7 +135,12 @@ impl Router {
 
     /// Sends `event` to shard `shard`'s loop.
     pub fn to_shard(&self, shard: ShardId, event: Event) -> Result<(), Stopped> {
-        let sender = self.inner.loops.get(shard as usize).ok_or(Stopped)?;
+        let sender = self
+            .inner
+            .loops
+            .get(shard as usize)
+            .and_then(Option::as_ref)
+            .ok_or(Stopped)?;
         sender.send(event).map_err(|_| Stopped)
     }
 
@@ -129,7 +173,9 @@ impl Router {
     /// The loop a client request goes to (see the module docs).
     fn client_shard(&self, request: &Request) -> ShardId {
         let Body::Txn(ops) = &request.body else {
-            return 0;
+            // Status: the first shard living here answers for them all.
+            let here = self.inner.loops.iter().position(Option::is_some);
+            return here.map_or(0, |s| ShardId::try_from(s).unwrap_or(0));
         };
         let touched = shards_of(ops, self.shards());
         match touched.as_slice() {
@@ -234,5 +280,32 @@ mod tests {
         assert_eq!(router.statuses()[1], Some(status(Role::Follower)));
         drop(receivers);
         assert_eq!(router.send(Event::Shutdown), Err(Stopped));
+    }
+
+    #[test]
+    fn a_shard_living_elsewhere_is_answered_with_its_home() {
+        let (sender, receiver) = channel();
+        let home = Some((2, Some("10.0.0.2:8001".to_string())));
+        let router = Router::placed(1, vec![Some(sender), None, None], vec![None, home, None]);
+        let [k0, k1, _] = keys();
+        let (reply, mut replies) = unbounded_channel();
+        router
+            .send(Event::Client(
+                Request::txn(7, vec![read(&k1)]),
+                reply.clone(),
+            ))
+            .unwrap();
+        let answer = replies.try_recv().unwrap();
+        assert_eq!(answer.error.as_deref(), Some("not-leader"));
+        assert_eq!(
+            (answer.leader, answer.leader_addr.as_deref()),
+            (Some(2), Some("10.0.0.2:8001"))
+        );
+        router
+            .send(Event::Client(Request::txn(8, vec![read(&k0)]), reply))
+            .unwrap();
+        assert!(receiver.try_recv().is_ok());
+        router.send(Event::Shutdown).unwrap();
+        assert!(matches!(receiver.try_recv(), Ok(Event::Shutdown)));
     }
 }

@@ -147,10 +147,15 @@ pub(super) struct ThreePhaseNode {
 }
 
 impl ThreePhaseNode {
-    fn effects(out: three_phase::Outbox) -> Effects<three_phase::Message> {
+    /// Votes for the parts to evaluate (their reads "return" the part's own bytes),
+    /// then hands out the effects.
+    fn effects(&mut self, mut out: three_phase::Outbox) -> Effects<three_phase::Message> {
+        for (txn, part) in std::mem::take(&mut out.to_evaluate) {
+            self.node.vote(txn, part, &mut out);
+        }
         Effects {
             messages: out.messages,
-            decided: out.decided,
+            decided: out.decided.into_iter().map(|(t, d, _)| (t, d)).collect(),
         }
     }
 }
@@ -167,7 +172,7 @@ impl Member for ThreePhaseNode {
     ) -> Effects<Self::Message> {
         let mut out = three_phase::Outbox::default();
         self.node.begin(txn, parts, &mut out);
-        ThreePhaseNode::effects(out)
+        self.effects(out)
     }
 
     fn receive(
@@ -178,13 +183,13 @@ impl Member for ThreePhaseNode {
     ) -> Effects<Self::Message> {
         let mut out = three_phase::Outbox::default();
         self.node.receive(message, &mut out);
-        ThreePhaseNode::effects(out)
+        self.effects(out)
     }
 
     fn tick(&mut self, _: &mut ChaCha8Rng, _: u64) -> Effects<Self::Message> {
         let mut out = three_phase::Outbox::default();
         self.node.tick(&mut out);
-        ThreePhaseNode::effects(out)
+        self.effects(out)
     }
 
     fn crash(&mut self, _: &mut ChaCha8Rng, _: u64) {}

@@ -34,8 +34,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use faultline_kv_proto::shard_of;
 
-use crate::commit::two_phase::{self, Outbox, Record};
-use crate::commit::{Decision, ShardId, TxnId};
+use crate::commit::two_phase::{self, Durable, Outbox, Record};
+use crate::commit::{self, Decision, ShardId, TxnId, three_phase};
 use crate::consensus::{NodeId, Role};
 use crate::kv::{MicroOp, TxnOutcome, parse_txn, txn_to_json};
 use crate::peer::{PeerCore, PeerMessage};
@@ -43,6 +43,7 @@ use crate::protocol::{Request, Response};
 use crate::storage::Persist;
 
 use super::super::event::Event;
+use super::three_pc::ThreePc;
 use super::{Driver, Waiter, entries, locked_message};
 
 /// How long the leader holds back a single-shard transaction whose keys are busy.
@@ -57,15 +58,91 @@ struct Pending {
     deadline: Instant,
 }
 
+/// The shard's side of its commit protocol.
+#[derive(Debug)]
+pub enum Commit {
+    /// Two-phase commit over the replicated shard.
+    TwoPhase(Box<two_phase::Shard>),
+    /// Three-phase commit at the shard's home.
+    ThreePhase(Box<ThreePc>),
+}
+
+impl Commit {
+    /// Whether this replica acts for the shard (2PC: leads it; 3PC: its one-node group
+    /// elected it).
+    pub(super) fn leading(&self) -> bool {
+        match self {
+            Commit::TwoPhase(shard) => shard.leading(),
+            Commit::ThreePhase(three) => three.leading,
+        }
+    }
+
+    fn set_leader(&mut self, leading: bool) {
+        match self {
+            Commit::TwoPhase(shard) => shard.set_leader(leading),
+            Commit::ThreePhase(three) => three.leading = leading,
+        }
+    }
+
+    /// Whether a single-shard transaction on `key` must wait (see the module docs).
+    fn is_busy(&self, key: &str) -> bool {
+        match self {
+            Commit::TwoPhase(shard) => shard.is_busy(key),
+            Commit::ThreePhase(three) => three.is_busy(key),
+        }
+    }
+
+    /// Whether a single-shard transaction on `key` must abort when applied. Only
+    /// 2PC's locks are built by the log, and so the same when the log is replayed;
+    /// 3PC's live on their own disk, and a transaction never reaches its shard's log
+    /// while they hold its keys (the leader holds it back, and a can-commit is
+    /// refused while it is in flight).
+    fn is_locked(&self, key: &str) -> bool {
+        match self {
+            Commit::TwoPhase(shard) => shard.is_locked(key),
+            Commit::ThreePhase(_) => false,
+        }
+    }
+
+    /// What a snapshot of the shard must carry besides the store: 2PC's records;
+    /// 3PC's committed parts applied (as `finished`).
+    pub(super) fn durable(&self) -> Option<Durable> {
+        match self {
+            Commit::TwoPhase(shard) => Some(shard.durable()),
+            Commit::ThreePhase(three) => Some(Durable {
+                finished: three.applied_parts.clone(),
+                ..Durable::default()
+            }),
+        }
+    }
+
+    /// Restores what a snapshot carried.
+    pub(super) fn restore(&mut self, state: Durable) {
+        match self {
+            Commit::TwoPhase(shard) => shard.restore(state),
+            Commit::ThreePhase(three) => three.applied_parts = state.finished,
+        }
+    }
+}
+
+/// How a sharded node's loop commits cross-shard transactions.
+#[derive(Debug)]
+pub enum CommitSettings {
+    /// Two-phase commit with these timeouts.
+    TwoPhase(two_phase::Config),
+    /// Three-phase commit at the shard's home, its disk already read.
+    ThreePhase(Box<ThreePc>),
+}
+
 /// A shard loop's cross-shard state.
 #[derive(Debug)]
 pub(in crate::server) struct CrossShard {
-    /// The shard's side of two-phase commit.
-    pub(super) commit: two_phase::Shard,
+    /// The shard's side of the commit protocol.
+    pub(super) commit: Commit,
     shards: u32,
     pending: HashMap<TxnId, Pending>,
-    /// Records to propose once the ready being handled is done.
-    deferred: Vec<Record>,
+    /// Entries to propose once the ready being handled is done.
+    deferred: Vec<Vec<u8>>,
     /// Single-shard transactions held back until their keys are free.
     held: Vec<Waiter>,
     seed: u64,
@@ -78,7 +155,7 @@ impl CrossShard {
         shard: ShardId,
         shards: u32,
         node: NodeId,
-        config: two_phase::Config,
+        settings: CommitSettings,
     ) -> CrossShard {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -86,7 +163,12 @@ impl CrossShard {
         let seed =
             splitmix(node ^ (u64::from(shard) << 32) ^ nanos ^ u64::from(std::process::id()));
         CrossShard {
-            commit: two_phase::Shard::new(shard, config),
+            commit: match settings {
+                CommitSettings::TwoPhase(config) => {
+                    Commit::TwoPhase(Box::new(two_phase::Shard::new(shard, config)))
+                }
+                CommitSettings::ThreePhase(three) => Commit::ThreePhase(three),
+            },
             shards,
             pending: HashMap::new(),
             deferred: Vec::new(),
@@ -183,22 +265,118 @@ impl<C: PeerCore + Persist> Driver<C> {
             deadline,
         };
         cross.pending.insert(txn_id, pending);
-        let mut out = Outbox::default();
-        cross.commit.begin(txn_id, parts, &mut out);
-        self.carry_out(out);
+        match &mut cross.commit {
+            Commit::TwoPhase(shard) => {
+                let mut out = Outbox::default();
+                shard.begin(txn_id, parts, &mut out);
+                self.carry_out(out);
+            }
+            Commit::ThreePhase(three) => {
+                let mut out = three_phase::Outbox::default();
+                three.node.begin(txn_id, parts, &mut out);
+                self.carry_out_3pc(out);
+            }
+        }
     }
 
-    /// A two-phase commit message for this shard.
-    pub(super) fn on_commit_message(&mut self, message: two_phase::Message, relayed: bool) {
+    /// The 3PC state, on a 3PC shard.
+    pub(super) fn three_pc(&mut self) -> Option<&mut ThreePc> {
+        match &mut self.cross.as_mut()?.commit {
+            Commit::ThreePhase(three) => Some(three),
+            Commit::TwoPhase(_) => None,
+        }
+    }
+
+    /// Queues an entry to propose once the ready being handled is done.
+    pub(super) fn defer(&mut self, entry: Vec<u8>) {
+        if let Some(cross) = &mut self.cross {
+            cross.deferred.push(entry);
+        }
+    }
+
+    /// Keys that client transactions proposed here and not yet applied will touch.
+    fn keys_in_flight(&self) -> std::collections::HashSet<String> {
+        self.writes
+            .values()
+            .flat_map(|w| w.txn.iter().map(MicroOp::key_string))
+            .collect()
+    }
+
+    /// A 3PC message for this shard (see `three_pc`'s module docs).
+    fn on_3pc_message(&mut self, message: three_phase::Message) {
+        if !self.three_pc().is_some_and(|three| three.leading) {
+            // The shard's group has not elected its node yet, so nothing could be made
+            // durable: as if the node were still down (the protocol's timeouts cover it).
+            return;
+        }
+        let out = self.receive_3pc(message);
+        self.carry_out_3pc(out);
+    }
+
+    /// Hands a 3PC message to the shard's node. A can-commit of a new part whose keys
+    /// a transaction in flight here would change is refused instead (a no vote), so
+    /// that a part's reads are what its keys hold until it is applied.
+    pub(super) fn receive_3pc(&mut self, message: three_phase::Message) -> three_phase::Outbox {
+        let mut out = three_phase::Outbox::default();
+        if let three_phase::Message::CanCommit {
+            txn,
+            coordinator,
+            keys,
+            ..
+        } = &message
+        {
+            let in_flight = self.keys_in_flight();
+            let shard = self.shard;
+            if let Some(three) = self.three_pc()
+                && three.node.part(*txn).is_none()
+                && keys
+                    .iter()
+                    .any(|k| in_flight.contains(k) || three.is_busy(k))
+            {
+                let no = three_phase::Message::Vote {
+                    txn: *txn,
+                    from: shard,
+                    yes: false,
+                    reads: Vec::new(),
+                };
+                out.messages.push((*coordinator, no));
+                return out;
+            }
+        }
+        if let Some(three) = self.three_pc() {
+            three.node.receive(message, &mut out);
+        }
+        out
+    }
+
+    /// A commit protocol's message for this shard.
+    pub(super) fn on_commit_message(&mut self, message: commit::Message, relayed: bool) {
         let Some(cross) = &mut self.cross else {
             return;
         };
-        if cross.commit.leading() {
-            let mut out = Outbox::default();
-            cross.commit.receive(message, &mut out);
-            self.carry_out(out);
-            return;
-        }
+        let message = match (&mut cross.commit, message) {
+            (Commit::TwoPhase(shard), commit::Message::TwoPhase(message)) => {
+                if shard.leading() {
+                    let mut out = Outbox::default();
+                    shard.receive(message, &mut out);
+                    self.carry_out(out);
+                    return;
+                }
+                commit::Message::TwoPhase(message)
+            }
+            (Commit::ThreePhase(_), commit::Message::ThreePhase(message)) => {
+                self.on_3pc_message(message);
+                return;
+            }
+            (_, other) => {
+                tracing::warn!(
+                    ?other,
+                    "dropping a message of the other commit protocol (do all nodes run \
+                     the same --commit-protocol?)"
+                );
+                return;
+            }
+        };
         let leader = self.core.status().leader.filter(|l| *l != self.id);
         if let (false, Some(to)) = (relayed, leader) {
             let relay = PeerMessage::Commit {
@@ -212,21 +390,54 @@ impl<C: PeerCore + Persist> Driver<C> {
 
     /// A commit record applied from this shard's log (every replica, in log order).
     pub(super) fn apply_record(&mut self, record: &Record) {
-        let Some(cross) = &mut self.cross else {
-            tracing::error!("a commit record in the log of an unsharded node; skipped");
+        let Some(Commit::TwoPhase(shard)) = self.cross.as_mut().map(|c| &mut c.commit) else {
+            tracing::error!("a 2PC record in the log of a node not running 2PC; skipped");
             return;
         };
         let mut out = Outbox::default();
-        cross.commit.apply(record, &mut out);
+        shard.apply(record, &mut out);
         self.carry_out(out);
+    }
+
+    /// A committed 3PC part's entry, applied (once: a part proposed again after a
+    /// restart is skipped when its first entry was applied): its keys are free again.
+    pub(super) fn apply_part(&mut self, txn: TxnId, ops: &[MicroOp]) -> TxnOutcome {
+        let Some(three) = self.three_pc() else {
+            return self.store.apply(ops);
+        };
+        three.applied(txn);
+        if three.applied_parts.insert(txn, Decision::Commit).is_some() {
+            return TxnOutcome::Committed(Vec::new());
+        }
+        let outcome = self.store.apply(ops);
+        if !matches!(outcome, TxnOutcome::Committed(_)) {
+            tracing::error!(txn, ?outcome, "a committed 3PC part did not apply");
+        }
+        outcome
     }
 
     /// One tick of the commit protocol's timeouts.
     pub(super) fn commit_tick(&mut self) {
-        if let Some(cross) = &mut self.cross {
-            let mut out = Outbox::default();
-            cross.commit.tick(&mut out);
-            self.carry_out(out);
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        match &mut cross.commit {
+            Commit::TwoPhase(shard) => {
+                let mut out = Outbox::default();
+                shard.tick(&mut out);
+                self.carry_out(out);
+            }
+            Commit::ThreePhase(three) => {
+                let mut out = three_phase::Outbox::default();
+                three.node.tick(&mut out);
+                for (txn, decision, _) in &out.decided {
+                    tracing::debug!(target: "faultline_kv::three_pc", txn, ?decision, "decided by a timeout");
+                }
+                for (txn, decision, _) in &out.finished {
+                    tracing::debug!(target: "faultline_kv::three_pc", txn, ?decision, "finished by a timeout");
+                }
+                self.carry_out_3pc(out);
+            }
         }
     }
 
@@ -243,6 +454,12 @@ impl<C: PeerCore + Persist> Driver<C> {
             return;
         }
         cross.commit.set_leader(leading);
+        if leading {
+            self.propose_unapplied_parts();
+        }
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
         for (_, p) in cross.pending.drain() {
             let message = "this node stopped leading the coordinator shard before the \
                            transaction's outcome was known; it may still take effect";
@@ -257,9 +474,9 @@ impl<C: PeerCore + Persist> Driver<C> {
         let Some(cross) = &mut self.cross else {
             return;
         };
-        for record in std::mem::take(&mut cross.deferred) {
-            if self.core.propose(entries::encode(&record)).is_err() {
-                tracing::debug!(?record, "not leading; commit record not proposed");
+        for entry in std::mem::take(&mut cross.deferred) {
+            if self.core.propose(entry).is_err() {
+                tracing::debug!("not leading; a commit entry was not proposed");
             }
         }
     }
@@ -356,37 +573,85 @@ impl<C: PeerCore + Persist> Driver<C> {
         }
     }
 
-    /// Carries out the commit core's outbox, and the outboxes that follow from it.
+    /// Answers a cross-shard transaction's client with its decision.
+    pub(super) fn answer_decided(
+        &mut self,
+        txn: TxnId,
+        decision: Decision,
+        reads: &BTreeMap<ShardId, Vec<u8>>,
+    ) {
+        let Some(cross) = &mut self.cross else {
+            return;
+        };
+        let Some(p) = cross.pending.remove(&txn) else {
+            return;
+        };
+        let response = match decision {
+            Decision::Abort => Response::fail(
+                p.id,
+                self.id,
+                "aborted",
+                "the cross-shard transaction was aborted (a key was locked by another \
+                 transaction, a part failed, or the votes came too late); it had no effect",
+            ),
+            Decision::Commit => match assemble(&p.ops, cross.shards, reads) {
+                Some(results) => Response::ok_txn(p.id, self.id, results),
+                None => Response::info(
+                    p.id,
+                    self.id,
+                    "reads-lost",
+                    "the transaction committed, but not every part's reads reached this node",
+                ),
+            },
+        };
+        let _ = p.reply.send(response);
+    }
+
+    /// The 2PC core, on a 2PC shard.
+    fn two_pc(&mut self) -> Option<&mut two_phase::Shard> {
+        match &mut self.cross.as_mut()?.commit {
+            Commit::TwoPhase(shard) => Some(shard),
+            Commit::ThreePhase(_) => None,
+        }
+    }
+
+    /// Evaluates a prepared part's reads against the store (see the module docs).
+    fn evaluate(&self, part: &[u8]) -> Option<Vec<u8>> {
+        let ops = parse_txn(&serde_json::from_slice::<Value>(part).ok()?).ok()?;
+        match self.store.evaluate(&ops) {
+            TxnOutcome::Committed(results) => serde_json::to_vec(&results).ok(),
+            TxnOutcome::Aborted { .. } => None,
+        }
+    }
+
+    /// Carries out the 2PC core's outbox, and the outboxes that follow from it.
     fn carry_out(&mut self, out: Outbox) {
         let mut queue = VecDeque::from([out]);
         while let Some(out) = queue.pop_front() {
-            let Some(cross) = &mut self.cross else {
-                return;
-            };
-            cross.deferred.extend(out.proposals);
+            for record in &out.proposals {
+                self.defer(entries::encode(record));
+            }
             for (txn, part) in out.to_evaluate {
+                let reads = self.evaluate(&part);
                 let mut next = Outbox::default();
-                let evaluated = serde_json::from_slice::<Value>(&part)
-                    .ok()
-                    .and_then(|v| parse_txn(&v).ok())
-                    .map(|ops| self.store.evaluate(&ops));
-                match evaluated {
-                    Some(TxnOutcome::Committed(results)) => {
-                        let reads = serde_json::to_vec(&results).unwrap_or_default();
-                        cross.commit.vote(txn, reads, &mut next);
+                if let Some(shard) = self.two_pc() {
+                    match reads {
+                        Some(reads) => shard.vote(txn, reads, &mut next),
+                        None => shard.refuse(txn, &mut next),
                     }
-                    _ => cross.commit.refuse(txn, &mut next),
                 }
                 queue.push_back(next);
             }
             for (shard, message) in out.messages {
                 if shard == self.shard {
                     let mut next = Outbox::default();
-                    cross.commit.receive(message, &mut next);
+                    if let Some(own) = self.two_pc() {
+                        own.receive(message, &mut next);
+                    }
                     queue.push_back(next);
                 } else {
                     let event = Event::Commit {
-                        message,
+                        message: commit::Message::TwoPhase(message),
                         relayed: false,
                     };
                     if self.cfg.router.to_shard(shard, event).is_err() {
@@ -395,30 +660,7 @@ impl<C: PeerCore + Persist> Driver<C> {
                 }
             }
             for (txn, decision, reads) in out.decided {
-                let Some(p) = cross.pending.remove(&txn) else {
-                    continue;
-                };
-                let response = match decision {
-                    Decision::Abort => Response::fail(
-                        p.id,
-                        self.id,
-                        "aborted",
-                        "the cross-shard transaction was aborted (a key was locked by \
-                         another transaction, a part failed, or the votes came too late); \
-                         it had no effect",
-                    ),
-                    Decision::Commit => match assemble(&p.ops, cross.shards, &reads) {
-                        Some(results) => Response::ok_txn(p.id, self.id, results),
-                        None => Response::info(
-                            p.id,
-                            self.id,
-                            "reads-lost",
-                            "the transaction committed, but not every part's reads \
-                             reached this node",
-                        ),
-                    },
-                };
-                let _ = p.reply.send(response);
+                self.answer_decided(txn, decision, &reads);
             }
             for (txn, decision, part) in out.finished {
                 if decision == Decision::Abort {
@@ -486,8 +728,18 @@ mod tests {
 
     #[test]
     fn transaction_ids_do_not_repeat() {
-        let mut a = CrossShard::new(0, 3, 1, two_phase::Config::default());
-        let mut b = CrossShard::new(1, 3, 1, two_phase::Config::default());
+        let mut a = CrossShard::new(
+            0,
+            3,
+            1,
+            CommitSettings::TwoPhase(two_phase::Config::default()),
+        );
+        let mut b = CrossShard::new(
+            1,
+            3,
+            1,
+            CommitSettings::TwoPhase(two_phase::Config::default()),
+        );
         let ids: std::collections::HashSet<TxnId> = (0..1000)
             .flat_map(|_| [a.next_txn(), b.next_txn()])
             .collect();

@@ -1,8 +1,9 @@
 //! What a shard's log entries and snapshots hold.
 //!
-//! An entry is a client's transaction, a JSON list of micro-ops (as ever), or a
+//! An entry is a client's transaction, a JSON list of micro-ops (as ever), a
 //! two-phase commit record, a JSON object `{"record": "prepared" | "decided" |
-//! "finished", ...}` (only on a sharded node). A snapshot is the store's JSON map, or,
+//! "finished", ...}`, or a committed three-phase commit part, `{"committed-part":
+//! TXN, "ops": [...]}` (the last two only on a sharded node). A snapshot is the store's JSON map, or,
 //! on a sharded node, the byte [`SHARDED_SNAPSHOT`] followed by a JSON object holding
 //! the store and the records' durable state (locks, outcomes), which a replica
 //! restored from the snapshot needs as much as the data.
@@ -23,12 +24,35 @@ pub enum Command {
     Txn(Vec<MicroOp>),
     /// A two-phase commit record.
     Record(Record),
+    /// A committed three-phase commit part, applied at its shard's home.
+    Part {
+        /// Its transaction.
+        txn: u64,
+        /// Its micro-ops.
+        ops: Vec<MicroOp>,
+    },
+}
+
+/// A committed 3PC part as an entry: `{"committed-part": TXN, "ops": [...]}`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct PartEntry {
+    committed_part: u64,
+    ops: Value,
 }
 
 /// Reads an entry's payload.
 pub fn decode(data: &[u8]) -> Result<Command, String> {
     let value: Value = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-    if value.is_object() {
+    if value.get("committed-part").is_some() {
+        let entry: PartEntry = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        parse_txn(&entry.ops)
+            .map(|ops| Command::Part {
+                txn: entry.committed_part,
+                ops,
+            })
+            .map_err(|e| format!("committed part {}: {e}", entry.committed_part))
+    } else if value.is_object() {
         serde_json::from_value(value)
             .map(Command::Record)
             .map_err(|e| format!("commit record: {e}"))
@@ -37,6 +61,15 @@ pub fn decode(data: &[u8]) -> Result<Command, String> {
             .map(Command::Txn)
             .map_err(|e| e.to_string())
     }
+}
+
+/// A committed 3PC part of `txn` as an entry's payload.
+pub fn encode_part(txn: u64, ops: &[MicroOp]) -> Vec<u8> {
+    let entry = PartEntry {
+        committed_part: txn,
+        ops: crate::kv::txn_to_json(ops),
+    };
+    serde_json::to_vec(&entry).unwrap_or_default()
 }
 
 /// A record as an entry's payload.
@@ -102,6 +135,11 @@ mod tests {
         };
         assert_eq!(back, record);
         assert!(decode(b"{\"record\":\"nonsense\"}").is_err());
+        let ops = parse_txn(&json!([["append", "x", 2]])).unwrap();
+        let Ok(Command::Part { txn: 9, ops: back }) = decode(&encode_part(9, &ops)) else {
+            panic!("not a part");
+        };
+        assert_eq!(back, ops);
         assert!(decode(b"[[\"x\"]]").is_err());
 
         let mut store = Store::new();
