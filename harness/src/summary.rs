@@ -53,7 +53,8 @@ pub fn render(history: &Path, checker: &str, results: &Results, elapsed: Duratio
 }
 
 /// The node-log check in a line: its verdict, what it read, what it found, e.g.
-/// `  node logs: valid (5 nodes, 5 files, 1234 lines, 812 protocol events)`.
+/// `  node logs: valid (5 nodes, 5 files, 1234 lines, 812 protocol events)` (with
+/// `4 shards, ` after the nodes when the logs are sharded).
 pub fn node_logs(verdict: &Verdict) -> String {
     let details = &verdict.details;
     let count = |field: &str| {
@@ -67,11 +68,15 @@ pub fn node_logs(verdict: &Verdict) -> String {
         .get("events")
         .and_then(Value::as_object)
         .map_or(0, |e| e.values().filter_map(Value::as_u64).sum());
+    let shards = match count("shards") {
+        0 => String::new(),
+        n => format!("{n} shards, "),
+    };
     let read = if count("files") == 0 {
         "no node logs".to_string()
     } else {
         format!(
-            "{} nodes, {} files, {lines} lines, {events} protocol events",
+            "{} nodes, {shards}{} files, {lines} lines, {events} protocol events",
             count("nodes"),
             count("files")
         )
@@ -127,6 +132,18 @@ mod tests {
         assert!(
             text.contains("  nodes/n1/node.log:2: panic: boom"),
             "{text}"
+        );
+        let sharded = NodeLogCheck::default().check(&[NodeLog::lines(
+            "n1",
+            "nodes/n1/node.log",
+            [
+                "x shard{shard=1}: protocol: role node=1 term=1 role=leader",
+                "x a{x=1}:shard{shard=2}: protocol: role node=1 term=1 role=leader",
+            ],
+        )]);
+        assert_eq!(
+            node_logs(&sharded.verdict),
+            "  node logs: valid (1 nodes, 2 shards, 1 files, 2 lines, 2 protocol events)\n"
         );
         let none = NodeLogCheck::default().check(&[]);
         assert_eq!(

@@ -69,7 +69,11 @@ pub struct Loc {
 pub struct Anomaly {
     /// Its type.
     pub kind: Kind,
-    /// What happened, for people.
+    /// The consensus group (shard) whose events break an invariant: `Some(0)` for an
+    /// unsharded node's one group; `None` for a crash (a line, not a group's events).
+    pub shard: Option<u32>,
+    /// What happened, for people (without the shard, which the results add to it when
+    /// the logs are sharded).
     pub message: String,
     /// The lines involved, earliest known first.
     pub evidence: Vec<Loc>,
@@ -83,13 +87,21 @@ pub struct Found {
 }
 
 impl Found {
-    /// Records an anomaly; builds its message only when it is kept.
-    pub fn add(&mut self, kind: Kind, evidence: Vec<Loc>, message: impl FnOnce() -> String) {
+    /// Records an anomaly of `shard` (see [`Anomaly::shard`]); builds its message only
+    /// when it is kept.
+    pub fn add(
+        &mut self,
+        kind: Kind,
+        shard: Option<u32>,
+        evidence: Vec<Loc>,
+        message: impl FnOnce() -> String,
+    ) {
         let count = self.counts.entry(kind).or_insert(0);
         *count += 1;
         if *count <= EXAMPLES as u64 {
             self.kept.push(Anomaly {
                 kind,
+                shard,
                 message: message(),
                 evidence,
             });
@@ -121,9 +133,9 @@ mod tests {
         let mut found = Found::default();
         let at = Loc { log: 0, line: 1 };
         for _ in 0..EXAMPLES + 5 {
-            found.add(Kind::NodeLogCrash, vec![at], || "crash".into());
+            found.add(Kind::NodeLogCrash, None, vec![at], || "crash".into());
         }
-        found.add(Kind::DoubleVote, vec![at, at], || "vote".into());
+        found.add(Kind::DoubleVote, Some(0), vec![at, at], || "vote".into());
         assert_eq!(found.counts()[&Kind::NodeLogCrash], EXAMPLES as u64 + 5);
         assert_eq!(found.kept().len(), EXAMPLES + 1);
         assert_eq!(found.counts().keys().next(), Some(&Kind::DoubleVote));

@@ -2,8 +2,12 @@
 //! logs"): a line holding ` protocol: ` followed by an event name and `key=value` tokens,
 //! e.g. `2026-12-05T12:00:00.123456Z  INFO protocol: role node=3 term=5 role=leader`.
 //! Unknown event names and unknown keys are ignored; ANSI colour codes are stripped.
+//! A sharded node logs each consensus group's events in a span `shard{shard=K}`
+//! (`… INFO shard{shard=2}: protocol: role …`): [`parse_in_shard`] says which.
 
 use std::borrow::Cow;
+
+use super::span;
 
 /// The marker that makes a line a protocol event.
 const MARKER: &str = " protocol: ";
@@ -122,30 +126,43 @@ pub fn strip_ansi(line: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The protocol event of `line` (already without ANSI codes).
+/// The protocol event of `line` (already without ANSI codes), whatever its shard.
 pub fn parse(line: &str) -> Parsed<'_> {
+    parse_in_shard(line).1
+}
+
+/// The protocol event of `line` (already without ANSI codes) and its shard: `Some(K)`
+/// when a span `shard{shard=K}` precedes ` protocol: ` (group K of a sharded node),
+/// `None` without one (an unsharded node's one group). A known event whose `shard=` is
+/// not a non-negative integer is [`Parsed::Malformed`].
+pub fn parse_in_shard(line: &str) -> (Option<u32>, Parsed<'_>) {
     let Some(at) = line.find(MARKER) else {
-        return Parsed::None;
+        return (None, Parsed::None);
     };
     let mut words = line[at + MARKER.len()..].split_ascii_whitespace();
     let Some(name) = words.next() else {
-        return Parsed::None;
+        return (None, Parsed::None);
     };
     if !matches!(
         name,
         "start" | "role" | "vote" | "commit" | "apply" | "snapshot" | "truncate" | "log-damaged"
     ) {
-        return Parsed::None;
+        return (None, Parsed::None);
     }
+    let shard = match span::shard(&line[..at]) {
+        Ok(shard) => shard,
+        Err(reason) => return (None, Parsed::Malformed(format!("`{name}` event: {reason}"))),
+    };
     let fields = Fields(
         words
             .filter_map(|w| w.split_once('='))
             .collect::<Vec<(&str, &str)>>(),
     );
-    match event(name, &fields) {
+    let parsed = match event(name, &fields) {
         Ok(event) => Parsed::Event(event),
         Err(reason) => Parsed::Malformed(format!("`{name}` event: {reason}")),
-    }
+    };
+    (shard, parsed)
 }
 
 /// An event's `key=value` tokens; the first of a repeated key wins.
@@ -339,6 +356,44 @@ mod tests {
             parse("x protocol: start node=1 term=1 voted-for=none commit=0 last=-1"),
             Parsed::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn a_shard_span_before_the_target_names_the_shard() {
+        let p = "2026-12-05T12:00:00.123456Z  INFO";
+        let role = Event::Role {
+            term: "5",
+            role: "leader",
+        };
+        let sharded = format!("{p} shard{{shard=2}}: protocol: role node=3 term=5 role=leader");
+        assert_eq!(
+            parse_in_shard(&sharded),
+            (Some(2), Parsed::Event(role.clone()))
+        );
+        assert_eq!(parse(&sharded), Parsed::Event(role.clone()));
+        let nested =
+            format!("{p} a{{x=1}}:shard{{shard=7}}: protocol: role node=3 term=5 role=leader");
+        assert_eq!(
+            parse_in_shard(&nested),
+            (Some(7), Parsed::Event(role.clone()))
+        );
+        let plain = format!("{p} protocol: role node=3 term=5 role=leader");
+        assert_eq!(parse_in_shard(&plain), (None, Parsed::Event(role)));
+        let (shard, parsed) =
+            parse_in_shard("x a{x=1}:shard{shard=two}: protocol: vote node=1 term=1 for=2");
+        assert_eq!(shard, None);
+        let Parsed::Malformed(why) = parsed else {
+            panic!("not malformed: {parsed:?}");
+        };
+        assert_eq!(
+            why,
+            "`vote` event: span `shard{shard=two}`: `shard=two` is not a non-negative integer"
+        );
+        // Not an event of the contract: not malformed either.
+        assert_eq!(
+            parse_in_shard("x shard{shard=two}: protocol: heartbeat node=1"),
+            (None, Parsed::None)
+        );
     }
 
     #[test]

@@ -10,17 +10,22 @@
 //! reaching at least the highest index it applied or installed a snapshot of
 //! (`lost-log-entries`, when `start` says `last`). A `log-damaged` line (a fault cut
 //! the stopped node's log on purpose) excuses the next start.
+//!
+//! A sharded node hosts several consensus groups, each with its own terms, votes and
+//! log: every invariant holds within one group, the events of shard K of every node
+//! (an event without a shard is shard 0's). A `log-damaged` line without a shard
+//! damaged the whole node's log: it excuses the next start of each of its shards.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::anomaly::{Found, Kind, Loc};
 use super::events::Event;
 
-/// The most applied indices remembered for `state-machine-safety` (about 32 bytes each);
-/// indices first seen beyond it are counted, not compared.
+/// The most applied indices remembered for `state-machine-safety` (about 32 bytes each),
+/// over all shards; indices first seen beyond it are counted, not compared.
 pub const APPLIED_CAP: usize = 4_000_000;
 
-/// A node's state across its log (and its restarts).
+/// A node's state in one group across its log (and its restarts).
 #[derive(Debug, Default)]
 struct NodeState {
     /// The candidate voted for in each term, and where.
@@ -34,8 +39,10 @@ struct NodeState {
     /// The highest index it applied (or installed a snapshot of), so has made durable,
     /// and where: its log must reach it after a restart.
     durable_index: Option<(u64, Loc)>,
-    /// Whether a fault damaged its log since its last `start`.
+    /// Whether a fault damaged this group's log of the node since its last `start`.
     damaged: bool,
+    /// How many node-wide `log-damaged` lines its last `start` had seen.
+    damage_seen: u64,
 }
 
 /// A vote a node made durable.
@@ -56,30 +63,88 @@ fn term_order(term: &str) -> Option<(u64, u64)> {
     }
 }
 
-/// The invariants' state over every node's events.
+/// One consensus group's state: a shard's, or an unsharded cluster's (shard 0).
 #[derive(Debug, Default)]
-pub struct Invariants {
+struct Group {
     /// The first leader of each term: its node (an index into the check's nodes) and where.
     leaders: HashMap<Box<str>, (u32, Loc)>,
     nodes: HashMap<u32, NodeState>,
     /// The first hash applied at each index, and where.
     applied: HashMap<u64, (u32, Loc)>,
+}
+
+/// The invariants' state over every node's events, one group per shard.
+#[derive(Debug, Default)]
+pub struct Invariants {
+    groups: BTreeMap<u32, Group>,
+    /// Each node's count of `log-damaged` lines without a shard (its whole log).
+    damage: HashMap<u32, u64>,
+    /// Applied indices remembered, over all groups.
+    applied: usize,
     /// Applied indices not remembered because of [`APPLIED_CAP`].
     beyond_cap: u64,
 }
 
+/// Who logged an event, and where: what an anomaly names.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    node: u32,
+    shard: u32,
+    at: Loc,
+    names: &'a [String],
+}
+
+impl Origin<'_> {
+    /// The node's name.
+    fn name(&self) -> &str {
+        name(self.names, self.node)
+    }
+
+    /// Records an anomaly of this event's shard, with `evidence` then this line.
+    fn found(
+        &self,
+        found: &mut Found,
+        kind: Kind,
+        mut evidence: Vec<Loc>,
+        message: impl FnOnce() -> String,
+    ) {
+        evidence.push(self.at);
+        found.add(kind, Some(self.shard), evidence, message);
+    }
+}
+
 impl Invariants {
     /// Feeds `event`, logged by node `node` (an index into the check's node names;
-    /// `names` gives them for messages) at `at`; anomalies go into `found`.
+    /// `names` gives them for messages) in shard `shard` (`None`: not in a shard span)
+    /// at `at`; anomalies go into `found`.
     pub fn feed(
         &mut self,
         node: u32,
+        shard: Option<u32>,
         event: &Event<'_>,
         at: Loc,
         names: &[String],
         found: &mut Found,
     ) {
-        let name = |n: u32| name(names, n);
+        let key = shard.unwrap_or(0);
+        let who = Origin {
+            node,
+            shard: key,
+            at,
+            names,
+        };
+        if let Event::LogDamaged = event {
+            match shard {
+                None => *self.damage.entry(node).or_insert(0) += 1,
+                Some(k) => {
+                    let group = self.groups.entry(k).or_default();
+                    group.nodes.entry(node).or_default().damaged = true;
+                }
+            }
+            return;
+        }
+        let node_damage = self.damage.get(&node).copied().unwrap_or(0);
+        let group = self.groups.entry(key).or_default();
         match *event {
             Event::Start {
                 term,
@@ -87,8 +152,11 @@ impl Invariants {
                 commit,
                 last,
             } => {
-                let state = self.nodes.entry(node).or_default();
-                if std::mem::take(&mut state.damaged) {
+                let state = group.nodes.entry(node).or_default();
+                let damaged =
+                    std::mem::take(&mut state.damaged) | (node_damage > state.damage_seen);
+                state.damage_seen = node_damage;
+                if damaged {
                     state.commit = Some((commit, at));
                     state.durable_vote = None;
                     state.durable_index = None;
@@ -98,26 +166,26 @@ impl Invariants {
                     if state.commit.is_none_or(|(c, _)| commit > c) {
                         state.commit = Some((commit, at));
                     }
-                    recovered(state, node, term, voted_for, last, at, names, found);
+                    recovered(state, who, term, voted_for, last, found);
                 }
                 if let Some(candidate) = voted_for {
-                    vote(state, node, term, candidate, at, names, found);
+                    vote(state, who, term, candidate, found);
                 }
             }
             Event::Role { term, role } => {
                 if role != "leader" {
                     return;
                 }
-                match self.leaders.get(term) {
+                match group.leaders.get(term) {
                     None => {
-                        self.leaders.insert(term.into(), (node, at));
+                        group.leaders.insert(term.into(), (node, at));
                     }
                     Some(&(first, first_at)) if first != node => {
-                        found.add(Kind::ElectionSafety, vec![first_at, at], || {
+                        who.found(found, Kind::ElectionSafety, vec![first_at], || {
                             format!(
                                 "{} and {} were both leader in term {term}",
-                                name(first),
-                                name(node)
+                                name(names, first),
+                                who.name()
                             )
                         });
                     }
@@ -125,79 +193,67 @@ impl Invariants {
                 }
             }
             Event::Vote { term, candidate } => {
-                let state = self.nodes.entry(node).or_default();
-                vote(state, node, term, candidate, at, names, found);
+                let state = group.nodes.entry(node).or_default();
+                vote(state, who, term, candidate, found);
             }
             Event::Commit { index } => {
-                let state = self.nodes.entry(node).or_default();
+                let state = group.nodes.entry(node).or_default();
                 if state.commit.is_none_or(|(c, _)| index > c) {
                     state.commit = Some((index, at));
                 }
             }
             Event::Apply { from, ref hashes } => {
-                for (i, &hash) in (from..).zip(hashes) {
-                    self.apply(node, i, hash, at, names, found);
+                for (index, &hash) in (from..).zip(hashes) {
+                    match group.applied.get(&index) {
+                        Some(&(first, first_at)) => {
+                            if first != hash {
+                                who.found(found, Kind::StateMachineSafety, vec![first_at], || {
+                                    format!(
+                                        "{} applied entry {hash:08x} at index {index}, \
+                                         where entry {first:08x} had been applied before",
+                                        who.name()
+                                    )
+                                });
+                            }
+                        }
+                        None if self.applied < APPLIED_CAP => {
+                            group.applied.insert(index, (hash, at));
+                            self.applied += 1;
+                        }
+                        None => self.beyond_cap += 1,
+                    }
                 }
                 if let Some(n) = hashes.len().checked_sub(1) {
-                    let state = self.nodes.entry(node).or_default();
+                    let state = group.nodes.entry(node).or_default();
                     durable(state, from + n as u64, at);
                 }
             }
             Event::Snapshot { index } => {
-                durable(self.nodes.entry(node).or_default(), index, at);
+                durable(group.nodes.entry(node).or_default(), index, at);
             }
-            Event::LogDamaged => self.nodes.entry(node).or_default().damaged = true,
             Event::Truncate { from, commit } => {
-                let known = self.nodes.get(&node).and_then(|s| s.commit);
-                let (floor, mut evidence) = match known {
+                let known = group.nodes.get(&node).and_then(|s| s.commit);
+                let (floor, evidence) = match known {
                     Some((c, c_at)) if c > commit => (c, vec![c_at]),
                     _ => (commit, Vec::new()),
                 };
                 if from <= floor {
-                    evidence.push(at);
-                    found.add(Kind::CommittedEntryTruncated, evidence, || {
+                    who.found(found, Kind::CommittedEntryTruncated, evidence, || {
                         format!(
                             "{} deleted its entries from index {from} on, \
                              with entries up to {floor} committed",
-                            name(node)
+                            who.name()
                         )
                     });
                 }
             }
+            Event::LogDamaged => {}
         }
     }
 
-    fn apply(
-        &mut self,
-        node: u32,
-        index: u64,
-        hash: u32,
-        at: Loc,
-        names: &[String],
-        found: &mut Found,
-    ) {
-        match self.applied.get(&index) {
-            Some(&(first, first_at)) => {
-                if first != hash {
-                    found.add(Kind::StateMachineSafety, vec![first_at, at], || {
-                        format!(
-                            "{} applied entry {hash:08x} at index {index}, \
-                             where entry {first:08x} had been applied before",
-                            name(names, node)
-                        )
-                    });
-                }
-            }
-            None if self.applied.len() < APPLIED_CAP => {
-                self.applied.insert(index, (hash, at));
-            }
-            None => self.beyond_cap += 1,
-        }
-    }
-
-    /// How many applied indices are remembered.
+    /// How many applied indices are remembered (over all shards).
     pub fn applied_indices(&self) -> usize {
-        self.applied.len()
+        self.applied
     }
 
     /// Applied entries at indices never compared, for lack of memory.
@@ -205,9 +261,9 @@ impl Invariants {
         self.beyond_cap
     }
 
-    /// How many terms had a leader.
+    /// How many terms had a leader (each shard's terms counted apart).
     pub fn terms_with_leader(&self) -> usize {
-        self.leaders.len()
+        self.groups.values().map(|g| g.leaders.len()).sum()
     }
 }
 
@@ -218,21 +274,18 @@ fn durable(state: &mut NodeState, index: u64, at: Loc) {
     }
 }
 
-/// Holds a restarted node (its `start` at `at`) to what it had made durable before:
+/// Holds a restarted node (its `start`, `who`) to what it had made durable before:
 /// its highest vote and its highest applied index. After a finding, the node is held
 /// only to what it recovered, so one loss is reported once.
-#[allow(clippy::too_many_arguments)]
 fn recovered(
     state: &mut NodeState,
-    node: u32,
+    who: Origin<'_>,
     term: &str,
     voted_for: Option<&str>,
     last: Option<u64>,
-    at: Loc,
-    names: &[String],
     found: &mut Found,
 ) {
-    let name = name(names, node);
+    let name = who.name();
     if let (Some(v), Some(order)) = (&state.durable_vote, term_order(term)) {
         let forgot = if order < v.order {
             Some(format!(
@@ -250,35 +303,27 @@ fn recovered(
             None
         };
         if let Some(message) = forgot {
-            found.add(Kind::ForgottenVote, vec![v.at, at], || message);
+            who.found(found, Kind::ForgottenVote, vec![v.at], || message);
             state.durable_vote = None;
         }
     }
     if let (Some((index, index_at)), Some(last)) = (state.durable_index, last)
         && last < index
     {
-        found.add(Kind::LostLogEntries, vec![index_at, at], || {
+        who.found(found, Kind::LostLogEntries, vec![index_at], || {
             format!(
                 "{name} had applied entries up to index {index}, then restarted \
                  with its log ending at index {last}: entries it had made durable \
                  were lost"
             )
         });
-        state.durable_index = Some((last, at));
+        state.durable_index = Some((last, who.at));
     }
 }
 
-/// Records `node`'s vote for `candidate` in `term`: a second, different one is a
-/// `double-vote`.
-fn vote(
-    state: &mut NodeState,
-    node: u32,
-    term: &str,
-    candidate: &str,
-    at: Loc,
-    names: &[String],
-    found: &mut Found,
-) {
+/// Records the vote for `candidate` in `term` that `who` logged: a second, different
+/// one is a `double-vote`.
+fn vote(state: &mut NodeState, who: Origin<'_>, term: &str, candidate: &str, found: &mut Found) {
     if let Some(order) = term_order(term)
         && state.durable_vote.as_ref().is_none_or(|v| order > v.order)
     {
@@ -286,18 +331,18 @@ fn vote(
             order,
             term: term.into(),
             candidate: candidate.into(),
-            at,
+            at: who.at,
         });
     }
     match state.votes.get(term) {
         None => {
-            state.votes.insert(term.into(), (candidate.into(), at));
+            state.votes.insert(term.into(), (candidate.into(), who.at));
         }
         Some((first, first_at)) if &**first != candidate => {
-            found.add(Kind::DoubleVote, vec![*first_at, at], || {
+            who.found(found, Kind::DoubleVote, vec![*first_at], || {
                 format!(
                     "{} voted for {first} and for {candidate} in term {term}",
-                    name(names, node)
+                    who.name()
                 )
             });
         }

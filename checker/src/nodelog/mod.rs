@@ -10,12 +10,18 @@
 //! checked for crash patterns only, and no logs at all is valid with `"no node logs"`
 //! said in the results (a database without structured events must not make a valid run
 //! unknown). Memory is bounded by the number of terms and applied indices, not lines.
+//!
+//! A node may host several consensus groups (shards): each group's events are logged in
+//! a span `shard{shard=K}` ([`events::parse_in_shard`]), and every invariant is checked
+//! within one shard, across nodes (events outside such a span are shard 0's). The
+//! anomalies of sharded logs name their shard.
 
 mod anomaly;
 pub mod events;
 mod invariants;
 pub mod patterns;
 mod reader;
+mod span;
 #[cfg(test)]
 mod tests;
 mod verdict;
@@ -30,7 +36,7 @@ pub use reader::MAX_LINE;
 
 use crate::checkers::Checked;
 use anomaly::Found;
-use events::{Parsed, parse, strip_ansi};
+use events::{Parsed, parse_in_shard, strip_ansi};
 use invariants::Invariants;
 
 /// The name of the check: its key in `results.json`'s `checkers`.
@@ -92,6 +98,8 @@ struct Seen {
     lines: u64,
     events: BTreeMap<&'static str, u64>,
     nodes_with_events: BTreeSet<u32>,
+    /// The shards named by `shard{shard=K}` spans (empty: the logs are not sharded).
+    shards: BTreeSet<u32>,
     malformed: u64,
     first_malformed: Option<(Loc, String)>,
     unread: Vec<String>,
@@ -182,19 +190,21 @@ impl NodeLogCheck {
         seen.lines += 1;
         let line = strip_ansi(line);
         if let Some(pattern) = self.patterns.find(&line) {
-            found.add(Kind::NodeLogCrash, vec![at], || {
+            found.add(Kind::NodeLogCrash, None, vec![at], || {
                 format!(
                     "{} logged a crash (pattern `{pattern}`)",
                     names.get(node as usize).map_or("?", String::as_str)
                 )
             });
         }
-        match parse(&line) {
+        let (shard, parsed) = parse_in_shard(&line);
+        match parsed {
             Parsed::None => {}
             Parsed::Event(event) => {
                 *seen.events.entry(event.name()).or_insert(0) += 1;
                 seen.nodes_with_events.insert(node);
-                invariants.feed(node, &event, at, names, found);
+                seen.shards.extend(shard);
+                invariants.feed(node, shard, &event, at, names, found);
             }
             Parsed::Malformed(reason) => {
                 seen.malformed += 1;

@@ -7,6 +7,8 @@ use serde_json::Value;
 use super::*;
 use crate::results::Validity;
 
+mod shards;
+
 /// A protocol event line as faultline-kv logs it.
 fn ev(event: &str) -> String {
     format!("2026-12-05T12:00:00.000000Z  INFO protocol: {event}")

@@ -82,6 +82,9 @@ pub(super) fn verdict(
             );
         }
     }
+    if !seen.shards.is_empty() {
+        details.insert("shards".into(), json!(seen.shards));
+    }
     details.insert("crash_patterns".into(), json!(patterns.texts()));
     if seen.malformed > 0 {
         let mut malformed = Map::new();
@@ -106,13 +109,20 @@ pub(super) fn verdict(
     }
     details.insert("anomaly_totals".into(), Value::Object(totals));
     let mut anomalies: Map<String, Value> = Map::new();
+    let sharded = !seen.shards.is_empty();
     for anomaly in found.kept() {
         let evidence: Vec<Value> = anomaly
             .evidence
             .iter()
             .map(|&at| line_json(logs, names, texts, at))
             .collect();
-        explanation.push(format!("{}: {}", anomaly.kind.name(), anomaly.message));
+        // Sharded logs name the shard; unsharded ones read as they always have.
+        let shard = anomaly.shard.filter(|_| sharded);
+        let message = match shard {
+            Some(k) => format!("shard {k}: {}", anomaly.message),
+            None => anomaly.message.clone(),
+        };
+        explanation.push(format!("{}: {message}", anomaly.kind.name()));
         for &at in &anomaly.evidence {
             explanation.push(format!("  {}", line_word(logs, texts, at)));
         }
@@ -120,7 +130,11 @@ pub(super) fn verdict(
             .entry(anomaly.kind.name())
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(list) = entry {
-            list.push(json!({"message": anomaly.message, "evidence": evidence}));
+            let mut object = json!({"message": message, "evidence": evidence});
+            if let (Some(k), Value::Object(fields)) = (shard, &mut object) {
+                fields.insert("shard".into(), Value::from(k));
+            }
+            list.push(object);
         }
     }
     details.insert("anomalies".into(), Value::Object(anomalies));

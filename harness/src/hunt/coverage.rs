@@ -9,13 +9,17 @@
 //! (`candidates-per-term:3+`), how many leaders a term had, a term jump's size, log
 //! truncations (`truncate:2-3`), how many elections the run had (`elections:8-15`).
 //! Counts are bucketed (1, 2–3, 4–7, 8–15, …) so that "more of the same" is not new.
+//!
+//! A sharded node's events carry their shard (`shard{shard=K}`, each shard a consensus
+//! group of its own): a node's role and term are followed per shard, and a term's
+//! candidates and leaders are counted per shard.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use faultline_checker::nodelog::events::{Event, Parsed, parse, strip_ansi};
+use faultline_checker::nodelog::events::{Event, Parsed, parse_in_shard, strip_ansi};
 
 /// One run's behaviours.
 pub type Behaviours = BTreeSet<String>;
@@ -37,7 +41,7 @@ fn round(term: &str) -> Option<u64> {
     term.split('.').next().and_then(|r| r.parse().ok())
 }
 
-/// What one node did, as its events are read in order.
+/// What one node did in one shard, as its events are read in order.
 #[derive(Debug, Default)]
 struct NodeState {
     role: Option<String>,
@@ -51,9 +55,10 @@ struct NodeState {
 #[derive(Debug, Default)]
 pub struct Coverage {
     found: Behaviours,
-    /// Term → the nodes that were candidates / leaders in it.
-    candidates: BTreeMap<String, BTreeSet<String>>,
-    leaders: BTreeMap<String, BTreeSet<String>>,
+    /// (Shard, term) → the nodes that were candidates / leaders in it (an event
+    /// without a shard is shard 0's).
+    candidates: BTreeMap<(u32, String), BTreeSet<String>>,
+    leaders: BTreeMap<(u32, String), BTreeSet<String>>,
     elections: u64,
     truncations: u64,
 }
@@ -61,17 +66,19 @@ pub struct Coverage {
 impl Coverage {
     /// Reads one node's log lines, in order.
     pub fn feed<'a>(&mut self, node: &str, lines: impl IntoIterator<Item = &'a str>) {
-        let mut state = NodeState::default();
+        let mut shards: HashMap<u32, NodeState> = HashMap::new();
         for line in lines {
             let line = strip_ansi(line);
-            if let Parsed::Event(event) = parse(&line) {
-                self.event(node, &mut state, event);
+            if let (shard, Parsed::Event(event)) = parse_in_shard(&line) {
+                let shard = shard.unwrap_or(0);
+                let state = shards.entry(shard).or_default();
+                self.event(node, shard, state, event);
             }
         }
-        self.truncations += state.truncations;
+        self.truncations += shards.values().map(|s| s.truncations).sum::<u64>();
     }
 
-    fn event(&mut self, node: &str, state: &mut NodeState, event: Event<'_>) {
+    fn event(&mut self, node: &str, shard: u32, state: &mut NodeState, event: Event<'_>) {
         match event {
             Event::Start { term, .. } => {
                 let was = state.role.take().unwrap_or_else(|| "none".into());
@@ -91,14 +98,14 @@ impl Coverage {
                 match role {
                     "candidate" | "pre-candidate" => {
                         self.candidates
-                            .entry(term.to_string())
+                            .entry((shard, term.to_string()))
                             .or_default()
                             .insert(node.to_string());
                     }
                     "leader" => {
                         self.elections += 1;
                         self.leaders
-                            .entry(term.to_string())
+                            .entry((shard, term.to_string()))
                             .or_default()
                             .insert(node.to_string());
                     }
@@ -235,6 +242,45 @@ mod tests {
                 "{expected} missing from {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn sharded_logs_are_followed_and_counted_per_shard() {
+        let sharded = |shard: u32, event: &str| {
+            format!("2026-12-05T12:00:00.000000Z  INFO shard{{shard={shard}}}: protocol: {event}")
+        };
+        // Each shard elects one leader in term 1; node 1 leads shard 1 and follows in
+        // shard 2, its lines interleaved.
+        let n1 = [
+            sharded(1, "role node=1 term=1 role=candidate"),
+            sharded(2, "role node=1 term=1 role=follower"),
+            sharded(1, "role node=1 term=1 role=leader"),
+            sharded(2, "role node=1 term=1 role=follower"),
+            sharded(1, "start node=1 term=1 voted-for=1 commit=0"),
+        ];
+        let n2 = [
+            sharded(2, "role node=2 term=1 role=candidate"),
+            sharded(2, "role node=2 term=1 role=leader"),
+            "x a{x=1}:shard{shard=1}: protocol: role node=2 term=1 role=follower".to_string(),
+        ];
+        let mut coverage = Coverage::default();
+        coverage.feed("n1", n1.iter().map(String::as_str));
+        coverage.feed("n2", n2.iter().map(String::as_str));
+        let found: Vec<String> = coverage.behaviours().into_iter().collect();
+        assert_eq!(
+            found,
+            [
+                "candidates-per-term:1",
+                "elections:2-3",
+                "leaders-per-term:1",
+                "restart-as:leader",
+                "role:candidate->leader",
+                "role:follower->follower",
+                "role:start->candidate",
+                "role:start->follower",
+                "truncate:0",
+            ]
+        );
     }
 
     #[test]

@@ -407,6 +407,29 @@ mod tests {
     }
 
     #[test]
+    fn sharded_node_log_anomalies_name_their_shard() {
+        use faultline_checker::nodelog::{NodeLog, NodeLogCheck};
+        let line = |node: u32| {
+            format!("x INFO shard{{shard=2}}: protocol: role node={node} term=5 role=leader")
+        };
+        let logs = [
+            NodeLog::lines("n1", "nodes/n1/node.log", [line(1)]),
+            NodeLog::lines("n3", "nodes/n3/node.log", [line(3)]),
+        ];
+        let checker = NodeLogCheck::default().check(&logs).verdict.to_json();
+        let view = checker_view("node-logs", &checker);
+        assert_eq!(view.verdict, "invalid");
+        assert_eq!(
+            view.lines,
+            [
+                "election-safety: shard 2: n1 and n3 were both leader in term 5",
+                "  nodes/n1/node.log:1: x INFO shard{shard=2}: protocol: role node=1 term=5 role=leader",
+                "  nodes/n3/node.log:1: x INFO shard{shard=2}: protocol: role node=3 term=5 role=leader",
+            ]
+        );
+    }
+
+    #[test]
     fn the_uncertainty_figures_get_their_own_section() {
         let dir = tempfile::tempdir().unwrap();
         let history = History::from_ops("t", vec![]).unwrap();
