@@ -181,6 +181,21 @@ impl Planned {
         }
     }
 
+    /// The names the `nodes` nodes will have, in the order of their ids (1 first):
+    /// `n1…nN` on local namespaces and containers, the hosts file's names over SSH.
+    pub fn node_names(&self, nodes: usize) -> Vec<String> {
+        match self {
+            Planned::Ssh { hosts } => hosts
+                .iter()
+                .take(nodes)
+                .map(|h| h.spec().name.clone())
+                .collect(),
+            Planned::Local | Planned::Docker { .. } => {
+                (1..=nodes).map(|i| format!("n{i}")).collect()
+            }
+        }
+    }
+
     /// Creates `nodes` hosts `n1…` for the run whose directory is `run_dir` (the
     /// registry's state file goes there). On failure, removes what it created.
     pub fn create(self, run_dir: &Path, nodes: usize) -> Result<Box<dyn Backend>, ClusterError> {
@@ -189,5 +204,20 @@ impl Planned {
             Planned::Docker { image } => Box::new(docker::create(run_dir, nodes, &image)?),
             Planned::Ssh { hosts } => Box::new(SshCluster::create(run_dir, hosts)?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_and_docker_nodes_are_named_n1_onwards() {
+        assert_eq!(Planned::Local.node_names(3), ["n1", "n2", "n3"]);
+        let docker = Planned::Docker {
+            image: ImageContent::default(),
+        };
+        assert_eq!(docker.node_names(2), ["n1", "n2"]);
+        assert!(Planned::ssh(Vec::new()).node_names(3).is_empty());
     }
 }

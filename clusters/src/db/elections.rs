@@ -41,6 +41,10 @@ pub struct ElectionTiming {
     pub election_ticks: u32,
     /// A leader's heartbeat interval, in ticks.
     pub heartbeat_ticks: u32,
+    /// How many times its election timeout a node waits before standing for a shard
+    /// whose leader prefers another node: 2 for faultline-kv with `--shards` above 1
+    /// (each shard's preferred node is usually elected first), else 1.
+    pub non_preferred_timeout_factor: u32,
 }
 
 impl ElectionTiming {
@@ -49,16 +53,21 @@ impl ElectionTiming {
         tick: Duration::from_millis(10),
         election_ticks: 30,
         heartbeat_ticks: 5,
+        non_preferred_timeout_factor: 1,
     };
 
-    /// The shortest election timeout.
+    /// The shortest election timeout (a shard's preferred node's, when sharded).
     pub fn election_min(&self) -> Duration {
         self.tick.saturating_mul(self.election_ticks)
     }
 
-    /// The longest election timeout (exclusive).
+    /// The longest election timeout (exclusive): twice the shortest, and twice that
+    /// again for the nodes a shard's leader does not prefer (faultline-kv with
+    /// `--shards` above 1), which elect when the preferred node cannot.
     pub fn election_max(&self) -> Duration {
-        self.election_min().saturating_mul(2)
+        self.election_min()
+            .saturating_mul(2)
+            .saturating_mul(self.non_preferred_timeout_factor.max(1))
     }
 
     /// The heartbeat interval.
@@ -67,15 +76,20 @@ impl ElectionTiming {
     }
 
     /// faultline-kv's timing under the extra flags `args` (`--tick-ms N`,
-    /// `--election-ticks N`, `--heartbeat-ticks N`, also as `--flag=N`); flags it does
-    /// not know, or values that are no numbers, leave the defaults.
+    /// `--election-ticks N`, `--heartbeat-ticks N`, and `--shards N`, whose non-preferred
+    /// nodes wait twice as long when N is above 1; also as `--flag=N`); flags it does not
+    /// know, or values that are no numbers, leave the defaults.
     pub fn from_kv_args<S: AsRef<str>>(args: &[S]) -> ElectionTiming {
         let mut timing = ElectionTiming::KV_DEFAULT;
         let mut args = args.iter().map(AsRef::as_ref);
         while let Some(arg) = args.next() {
             let (flag, value) = match arg.split_once('=') {
                 Some((flag, value)) => (flag, Some(value)),
-                None if matches!(arg, "--tick-ms" | "--election-ticks" | "--heartbeat-ticks") => {
+                None if matches!(
+                    arg,
+                    "--tick-ms" | "--election-ticks" | "--heartbeat-ticks" | "--shards"
+                ) =>
+                {
                     (arg, args.next())
                 }
                 None => continue,
@@ -88,6 +102,7 @@ impl ElectionTiming {
                 "--tick-ms" => timing.tick = Duration::from_millis(n.max(1)),
                 "--election-ticks" => timing.election_ticks = ticks,
                 "--heartbeat-ticks" => timing.heartbeat_ticks = ticks,
+                "--shards" => timing.non_preferred_timeout_factor = if n > 1 { 2 } else { 1 },
                 _ => {}
             }
         }
@@ -168,6 +183,22 @@ mod tests {
         assert_eq!(
             ElectionTiming::from_kv_args(&["--tick-ms", "fast"]).tick,
             Duration::from_millis(10)
+        );
+    }
+
+    #[test]
+    fn with_shards_the_longest_election_timeout_doubles() {
+        let unsharded = ElectionTiming::from_kv_args(&["--shards", "1", "--tick-ms", "2"]);
+        assert_eq!(unsharded.non_preferred_timeout_factor, 1);
+        assert_eq!(unsharded.election_max(), Duration::from_millis(120));
+        let sharded = ElectionTiming::from_kv_args(&["--tick-ms", "2", "--shards", "3"]);
+        assert_eq!(sharded.non_preferred_timeout_factor, 2);
+        // The preferred node's timeout is unchanged; the others' runs to 4 × the shortest.
+        assert_eq!(sharded.election_min(), Duration::from_millis(60));
+        assert_eq!(sharded.election_max(), Duration::from_millis(240));
+        assert_eq!(
+            ElectionTiming::from_kv_args(&["--shards=4"]).election_max(),
+            ElectionTiming::KV_DEFAULT.election_max() * 2
         );
     }
 }

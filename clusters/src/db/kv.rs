@@ -6,6 +6,7 @@ use std::time::Duration;
 use faultline_kv_proto::{Outcome, Request, Response};
 use serde_json::Value;
 
+use super::kv_status::leads_any_shard;
 use super::lazyfs::{Lazyfs, PowerLoss};
 use super::{
     Capabilities, Db, ElectionTiming, Elections, FAKETIME_LIBS, FakeClock, Node, NodeView, Pause,
@@ -14,7 +15,7 @@ use super::{
 use crate::error::ClusterError;
 use crate::remote::{Cmd, DaemonSpec, ExitStatus};
 
-pub use faultline_kv_proto::{Bug, Protocol as Consensus};
+pub use faultline_kv_proto::{Bug, CommitProtocol, Protocol as Consensus};
 
 /// `faultline-kv` on every node: Raft on port 7001, clients on port 8001 (newline-
 /// delimited JSON), data in the node's `data/`.
@@ -62,6 +63,26 @@ impl KvDb {
         match consensus {
             Consensus::Raft => self,
             Consensus::Paxos => self.args(["--consensus", "paxos"]),
+        }
+    }
+
+    /// Splits the keys over `shards` consensus groups (`--shards N`, left out for 1, the
+    /// node's default): each shard's leader prefers one node, the others wait twice the
+    /// election timeout for it ([`ElectionTiming::non_preferred_timeout_factor`]).
+    pub fn shards(self, shards: u32) -> KvDb {
+        if shards > 1 {
+            self.args(["--shards".to_string(), shards.to_string()])
+        } else {
+            self
+        }
+    }
+
+    /// Commits transactions across shards by `protocol` (`--commit-protocol`, left out
+    /// for 2PC, the node's default; meaningful with [`KvDb::shards`] above 1).
+    pub fn commit_protocol(self, protocol: CommitProtocol) -> KvDb {
+        match protocol {
+            CommitProtocol::TwoPhase => self,
+            CommitProtocol::ThreePhase => self.args(["--commit-protocol", protocol.name()]),
         }
     }
 
@@ -171,7 +192,8 @@ impl KvDb {
         cmd.args(self.args.iter().cloned())
     }
 
-    /// Asks `node` for its status; the `status` object of the response.
+    /// Asks `node` for its status; the `status` object of the response (its shards:
+    /// [`shard_statuses`](super::shard_statuses)).
     pub fn status(&self, node: &Node) -> Result<Value, String> {
         let line = request_line(
             &self.client_addr(node),
@@ -284,10 +306,11 @@ impl Pause for KvDb {}
 impl FakeClock for KvDb {}
 
 impl Primaries for KvDb {
+    /// The nodes that lead any shard (with one shard: the leader).
     fn primaries(&self, nodes: &[Node]) -> Vec<String> {
         nodes
             .iter()
-            .filter(|n| self.status(n).is_ok_and(|s| s["role"] == "leader"))
+            .filter(|n| self.status(n).is_ok_and(|s| leads_any_shard(&s)))
             .map(|n| n.name.clone())
             .collect()
     }
@@ -313,5 +336,41 @@ impl Elections for KvDb {
 
     fn max_append_entries(&self) -> Option<u64> {
         Some(super::elections::kv_max_append_entries(&self.args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv() -> KvDb {
+        KvDb::new("/bin/faultline-kv", &[])
+    }
+
+    #[test]
+    fn shards_and_commit_protocol_are_flags_left_out_at_their_defaults() {
+        let defaults = kv()
+            .shards(1)
+            .commit_protocol(CommitProtocol::TwoPhase)
+            .consensus(Consensus::Raft);
+        assert!(defaults.args.is_empty(), "{:?}", defaults.args);
+        let sharded = kv()
+            .shards(3)
+            .commit_protocol(CommitProtocol::ThreePhase)
+            .bugs(&[Bug::TwoPcPresumedCommit]);
+        assert_eq!(
+            sharded.args,
+            [
+                "--shards",
+                "3",
+                "--commit-protocol",
+                "3pc",
+                "--bug",
+                "2pc-presumed-commit"
+            ]
+        );
+        // Sharded nodes' timing: the non-preferred nodes wait twice as long.
+        assert_eq!(sharded.timing().non_preferred_timeout_factor, 2);
+        assert_eq!(kv().shards(1).timing(), ElectionTiming::KV_DEFAULT);
     }
 }

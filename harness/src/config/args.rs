@@ -8,7 +8,9 @@ use faultline_clusters::ClusterKind;
 use faultline_nemesis::{Fault, NemesisMode};
 use faultline_workloads::workload;
 
-use super::choice::{Bug, Consensus as Protocol, Isolation, ReadMode, Routing, names};
+use super::choice::{
+    Bug, CommitProtocol, Consensus as Protocol, Isolation, ReadMode, Routing, names,
+};
 use super::database::BuiltIn;
 
 use crate::error::UsageError;
@@ -36,12 +38,14 @@ fn nemesis_help() -> String {
     )
 }
 
-/// `--bug`'s help: each bug, and the protocol it needs when it is not Raft.
+/// `--bug`'s help: each bug, and the protocol (or sharding) it needs when it is not
+/// Raft.
 fn bug_help() -> String {
     let bugs: Vec<String> = Bug::value_variants()
         .iter()
         .map(|bug| match bug.protocol() {
             Some(Protocol::Paxos) => format!("{bug} (with --consensus paxos)"),
+            _ if *bug == Bug::TwoPcPresumedCommit => format!("{bug} (with --shards above 1)"),
             _ => bug.to_string(),
         })
         .collect();
@@ -68,6 +72,16 @@ pub struct RunArgs {
     /// faultline-kv's consensus protocol [default: raft].
     #[arg(long, help = format!("faultline-kv's consensus protocol: {} [default: raft]", listed::<Protocol>()))]
     pub consensus: Option<String>,
+    /// faultline-kv's shards: keys hashed to N consensus groups, 1 to 64 [default: 1].
+    #[arg(
+        long,
+        value_name = "N",
+        help = "faultline-kv's shards, 1 to 64: keys hashed to N consensus groups over all the nodes, each shard's leader preferring a node in turn; transactions across shards commit by --commit-protocol (only with --db kv) [default: 1]"
+    )]
+    pub shards: Option<u32>,
+    /// How faultline-kv commits a transaction across shards [default: 2pc].
+    #[arg(long, value_name = "PROTOCOL", help = format!("How faultline-kv commits a transaction across shards: {} (2pc: prepares and the decision replicated in the shards' logs; 3pc: classic three-phase commit, unreplicated; only with --shards above 1) [default: 2pc]", listed::<CommitProtocol>()))]
+    pub commit_protocol: Option<String>,
     /// The workload, one of `workload::NAMES` [default: register].
     #[arg(long, help = format!("The workload: {} [default: register]", workload::NAMES.join(", ")))]
     pub workload: Option<String>,
@@ -168,6 +182,8 @@ macro_rules! with_run_settings {
             db_file: Option<::std::path::PathBuf>,
             client_cmd: Option<String>,
             consensus: Option<String>,
+            shards: Option<u32>,
+            commit_protocol: Option<String>,
             workload: Option<String>,
             nemesis: Option<Vec<String>>,
             nemesis_interval: Option<f64>,
@@ -195,11 +211,10 @@ macro_rules! with_run_settings {
 
         impl $name {
             fn overlay(&self, args: &mut $crate::config::RunArgs) {
-                $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, workload,
-                    nemesis, nemesis_interval, nemesis_mode, nemesis_schedule, nodes, concurrency, rate, time_limit, cluster,
-                    hosts, seed, bug, kv_args, read_mode, consistency_model, client_routing, store, op_timeout, recovery_time,
-                    hosts, seed, bug, kv_args, read_mode, isolation, client_routing, store, op_timeout, recovery_time,
-                    check_time_limit);
+                $crate::config::with_run_settings!(@copy self, args; db, db_file, client_cmd, consensus, shards,
+                    commit_protocol, workload, nemesis, nemesis_interval, nemesis_mode, nemesis_schedule, nodes,
+                    concurrency, rate, time_limit, cluster, hosts, seed, bug, kv_args, read_mode, consistency_model,
+                    isolation, client_routing, store, op_timeout, recovery_time, check_time_limit);
             }
         }
     };

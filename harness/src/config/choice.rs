@@ -1,6 +1,6 @@
 //! Settings with a fixed set of values, parsed once into the types of the crates that
 //! own them: the database (`Database`, in `database.rs`), faultline-kv's
-//! [`Consensus`] and [`Bug`]s, etcd's [`ReadMode`], PostgreSQL's [`Isolation`], the clients' [`Routing`], the `ClusterKind`, and the faults
+//! [`Consensus`], [`CommitProtocol`] and [`Bug`]s, etcd's [`ReadMode`], PostgreSQL's [`Isolation`], the clients' [`Routing`], the `ClusterKind`, and the faults
 //! ([`Fault`]). An unknown value is an error naming the flag (or file key) and every
 //! allowed value.
 
@@ -11,7 +11,7 @@ use faultline_nemesis::Fault;
 
 use crate::error::UsageError;
 
-pub use faultline_clusters::db::{Bug, Consensus};
+pub use faultline_clusters::db::{Bug, CommitProtocol, Consensus};
 pub use faultline_workloads::store::Routing;
 pub use faultline_workloads::store::etcd::ReadMode;
 pub use faultline_workloads::store::postgres::Isolation;

@@ -9,6 +9,7 @@
 mod args;
 mod choice;
 mod database;
+mod kv;
 mod schedule;
 #[cfg(test)]
 mod tests;
@@ -27,9 +28,10 @@ pub use args::RunArgs;
 use args::file_args;
 pub(crate) use args::{toml_error, with_run_settings};
 pub(crate) use choice::choice;
-pub use choice::{Bug, Consensus, Isolation, ReadMode, Routing};
+pub use choice::{Bug, CommitProtocol, Consensus, Isolation, ReadMode, Routing};
 use choice::{FaultName, expand};
 pub use database::Database;
+use kv::{KvSettings, kv_settings};
 
 /// A complete, checked configuration. Serialized as the run's `config.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +45,14 @@ pub struct RunConfig {
     pub client_cmd: Option<String>,
     /// faultline-kv's consensus protocol.
     pub consensus: Consensus,
+    /// faultline-kv's shards, 1 to 64 (1: unsharded; in `config.json` only
+    /// above 1, so an unsharded run's file is as it was).
+    #[serde(skip_serializing_if = "is_unsharded")]
+    pub shards: u32,
+    /// How faultline-kv commits a transaction across shards: `Some` exactly when
+    /// `shards` is above 1 (2PC unless told).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_protocol: Option<CommitProtocol>,
     /// The workload's name.
     pub workload: String,
     /// The enabled faults (empty: none).
@@ -100,6 +110,10 @@ pub struct RunConfig {
     pub check_time_limit: Duration,
 }
 
+fn is_unsharded(shards: &u32) -> bool {
+    *shards <= 1
+}
+
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
@@ -107,15 +121,6 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 fn model_name<S: serde::Serializer>(m: &ConsistencyModel, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(m.name())
 }
-
-/// faultline-kv flags the harness sets for each node itself.
-const HARNESS_KV_FLAGS: [&str; 5] = [
-    "--id",
-    "--peer",
-    "--listen-peer",
-    "--listen-client",
-    "--data-dir",
-];
 
 /// The flags over the file's settings, and how to name a setting in errors.
 struct Sources<'a> {
@@ -264,7 +269,12 @@ impl RunConfig {
                 )));
             }
         }
-        let (bug, kv_args) = kv_settings(&src, &db)?;
+        let KvSettings {
+            bug,
+            kv_args,
+            shards,
+            commit_protocol,
+        } = kv_settings(&src, &db)?;
         let read_mode = src.choice(
             "read-mode",
             |a| a.read_mode.as_ref(),
@@ -306,6 +316,8 @@ impl RunConfig {
             db_file,
             client_cmd,
             consensus,
+            shards,
+            commit_protocol,
             workload,
             nemesis,
             nemesis_interval,
@@ -492,49 +504,6 @@ fn concurrency_and_rate(src: &Sources) -> Result<(usize, f64), UsageError> {
         )));
     }
     Ok((concurrency, rate))
-}
-
-/// `--bug` and `--kv-args`: faultline-kv's only.
-fn kv_settings(src: &Sources, db: &Database) -> Result<(Vec<Bug>, Vec<String>), UsageError> {
-    let bug_origin = src.origin("bug");
-    let bug = src
-        .flags
-        .bug
-        .clone()
-        .or(src.file.bug.clone())
-        .unwrap_or_default()
-        .iter()
-        .map(|b| choice::<Bug>(&bug_origin, b))
-        .collect::<Result<Vec<_>, _>>()?;
-    let kv_args: Vec<String> = src
-        .flags
-        .kv_args
-        .clone()
-        .or(src.file.kv_args.clone())
-        .map(|a| a.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
-    if !kv_args.is_empty() && *db != Database::Kv {
-        return Err(UsageError(format!(
-            "{}: these are faultline-kv flags; drop them or use --db kv",
-            src.origin("kv-args")
-        )));
-    }
-    if let Some(flag) = kv_args.iter().find(|a| {
-        HARNESS_KV_FLAGS
-            .iter()
-            .any(|f| a.as_str() == *f || a.starts_with(&format!("{f}=")))
-    }) {
-        return Err(UsageError(format!(
-            "{}: {flag} is set by the harness for each node; drop it",
-            src.origin("kv-args")
-        )));
-    }
-    if !bug.is_empty() && *db != Database::Kv {
-        return Err(UsageError(format!(
-            "{bug_origin}: planted bugs are faultline-kv's; drop --bug or use --db kv"
-        )));
-    }
-    Ok((bug, kv_args))
 }
 
 /// The faults as a word for people: `partition,kill`, or `none`.

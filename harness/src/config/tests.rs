@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 mod databases;
+mod shards;
 
 /// The faults' names, as the configuration lists them.
 fn names(faults: &[Fault]) -> Vec<&'static str> {

@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained page per run (or per checked history), readable
 //! offline: the verdict, the parameters, each checker's result, latency and throughput
 //! plots with the faults shaded, the linearizability counterexample, a per-process
-//! timeline, Elle's cycle drawings and the tail of each node's log.
+//! timeline, Elle's cycle drawings, a sharded run's shards and the tail of each node's
+//! log.
 //!
 //! Rendered with Tera from templates compiled into the binary; autoescaping is on, so
 //! whatever comes from the history, the configuration or the node logs shows as text.
@@ -10,6 +11,7 @@
 
 mod data;
 mod plots;
+mod shards;
 mod timeline;
 mod uncertainty;
 
@@ -26,6 +28,7 @@ use serde_json::Value;
 use crate::output::say;
 use data::{Drawing, LogTail};
 use plots::{FaultInterval, Plot, Quantiles, truncate};
+use shards::ShardsView;
 use timeline::Counterexample;
 use uncertainty::UncertaintyView;
 
@@ -120,6 +123,7 @@ struct Page {
     params: Vec<Row>,
     run: Vec<Row>,
     uncertainty: Option<UncertaintyView>,
+    shards: Option<ShardsView>,
     checkers: Vec<CheckerView>,
     faults: Vec<FaultRow>,
     plots: Vec<Plot>,
@@ -180,6 +184,7 @@ fn render_page(dir: &Path, history: Result<&History, String>, results: &Value) -
         params,
         run,
         uncertainty,
+        shards: results.get("shards").and_then(shards::view),
         checkers,
         faults: Vec::new(),
         plots: Vec::new(),
@@ -427,6 +432,27 @@ mod tests {
                 "  nodes/n3/node.log:1: x INFO shard{shard=2}: protocol: role node=3 term=5 role=leader",
             ]
         );
+    }
+
+    #[test]
+    fn a_sharded_run_gets_a_shards_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::from_ops("t", vec![]).unwrap();
+        let results = json!({"valid": true, "shards": {"count": 2, "commit_protocol": "2pc",
+            "per_shard": [
+                {"shard": 0, "preferred": "n1", "leader": "n2", "operations": 3, "share": 0.75},
+                {"shard": 1, "preferred": "n2", "leader": null, "operations": 1, "share": 0.25}],
+            "single_shard_txns": 3, "cross_shard_txns": 1, "unplaced_ops": 0}});
+        let page = render_page(dir.path(), Ok(&history), &results).unwrap();
+        assert!(page.contains("<h2>Shards</h2>"), "{page}");
+        assert!(
+            page.contains("<tr><td class=\"num\">0</td><td>n1</td><td>n2</td><td class=\"num\">3</td><td class=\"num\">75.0 %</td></tr>"),
+            "{page}"
+        );
+        assert!(page.contains("across shards: <strong>1</strong>"), "{page}");
+        assert!(!page.contains("could not be told"), "{page}");
+        let unsharded = render_page(dir.path(), Ok(&history), &json!({"valid": true})).unwrap();
+        assert!(!unsharded.contains("<h2>Shards</h2>"));
     }
 
     #[test]

@@ -109,18 +109,19 @@ impl DbPlan {
         })
     }
 
-    /// The database on `backend`'s nodes.
+    /// The database on `backend`'s nodes, and faultline-kv's own handle when it is
+    /// faultline-kv (the run asks its nodes for their shards' leaders).
     pub(super) fn build(
         self,
         config: &RunConfig,
         backend: &dyn Backend,
         nodes: &[Node],
-    ) -> Arc<dyn Db> {
+    ) -> (Arc<dyn Db>, Option<Arc<KvDb>>) {
         match self {
-            DbPlan::File(file) => Arc::new(FileDb::new(*file, nodes)),
-            DbPlan::Etcd => Arc::new(EtcdDb::new(nodes)),
-            DbPlan::Postgres { bin_dir } => Arc::new(PostgresDb::new(bin_dir)),
-            DbPlan::Zookeeper { java } => Arc::new(ZookeeperDb::new(java, nodes)),
+            DbPlan::File(file) => (Arc::new(FileDb::new(*file, nodes)), None),
+            DbPlan::Etcd => (Arc::new(EtcdDb::new(nodes)), None),
+            DbPlan::Postgres { bin_dir } => (Arc::new(PostgresDb::new(bin_dir)), None),
+            DbPlan::Zookeeper { java } => (Arc::new(ZookeeperDb::new(java, nodes)), None),
             DbPlan::Kv { binary, lazyfs } => {
                 let program = backend.program(&binary);
                 // Uploaded copies go without debug sections (a seventh of the size).
@@ -131,6 +132,8 @@ impl DbPlan {
                 let mut db = KvDb::new(path, nodes)
                     .upload(program.upload)
                     .consensus(config.consensus)
+                    .shards(config.shards)
+                    .commit_protocol(config.commit_protocol.unwrap_or_default())
                     .bugs(&config.bug)
                     .args(config.kv_args.iter().cloned())
                     // A clock nemesis needs every node under libfaketime from the start.
@@ -139,7 +142,8 @@ impl DbPlan {
                 if let Some(lazyfs) = lazyfs {
                     db = db.lazyfs(Lazyfs::new(lazyfs, Arc::clone(backend.registry())));
                 }
-                Arc::new(db)
+                let db = Arc::new(db);
+                (Arc::clone(&db) as Arc<dyn Db>, Some(db))
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use faultline_clusters::cleanup::{InterruptGuard, teardown_on_interrupt};
 use faultline_clusters::ssh::{self, SshConfig, SshHost};
-use faultline_clusters::{Backend, ClusterKind, Db, DbFile, Node, Planned, Registry};
+use faultline_clusters::{Backend, ClusterKind, Db, DbFile, KvDb, Node, Planned, Registry};
 
 use super::database::DbPlan;
 use crate::config::RunConfig;
@@ -24,6 +24,8 @@ pub struct Deployment {
     pub nodes: Vec<Node>,
     /// The database.
     pub db: Arc<dyn Db>,
+    /// The same database as faultline-kv, when it is (its nodes' status: their shards).
+    pub kv: Option<Arc<KvDb>>,
     /// Every resource the run created.
     pub registry: Arc<Registry>,
     /// The hosts.
@@ -67,6 +69,11 @@ impl Prepared {
         Ok(Prepared { backend, db })
     }
 
+    /// The names the run's `nodes` nodes will have, in the order of their ids.
+    pub fn node_names(&self, nodes: usize) -> Vec<String> {
+        self.backend.node_names(nodes)
+    }
+
     /// Creates the hosts and starts the database on all of them; waits until every node
     /// serves. On an error, removes whatever was created.
     pub fn deploy(self, config: &RunConfig, run_dir: &Path) -> Result<Deployment> {
@@ -84,10 +91,11 @@ impl Prepared {
             }
         };
         let nodes = backend.nodes();
-        let db = self.db.build(config, &*backend, &nodes);
+        let (db, kv) = self.db.build(config, &*backend, &nodes);
         let deployment = Deployment {
             nodes,
             db,
+            kv,
             registry: Arc::clone(backend.registry()),
             backend,
             _interrupt: interrupt,

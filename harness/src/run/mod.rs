@@ -18,6 +18,7 @@ mod faults;
 mod interpreter;
 mod progress;
 mod recorder;
+mod shards;
 mod test;
 mod uncertainty;
 
@@ -72,18 +73,24 @@ pub fn execute_noting(config: &RunConfig, made: &mut Option<PathBuf>) -> Result<
         ops,
         checker,
     } = Test::new(config)?;
+    let node_names = hosts.node_names(config.nodes);
     let run_dir = create_run_dir(config)?;
     *made = Some(run_dir.clone());
     fs::write(
         run_dir.join("config.json"),
-        serde_json::to_string_pretty(config)? + "\n",
+        serde_json::to_string_pretty(&shards::config_json(config, &node_names)?)? + "\n",
     )
     .with_context(|| format!("cannot write {}", run_dir.join("config.json").display()))?;
     note!(
-        "faultline: {} on {} {} node(s), {} for {} s, faults: {} ({}), seed {}; writing {}",
+        "faultline: {} on {} {} node(s){}, {} for {} s, faults: {} ({}), seed {}; writing {}",
         config.workload,
         config.nodes,
         config.db,
+        match config.commit_protocol {
+            Some(protocol) if config.shards > 1 =>
+                format!(" in {} shards ({protocol})", config.shards),
+            _ => String::new(),
+        },
         config.concurrency,
         config.time_limit.as_secs_f64(),
         faults_word(&config.nemesis),
@@ -106,6 +113,14 @@ pub fn execute_noting(config: &RunConfig, made: &mut Option<PathBuf>) -> Result<
     );
     let cluster_run = deployment.registry.run();
     let driven = drive::drive(config, ops, &deployment, &run_dir);
+    // Each shard's leader as the nodes see it at the end, before anything is torn down.
+    let shard_leaders = match &deployment.kv {
+        Some(kv) if config.shards > 1 => Some(shards::leaders(
+            &shards::ask_nodes(kv, &deployment.nodes),
+            config.shards,
+        )),
+        _ => None,
+    };
     let log_problems = deployment.collect_logs(&run_dir);
     for problem in &log_problems {
         note!("faultline: node logs: {problem}");
@@ -138,6 +153,21 @@ pub fn execute_noting(config: &RunConfig, made: &mut Option<PathBuf>) -> Result<
         "history".into(),
         Value::from(history_path.display().to_string()),
     );
+    if let Some(leaders) = &shard_leaders {
+        // The load from the history, by the store keys of the built-in client (a client
+        // program names its own keys: no load then).
+        let options = test::workload_options(config);
+        let load = match (&driven, &config.client_cmd) {
+            (Ok(done), None) => Some(shards::load(&done.ops, config.shards, |op| {
+                faultline_workloads::workload::store_keys(&config.workload, &options, op)
+            })),
+            _ => None,
+        };
+        results.extra.insert(
+            "shards".into(),
+            shards::summary(config, &node_names, leaders, load.as_ref()),
+        );
+    }
     let drive::Driven {
         ops,
         stats,

@@ -51,14 +51,8 @@ impl Test {
     /// Builds the test `config` describes: the workload, the generator, and every
     /// check that can refuse the run ([`Prepared::new`]). Creates nothing.
     pub fn new(config: &RunConfig) -> Result<Test> {
-        let workload = workload::by_name(
-            &config.workload,
-            &WorkloadOptions {
-                consistency_model: config.consistency_model,
-                ..WorkloadOptions::default()
-            },
-        )
-        .map_err(UsageError)?;
+        let workload =
+            workload::by_name(&config.workload, &workload_options(config)).map_err(UsageError)?;
         let hosts = Prepared::new(config)?;
         let clients = Clients::new(config);
         Ok(Test {
@@ -71,6 +65,14 @@ impl Test {
             },
             checker: workload.checker,
         })
+    }
+}
+
+/// The workload's settings for the run `config` describes.
+pub(super) fn workload_options(config: &RunConfig) -> WorkloadOptions {
+    WorkloadOptions {
+        consistency_model: config.consistency_model,
+        ..WorkloadOptions::default()
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) const FALLBACK_TIMING: ElectionTiming = ElectionTiming {
     tick: Duration::from_millis(100),
     election_ticks: 10,
     heartbeat_ticks: 1,
+    non_preferred_timeout_factor: 1,
 };
 
 /// The mean time between two partitions of `flap`, by default.

@@ -188,6 +188,7 @@ impl Elections for Sim {
             tick: Duration::from_millis(1),
             election_ticks: 10,
             heartbeat_ticks: 2,
+            non_preferred_timeout_factor: 1,
         }
     }
 }

@@ -75,7 +75,8 @@ pub(super) fn workload(options: &WorkloadOptions) -> Result<Workload, String> {
     })
 }
 
-fn account_key(account: &str) -> String {
+/// An account's store key.
+pub(super) fn account_key(account: &str) -> String {
     format!("bank{account}")
 }
 

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::{Completion, InvokeFuture, Workload, WorkloadClient};
 use crate::store::{Micro, Store};
 
-const KEY: &str = "counter";
+/// The counter's store key.
+pub(super) const KEY: &str = "counter";
 
 pub(super) fn workload() -> Workload {
     let generator = from_fn(|ctx| {

@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Recipe, Store};
 
+/// The prefix of a lock's store key (`lock` and the independent key).
+pub(super) const KEY_PREFIX: &str = "lock";
+
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let generator = independent(
         options.threads_per_key,
@@ -57,7 +60,7 @@ impl WorkloadClient for LockClient {
         op: &'a OpSpec,
     ) -> InvokeFuture<'a> {
         Box::pin(async move {
-            let key = super::store_key("lock", op.key.as_ref());
+            let key = super::store_key(KEY_PREFIX, op.key.as_ref());
             let owner = match process {
                 Process::Client(p) => json!(p),
                 Process::Nemesis => return Completion::malformed(op),

@@ -2,7 +2,7 @@
 //! client operations (history spec's `f` and `value`), a [`WorkloadClient`] that performs
 //! each operation as transactions on a [`Store`], optional setup transactions and a final
 //! generator (run after the faults are healed), and the [`Checker`] that judges the
-//! history, built.
+//! history, built. [`store_keys`] tells which store keys a history's operation touched.
 //!
 //! | workload | operations | checker |
 //! |---|---|---|
@@ -16,6 +16,7 @@
 
 mod bank;
 mod counter;
+mod keys;
 mod lock;
 mod register;
 mod set;
@@ -32,6 +33,8 @@ use faultline_generator::{BoxGen, OpSpec};
 use serde_json::Value;
 
 use crate::store::{Micro, Recipe, Store, StoreError, TxnOk};
+
+pub use keys::store_keys;
 
 /// The workloads Elle checks, which take a consistency model
 /// ([`WorkloadOptions::consistency_model`]).

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Micro, Store};
 
+/// The prefix of a register's store key (`r` and the independent key).
+pub(super) const KEY_PREFIX: &str = "r";
+
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let values = options.value_count.max(1);
     let generator = independent(
@@ -51,7 +54,7 @@ impl WorkloadClient for RegisterClient {
         op: &'a OpSpec,
     ) -> InvokeFuture<'a> {
         Box::pin(async move {
-            let key = super::store_key("r", op.key.as_ref());
+            let key = super::store_key(KEY_PREFIX, op.key.as_ref());
             let micro = match (op.f.as_str(), &op.value) {
                 ("read", _) => Micro::Read(key),
                 ("write", v) => Micro::Write(key, v.clone()),

@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 use super::{Completion, InvokeFuture, Workload, WorkloadClient, WorkloadOptions};
 use crate::store::{Recipe, Store};
 
+/// The prefix of a set's store key (`set` and the independent key).
+pub(super) const KEY_PREFIX: &str = "set";
+
 pub(super) fn workload(options: &WorkloadOptions) -> Workload {
     let highest_key = Arc::new(AtomicI64::new(-1));
     let seen = Arc::clone(&highest_key);
@@ -79,7 +82,7 @@ impl WorkloadClient for SetClient {
         op: &'a OpSpec,
     ) -> InvokeFuture<'a> {
         Box::pin(async move {
-            let key = super::store_key("set", op.key.as_ref());
+            let key = super::store_key(KEY_PREFIX, op.key.as_ref());
             match op.f.as_str() {
                 "add" => {
                     let add = Recipe::SetAdd {

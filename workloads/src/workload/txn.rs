@@ -107,6 +107,13 @@ struct TxnClient {
     kind: Kind,
 }
 
+/// The store keys of the history's transaction `txn` (`[f, key, value]` triples) of
+/// `kind`, as its client sends them; `None` when `txn` is not one of `kind`'s.
+pub(super) fn store_keys(kind: Kind, txn: &Value) -> Option<Vec<String>> {
+    let micros = TxnClient { kind }.micros(txn)?;
+    Some(micros.iter().map(|m| m.key().to_string()).collect())
+}
+
 impl TxnClient {
     /// The store's micro-ops for the history's `[f, key, value]` triples.
     fn micros(&self, txn: &Value) -> Option<Vec<Micro>> {

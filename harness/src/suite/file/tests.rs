@@ -40,6 +40,34 @@ fn the_matrix_and_the_entries_expand_in_order() {
 }
 
 #[test]
+fn shards_and_the_commit_protocol_are_suite_keys() {
+    let (_dir, path) = file(
+        "shards = 3\nworkload = \"list-append\"\n\n[[run]]\nname = \"2pc\"\n\n\
+         [[run]]\nname = \"3pc\"\ncommit-protocol = \"3pc\"\n\n\
+         [[run]]\nname = \"one\"\nshards = 1\ncommit-protocol = \"3pc\"\n",
+    );
+    let e = load(&path, None, None).unwrap_err().0;
+    assert!(
+        e.starts_with(&format!(
+            "{}:11: run `one`: --commit-protocol: 3pc commits transactions across shards",
+            path.display()
+        )),
+        "{e}"
+    );
+    let (_dir, path) = file(
+        "shards = 3\nworkload = \"list-append\"\n\n[[run]]\nname = \"2pc\"\n\n\
+         [[run]]\nname = \"3pc\"\ncommit-protocol = \"3pc\"\n",
+    );
+    let suite = load(&path, None, None).unwrap();
+    let protocols: Vec<_> = suite
+        .runs
+        .iter()
+        .map(|p| (p.config.shards, p.config.commit_protocol.map(|c| c.name())))
+        .collect();
+    assert_eq!(protocols, [(3, Some("2pc")), (3, Some("3pc"))]);
+}
+
+#[test]
 fn errors_name_the_file_and_line() {
     let (_dir, path) = file("nodes = 3\n\n[[run]]\nname = \"a\"\nnodez = 4\n");
     let e = load(&path, None, None).unwrap_err().0;
