@@ -6,6 +6,12 @@
 //! flight, against the leader. `faultline-kv-bench etcd --endpoint HOST:PORT` runs the
 //! same load against an etcd started by hand (`/v3/kv/put` through its JSON gateway).
 //! Prints puts/s, p50 and p99 latency.
+//!
+//! With `--shards N` the nodes spread the keys over N shards; client `c` then talks to
+//! node `c mod 3` (the preferred leader of shard `c mod 3`) with `"forward": true` and
+//! writes keys of that shard, one a transaction, or with `--cross` two keys a
+//! transaction, the second of the next shard (so every transaction commits across two
+//! shards, by `--commit-protocol`). Unsharded, `--cross` writes two keys at the leader.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -52,6 +58,15 @@ enum Target {
         /// log goes to a file in the cluster's temporary directory.
         #[arg(long, default_value = "warn")]
         node_log: String,
+        /// Spread the keys over this many shards (the nodes' `--shards`).
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// How a transaction of several shards commits: 2pc or 3pc.
+        #[arg(long, default_value = "2pc", value_parser = ["2pc", "3pc"])]
+        commit_protocol: String,
+        /// Two keys a transaction, of two shards when sharded.
+        #[arg(long)]
+        cross: bool,
     },
     /// Load an already running etcd through its v3 JSON gateway.
     Etcd {
@@ -68,9 +83,10 @@ fn connect(addr: &str) -> anyhow::Result<BufReader<TcpStream>> {
     Ok(BufReader::new(stream))
 }
 
-/// Does one put on a client's connection (opening it if needed).
-type Put =
-    Arc<dyn Fn(usize, &mut Option<BufReader<TcpStream>>) -> anyhow::Result<()> + Send + Sync>;
+/// Does client `c`'s put number `i` on its connection (opening it if needed).
+type Put = Arc<
+    dyn Fn(usize, usize, &mut Option<BufReader<TcpStream>>) -> anyhow::Result<()> + Send + Sync,
+>;
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -92,7 +108,12 @@ impl Drop for KvCluster {
     }
 }
 
-fn start_kv(binary: PathBuf, consensus: &str, log: &str) -> anyhow::Result<KvCluster> {
+fn start_kv(
+    binary: PathBuf,
+    consensus: &str,
+    log: &str,
+    extra: &[String],
+) -> anyhow::Result<KvCluster> {
     let dir = std::env::temp_dir().join(format!("faultline-kv-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut peers = Vec::new();
@@ -121,6 +142,7 @@ fn start_kv(binary: PathBuf, consensus: &str, log: &str) -> anyhow::Result<KvClu
         .arg("--data-dir")
         .arg(dir.join(format!("n{id}")))
         .args(["--log", log, "--consensus", consensus])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
         let log_path = dir.join(format!("n{id}.log"));
@@ -241,16 +263,19 @@ fn http_post(
     Ok(code)
 }
 
-fn kv_put(leader: String, value: String) -> Put {
-    Arc::new(move |key, conn| {
+/// Puts at the leader: key `i`, and with `cross` key `i + 1` too.
+fn kv_put(leader: String, value: String, keys: usize, cross: bool) -> Put {
+    Arc::new(move |_, i, conn| {
         if conn.is_none() {
             *conn = Some(connect(&leader)?);
         }
         let stream = conn.as_mut().context("no connection")?;
-        let r = kv_call(
-            stream,
-            &json!({"id": key, "txn": [["w", format!("k{key}"), value]]}),
-        )?;
+        let key = i % keys;
+        let mut txn = vec![json!(["w", format!("k{key}"), value])];
+        if cross {
+            txn.push(json!(["w", format!("k{}", (key + 1) % keys), value]));
+        }
+        let r = kv_call(stream, &json!({"id": i, "txn": txn}))?;
         if r["type"] != "ok" {
             bail!("put failed: {r}");
         }
@@ -258,9 +283,40 @@ fn kv_put(leader: String, value: String) -> Put {
     })
 }
 
-fn etcd_put(host: String, value: String) -> Put {
+/// Sharded puts (see the crate docs): client `c` at node `c mod 3`, keys of shard
+/// `c mod shards`, and with `cross` a key of the next shard too.
+fn kv_sharded_put(nodes: Vec<String>, value: String, keys: usize, shards: u32, cross: bool) -> Put {
+    let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); shards as usize];
+    for k in 0..keys.max(shards as usize * 4) {
+        let key = format!("k{k}");
+        by_shard[faultline_kv_proto::shard_of(&key, shards) as usize].push(key);
+    }
+    Arc::new(move |c, i, conn| {
+        if conn.is_none() {
+            *conn = Some(connect(&nodes[c % nodes.len()])?);
+        }
+        let stream = conn.as_mut().context("no connection")?;
+        let home = c % by_shard.len();
+        let pick = |shard: usize| {
+            let keys = &by_shard[shard];
+            keys[i % keys.len()].clone()
+        };
+        let mut txn = vec![json!(["w", pick(home), value])];
+        if cross {
+            txn.push(json!(["w", pick((home + 1) % by_shard.len()), value]));
+        }
+        let r = kv_call(stream, &json!({"id": i, "txn": txn, "forward": true}))?;
+        if r["type"] != "ok" {
+            bail!("put failed: {r}");
+        }
+        Ok(())
+    })
+}
+
+fn etcd_put(host: String, value: String, keys: usize) -> Put {
     let value = base64(value.as_bytes());
-    Arc::new(move |key, conn| {
+    Arc::new(move |_, i, conn| {
+        let key = i % keys;
         if conn.is_none() {
             *conn = Some(connect(&host)?);
         }
@@ -282,7 +338,6 @@ fn load(args: &Args, put: Put) -> anyhow::Result<(Vec<Duration>, Duration, u64)>
     let mut workers = Vec::new();
     for c in 0..args.clients {
         let (put, stop, measuring) = (put.clone(), stop.clone(), measuring.clone());
-        let keys = args.keys.max(1);
         workers.push(std::thread::spawn(move || {
             let mut conn = None;
             let mut latencies = Vec::new();
@@ -290,7 +345,7 @@ fn load(args: &Args, put: Put) -> anyhow::Result<(Vec<Duration>, Duration, u64)>
             let mut i = c;
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                match put(i % keys, &mut conn) {
+                match put(c, i, &mut conn) {
                     Ok(()) if measuring.load(Ordering::Relaxed) => {
                         latencies.push(started.elapsed())
                     }
@@ -333,22 +388,39 @@ fn main() -> anyhow::Result<()> {
             binary,
             consensus,
             node_log,
+            shards,
+            commit_protocol,
+            cross,
         } => {
             let binary = match binary {
                 Some(b) => b.clone(),
                 None => std::env::current_exe()?.with_file_name("faultline-kv"),
             };
-            let cluster = start_kv(binary, consensus, node_log)?;
+            let extra = [
+                "--shards".to_string(),
+                shards.to_string(),
+                "--commit-protocol".to_string(),
+                commit_protocol.clone(),
+            ];
+            let cluster = start_kv(binary, consensus, node_log, &extra)?;
             let leader = kv_leader(&cluster)?;
-            eprintln!("faultline-kv leader at {leader}");
-            ("faultline-kv", Some(cluster), kv_put(leader, value))
+            let keys = args.keys.max(2);
+            let put = if *shards > 1 {
+                // Let every shard elect its preferred leader before loading.
+                std::thread::sleep(Duration::from_secs(2));
+                kv_sharded_put(cluster.clients.clone(), value, keys, *shards, *cross)
+            } else {
+                eprintln!("faultline-kv leader at {leader}");
+                kv_put(leader, value, keys, *cross)
+            };
+            ("faultline-kv", Some(cluster), put)
         }
         Target::Etcd { endpoint } => {
             let host = endpoint
                 .trim_start_matches("http://")
                 .trim_end_matches('/')
                 .to_string();
-            ("etcd", None, etcd_put(host, value))
+            ("etcd", None, etcd_put(host, value, args.keys.max(1)))
         }
     };
     let (all, elapsed, errors) = load(&args, put)?;

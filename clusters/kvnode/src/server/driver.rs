@@ -24,12 +24,14 @@ use super::event::Event;
 use super::router::Router;
 use super::transport::Transport;
 
+mod commit_state;
 mod cross_shard;
 pub mod entries;
+mod parts;
 pub mod three_pc;
 
+pub use commit_state::{Commit, CommitSettings};
 use cross_shard::CrossShard;
-pub use cross_shard::{Commit, CommitSettings};
 use entries::Command;
 
 /// A client waiting for its transaction.

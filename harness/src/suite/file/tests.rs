@@ -92,12 +92,17 @@ fn the_example_nightly_suite_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/nightly.toml");
     let suite = load(&path, None, None).unwrap();
     assert_eq!(suite.name, "nightly");
-    assert_eq!(suite.runs.len(), 2 * 5 * 6 * 3);
+    // The matrix, then three sharded runs on three seeds each.
+    assert_eq!(suite.runs.len(), 2 * 5 * 6 * 3 + 3 * 3);
     assert!(suite.runs.iter().all(|r| r.expect == Expect::Valid));
+    assert_eq!(
+        suite.runs.iter().filter(|r| r.config.shards == 3).count(),
+        9
+    );
     let ci = load(&path, None, Some("ci")).unwrap();
-    assert_eq!(ci.runs.len(), 2 * 5);
+    assert_eq!(ci.runs.len(), 2 * 5 + 3);
     let docker = load(&path, None, Some("docker")).unwrap();
-    assert_eq!(docker.runs.len(), 2 * 5);
+    assert_eq!(docker.runs.len(), 2 * 5 + 3);
     assert!(
         docker
             .runs
@@ -111,7 +116,7 @@ fn the_example_nightly_suite_is_valid() {
             .all(|r| !r.config.nemesis.contains(&Fault::Power))
     );
     let docker_full = load(&path, None, Some("docker-full")).unwrap();
-    assert_eq!(docker_full.runs.len(), 2 * 5 * 6 * 3);
+    assert_eq!(docker_full.runs.len(), 2 * 5 * 6 * 3 + 3 * 3);
     // Schedule paths are relative to where faultline runs (the repository root);
     // tests run in harness/, so they read a copy with the paths made absolute.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -32,17 +32,17 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
-use faultline_kv_proto::shard_of;
-
-use crate::commit::two_phase::{self, Durable, Outbox, Record};
+use crate::commit::two_phase::{self, Outbox, Record};
 use crate::commit::{self, Decision, ShardId, TxnId, three_phase};
 use crate::consensus::{NodeId, Role};
-use crate::kv::{MicroOp, TxnOutcome, parse_txn, txn_to_json};
+use crate::kv::{MicroOp, TxnOutcome, parse_txn};
 use crate::peer::{PeerCore, PeerMessage};
 use crate::protocol::{Request, Response};
 use crate::storage::Persist;
 
 use super::super::event::Event;
+use super::commit_state::{Commit, CommitSettings};
+use super::parts::{assemble, split, splitmix};
 use super::three_pc::ThreePc;
 use super::{Driver, Waiter, entries, locked_message};
 
@@ -56,82 +56,6 @@ struct Pending {
     reply: UnboundedSender<Response>,
     ops: Vec<MicroOp>,
     deadline: Instant,
-}
-
-/// The shard's side of its commit protocol.
-#[derive(Debug)]
-pub enum Commit {
-    /// Two-phase commit over the replicated shard.
-    TwoPhase(Box<two_phase::Shard>),
-    /// Three-phase commit at the shard's home.
-    ThreePhase(Box<ThreePc>),
-}
-
-impl Commit {
-    /// Whether this replica acts for the shard (2PC: leads it; 3PC: its one-node group
-    /// elected it).
-    pub(super) fn leading(&self) -> bool {
-        match self {
-            Commit::TwoPhase(shard) => shard.leading(),
-            Commit::ThreePhase(three) => three.leading,
-        }
-    }
-
-    fn set_leader(&mut self, leading: bool) {
-        match self {
-            Commit::TwoPhase(shard) => shard.set_leader(leading),
-            Commit::ThreePhase(three) => three.leading = leading,
-        }
-    }
-
-    /// Whether a single-shard transaction on `key` must wait (see the module docs).
-    fn is_busy(&self, key: &str) -> bool {
-        match self {
-            Commit::TwoPhase(shard) => shard.is_busy(key),
-            Commit::ThreePhase(three) => three.is_busy(key),
-        }
-    }
-
-    /// Whether a single-shard transaction on `key` must abort when applied. Only
-    /// 2PC's locks are built by the log, and so the same when the log is replayed;
-    /// 3PC's live on their own disk, and a transaction never reaches its shard's log
-    /// while they hold its keys (the leader holds it back, and a can-commit is
-    /// refused while it is in flight).
-    fn is_locked(&self, key: &str) -> bool {
-        match self {
-            Commit::TwoPhase(shard) => shard.is_locked(key),
-            Commit::ThreePhase(_) => false,
-        }
-    }
-
-    /// What a snapshot of the shard must carry besides the store: 2PC's records;
-    /// 3PC's committed parts applied (as `finished`).
-    pub(super) fn durable(&self) -> Option<Durable> {
-        match self {
-            Commit::TwoPhase(shard) => Some(shard.durable()),
-            Commit::ThreePhase(three) => Some(Durable {
-                finished: three.applied_parts.clone(),
-                ..Durable::default()
-            }),
-        }
-    }
-
-    /// Restores what a snapshot carried.
-    pub(super) fn restore(&mut self, state: Durable) {
-        match self {
-            Commit::TwoPhase(shard) => shard.restore(state),
-            Commit::ThreePhase(three) => three.applied_parts = state.finished,
-        }
-    }
-}
-
-/// How a sharded node's loop commits cross-shard transactions.
-#[derive(Debug)]
-pub enum CommitSettings {
-    /// Two-phase commit with these timeouts.
-    TwoPhase(two_phase::Config),
-    /// Three-phase commit at the shard's home, its disk already read.
-    ThreePhase(Box<ThreePc>),
 }
 
 /// A shard loop's cross-shard state.
@@ -183,60 +107,6 @@ impl CrossShard {
         self.next += 1;
         splitmix(self.seed.wrapping_add(self.next))
     }
-}
-
-/// SplitMix64's output function: a bijection that spreads its input's bits.
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// `txn`'s parts: for each shard it touches, the keys and micro-ops there, in order.
-fn split(txn: &[MicroOp], shards: u32) -> Vec<(ShardId, Vec<String>, Vec<u8>)> {
-    let mut parts: BTreeMap<ShardId, (Vec<String>, Vec<MicroOp>)> = BTreeMap::new();
-    for op in txn {
-        let key = op.key_string();
-        let (keys, ops) = parts.entry(shard_of(&key, shards)).or_default();
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-        ops.push(op.clone());
-    }
-    parts
-        .into_iter()
-        .map(|(shard, (keys, ops))| {
-            let part = serde_json::to_vec(&txn_to_json(&ops)).unwrap_or_default();
-            (shard, keys, part)
-        })
-        .collect()
-}
-
-/// The transaction's results from its parts' reads, in its own order; `None` when a
-/// part with reads did not report them.
-fn assemble(
-    txn: &[MicroOp],
-    shards: u32,
-    reads: &BTreeMap<ShardId, Vec<u8>>,
-) -> Option<Vec<Value>> {
-    let mut parts: BTreeMap<ShardId, std::vec::IntoIter<Value>> = reads
-        .iter()
-        .filter_map(|(shard, bytes)| {
-            let values: Vec<Value> = serde_json::from_slice(bytes).ok()?;
-            Some((*shard, values.into_iter()))
-        })
-        .collect();
-    txn.iter()
-        .map(|op| {
-            let shard = shard_of(&op.key_string(), shards);
-            match parts.get_mut(&shard).and_then(Iterator::next) {
-                Some(result) => Some(result),
-                None if !op.is_read() => Some(op.to_json(None)),
-                None => None,
-            }
-        })
-        .collect()
 }
 
 impl<C: PeerCore + Persist> Driver<C> {
@@ -681,50 +551,6 @@ impl<C: PeerCore + Persist> Driver<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn ops(v: Value) -> Vec<MicroOp> {
-        parse_txn(&v).unwrap()
-    }
-
-    #[test]
-    fn a_transaction_splits_by_shard_and_its_results_reassemble_in_order() {
-        let txn = ops(json!([
-            ["append", "a", 1],
-            ["r", "b", null],
-            ["r", "a", null]
-        ]));
-        let shards = 64;
-        let parts = split(&txn, shards);
-        let (sa, sb) = (shard_of("a", shards), shard_of("b", shards));
-        assert_ne!(sa, sb, "pick keys of different shards");
-        assert_eq!(parts.len(), 2);
-        let part_a = parts.iter().find(|p| p.0 == sa).unwrap();
-        assert_eq!(part_a.1, vec!["a".to_string()]);
-        let part_ops: Value = serde_json::from_slice(&part_a.2).unwrap();
-        assert_eq!(part_ops, json!([["append", "a", 1], ["r", "a", null]]));
-        let mut reads = BTreeMap::new();
-        reads.insert(
-            sa,
-            serde_json::to_vec(&json!([["append", "a", 1], ["r", "a", [1]]])).unwrap(),
-        );
-        reads.insert(sb, serde_json::to_vec(&json!([["r", "b", [7]]])).unwrap());
-        assert_eq!(
-            assemble(&txn, shards, &reads),
-            Some(vec![
-                json!(["append", "a", 1]),
-                json!(["r", "b", [7]]),
-                json!(["r", "a", [1]])
-            ])
-        );
-        reads.remove(&sb);
-        assert_eq!(assemble(&txn, shards, &reads), None, "a read is missing");
-        let writes = ops(json!([["w", "a", 1], ["w", "b", 2]]));
-        assert_eq!(
-            assemble(&writes, shards, &BTreeMap::new()),
-            Some(vec![json!(["w", "a", 1]), json!(["w", "b", 2])])
-        );
-    }
 
     #[test]
     fn transaction_ids_do_not_repeat() {

@@ -319,3 +319,62 @@ impl<C: PeerCore + Persist> Driver<C> {
         self.defer(entry);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit::three_phase::Phase;
+
+    #[test]
+    fn the_3pc_log_reads_back_what_was_written_and_drops_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("faultline-kv-3pc-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut log, disk) = DiskLog::open(&dir).unwrap();
+        assert_eq!(disk, Disk::default());
+        let state = PartState {
+            phase: Phase::Uncertain,
+            coordinator: 1,
+            participants: vec![0, 1],
+            keys: vec!["x".into()],
+            part: b"[[\"w\",\"x\",1]]".to_vec(),
+        };
+        let committed = PartState {
+            phase: Phase::Committed,
+            ..state.clone()
+        };
+        log.append(&[
+            Line::Part { txn: 7, state },
+            Line::Decision {
+                txn: 8,
+                decision: Decision::Abort,
+            },
+            Line::Part {
+                txn: 7,
+                state: committed.clone(),
+            },
+        ])
+        .unwrap();
+        drop(log);
+        // A crash in the middle of the next line.
+        let path = dir.join("3pc.log");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"part\":{\"txn\":9,\"sta").unwrap();
+        drop(file);
+        let (mut log, disk) = DiskLog::open(&dir).unwrap();
+        assert_eq!(disk.parts.get(&7), Some(&committed), "the later line wins");
+        assert_eq!(disk.decisions.get(&8), Some(&Decision::Abort));
+        assert_eq!(disk.parts.len(), 1, "the torn line is dropped");
+        log.append(&[Line::Decision {
+            txn: 9,
+            decision: Decision::Commit,
+        }])
+        .unwrap();
+        let (_, disk) = DiskLog::open(&dir).unwrap();
+        assert_eq!(
+            disk.decisions.get(&9),
+            Some(&Decision::Commit),
+            "appends after the cut"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
