@@ -265,9 +265,10 @@ fn start_shard(cfg: &ServerConfig, shard_loop: ShardLoop) -> Result<(), ServerEr
     let fsync = !cfg.bugs.contains(&Bug::NoFsync);
     let (storage, restored) = Storage::open(&dir, fsync)?;
     if restored.torn_bytes > 0 {
+        // `bytes` first: readers (the disk nemesis's tests) look for `log bytes=N`.
         tracing::warn!(
-            shard,
             bytes = restored.torn_bytes,
+            shard,
             "truncated a torn tail of the write-ahead log"
         );
     }
