@@ -480,35 +480,18 @@ impl<C: PeerCore + Persist> Driver<C> {
     }
 
     fn expire(&mut self, now: Instant) {
-        let expired: Vec<u64> = self
-            .writes
-            .iter()
-            .filter(|(_, w)| w.deadline <= now)
-            .map(|(i, _)| *i)
-            .collect();
-        for index in expired {
-            if let Some(w) = self.writes.remove(&index) {
-                let message =
-                    "no outcome within the request timeout; the write may still take effect";
-                let _ = w
-                    .reply
-                    .send(Response::info(w.id, self.id, "timeout", message));
-            }
+        for (_, w) in self.writes.extract_if(|_, w| w.deadline <= now) {
+            let message = "no outcome within the request timeout; the write may still take effect";
+            let _ = w
+                .reply
+                .send(Response::info(w.id, self.id, "timeout", message));
         }
-        let expired: Vec<u64> = self
-            .reads
-            .iter()
-            .filter(|(_, w)| w.deadline <= now)
-            .map(|(c, _)| *c)
-            .collect();
-        for ctx in expired {
-            if let Some(w) = self.reads.remove(&ctx) {
-                let message =
-                    "the read was not confirmed within the request timeout (reads have no effect)";
-                let _ = w
-                    .reply
-                    .send(Response::fail(w.id, self.id, "timeout", message));
-            }
+        for (_, w) in self.reads.extract_if(|_, w| w.deadline <= now) {
+            let message =
+                "the read was not confirmed within the request timeout (reads have no effect)";
+            let _ = w
+                .reply
+                .send(Response::fail(w.id, self.id, "timeout", message));
         }
     }
 

@@ -356,20 +356,12 @@ impl<C: PeerCore + Persist> Driver<C> {
         let Some(cross) = &mut self.cross else {
             return;
         };
-        let late: Vec<TxnId> = cross
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(txn, _)| *txn)
-            .collect();
-        for txn in late {
-            if let Some(p) = cross.pending.remove(&txn) {
-                let message = "no outcome within the request timeout; the cross-shard \
-                               transaction may still take effect";
-                let _ = p
-                    .reply
-                    .send(Response::info(p.id, self.id, "timeout", message));
-            }
+        for (_, p) in cross.pending.extract_if(|_, p| p.deadline <= now) {
+            let message = "no outcome within the request timeout; the cross-shard \
+                           transaction may still take effect";
+            let _ = p
+                .reply
+                .send(Response::info(p.id, self.id, "timeout", message));
         }
     }
 
